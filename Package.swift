@@ -1,0 +1,69 @@
+// swift-tools-version:6.1
+//
+// sovnet: user-mode networking for virtual machines, wire-compatible with
+// gvisor-tap-vsock. The modules follow the layers in docs/architecture.md;
+// each depends only on the layers above it.
+import PackageDescription
+
+let package = Package(
+    name: "sovnet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sovnet", targets: ["sovnet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Layer 1: packet formats over bytes. Pure: no I/O, no dependencies.
+        .target(name: "SovnetWire"),
+
+        // C declarations Swift cannot spell: ioctls, sockaddr_vm, sendmmsg.
+        .target(name: "CSovnetShim"),
+        // libpcap, found through pkg-config (Debian: libpcap-dev).
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+
+        // Layer 2: how frames travel: framings, endpoints, tap, capture.
+        .target(
+            name: "SovnetLink",
+            dependencies: [
+                "SovnetWire", "CSovnetShim", "CPcap",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // Layer 4: drivers that put the layers to work.
+        .target(
+            name: "SovnetDrivers",
+            dependencies: ["SovnetWire", "SovnetLink"]
+        ),
+
+        // Layer 5: the command line; parses options and calls the drivers.
+        .executableTarget(
+            name: "sovnet",
+            dependencies: [
+                "SovnetDrivers", "SovnetLink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire"]),
+        .testTarget(
+            name: "SovnetLinkTests",
+            dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]
+        ),
+        .testTarget(
+            name: "SovnetDriversTests",
+            dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire"]
+        ),
+        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet"]),
+    ]
+)

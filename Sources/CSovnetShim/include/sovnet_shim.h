@@ -1,0 +1,54 @@
+// C declarations that Swift cannot import or spell directly: the tun/tap and
+// interface ioctls, vsock addresses, and the batched socket calls that glibc
+// only declares under _GNU_SOURCE.
+#ifndef SOVNET_SHIM_H
+#define SOVNET_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/// Attaches `fd` (an open /dev/net/tun) to the tap interface `name` with
+/// IFF_TAP | IFF_NO_PI, creating it if needed. The kernel's chosen name is
+/// written to `name_out` (at least 16 bytes). Returns 0 or -1 with errno set.
+int sovnet_tap_attach(int fd, const char *name, char *name_out);
+
+/// Sets the hardware address of interface `name`. Returns 0 or -1 with errno.
+int sovnet_set_hwaddr(const char *name, const uint8_t mac[6]);
+
+/// Reads the hardware address of interface `name`. Returns 0 or -1 with errno.
+int sovnet_get_hwaddr(const char *name, uint8_t mac_out[6]);
+
+/// Reads the MTU of interface `name` into `mtu_out`. Returns 0 or -1 with errno.
+int sovnet_get_mtu(const char *name, int *mtu_out);
+
+/// Fills a `struct sockaddr_vm` for `cid`:`port` into `storage`; returns its length.
+socklen_t sovnet_sockaddr_vm(struct sockaddr_storage *storage, unsigned int cid, unsigned int port);
+
+/// The CID and port of a `struct sockaddr_vm` held in `storage`.
+void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned int *cid, unsigned int *port);
+
+/// AF_VSOCK, which older C libraries do not export to Swift.
+int sovnet_af_vsock(void);
+
+/// VMADDR_CID_ANY, for listening on every CID.
+unsigned int sovnet_vmaddr_cid_any(void);
+
+/// One received or sent datagram of a batch: `mmsghdr` without the GNU-only type.
+struct sovnet_mmsg {
+    struct iovec iov;
+    struct sockaddr_storage address;
+    socklen_t address_length;
+    unsigned int length;
+};
+
+/// recvmmsg(2) into `count` slots, each with one iovec and room for an address.
+/// Returns how many arrived, or -1 with errno.
+int sovnet_recvmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int flags);
+
+/// sendmmsg(2) from `count` slots; an address length of 0 means "connected".
+/// Returns how many were sent, or -1 with errno.
+int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int flags);
+
+#endif

@@ -1,0 +1,117 @@
+#define _GNU_SOURCE
+#include "sovnet_shim.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/vm_sockets.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static int copy_name(struct ifreq *request, const char *name) {
+    if (name == NULL || strlen(name) >= IFNAMSIZ) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(request, 0, sizeof(*request));
+    strncpy(request->ifr_name, name, IFNAMSIZ - 1);
+    return 0;
+}
+
+static int with_control_socket(unsigned long op, struct ifreq *request) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -1;
+    int result = ioctl(sock, op, request);
+    int saved = errno;
+    close(sock);
+    errno = saved;
+    return result;
+}
+
+int sovnet_tap_attach(int fd, const char *name, char *name_out) {
+    struct ifreq request;
+    if (copy_name(&request, name) < 0) return -1;
+    request.ifr_flags = IFF_TAP | IFF_NO_PI;
+    if (ioctl(fd, TUNSETIFF, &request) < 0) return -1;
+    memcpy(name_out, request.ifr_name, IFNAMSIZ);
+    name_out[IFNAMSIZ - 1] = 0;
+    return 0;
+}
+
+int sovnet_set_hwaddr(const char *name, const uint8_t mac[6]) {
+    struct ifreq request;
+    if (copy_name(&request, name) < 0) return -1;
+    request.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(request.ifr_hwaddr.sa_data, mac, 6);
+    return with_control_socket(SIOCSIFHWADDR, &request);
+}
+
+int sovnet_get_hwaddr(const char *name, uint8_t mac_out[6]) {
+    struct ifreq request;
+    if (copy_name(&request, name) < 0) return -1;
+    if (with_control_socket(SIOCGIFHWADDR, &request) < 0) return -1;
+    memcpy(mac_out, request.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+int sovnet_get_mtu(const char *name, int *mtu_out) {
+    struct ifreq request;
+    if (copy_name(&request, name) < 0) return -1;
+    if (with_control_socket(SIOCGIFMTU, &request) < 0) return -1;
+    *mtu_out = request.ifr_mtu;
+    return 0;
+}
+
+socklen_t sovnet_sockaddr_vm(struct sockaddr_storage *storage, unsigned int cid, unsigned int port) {
+    struct sockaddr_vm *address = (struct sockaddr_vm *)storage;
+    memset(storage, 0, sizeof(*storage));
+    address->svm_family = AF_VSOCK;
+    address->svm_cid = cid;
+    address->svm_port = port;
+    return sizeof(*address);
+}
+
+void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned int *cid, unsigned int *port) {
+    const struct sockaddr_vm *address = (const struct sockaddr_vm *)storage;
+    *cid = address->svm_cid;
+    *port = address->svm_port;
+}
+
+int sovnet_af_vsock(void) { return AF_VSOCK; }
+
+unsigned int sovnet_vmaddr_cid_any(void) { return VMADDR_CID_ANY; }
+
+enum { batch_limit = 64 };
+
+static void fill_headers(struct mmsghdr *headers, struct sovnet_mmsg *slots, unsigned int count, int receiving) {
+    for (unsigned int i = 0; i < count; i++) {
+        memset(&headers[i], 0, sizeof(headers[i]));
+        headers[i].msg_hdr.msg_iov = &slots[i].iov;
+        headers[i].msg_hdr.msg_iovlen = 1;
+        if (receiving || slots[i].address_length > 0) {
+            headers[i].msg_hdr.msg_name = &slots[i].address;
+            headers[i].msg_hdr.msg_namelen = receiving ? sizeof(slots[i].address) : slots[i].address_length;
+        }
+    }
+}
+
+int sovnet_recvmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int flags) {
+    struct mmsghdr headers[batch_limit];
+    if (count > batch_limit) count = batch_limit;
+    fill_headers(headers, slots, count, 1);
+    int received = recvmmsg(fd, headers, count, flags, NULL);
+    for (int i = 0; i < received; i++) {
+        slots[i].length = headers[i].msg_len;
+        slots[i].address_length = headers[i].msg_hdr.msg_namelen;
+    }
+    return received;
+}
+
+int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int flags) {
+    struct mmsghdr headers[batch_limit];
+    if (count > batch_limit) count = batch_limit;
+    fill_headers(headers, slots, count, 0);
+    return sendmmsg(fd, headers, count, flags);
+}

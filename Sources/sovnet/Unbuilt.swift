@@ -1,0 +1,44 @@
+// Subcommands whose drivers are still being built. Each names the issue that
+// builds it and exits non-zero, so scripts never mistake it for success.
+import ArgumentParser
+
+/// Fails with a message naming the issue that delivers the command.
+struct NotYetBuilt: Error, CustomStringConvertible {
+    let command: String
+    let issue: Int
+    var description: String {
+        "sovnet \(command) is not built yet (issue #\(issue)); see docs/roadmap.md"
+    }
+}
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Guest side: move frames between tap0 and the host, with a built-in DHCP client."
+    )
+    func run() throws { throw NotYetBuilt(command: "forward", issue: 3) }
+}
+
+struct ProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Host side: an unprivileged virtual network (switch, DHCP, DNS, NAT, port forwards)."
+    )
+    func run() throws { throw NotYetBuilt(command: "proxy", issue: 4) }
+}
+
+struct UpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Boot a guest (network namespace, QEMU or crosvm) and check that it is reachable."
+    )
+    func run() throws { throw NotYetBuilt(command: "up", issue: 7) }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure latency and throughput through the stack."
+    )
+    func run() throws { throw NotYetBuilt(command: "bench", issue: 6) }
+}
