@@ -55,7 +55,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire"]),
+        .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire", "SovnetLink"]),
         .testTarget(
             name: "SovnetLinkTests",
             dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]

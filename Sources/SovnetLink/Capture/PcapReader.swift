@@ -1,0 +1,77 @@
+// Reads frames back from a pcap (or pcapng) file through libpcap, with an
+// optional BPF filter, for `sovnet pcap` and for tests.
+import CPcap
+
+/// One frame read from a capture file.
+public struct CapturedFrame: Sendable {
+    /// Seconds and microseconds since the epoch.
+    public var seconds: Int
+    public var microseconds: Int
+    /// The frame's length on the wire; `bytes` may be shorter if it was cut.
+    public var originalLength: Int
+    public var bytes: [UInt8]
+}
+
+/// A capture file opened for reading.
+public final class PcapReader: Sequence, IteratorProtocol {
+    public let path: String
+    /// The file's link-layer type (`DLT_EN10MB` = 1 for Ethernet).
+    public let linkType: Int32
+    private let handle: OpaquePointer
+    /// The last read error, if reading stopped early.
+    public private(set) var failure: CaptureError?
+
+    public init(path: String, filter: String? = nil) throws(CaptureError) {
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard let handle = pcap_open_offline(path, &errorBuffer) else {
+            throw CaptureError.cannotOpen(path: path, reason: String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        self.path = path
+        self.handle = handle
+        linkType = pcap_datalink(handle)
+        if let filter {
+            var program = bpf_program()
+            guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+                let reason = String(cString: pcap_geterr(handle))
+                pcap_close(handle)
+                throw CaptureError.badFilter(expression: filter, reason: reason)
+            }
+            defer { pcap_freecode(&program) }
+            guard pcap_setfilter(handle, &program) == 0 else {
+                let reason = String(cString: pcap_geterr(handle))
+                pcap_close(handle)
+                throw CaptureError.badFilter(expression: filter, reason: reason)
+            }
+        }
+    }
+
+    deinit {
+        pcap_close(handle)
+    }
+
+    /// The next frame, or nil at the end of the file or on an error (see `failure`).
+    public func next() -> CapturedFrame? {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let result = pcap_next_ex(handle, &header, &data)
+        guard result == 1, let header, let data else {
+            if result == PCAP_ERROR {
+                failure = .cannotOpen(path: path, reason: String(cString: pcap_geterr(handle)))
+            }
+            return nil
+        }
+        let length = Int(header.pointee.caplen)
+        return CapturedFrame(
+            seconds: Int(header.pointee.ts.tv_sec), microseconds: Int(header.pointee.ts.tv_usec),
+            originalLength: Int(header.pointee.len),
+            bytes: Array(UnsafeBufferPointer(start: data, count: length)))
+    }
+
+    /// Every frame of the file at `path`.
+    public static func frames(at path: String, filter: String? = nil) throws(CaptureError) -> [CapturedFrame] {
+        let reader = try PcapReader(path: path, filter: filter)
+        let frames = Array(reader)
+        if let failure = reader.failure { throw failure }
+        return frames
+    }
+}
