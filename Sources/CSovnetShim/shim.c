@@ -79,6 +79,8 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
     *port = address->svm_port;
 }
 
+int sovnet_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
 int sovnet_af_vsock(void) { return AF_VSOCK; }
 
 unsigned int sovnet_vmaddr_cid_any(void) { return VMADDR_CID_ANY; }

@@ -29,6 +29,9 @@ socklen_t sovnet_sockaddr_vm(struct sockaddr_storage *storage, unsigned int cid,
 /// The CID and port of a `struct sockaddr_vm` held in `storage`.
 void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned int *cid, unsigned int *port);
 
+/// accept4(2) with SOCK_CLOEXEC, which glibc only declares under _GNU_SOURCE.
+int sovnet_accept_cloexec(int fd);
+
 /// AF_VSOCK, which older C libraries do not export to Swift.
 int sovnet_af_vsock(void);
 

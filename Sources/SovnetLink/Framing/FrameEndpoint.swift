@@ -1,0 +1,48 @@
+/// Something Ethernet frames go in and out of: a framed socket or a tap device.
+///
+/// `receive` reads what is ready in as few system calls as it can and hands
+/// over each frame, borrowed for the duration of the call. `send` writes a
+/// batch of frames and returns once the kernel has taken all of them, waiting
+/// for room if it must; that wait is the back-pressure a slow peer exerts.
+public protocol FrameEndpoint: AnyObject {
+    /// The descriptor to poll for readability.
+    var readDescriptor: Int32 { get }
+    /// Reads one batch; blocks only if the descriptor blocks and nothing is ready.
+    func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus
+    /// Sends `frames` in order.
+    func send(_ frames: [UnsafeRawBufferPointer]) throws
+    /// Closes the descriptors; further calls fail.
+    func close()
+}
+
+extension FrameEndpoint {
+    /// Sends one frame.
+    public func send(_ frame: UnsafeRawBufferPointer) throws {
+        try send([frame])
+    }
+
+    /// Sends one frame held in an array.
+    public func send(_ frame: [UInt8]) throws {
+        try frame.withUnsafeBytes { try send([$0]) }
+    }
+}
+
+/// What one `receive` call found.
+public enum ReceiveStatus: Equatable, Sendable {
+    /// This many frames were handed to the body (possibly 0, mid-frame).
+    case frames(Int)
+    /// Nothing was ready on a non-blocking descriptor.
+    case wouldBlock
+    /// The peer closed the connection cleanly.
+    case closed
+}
+
+/// Counters of frames a connection dropped instead of closing.
+public struct DropCounters: Sendable, Equatable {
+    /// Datagrams shorter than an Ethernet header (vfkit's magic excepted).
+    public var runt = 0
+    /// Datagrams longer than the maximum frame length.
+    public var oversized = 0
+    /// Frames sent before a vfkit peer was known.
+    public var noPeer = 0
+}

@@ -1,0 +1,121 @@
+// Opening framed connections from endpoint URLs, on both sides: `connect`
+// for the side that dials (gvforwarder's role, or a test's QEMU stand-in) and
+// `FrameListener` for the side that serves (gvproxy's `-listen*` flags).
+import Glibc
+import Logging
+
+/// Dials framed connections.
+public enum FrameTransport {
+    /// The default largest frame: a 1500-byte MTU, an Ethernet header and one VLAN tag.
+    public static let defaultMaximumFrameLength = 1518
+
+    /// Connects to `endpoint` and speaks `framing`. For `vm`, the request head
+    /// (path from the URL, `/connect` by default) is written first.
+    public static func connect(to endpoint: Endpoint, framing: Framing,
+                               maximumFrameLength: Int = defaultMaximumFrameLength,
+                               logger: Logger = Logger(label: "sovnet.link")) throws -> FrameEndpoint {
+        try checkCompatible(endpoint, framing)
+        if endpoint == .stdio {
+            return StreamFrameConnection(framing: framing, readDescriptor: 0, writeDescriptor: 1,
+                                         maximumFrameLength: maximumFrameLength, logger: logger)
+        }
+        let fd = try Sockets.connect(to: endpoint)
+        switch framing {
+        case .bess, .vfkit:
+            let connection = PacketFrameConnection(framing: framing, descriptor: fd,
+                                                   maximumFrameLength: maximumFrameLength, logger: logger)
+            if framing == .vfkit { try connection.sendGreeting() }
+            return connection
+        case .vm, .qemu, .stdio:
+            let connection = StreamFrameConnection(framing: framing, readDescriptor: fd, writeDescriptor: fd,
+                                                   maximumFrameLength: maximumFrameLength, logger: logger)
+            if framing == .vm {
+                var path = "/connect"
+                if case .vsock(_, _, let urlPath?) = endpoint { path = urlPath }
+                try connection.sendRaw(Framing.vmRequestHead(path: path))
+            }
+            return connection
+        }
+    }
+
+    /// Packet framings need packet sockets, and stream framings stream ones.
+    static func checkCompatible(_ endpoint: Endpoint, _ framing: Framing) throws(LinkError) {
+        let fits = switch endpoint {
+        case .unixPacket: framing == .bess
+        case .unixDatagram: framing == .vfkit
+        case .unix, .vsock, .tcp, .stdio: framing.lengthPrefix != nil
+        }
+        guard fits else {
+            throw LinkError.unsupported("the \(framing) framing cannot run over \(endpoint)")
+        }
+    }
+}
+
+/// Serves framed connections on an endpoint.
+///
+/// Stream and seqpacket endpoints accept any number of connections. A
+/// datagram (vfkit) or stdio endpoint has one peer: `accept` returns its
+/// connection once. The socket path is created with `socketMode` and removed
+/// by `close`.
+public final class FrameListener {
+    public let endpoint: Endpoint
+    public let framing: Framing
+    public let maximumFrameLength: Int
+    /// The listening descriptor (for polling); -1 for stdio.
+    public let descriptor: Int32
+    private let logger: Logger
+    private var handedOutSinglePeer = false
+    private var closed = false
+
+    public init(endpoint: Endpoint, framing: Framing, maximumFrameLength: Int = FrameTransport.defaultMaximumFrameLength,
+                socketMode: mode_t = 0o600, logger: Logger = Logger(label: "sovnet.link")) throws {
+        self.endpoint = endpoint
+        self.framing = framing
+        self.maximumFrameLength = maximumFrameLength
+        self.logger = logger
+        try FrameTransport.checkCompatible(endpoint, framing)
+        descriptor = endpoint == .stdio ? -1 : try Sockets.listen(on: endpoint, mode: socketMode)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Waits for the next peer and returns its connection.
+    public func accept() throws -> FrameEndpoint {
+        switch (endpoint, framing) {
+        case (.stdio, _), (.unixDatagram, _):
+            guard !handedOutSinglePeer else {
+                throw LinkError.unsupported("\(endpoint) serves a single peer, already connected")
+            }
+            handedOutSinglePeer = true
+            if endpoint == .stdio {
+                return StreamFrameConnection(framing: framing, readDescriptor: 0, writeDescriptor: 1,
+                                             maximumFrameLength: maximumFrameLength, logger: logger)
+            }
+            return PacketFrameConnection(framing: framing, descriptor: dup(descriptor),
+                                         maximumFrameLength: maximumFrameLength, learnsPeer: true, logger: logger)
+        case (_, .bess), (_, .vfkit):
+            return PacketFrameConnection(framing: framing, descriptor: try Sockets.accept(descriptor),
+                                         maximumFrameLength: maximumFrameLength, logger: logger)
+        default:
+            var expectedPath: String?
+            if framing == .vm {
+                expectedPath = "/connect"
+                if case .vsock(_, _, let path?) = endpoint { expectedPath = path }
+            }
+            let fd = try Sockets.accept(descriptor)
+            return StreamFrameConnection(framing: framing, readDescriptor: fd, writeDescriptor: fd,
+                                         maximumFrameLength: maximumFrameLength, expectedRequestPath: expectedPath,
+                                         logger: logger)
+        }
+    }
+
+    /// Stops listening and removes the socket path.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        if let path = endpoint.path { unlink(path) }
+    }
+}
