@@ -68,6 +68,11 @@ import Testing
             return path == "/nonexistent-dir/x.pcap" && reason.contains("No such file")
         }
         #expect(throws: CaptureError.self) { _ = try PcapReader(path: "/nonexistent.pcap") }
+        // A bad filter on a good file: the handle is released exactly once.
+        let good = Self.captures.appendingPathComponent("dns.pcap").path
+        for _ in 0..<3 {
+            #expect(throws: CaptureError.self) { _ = try PcapReader(path: good, filter: "port banana") }
+        }
     }
 
     /// tshark, the reference reader, decodes what sovnet writes.

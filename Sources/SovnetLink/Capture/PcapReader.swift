@@ -29,18 +29,16 @@ public final class PcapReader: Sequence, IteratorProtocol {
         self.path = path
         self.handle = handle
         linkType = pcap_datalink(handle)
+        // Every stored property is set, so from here a throw runs deinit,
+        // which closes the handle.
         if let filter {
             var program = bpf_program()
             guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-                let reason = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
-                throw CaptureError.badFilter(expression: filter, reason: reason)
+                throw CaptureError.badFilter(expression: filter, reason: String(cString: pcap_geterr(handle)))
             }
             defer { pcap_freecode(&program) }
             guard pcap_setfilter(handle, &program) == 0 else {
-                let reason = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
-                throw CaptureError.badFilter(expression: filter, reason: reason)
+                throw CaptureError.badFilter(expression: filter, reason: String(cString: pcap_geterr(handle)))
             }
         }
     }

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// Runs the built `sovnet` binary as a user would.
+@Suite struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `sovnet` executable next to the test bundle in the build folder.
+    static var binary: URL {
+        var directory = Bundle.main.bundleURL
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("sovnet").path),
+              directory.path != "/" {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("sovnet")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test func helpListsEverySubcommand() throws {
+        let result = try run(["--help"])
+        #expect(result.status == 0)
+        for command in ["forward", "proxy", "up", "pcap", "bench"] {
+            #expect(result.output.contains("  \(command) "), "\(command) missing from --help")
+        }
+    }
+
+    @Test func version() throws {
+        let result = try run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+    }
+
+    @Test(arguments: [("forward", 3), ("proxy", 4), ("up", 7), ("bench", 6)])
+    func unbuiltCommandsSaySoAndFail(command: String, issue: Int) throws {
+        let result = try run([command])
+        #expect(result.status != 0)
+        #expect(result.error.contains("sovnet \(command) is not built yet (issue #\(issue))"))
+    }
+
+    @Test func pcapSummaryPrintsTheGoldenLines() throws {
+        let capture = Self.root.appendingPathComponent("captures/dhcp-udhcpc.pcap").path
+        let golden = try String(contentsOf: Self.root.appendingPathComponent("Tests/SovnetDriversTests/Golden/dhcp-udhcpc.txt"),
+                                encoding: .utf8)
+        let result = try run(["pcap", "summary", capture])
+        #expect(result.status == 0)
+        #expect(result.output == golden)
+    }
+
+    @Test func pcapSummaryFilter() throws {
+        let capture = Self.root.appendingPathComponent("captures/gvproxy-v0.6.2-guest-tap.pcap").path
+        let result = try run(["pcap", "summary", capture, "--filter", "tcp[tcpflags] & tcp-rst != 0"])
+        #expect(result.status == 0)
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines[0].hasSuffix("TCP [R.] seq 0, ack 230273133, win 0, length 0"))
+        #expect(lines[1] == "1 frames, 54 bytes in 0.000 s: TCP 1")
+    }
+
+    @Test func pcapSummaryErrorsAreClear() throws {
+        let missing = try run(["pcap", "summary", "/nonexistent.pcap"])
+        #expect(missing.status != 0)
+        #expect(missing.error.contains("cannot open capture /nonexistent.pcap"))
+        let capture = Self.root.appendingPathComponent("captures/dns.pcap").path
+        let badFilter = try run(["pcap", "summary", capture, "--filter", "port banana"])
+        #expect(badFilter.status != 0)
+        #expect(badFilter.error.contains("bad capture filter 'port banana'"))
+    }
+}
