@@ -10,6 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sovnet", targets: ["sovnet"]),
+        .library(name: "SovnetWire", targets: ["SovnetWire"]),
+        .library(name: "SovnetLink", targets: ["SovnetLink"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -7,6 +7,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../scripts/lib.sh"
+install_packages dnsmasq-base busybox udhcpc isc-dhcp-client bind9-dnsutils iputils-ping curl tcpdump \
+    ethtool iproute2 python3
 server=svcap-server
 client=svcap-client
 work=$(mktemp -d)
@@ -14,7 +17,6 @@ pids=()
 
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
     ip netns del "$server" 2>/dev/null || true
     ip netns del "$client" 2>/dev/null || true
     rm -rf "/etc/netns/$client" "$work"

@@ -1,0 +1,27 @@
+# Shared by the scripts in this folder: find the Swift toolchain and install
+# Debian packages that are missing (and only those).
+
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    PATH="$PATH:/opt/swift/usr/bin"
+fi
+
+# install_packages PKG...: apt-get installs the packages not yet installed.
+install_packages() {
+    local missing=()
+    for package in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$package")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building sovnet needs besides Swift.
+build_packages=(libpcap-dev pkg-config)
+# What the tests use as real peers and references.
+test_packages=(tshark iproute2)
