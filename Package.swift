@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SovnetDriversTests",
-            dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore"],
+            dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim"],
             exclude: ["Golden"]
         ),
         .testTarget(name: "SovnetCLITests", dependencies: ["sovnet"]),

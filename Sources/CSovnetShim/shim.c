@@ -5,6 +5,7 @@
 #include <linux/if_tun.h>
 #include <linux/vm_sockets.h>
 #include <net/if.h>
+#include <sched.h>
 #include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -80,6 +81,8 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 }
 
 int sovnet_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+int sovnet_unshare_network(void) { return unshare(CLONE_NEWNET); }
 
 int sovnet_af_vsock(void) { return AF_VSOCK; }
 

@@ -32,6 +32,9 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 /// accept4(2) with SOCK_CLOEXEC, which glibc only declares under _GNU_SOURCE.
 int sovnet_accept_cloexec(int fd);
 
+/// unshare(CLONE_NEWNET): moves the calling thread into a new network namespace.
+int sovnet_unshare_network(void);
+
 /// AF_VSOCK, which older C libraries do not export to Swift.
 int sovnet_af_vsock(void);
 
