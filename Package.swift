@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
 

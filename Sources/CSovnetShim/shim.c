@@ -5,7 +5,9 @@
 #include <linux/if_tun.h>
 #include <linux/vm_sockets.h>
 #include <net/if.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -81,6 +83,31 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 }
 
 int sovnet_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+static int signal_pipe_write = -1;
+
+static void write_signal(int number) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)number;
+    if (write(signal_pipe_write, &byte, 1) < 0) { /* the pipe is full: a signal is already pending */ }
+    errno = saved;
+}
+
+int sovnet_signal_pipe(void) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    signal_pipe_write = fds[1];
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = write_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return fds[0];
+}
 
 int sovnet_unshare_network(void) { return unshare(CLONE_NEWNET); }
 

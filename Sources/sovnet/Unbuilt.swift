@@ -11,14 +11,6 @@ struct NotYetBuilt: Error, CustomStringConvertible {
     }
 }
 
-struct ForwardCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "forward",
-        abstract: "Guest side: move frames between tap0 and the host, with a built-in DHCP client."
-    )
-    func run() throws { throw NotYetBuilt(command: "forward", issue: 3) }
-}
-
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",

@@ -32,6 +32,11 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 /// accept4(2) with SOCK_CLOEXEC, which glibc only declares under _GNU_SOURCE.
 int sovnet_accept_cloexec(int fd);
 
+/// Installs handlers for SIGTERM, SIGINT and SIGHUP that write the signal
+/// number as one byte to a pipe, and ignores SIGPIPE. Returns the pipe's
+/// non-blocking read end (poll it), or -1 with errno set.
+int sovnet_signal_pipe(void);
+
 /// unshare(CLONE_NEWNET): moves the calling thread into a new network namespace.
 int sovnet_unshare_network(void);
 

@@ -1,7 +1,8 @@
 /// Something Ethernet frames go in and out of: a framed socket or a tap device.
 ///
 /// `receive` reads what is ready in as few system calls as it can and hands
-/// over each frame, borrowed for the duration of the call. `send` writes a
+/// over each frame, borrowed: the bytes stay valid until the next `receive`,
+/// so a caller may collect a batch and send it on. `send` writes a
 /// batch of frames and returns once the kernel has taken all of them, waiting
 /// for room if it must; that wait is the back-pressure a slow peer exerts.
 public protocol FrameEndpoint: AnyObject {

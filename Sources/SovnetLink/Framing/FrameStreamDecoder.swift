@@ -79,8 +79,8 @@ public final class FrameStreamDecoder {
         return count
     }
 
-    /// Calls `body` with each complete frame; the bytes are valid only during
-    /// the call. Returns the number of frames. Throws when the stream breaks
+    /// Calls `body` with each complete frame; the bytes stay valid until the
+    /// next `writableSpace` or `append`. Returns the number of frames. Throws when the stream breaks
     /// the framing; the connection must then be closed.
     @discardableResult
     public func forEachFrame(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {

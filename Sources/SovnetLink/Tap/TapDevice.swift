@@ -14,10 +14,13 @@ public final class TapDevice: FrameEndpoint {
     /// Largest frame read; longer frames are cut by the kernel and dropped here.
     public let maximumFrameLength: Int
     /// Frames per receive call at most.
-    public static let batch = 64
+    public let batch: Int
     /// Frames read but not delivered because of their length.
     public private(set) var drops = DropCounters()
-    private let buffer: UnsafeMutableRawBufferPointer
+    /// `batch` slots of `slotSize` bytes: each frame of a batch has its own,
+    /// so all stay valid until the next `receive`.
+    private let buffer: UnsafeMutableRawPointer
+    private let slotSize: Int
     private var closed = false
 
     /// Opens (creating if needed) the tap interface `name`, non-blocking.
@@ -39,7 +42,9 @@ public final class TapDevice: FrameEndpoint {
         self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         readDescriptor = fd
         self.maximumFrameLength = maximumFrameLength
-        buffer = .allocate(byteCount: maximumFrameLength + 1, alignment: 16)
+        slotSize = maximumFrameLength + 1
+        batch = max(4, min(64, 256 * 1024 / slotSize))
+        buffer = .allocate(byteCount: slotSize * batch, alignment: 16)
     }
 
     deinit {
@@ -69,8 +74,9 @@ public final class TapDevice: FrameEndpoint {
     /// Reads frames until none is ready or `batch` were read.
     public func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus {
         var frames = 0
-        while frames < Self.batch {
-            let count = read(readDescriptor, buffer.baseAddress, buffer.count)
+        while frames < batch {
+            let slot = buffer + frames * slotSize
+            let count = read(readDescriptor, slot, slotSize)
             if count < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN { return frames == 0 ? .wouldBlock : .frames(frames) }
@@ -85,7 +91,7 @@ public final class TapDevice: FrameEndpoint {
                 continue
             }
             frames += 1
-            try body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            try body(UnsafeRawBufferPointer(start: slot, count: count))
         }
         return .frames(frames)
     }

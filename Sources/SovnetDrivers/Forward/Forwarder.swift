@@ -1,0 +1,313 @@
+// `sovnet forward`: the guest half. One thread, one poll(2) loop over three
+// descriptors: the tap, the connection to the host, and a pipe that signal
+// handlers write to. Frames read from one side are collected and written to
+// the other as a batch; the next read waits until that write has gone, so
+// a slow side slows the other instead of filling memory.
+//
+// The DHCP client (SovnetCore) sees every frame from the host first and
+// keeps the replies meant for it; its frames go straight to the host, and its
+// leases are applied through rtnetlink and resolv.conf. The poll timeout is
+// the client's next deadline.
+//
+// When the host goes away the tap and its address stay (guest sockets
+// survive), the connection is retried with backoff from 100 ms to 5 s, and
+// the lease is confirmed again (INIT-REBOOT) once it is back.
+import CSovnetShim
+import Glibc
+import Logging
+import SovnetCore
+import SovnetLink
+import SovnetWire
+
+/// Runs the guest side until a signal or a fatal error.
+public final class Forwarder {
+    public let options: ForwarderOptions
+    private let logger: Logger
+    private var tap: TapDevice!
+    private var netlink: RouteNetlink?
+    private var interfaceIndex: Int32 = 0
+    private var connection: FrameEndpoint?
+    private var dhcp: DHCPClient?
+    private var staticApplied = false
+    private var capture: PcapWriter?
+    private var signals: Int32 = -1
+    /// Frames dropped because they were not well-formed Ethernet.
+    public private(set) var malformedFromHost = 0
+    private var batch: [UnsafeRawBufferPointer] = []
+
+    public init(options: ForwarderOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        batch.reserveCapacity(256)
+    }
+
+    /// Why `sovnet forward` cannot start.
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs until SIGTERM/SIGINT (returns 0) or a fatal error (throws).
+    public func run() throws -> Int32 {
+        if let present = options.stopIfExist.first(where: { RouteNetlink.interfaceIndex($0) != nil }) {
+            logger.notice("interface \(present) exists: this guest already has a network; exiting")
+            return 0
+        }
+        signals = sovnet_signal_pipe()
+        try openTap()
+        if let path = options.pcapPath {
+            capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
+        }
+        if !options.preexisting {
+            if let fixed = options.staticAddress {
+                applyStatic(fixed)
+            } else {
+                dhcp = DHCPClient(configuration: DHCPClientConfiguration(mac: options.mac, hostName: options.hostName),
+                                  seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue) ^ UInt64(getpid()))
+            }
+        }
+        var backoff = Duration.milliseconds(100)
+        var everConnected = false
+        while true {
+            if try waitForSignal(timeout: .zero) { return shutDown() }
+            do {
+                connection = try FrameTransport.connect(to: options.endpoint, framing: options.framing,
+                                                        maximumFrameLength: options.maximumFrameLength, logger: logger)
+            } catch {
+                logger.warning("cannot reach host at \(options.endpoint): \(error); retrying in \(backoff)")
+                if try idle(for: backoff) { return shutDown() }
+                backoff = min(backoff * 2, .seconds(5))
+                continue
+            }
+            backoff = .milliseconds(100)
+            logger.notice("connected to \(options.endpoint) (\(options.framing) framing)")
+            let now = ContinuousClock.now
+            if let actions = everConnected ? dhcp?.linkRestored(now: now) : dhcp?.start(now: now) {
+                perform(actions)
+            }
+            everConnected = true
+            if try pump() { return shutDown() }
+            connection?.close()
+            connection = nil
+            logger.warning("connection to host lost; reconnecting")
+        }
+    }
+
+    // MARK: Setup
+
+    private func openTap() throws {
+        do {
+            tap = try TapDevice(name: options.interface, maximumFrameLength: options.maximumFrameLength)
+        } catch {
+            if case .system(_, let errno) = error, errno.rawValue == ENOENT || errno.rawValue == ENODEV {
+                throw StartError(description: "cannot open /dev/net/tun (\(errno)): the kernel needs CONFIG_TUN "
+                                 + "(tun module) and the /dev/net/tun device node")
+            }
+            if case .system(_, let errno) = error, errno == .permissionDenied || errno == .notPermitted {
+                throw StartError(description: "cannot create \(options.interface): \(errno); "
+                                 + "sovnet forward needs root or CAP_NET_ADMIN")
+            }
+            throw error
+        }
+        guard !options.preexisting else { return }
+        try tap.setMACAddress(options.mac)
+        netlink = try RouteNetlink()
+        guard let index = RouteNetlink.interfaceIndex(tap.name) else {
+            throw StartError(description: "tap \(tap.name) vanished after creation")
+        }
+        interfaceIndex = index
+        try netlink?.setLinkUp(index: index, mtu: options.mtu)
+    }
+
+    // MARK: The loop
+
+    /// Moves frames until the connection ends (false) or a signal asks to stop (true).
+    private func pump() throws -> Bool {
+        guard let connection else { return false }
+        var descriptors = [
+            pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: connection.readDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: tap.readDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        while true {
+            let timeout = dhcpTimeout()
+            let ready = poll(&descriptors, 3, timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
+            }
+            if descriptors[0].revents != 0 { return true }
+            if let dhcp = self.dhcp, let deadline = dhcp.nextDeadline, ContinuousClock.now >= deadline {
+                perform(self.dhcp!.tick(now: ContinuousClock.now))
+            }
+            if descriptors[1].revents != 0 {
+                do {
+                    if try fromHost(connection) == .closed { return false }
+                } catch {
+                    logger.warning("host connection: \(error)")
+                    return false
+                }
+            }
+            if descriptors[2].revents != 0 {
+                do {
+                    try fromTap(to: connection)
+                } catch let error as LinkError {
+                    if case .system(let operation, _) = error, operation.hasPrefix("read") { throw error }
+                    logger.warning("host connection: \(error)")
+                    return false
+                }
+            }
+        }
+    }
+
+    /// Frames from the host: DHCP replies to the client, the rest to the tap.
+    private func fromHost(_ connection: FrameEndpoint) throws -> ReceiveStatus {
+        batch.removeAll(keepingCapacity: true)
+        let now = ContinuousClock.now
+        var dhcpActions: [DHCPClientAction] = []
+        let status = try connection.receive { frame in
+            guard (try? EthernetView(frame)) != nil else {
+                malformedFromHost += 1
+                logger.debug("dropped malformed frame of \(frame.count) bytes from host")
+                return
+            }
+            capture?.write(frame)
+            if options.debug { logger.debug("host> \(FrameSummary.describe(Array(frame)).text)") }
+            if dhcp != nil, let actions = dhcp!.receive(frame, now: now) {
+                dhcpActions += actions
+                return
+            }
+            batch.append(frame)
+        }
+        if !batch.isEmpty { try tap.send(batch) }
+        capture?.flush()
+        perform(dhcpActions)
+        return status
+    }
+
+    /// Frames from the guest kernel, to the host in one batch.
+    private func fromTap(to connection: FrameEndpoint) throws {
+        batch.removeAll(keepingCapacity: true)
+        _ = try tap.receive { frame in
+            capture?.write(frame)
+            if options.debug { logger.debug("guest> \(FrameSummary.describe(Array(frame)).text)") }
+            batch.append(frame)
+        }
+        if !batch.isEmpty { try connection.send(batch) }
+        capture?.flush()
+    }
+
+    /// Milliseconds until the DHCP client's next deadline, or -1.
+    private func dhcpTimeout() -> Int32 {
+        guard let deadline = dhcp?.nextDeadline else { return -1 }
+        let left = deadline - ContinuousClock.now
+        if left <= .zero { return 0 }
+        let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
+        return Int32(clamping: milliseconds)
+    }
+
+    /// Waits up to `timeout` for a signal, running DHCP timers meanwhile
+    /// (with no host to send to). True when a signal arrived.
+    private func idle(for timeout: Duration) throws -> Bool {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if try waitForSignal(timeout: min(end - ContinuousClock.now, .milliseconds(Int64(max(dhcpTimeout(), 1))))) {
+                return true
+            }
+            if let deadline = dhcp?.nextDeadline, ContinuousClock.now >= deadline {
+                perform(dhcp!.tick(now: ContinuousClock.now))
+            }
+        }
+        return false
+    }
+
+    private func waitForSignal(timeout: Duration) throws -> Bool {
+        var descriptor = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return poll(&descriptor, 1, milliseconds) > 0
+    }
+
+    // MARK: DHCP actions
+
+    private func perform(_ actions: [DHCPClientAction]) {
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                capture?.write(frame)
+                do {
+                    try connection?.send(frame)
+                } catch {
+                    logger.warning("cannot send DHCP message: \(error)")
+                }
+            case .apply(let lease, let previous):
+                apply(lease, replacing: previous)
+            case .remove(let lease):
+                remove(address: lease.address, prefixLength: lease.prefixLength, router: lease.router)
+            case .event(let event):
+                switch event {
+                case .stateChanged: logger.debug("\(event)")
+                case .ignored: logger.info("\(event)")
+                default: logger.notice("\(event)")
+                }
+            }
+        }
+        capture?.flush()
+    }
+
+    private func apply(_ lease: DHCPLease, replacing previous: DHCPLease?) {
+        if let previous, previous.address != lease.address || previous.prefixLength != lease.prefixLength {
+            remove(address: previous.address, prefixLength: previous.prefixLength, router: previous.router)
+        }
+        configure(address: lease.address, prefixLength: lease.prefixLength, gateway: lease.router, mtu: lease.mtu,
+                  dns: lease.dnsServers, search: ResolvConf.searchDomains(of: lease))
+    }
+
+    private func applyStatic(_ fixed: ForwarderOptions.StaticAddress) {
+        configure(address: fixed.address, prefixLength: fixed.prefixLength, gateway: fixed.gateway, mtu: nil,
+                  dns: fixed.dns, search: [])
+        logger.notice("static address \(fixed.address)/\(fixed.prefixLength) gateway \(fixed.gateway)")
+    }
+
+    private func configure(address: IPv4Address, prefixLength: Int, gateway: IPv4Address?, mtu: Int?,
+                           dns: [IPv4Address], search: [String]) {
+        guard let netlink else { return }
+        do {
+            if let mtu, mtu >= 576, mtu <= options.mtu || options.mtu == 0 {
+                try netlink.setLinkUp(index: interfaceIndex, mtu: mtu)
+            }
+            try netlink.addAddress(address, prefixLength: prefixLength, index: interfaceIndex)
+            if let gateway { try netlink.replaceDefaultRoute(via: gateway, index: interfaceIndex) }
+        } catch {
+            logger.error("cannot configure \(tap.name): \(error)")
+        }
+        if let path = options.resolvConf, !dns.isEmpty {
+            do {
+                try ResolvConf(path: path).write(ResolvConf.contents(servers: dns, search: search))
+            } catch {
+                logger.error("cannot write \(path): \(error)")
+            }
+        }
+    }
+
+    private func remove(address: IPv4Address, prefixLength: Int, router: IPv4Address?) {
+        guard let netlink else { return }
+        do {
+            if let router { try netlink.removeDefaultRoute(via: router, index: interfaceIndex) }
+            try netlink.removeAddress(address, prefixLength: prefixLength, index: interfaceIndex)
+            logger.notice("removed \(address)/\(prefixLength) from \(tap.name)")
+        } catch {
+            logger.error("cannot remove \(address) from \(tap.name): \(error)")
+        }
+    }
+
+    /// Releases the lease and closes everything.
+    private func shutDown() -> Int32 {
+        logger.notice("stopping")
+        if var client = dhcp {
+            perform(client.release(now: ContinuousClock.now))
+            dhcp = client
+        }
+        connection?.close()
+        tap?.close()
+        return 0
+    }
+}
