@@ -76,6 +76,6 @@ let package = Package(
             dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet"]),
+        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "CSovnetShim"]),
     ]
 )

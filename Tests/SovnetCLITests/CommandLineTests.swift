@@ -45,11 +45,36 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
-    @Test(arguments: [("forward", 3), ("proxy", 4), ("up", 7), ("bench", 6)])
+    @Test(arguments: [("proxy", 4), ("up", 7), ("bench", 6)])
     func unbuiltCommandsSaySoAndFail(command: String, issue: Int) throws {
         let result = try run([command])
         #expect(result.status != 0)
         #expect(result.error.contains("sovnet \(command) is not built yet (issue #\(issue))"))
+    }
+
+    @Test func forwardExitsQuietlyWhenTheGuestHasANetwork() throws {
+        let result = try run(["forward", "-stop-if-exist", "nonexistent0,lo", "-url", "unix:///nonexistent.sock"])
+        #expect(result.status == 0)
+        #expect(result.error.contains("interface lo exists"))
+    }
+
+    @Test func forwardRejectsBadFlags() throws {
+        for arguments in [["-mac", "zz:zz"], ["--static", "10.0.0.2/24"], ["-url", "ftp://x"], ["--protocol", "bess"]] {
+            let result = try run(["forward", "-stop-if-exist", ""] + arguments)
+            #expect(result.status == 64, "\(arguments): \(result.error)")
+        }
+    }
+
+    /// Without /dev/net/tun (hidden by a tmpfs in a private mount namespace)
+    /// the error names the kernel option to enable.
+    @Test(.enabled(if: geteuid() == 0, "needs root for a private mount namespace"))
+    func forwardNamesConfigTunWhenTunIsMissing() throws {
+        let log = NSTemporaryDirectory() + "sovnet-notun-\(getpid()).log"
+        defer { unlink(log) }
+        let child = try Spawned("unshare -m sh -c 'mount -t tmpfs none /dev/net && exec \(Self.binary.path) forward "
+                                + "-stop-if-exist \"\" -url unix:///nonexistent.sock'", log: log)
+        #expect(child.wait(10) == 1)
+        #expect(child.output.contains("CONFIG_TUN"), "\(child.output)")
     }
 
     @Test func pcapSummaryPrintsTheGoldenLines() throws {

@@ -34,8 +34,15 @@ int sovnet_accept_cloexec(int fd);
 
 /// Installs handlers for SIGTERM, SIGINT and SIGHUP that write the signal
 /// number as one byte to a pipe, and ignores SIGPIPE. Returns the pipe's
-/// non-blocking read end (poll it), or -1 with errno set.
+/// non-blocking read end (poll it), or -1 with errno set. The three signals
+/// are unblocked in the calling thread, whatever its parent left blocked.
 int sovnet_signal_pipe(void);
+
+/// posix_spawn(3) of `path` with `argv` and the caller's environment, with
+/// standard input from /dev/null, standard output appended to `output_path`
+/// (created if needed) and standard error the same, no other descriptor of
+/// the caller inherited, and no signal blocked or ignored. Returns the child's PID, or -1 with errno set.
+int sovnet_spawn(const char *path, char *const argv[], const char *output_path);
 
 /// unshare(CLONE_NEWNET): moves the calling thread into a new network namespace.
 int sovnet_unshare_network(void);

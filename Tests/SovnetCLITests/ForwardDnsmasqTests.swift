@@ -1,0 +1,100 @@
+import Foundation
+import SovnetLink
+import Testing
+
+/// `sovnet forward` against dnsmasq, Debian's DHCP server, over the `vm`
+/// framing: dnsmasq serves on a tap in a "host" namespace that the test joins
+/// to the socket (`TapBridge`); the guest is another namespace. The guest
+/// runs with an empty environment and the default resolv.conf path, which
+/// inside `ip netns exec` is a bind mount (the in-place write fallback).
+@Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq"),
+                "needs root, iproute2 and dnsmasq to run guest and host in network namespaces"),
+       .serialized)
+final class ForwardDnsmasqTests {
+    let work = NSTemporaryDirectory() + "sovnet-dnsmasq-\(getpid())"
+    let host: TestNamespace
+    let guest: TestNamespace
+    let bridge: TapBridge
+    let dnsmasq: Spawned
+    let echo: Spawned
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        host = try TestNamespace("svt-dhost")
+        guest = try TestNamespace("svt-dguest")
+        let tapName = "svtb\(getpid() % 100_000)"
+        bridge = try TapBridge(tapName: tapName, namespace: host, endpoint: .unix(path: work + "/vm.sock"), framing: .vm)
+        try host.run("ip link set \(tapName) address 5a:94:ef:e4:0c:dd up && ip addr add 192.168.127.1/24 dev \(tapName)")
+        dnsmasq = try Spawned(
+            "ip netns exec \(host.name) dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces "
+                + "--interface=\(tapName) --listen-address=192.168.127.1 --no-ping --pid-file=\(work)/dnsmasq.pid "
+                + "--dhcp-range=192.168.127.20,192.168.127.50,255.255.255.0,1h --dhcp-leasefile=\(work)/leases "
+                + "--dhcp-option=option:router,192.168.127.1 --dhcp-option=option:dns-server,192.168.127.1 "
+                + "--dhcp-option=option:mtu,1400 --dhcp-option=option:domain-search,example.test,vm.example.test "
+                + "--log-dhcp --log-facility=-",
+            log: work + "/dnsmasq.log")
+        echo = try Spawned("ip netns exec \(host.name) python3 -c \(quote(echoServer(port: 7777, host: "192.168.127.1")))",
+                           log: work + "/echo.log")
+        try bridge.start()
+    }
+
+    deinit {
+        echo.stop()
+        dnsmasq.stop()
+        bridge.stop()
+        guest.close()
+        host.close()
+        try? FileManager.default.removeItem(atPath: work)
+    }
+
+    func startForward(_ extra: String = "") throws -> Spawned {
+        try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "
+                    + "-url unix://\(work)/vm.sock -stop-if-exist '' --hostname testguest \(extra)",
+                    log: work + "/forward.log")
+    }
+
+    @Test func leaseAddressRouteMTUAndResolvConf() throws {
+        let forward = try startForward()
+        let bound = waitUntil(10) { forward.output.contains("lease obtained") }
+        #expect(bound, "no lease: \(forward.output)\ndnsmasq: \(dnsmasq.output)")
+        guard bound else { return }
+        let address = try guest.run("ip -4 -o addr show dev tap0")
+        #expect(address.contains("inet 192.168.127."))
+        #expect(address.contains("/24"))
+        #expect(try guest.run("ip route show default").contains("default via 192.168.127.1 dev tap0"))
+        #expect(try guest.run("ip -o link show dev tap0").contains("mtu 1400"))
+        let resolv = try String(contentsOfFile: "/etc/netns/\(guest.name)/resolv.conf", encoding: .utf8)
+        #expect(resolv.contains("nameserver 192.168.127.1"))
+        #expect(resolv.contains("search example.test vm.example.test"))
+        #expect(dnsmasq.output.contains("testguest"), "the hostname option reached dnsmasq")
+        // Time from connect to a bound address, as the log reports it.
+        let line = forward.output.split(separator: "\n").first { $0.contains("lease obtained") } ?? ""
+        let milliseconds = line.split(separator: " ").reversed().dropFirst().first.flatMap { Double($0) }
+        #expect(milliseconds != nil)
+        print("connect to bound: \(milliseconds ?? -1) ms")
+    }
+
+    /// The host side dies and comes back: the tap keeps its address, the
+    /// lease is confirmed again, and a TCP connection carries on.
+    @Test func reconnectKeepsAddressAndTCPConnection() throws {
+        let forward = try startForward()
+        defer { forward.stop() }
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        let before = try guest.run("ip -4 -o addr show dev tap0")
+        let client = try Spawned(
+            "ip netns exec \(guest.name) python3 -c \(quote(echoClient(host: "192.168.127.1", port: 7777, rounds: 40, pause: 0.1)))",
+            log: work + "/client.log")
+        defer { client.stop() }
+        usleep(1_000_000)
+        bridge.stop()
+        #expect(waitUntil(5) { forward.output.contains("connection to host lost") }, "\(forward.output)")
+        usleep(1_000_000)
+        #expect(try guest.run("ip -4 -o addr show dev tap0") == before, "address kept while the host is away")
+        try bridge.start()
+        #expect(waitUntil(10) { forward.output.components(separatedBy: "lease obtained").count == 3 }, "\(forward.output)")
+        #expect(waitUntil(20) { !client.isRunning })
+        #expect(client.output.contains("40 echoes"), "client: \(client.output)")
+        #expect(try guest.run("ip -4 -o addr show dev tap0") == before)
+        #expect(forward.output.contains("DHCP REBOOTING") || forward.output.components(separatedBy: "connected to").count == 3)
+    }
+}
