@@ -54,7 +54,7 @@ final class ForwardDnsmasqTests {
     }
 
     @Test func leaseAddressRouteMTUAndResolvConf() throws {
-        let forward = try startForward()
+        let forward = try startForward("-debug")
         let bound = waitUntil(10) { forward.output.contains("lease obtained") }
         #expect(bound, "no lease: \(forward.output)\ndnsmasq: \(dnsmasq.output)")
         guard bound else { return }
@@ -67,11 +67,49 @@ final class ForwardDnsmasqTests {
         #expect(resolv.contains("nameserver 192.168.127.1"))
         #expect(resolv.contains("search example.test vm.example.test"))
         #expect(dnsmasq.output.contains("testguest"), "the hostname option reached dnsmasq")
+        // -debug: a line per frame in each direction, the DHCP client's own included.
+        #expect(forward.output.contains("dhcp> IP 0.0.0.0.68 > 255.255.255.255.67: DHCP Discover"))
+        #expect(forward.output.contains("guest> "))
+        #expect(forward.output.contains("host> IP 192.168.127.1.67 >"))
         // Time from connect to a bound address, as the log reports it.
         let line = forward.output.split(separator: "\n").first { $0.contains("lease obtained") } ?? ""
         let milliseconds = line.split(separator: " ").reversed().dropFirst().first.flatMap { Double($0) }
         #expect(milliseconds != nil)
         print("connect to bound: \(milliseconds ?? -1) ms")
+    }
+
+    /// --static skips DHCP; the kernel behind the host tap answers pings.
+    /// A frame that is not well-formed Ethernet (three VLAN tags) is dropped
+    /// and counted, and traffic carries on.
+    @Test func staticAddressAndMalformedFrames() throws {
+        let forward = try startForward("-debug --static 192.168.127.77/24 --gateway 192.168.127.1 --dns 192.168.127.1")
+        defer { forward.stop() }
+        #expect(waitUntil(10) { forward.output.contains("connected to") }, "\(forward.output)")
+        #expect(forward.output.contains("static address 192.168.127.77/24 gateway 192.168.127.1"))
+        #expect(!forward.output.contains("DHCP Discover"))
+        #expect(try guest.run("ip -4 -o addr show dev tap0").contains("inet 192.168.127.77/24"))
+        #expect(try guest.run("ping -c 2 -i 0.2 -W 2 192.168.127.1").contains("2 received"))
+        var malformed = [UInt8](repeating: 0xFF, count: 12)
+        for _ in 0..<3 { malformed += [0x81, 0x00, 0x00, 0x01] }
+        malformed += [0x08, 0x00] + [UInt8](repeating: 0, count: 40)
+        #expect(try bridge.inject(malformed))
+        #expect(waitUntil(5) { forward.output.contains("dropped malformed frame of 66 bytes from host") })
+        #expect(try guest.run("ping -c 1 -W 2 192.168.127.1").contains("1 received"))
+    }
+
+    /// -preexisting attaches to a tap configured by someone else and changes nothing.
+    @Test func preexistingTapIsLeftAsItIs() throws {
+        try guest.run("ip tuntap add dev tap0 mode tap && ip link set tap0 address 02:00:00:00:00:42 mtu 1300 up "
+                      + "&& ip addr add 192.168.127.99/24 dev tap0")
+        let forward = try startForward("-preexisting")
+        defer { forward.stop() }
+        #expect(waitUntil(10) { forward.output.contains("connected to") }, "\(forward.output)")
+        #expect(try guest.run("ping -c 2 -i 0.2 -W 2 192.168.127.1").contains("2 received"))
+        let link = try guest.run("ip -o link show dev tap0")
+        #expect(link.contains("02:00:00:00:00:42") && link.contains("mtu 1300"))
+        #expect(!forward.output.contains("lease"))
+        #expect(forward.stop() == 0)
+        #expect(try guest.run("ip -4 -o addr show dev tap0").contains("192.168.127.99/24"), "the address is not ours to remove")
     }
 
     /// The host side dies and comes back: the tap keeps its address, the

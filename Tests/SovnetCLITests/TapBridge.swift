@@ -14,6 +14,9 @@ final class TapBridge: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
+    /// The guest connection being served, and a lock for writing to it.
+    private let sending = NSLock()
+    private var current: FrameEndpoint?
 
     /// Creates the tap and moves it into `namespace` (its descriptor stays here).
     init(tapName: String, namespace: TestNamespace, endpoint: Endpoint, framing: Framing) throws {
@@ -32,12 +35,26 @@ final class TapBridge: @unchecked Sendable {
             var accepting = pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)
             while !stopping.load(ordering: .sequentiallyConsistent) {
                 guard poll(&accepting, 1, 50) > 0, let connection = try? listener.accept() else { continue }
+                sending.withLock { current = connection }
                 pump(connection)
-                connection.close()
+                sending.withLock {
+                    current = nil
+                    connection.close()
+                }
             }
         }
         self.thread = thread
         thread.start()
+    }
+
+    /// Sends `frame` to the connected guest as if the host had sent it; false
+    /// when no guest is connected.
+    func inject(_ frame: [UInt8]) throws -> Bool {
+        try sending.withLock {
+            guard let current else { return false }
+            try current.send(frame)
+            return true
+        }
     }
 
     /// Stops listening and drops the connection, as a host that died would.
@@ -65,7 +82,7 @@ final class TapBridge: @unchecked Sendable {
                 if descriptors[1].revents != 0 {
                     batch.removeAll(keepingCapacity: true)
                     _ = try tap.receive { batch.append($0) }
-                    try connection.send(batch)
+                    try sending.withLock { try connection.send(batch) }
                 }
             } catch {
                 return

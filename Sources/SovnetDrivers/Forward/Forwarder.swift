@@ -233,6 +233,7 @@ public final class Forwarder {
             switch action {
             case .send(let frame):
                 capture?.write(frame)
+                if options.debug { logger.debug("dhcp> \(FrameSummary.describe(frame).text)") }
                 do {
                     try connection?.send(frame)
                 } catch {
