@@ -1,0 +1,52 @@
+/// Why the virtual network dropped a frame; each is counted in `/stats`.
+public enum DropReason: String, CaseIterable, Sendable, Codable {
+    /// Not a well-formed Ethernet frame.
+    case malformedFrame = "malformed-frame"
+    /// A group address used as a source.
+    case multicastSource = "multicast-source"
+    /// A source MAC already learned on another port.
+    case spoofedSource = "spoofed-source"
+    /// A unicast destination no port has used as a source.
+    case unknownUnicast = "unknown-unicast"
+    /// An EtherType the gateway does not serve (it is still switched between guests).
+    case unknownEtherType = "unknown-ethertype"
+    /// An IPv4 header that does not parse (truncated, lying lengths, bad version).
+    case malformedIPv4 = "malformed-ipv4"
+    case badChecksum = "bad-checksum"
+    /// IPv4 options in a packet for the gateway.
+    case ipOptions = "ip-options"
+    /// An IPv4 fragment for the gateway; it does not reassemble.
+    case fragment
+    case malformedARP = "malformed-arp"
+    /// ARP for an address the gateway does not own.
+    case arpNotForUs = "arp-not-for-us"
+    case malformedICMP = "malformed-icmp"
+    case malformedDHCP = "malformed-dhcp"
+    /// A DHCP message the server did not answer.
+    case dhcpIgnored = "dhcp-ignored"
+    /// Traffic for a destination beyond the gateway, which needs NAT (issue #5).
+    case noRoute = "no-route"
+    /// A service on the gateway that is not there (a closed port).
+    case noService = "no-service"
+}
+
+/// Frames and bytes through one switch port.
+public struct PortCounters: Sendable, Equatable, Codable {
+    public var framesIn = 0
+    public var bytesIn = 0
+    public var framesOut = 0
+    public var bytesOut = 0
+}
+
+/// Everything the virtual network counts.
+public struct NetworkCounters: Sendable, Equatable {
+    public var ports: [Int: PortCounters] = [:]
+    public var drops: [DropReason: Int] = [:]
+    public var arpReplies = 0
+    public var echoReplies = 0
+    public var dhcp: [String: Int] = [:]
+
+    mutating func drop(_ reason: DropReason) {
+        drops[reason, default: 0] += 1
+    }
+}

@@ -1,0 +1,246 @@
+// The virtual network behind `sovnet proxy`, sans I/O: an Ethernet switch
+// whose ports are guest connections, with the gateway as one more station
+// on it. The driver hands in each frame with the port it came from and
+// performs the returned deliveries; the core owns no socket and no clock.
+//
+// Switching: the source MAC is learned on the port it arrives from (a group
+// address as source, or a MAC already held by another port, is dropped);
+// broadcast and multicast go to every other port and to the gateway; unicast
+// goes to the port that owns the destination, or to the gateway for its MAC;
+// unknown unicast is dropped. Guests reach each other at layer 2 only.
+//
+// The gateway answers ARP for its own and the virtual addresses, ICMP echo
+// to its own address, and DHCP (`DHCPServer`). Every frame it refuses is
+// counted under a `DropReason`.
+import SovnetWire
+
+/// A switch port: one guest connection.
+public struct PortID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: Int
+    public static func < (a: PortID, b: PortID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { "port \(rawValue)" }
+}
+
+/// What the driver must do with a frame.
+public enum Delivery: Equatable, Sendable {
+    /// Send the frame that came in, unchanged, to these ports.
+    case forward([PortID])
+    /// Send this frame, made by the gateway, to a port.
+    case send([UInt8], to: PortID)
+}
+
+/// The switch, the gateway's services and their counters.
+public final class VirtualNetwork {
+    public let configuration: VirtualNetworkConfiguration
+    public private(set) var dhcp: DHCPServer
+    public private(set) var counters = NetworkCounters()
+    /// Which port each source MAC was learned on.
+    public private(set) var macTable: [MACAddress: PortID] = [:]
+    private var ports: Set<PortID> = []
+    private var nextPort = 0
+    private var ipIdentification: UInt16 = 0
+
+    public init(configuration: VirtualNetworkConfiguration) {
+        self.configuration = configuration
+        dhcp = DHCPServer(configuration: configuration.dhcp)
+    }
+
+    /// A new port for a guest that connected.
+    public func attach() -> PortID {
+        nextPort += 1
+        let port = PortID(rawValue: nextPort)
+        ports.insert(port)
+        counters.ports[port.rawValue] = PortCounters()
+        return port
+    }
+
+    /// Forgets a port and the MACs learned on it; DHCP bindings stay, so a
+    /// guest that reconnects gets its address back.
+    public func detach(_ port: PortID) {
+        ports.remove(port)
+        macTable = macTable.filter { $0.value != port }
+    }
+
+    /// Handles a frame that arrived on `port`.
+    public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+        counters.ports[port.rawValue, default: PortCounters()].framesIn += 1
+        counters.ports[port.rawValue, default: PortCounters()].bytesIn += frame.count
+        guard let ethernet = try? EthernetView(frame) else {
+            counters.drop(.malformedFrame)
+            return []
+        }
+        let source = ethernet.source
+        guard !source.isMulticast else {
+            counters.drop(.multicastSource)
+            return []
+        }
+        if let owner = macTable[source], owner != port, ports.contains(owner) {
+            counters.drop(.spoofedSource)
+            return []
+        }
+        macTable[source] = port
+        let destination = ethernet.destination
+        var deliveries: [Delivery] = []
+        if destination.isMulticast {
+            let others = ports.filter { $0 != port }.sorted()
+            if !others.isEmpty { deliveries.append(.forward(others)) }
+            deliveries += gateway(ethernet, from: port, now: now)
+        } else if destination == configuration.gatewayMAC {
+            deliveries += gateway(ethernet, from: port, now: now)
+        } else if let owner = macTable[destination], ports.contains(owner) {
+            if owner != port { deliveries.append(.forward([owner])) }
+        } else {
+            counters.drop(.unknownUnicast)
+        }
+        for delivery in deliveries {
+            switch delivery {
+            case .forward(let targets):
+                for target in targets { count(out: frame.count, to: target) }
+            case .send(let bytes, let target):
+                count(out: bytes.count, to: target)
+            }
+        }
+        return deliveries
+    }
+
+    private func count(out bytes: Int, to port: PortID) {
+        counters.ports[port.rawValue, default: PortCounters()].framesOut += 1
+        counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
+    }
+
+    // MARK: The gateway
+
+    private func gateway(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+        switch ethernet.etherType {
+        case .arp:
+            return arp(ethernet, from: port)
+        case .ipv4:
+            return ipv4(ethernet, from: port, now: now)
+        default:
+            // Multicast IPv6 and the like were switched already; the gateway does not speak them.
+            if ethernet.destination == configuration.gatewayMAC { counters.drop(.unknownEtherType) }
+            return []
+        }
+    }
+
+    private func arp(_ ethernet: EthernetView, from port: PortID) -> [Delivery] {
+        guard let request = try? ARPPacket.parse(ethernet.payload) else {
+            counters.drop(.malformedARP)
+            return []
+        }
+        let owned = request.targetIP == configuration.gatewayAddress
+            || configuration.virtualAddresses.contains(request.targetIP)
+        guard request.operation == .request, owned, !request.isGratuitous else {
+            if ethernet.destination == configuration.gatewayMAC { counters.drop(.arpNotForUs) }
+            return []
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(EthernetView.minimumFrameLength)
+        EthernetHeader(destination: request.senderMAC, source: configuration.gatewayMAC, etherType: .arp).emit(into: &out)
+        ARPPacket(operation: .reply, senderMAC: configuration.gatewayMAC, senderIP: request.targetIP,
+                  targetMAC: request.senderMAC, targetIP: request.senderIP).emit(into: &out)
+        counters.arpReplies += 1
+        return [.send(out, to: port)]
+    }
+
+    private func ipv4(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+        let ip: IPv4View
+        do {
+            ip = try IPv4View(ethernet.payload)
+        } catch {
+            counters.drop(error.kind == .badChecksum ? .badChecksum : .malformedIPv4)
+            return []
+        }
+        let forGateway = ip.destination == configuration.gatewayAddress
+        let isBroadcast = ip.destination == .broadcast
+            || ip.destination.rawValue == configuration.network.rawValue | ~IPv4Address.mask(prefixLength: configuration.prefixLength).rawValue
+        guard forGateway || isBroadcast else {
+            if !ethernet.destination.isMulticast { counters.drop(.noRoute) }
+            return []
+        }
+        if ip.headerLength != IPv4View.minimumHeaderLength {
+            counters.drop(.ipOptions)
+            return []
+        }
+        if ip.isFragment {
+            counters.drop(.fragment)
+            return []
+        }
+        switch ip.protocol {
+        case .icmp where forGateway:
+            return echo(ip, to: ethernet.source, port: port)
+        case .udp:
+            guard let udp = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
+                counters.drop(.badChecksum)
+                return []
+            }
+            if udp.destinationPort == 67 { return dhcpRequest(udp, port: port, now: now) }
+            if forGateway { counters.drop(.noService) }
+            return []
+        default:
+            if forGateway { counters.drop(.noService) }
+            return []
+        }
+    }
+
+    private func echo(_ ip: IPv4View, to mac: MACAddress, port: PortID) -> [Delivery] {
+        guard let icmp = try? ICMPv4View(ip.payload) else {
+            counters.drop(.malformedICMP)
+            return []
+        }
+        guard icmp.type == .echoRequest else {
+            counters.drop(.noService)
+            return []
+        }
+        let reply = ICMPv4Header(type: .echoReply, code: 0, restOfHeader: icmp.restOfHeader)
+        var out: [UInt8] = []
+        out.reserveCapacity(14 + ip.totalLength)
+        EthernetHeader(destination: mac, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
+        ipIdentification &+= 1
+        IPv4Header(source: configuration.gatewayAddress, destination: ip.source, protocol: .icmp,
+                   payloadLength: ip.payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
+        reply.emit(body: icmp.body, into: &out)
+        counters.echoReplies += 1
+        return [.send(out, to: port)]
+    }
+
+    private func dhcpRequest(_ udp: UDPView, port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+        guard let request = try? DHCPMessage.parse(udp.payload) else {
+            counters.drop(.malformedDHCP)
+            return []
+        }
+        let (reply, event) = dhcp.handle(request, now: now)
+        counters.dhcp[Self.counterName(event), default: 0] += 1
+        guard let reply, let clientMAC = request.clientMAC else {
+            if case .ignored = event { counters.drop(.dhcpIgnored) }
+            return []
+        }
+        // RFC 2131 §4.1: to ciaddr if set; broadcast for a NAK or when asked; else unicast to yiaddr.
+        let toCiaddr = request.clientAddress != .any && reply.messageType != .nak
+        let broadcast = !toCiaddr && (reply.messageType == .nak || request.broadcast || reply.yourAddress == .any)
+        let ipDestination = toCiaddr ? request.clientAddress : broadcast ? IPv4Address.broadcast : reply.yourAddress
+        let macDestination = broadcast ? MACAddress.broadcast : clientMAC
+        guard let payload = try? reply.bytes() else { return [] }
+        var out: [UInt8] = []
+        out.reserveCapacity(14 + 28 + payload.count)
+        EthernetHeader(destination: macDestination, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
+        ipIdentification &+= 1
+        IPv4Header(source: configuration.gatewayAddress, destination: ipDestination, protocol: .udp,
+                   payloadLength: 8 + payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
+        UDPHeader(sourcePort: 67, destinationPort: 68).emit(payload: payload, source: configuration.gatewayAddress,
+                                                            destination: ipDestination, into: &out)
+        return [.send(out, to: port)]
+    }
+
+    private static func counterName(_ event: DHCPServerEvent) -> String {
+        switch event {
+        case .offered: "offers"
+        case .acknowledged: "acks"
+        case .informed: "informs"
+        case .nak: "naks"
+        case .released: "releases"
+        case .declined: "declines"
+        case .ignored: "ignored"
+        }
+    }
+}

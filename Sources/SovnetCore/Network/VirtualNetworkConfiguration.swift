@@ -1,0 +1,47 @@
+import SovnetWire
+
+/// The shape of a virtual network, with gvproxy's defaults.
+public struct VirtualNetworkConfiguration: Sendable {
+    public var gatewayAddress: IPv4Address
+    public var gatewayMAC: MACAddress
+    public var prefixLength: Int
+    /// Addresses the gateway answers ARP for besides its own (gvproxy: the host alias .254).
+    public var virtualAddresses: [IPv4Address]
+    public var mtu: Int
+    public var leaseTime: UInt32
+    public var staticBindings: [MACAddress: IPv4Address]
+    public var searchDomains: [DNSName]
+
+    public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
+                gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
+                prefixLength: Int = 24,
+                virtualAddresses: [IPv4Address] = [IPv4Address(192, 168, 127, 254)],
+                mtu: Int = 1500, leaseTime: UInt32 = 3600,
+                staticBindings: [MACAddress: IPv4Address] = [
+                    MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(192, 168, 127, 2),
+                ],
+                searchDomains: [DNSName] = []) {
+        self.gatewayAddress = gatewayAddress
+        self.gatewayMAC = gatewayMAC
+        self.prefixLength = prefixLength
+        self.virtualAddresses = virtualAddresses
+        self.mtu = mtu
+        self.leaseTime = leaseTime
+        self.staticBindings = staticBindings
+        self.searchDomains = searchDomains
+    }
+
+    public var network: IPv4Address { gatewayAddress.masked(prefixLength: prefixLength) }
+
+    /// The DHCP server's settings: the gateway as router and DNS server, the
+    /// pool from the first free host address to the one before the last.
+    public var dhcp: DHCPServerConfiguration {
+        let hostBits = UInt32(32 - prefixLength)
+        let first = IPv4Address(rawValue: network.rawValue + 1)
+        let last = IPv4Address(rawValue: network.rawValue + (hostBits >= 32 ? UInt32.max : (1 << hostBits) - 2))
+        return DHCPServerConfiguration(
+            serverAddress: gatewayAddress, prefixLength: prefixLength, router: gatewayAddress,
+            dnsServers: [gatewayAddress], searchDomains: searchDomains, mtu: mtu, leaseTime: leaseTime,
+            staticBindings: staticBindings, pool: first...last, reserved: Set(virtualAddresses + [gatewayAddress]))
+    }
+}
