@@ -11,14 +11,6 @@ struct NotYetBuilt: Error, CustomStringConvertible {
     }
 }
 
-struct ProxyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "proxy",
-        abstract: "Host side: an unprivileged virtual network (switch, DHCP, DNS, NAT, port forwards)."
-    )
-    func run() throws { throw NotYetBuilt(command: "proxy", issue: 4) }
-}
-
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",

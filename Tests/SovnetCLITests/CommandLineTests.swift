@@ -45,7 +45,7 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
-    @Test(arguments: [("proxy", 4), ("up", 7), ("bench", 6)])
+    @Test(arguments: [("up", 7), ("bench", 6)])
     func unbuiltCommandsSaySoAndFail(command: String, issue: Int) throws {
         let result = try run([command])
         #expect(result.status != 0)

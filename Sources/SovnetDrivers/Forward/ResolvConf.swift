@@ -2,15 +2,11 @@
 // C library reads three), and a `search` line from the domain search list
 // (option 119) or else the domain name (option 15).
 //
-// The file is replaced atomically (a temporary file in the same directory,
-// fsync, rename). Where the path is a mount point, as /etc/resolv.conf is
-// inside `ip netns exec` (a bind mount of /etc/netns/NAME/resolv.conf),
-// rename fails with EBUSY and the file is rewritten in place instead.
-import Glibc
+// The file is replaced with `AtomicFile`, which copes with /etc/resolv.conf
+// being a bind mount inside `ip netns exec`.
 import SovnetCore
 import SovnetLink
 import SovnetWire
-import SystemPackage
 
 /// A resolv.conf file that sovnet maintains.
 public struct ResolvConf {
@@ -36,43 +32,8 @@ public struct ResolvConf {
         return lease.domainName.map { [$0] } ?? []
     }
 
-    /// Writes `text` to the file, atomically where the file system allows.
+    /// Writes `text` to the file (see `AtomicFile`).
     public func write(_ text: String) throws(LinkError) {
-        let temporary = path + ".sovnet-\(getpid())"
-        do throws(LinkError) {
-            try Self.writeFile(temporary, text, flags: O_WRONLY | O_CREAT | O_TRUNC | O_EXCL)
-            if rename(temporary, path) == 0 { return }
-            let reason = errno
-            unlink(temporary)
-            guard reason == EBUSY || reason == EXDEV else {
-                throw LinkError.system(operation: "rename \(temporary) to \(path)", errno: Errno(rawValue: reason))
-            }
-        } catch {
-            unlink(temporary)
-            // A read-only directory but a writable file (or a mount point): write in place.
-            guard case .system(_, let reason) = error, [.readOnlyFileSystem, .permissionDenied].contains(reason) else {
-                throw error
-            }
-        }
-        try Self.writeFile(path, text, flags: O_WRONLY | O_CREAT | O_TRUNC)
-    }
-
-    private static func writeFile(_ path: String, _ text: String, flags: Int32) throws(LinkError) {
-        let fd = open(path, flags | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LinkError.system(operation: "open \(path)", errno: Errno(rawValue: errno)) }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw LinkError.system(operation: "write \(path)", errno: Errno(rawValue: errno))
-            }
-            offset += count
-        }
-        guard fsync(fd) == 0 || errno == EINVAL else {
-            throw LinkError.system(operation: "fsync \(path)", errno: Errno(rawValue: errno))
-        }
+        try AtomicFile(path: path).write(text)
     }
 }

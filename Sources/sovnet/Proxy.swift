@@ -1,0 +1,103 @@
+import ArgumentParser
+import Glibc
+import Logging
+import SovnetCore
+import SovnetDrivers
+import SovnetLink
+import SovnetWire
+
+/// `sovnet proxy`, flag-compatible with gvproxy for the flags it has so far:
+/// each is accepted with one dash (`-listen`) as well as two.
+struct ProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Host side: an unprivileged virtual network behind a socket (switch, ARP, ICMP, DHCP).",
+        discussion: """
+            Replaces gvproxy. Part 1 so far: listeners, the switch, and the gateway's ARP, ICMP echo and \
+            DHCP server. DNS, the HTTP API and YAML configuration follow, and NAT to host sockets after \
+            them. See docs/proxy.md.
+            """
+    )
+
+    @Option(name: [.customLong("listen", withSingleDash: true), .customLong("listen")],
+            help: "Accept vm-framing guests (gvforwarder, sovnet forward): unix:///PATH, vsock://:PORT, tcp://IP:PORT.")
+    var listen: [String] = []
+
+    @Option(name: [.customLong("listen-qemu", withSingleDash: true), .customLong("listen-qemu")],
+            help: "Accept one guest with 4-byte framing (QEMU -netdev stream): unix:///PATH or tcp://IP:PORT.")
+    var listenQemu: String?
+
+    @Option(name: [.customLong("listen-bess", withSingleDash: true), .customLong("listen-bess")],
+            help: "Accept one guest over SOCK_SEQPACKET: unixpacket:///PATH.")
+    var listenBess: String?
+
+    @Option(name: [.customLong("listen-vfkit", withSingleDash: true), .customLong("listen-vfkit")],
+            help: "Serve one guest over SOCK_DGRAM: unixgram:///PATH.")
+    var listenVfkit: String?
+
+    @Option(name: [.customLong("listen-stdio", withSingleDash: true), .customLong("listen-stdio")],
+            help: "Serve one guest on standard input and output ('accept').")
+    var listenStdio: String?
+
+    @Option(name: [.customLong("mtu", withSingleDash: true), .customLong("mtu")], help: "MTU of the virtual network.")
+    var mtu = 1500
+
+    @Option(name: [.customLong("pcap", withSingleDash: true), .customLong("pcap")],
+            help: "Capture every frame through the switch to this pcap file.")
+    var pcap: String?
+
+    @Option(name: .customLong("pcap-filter"), help: "Only capture frames matching this BPF expression.")
+    var pcapFilter: String?
+
+    @Option(name: [.customLong("pid-file", withSingleDash: true), .customLong("pid-file")],
+            help: "Write the process ID to this file (removed on exit).")
+    var pidFile: String?
+
+    @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Log every frame.")
+    var debug = false
+
+    @Flag(name: .customLong("exit-on-disconnect"),
+          help: "Exit when the guest of a single-guest listener disconnects (gvproxy's behaviour).")
+    var exitOnDisconnect = false
+
+    @Option(name: .customLong("socket-mode"), help: "Mode of created unix sockets, in octal.")
+    var socketMode = "0600"
+
+    func validate() throws {
+        if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil {
+            throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
+        }
+        guard (576...65517).contains(mtu) else { throw ValidationError("-mtu must be between 576 and 65517") }
+        guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
+        if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
+    }
+
+    func run() throws {
+        let level: Logger.Level = debug ? .debug : .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        func endpoint(_ url: String) throws -> Endpoint {
+            do {
+                return try Endpoint(url: url)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+        var single: [(Endpoint, Framing)] = []
+        if let listenQemu { single.append((try endpoint(listenQemu), .qemu)) }
+        if let listenBess { single.append((try endpoint(listenBess), .bess)) }
+        if let listenVfkit { single.append((try endpoint(listenVfkit), .vfkit)) }
+        if listenStdio != nil { single.append((.stdio, .stdio)) }
+        var network = VirtualNetworkConfiguration()
+        network.mtu = mtu
+        let options = ProxyOptions(
+            listen: try listen.map(endpoint), singleGuest: single, network: network,
+            exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,
+            pcapPath: pcap, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug)
+        let status = try Proxy(options: options, logger: Logger(label: "sovnet.proxy")).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
