@@ -27,9 +27,12 @@ final class TestNamespace {
         try shell("ip netns exec \(name) sh -c \(quote(command))")
     }
 
+    /// Ends whatever still runs inside (helpers that daemons such as dhcpcd
+    /// leave behind), then deletes the namespace.
     func close() {
         guard !closed else { return }
         closed = true
+        _ = try? shell("ip netns pids \(name) | xargs -r kill -9")
         _ = try? shell("ip netns del \(name)")
         try? FileManager.default.removeItem(atPath: "/etc/netns/\(name)")
     }
