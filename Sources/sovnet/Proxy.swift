@@ -11,11 +11,11 @@ import SovnetWire
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
-        abstract: "Host side: an unprivileged virtual network behind a socket (switch, ARP, ICMP, DHCP).",
+        abstract: "Host side: an unprivileged virtual network behind a socket (switch, ARP, ICMP, DHCP, DNS).",
         discussion: """
-            Replaces gvproxy. Part 1 so far: listeners, the switch, and the gateway's ARP, ICMP echo and \
-            DHCP server. DNS, the HTTP API and YAML configuration follow, and NAT to host sockets after \
-            them. See docs/proxy.md.
+            Replaces gvproxy. Part 1 so far: listeners, the switch, and the gateway's ARP, ICMP echo, \
+            DHCP server and DNS over UDP. DNS over TCP, the HTTP API and YAML configuration follow, and NAT \
+            to host sockets after them. See docs/proxy.md.
             """
     )
 
@@ -63,6 +63,10 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("socket-mode"), help: "Mode of created unix sockets, in octal.")
     var socketMode = "0600"
 
+    @Option(name: .customLong("dns-upstream"),
+            help: "Resolver for names outside the local zones, IP[:PORT] (repeatable; default: /etc/resolv.conf's).")
+    var dnsUpstream: [String] = []
+
     func validate() throws {
         if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil {
             throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
@@ -91,12 +95,24 @@ struct ProxyCommand: ParsableCommand {
         if let listenBess { single.append((try endpoint(listenBess), .bess)) }
         if let listenVfkit { single.append((try endpoint(listenVfkit), .vfkit)) }
         if listenStdio != nil { single.append((.stdio, .stdio)) }
+        var upstreams: [(IPv4Address, UInt16)] = []
+        for text in dnsUpstream {
+            let parts = text.split(separator: ":")
+            guard (1...2).contains(parts.count), let address = IPv4Address(parts[0]),
+                  let port = parts.count == 2 ? UInt16(parts[1]) : 53 else {
+                throw ValidationError("--dns-upstream wants IP[:PORT], not '\(text)'")
+            }
+            upstreams.append((address, port))
+        }
+        if dnsUpstream.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
+            upstreams = ProxyOptions.nameservers(inResolvConf: text)
+        }
         var network = VirtualNetworkConfiguration()
         network.mtu = mtu
         let options = ProxyOptions(
             listen: try listen.map(endpoint), singleGuest: single, network: network,
             exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,
-            pcapPath: pcap, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug)
+            pcapPath: pcap, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
         let status = try Proxy(options: options, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }

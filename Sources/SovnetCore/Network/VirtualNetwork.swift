@@ -10,8 +10,9 @@
 // unknown unicast is dropped. Guests reach each other at layer 2 only.
 //
 // The gateway answers ARP for its own and the virtual addresses, ICMP echo
-// to its own address, and DHCP (`DHCPServer`). Every frame it refuses is
-// counted under a `DropReason`.
+// to its own address, DHCP (`DHCPServer`) and DNS over UDP (`DNSResolver`,
+// which may ask the driver to forward a query upstream). Every frame it
+// refuses is counted under a `DropReason`.
 import SovnetWire
 
 /// A switch port: one guest connection.
@@ -27,12 +28,16 @@ public enum Delivery: Equatable, Sendable {
     case forward([PortID])
     /// Send this frame, made by the gateway, to a port.
     case send([UInt8], to: PortID)
+    /// Send this DNS query to upstream resolver number `upstream`; hand the
+    /// answer to `VirtualNetwork.upstreamDNSReply`.
+    case resolve([UInt8], upstream: Int)
 }
 
 /// The switch, the gateway's services and their counters.
 public final class VirtualNetwork {
     public let configuration: VirtualNetworkConfiguration
     public private(set) var dhcp: DHCPServer
+    public private(set) var dns: DNSResolver
     public private(set) var counters = NetworkCounters()
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
@@ -43,6 +48,28 @@ public final class VirtualNetwork {
     public init(configuration: VirtualNetworkConfiguration) {
         self.configuration = configuration
         dhcp = DHCPServer(configuration: configuration.dhcp)
+        let local = DNSResolver.defaultRecords(gateway: configuration.gatewayAddress, host: configuration.hostAddress)
+        dns = DNSResolver(zones: local.zones, records: local.records,
+                          upstreamCount: configuration.upstreamResolverCount,
+                          seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
+    }
+
+    /// When `tick` must next run.
+    public var nextDeadline: ContinuousClock.Instant? { dns.nextDeadline }
+
+    /// Runs the timers due at `now` (DNS retries and SERVFAIL answers).
+    public func tick(now: ContinuousClock.Instant) -> [Delivery] {
+        counted(deliver(dns.tick(now: now)))
+    }
+
+    /// Hands over an answer from upstream resolver number `upstream`.
+    public func upstreamDNSReply(_ bytes: UnsafeRawBufferPointer, from upstream: Int) -> [Delivery] {
+        counted(deliver(dns.upstreamReply(bytes, from: upstream)))
+    }
+
+    private func counted(_ deliveries: [Delivery]) -> [Delivery] {
+        for case .send(let bytes, let target) in deliveries { count(out: bytes.count, to: target) }
+        return deliveries
     }
 
     /// A new port for a guest that connected.
@@ -98,6 +125,8 @@ public final class VirtualNetwork {
                 for target in targets { count(out: frame.count, to: target) }
             case .send(let bytes, let target):
                 count(out: bytes.count, to: target)
+            case .resolve:
+                break
             }
         }
         return deliveries
@@ -175,6 +204,10 @@ public final class VirtualNetwork {
                 return []
             }
             if udp.destinationPort == 67 { return dhcpRequest(udp, port: port, now: now) }
+            if udp.destinationPort == 53, forGateway {
+                let client = DNSClient(address: ip.source, port: udp.sourcePort, mac: ethernet.source, switchPort: port)
+                return deliver(dns.query(udp.payload, from: client, now: now))
+            }
             if forGateway { counters.drop(.noService) }
             return []
         default:
@@ -202,6 +235,27 @@ public final class VirtualNetwork {
         reply.emit(body: icmp.body, into: &out)
         counters.echoReplies += 1
         return [.send(out, to: port)]
+    }
+
+    /// Turns the resolver's actions into deliveries: answers in UDP frames
+    /// from the gateway's port 53, queries for the driver to forward.
+    private func deliver(_ actions: [DNSResolverAction]) -> [Delivery] {
+        actions.map { action in
+            switch action {
+            case .forward(let query, let upstream):
+                return .resolve(query, upstream: upstream)
+            case .answer(let payload, let client):
+                var out: [UInt8] = []
+                out.reserveCapacity(42 + payload.count)
+                EthernetHeader(destination: client.mac, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
+                ipIdentification &+= 1
+                IPv4Header(source: configuration.gatewayAddress, destination: client.address, protocol: .udp,
+                           payloadLength: 8 + payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
+                UDPHeader(sourcePort: 53, destinationPort: client.port).emit(
+                    payload: payload, source: configuration.gatewayAddress, destination: client.address, into: &out)
+                return .send(out, to: client.switchPort)
+            }
+        }
     }
 
     private func dhcpRequest(_ udp: UDPView, port: PortID, now: ContinuousClock.Instant) -> [Delivery] {

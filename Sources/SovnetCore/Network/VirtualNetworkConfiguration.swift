@@ -11,6 +11,10 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var leaseTime: UInt32
     public var staticBindings: [MACAddress: IPv4Address]
     public var searchDomains: [DNSName]
+    /// The host alias (gvproxy: 192.168.127.254), named `host.` in the local DNS zones.
+    public var hostAddress: IPv4Address
+    /// How many upstream resolvers the driver has for forwarded DNS queries.
+    public var upstreamResolverCount: Int
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
@@ -20,7 +24,9 @@ public struct VirtualNetworkConfiguration: Sendable {
                 staticBindings: [MACAddress: IPv4Address] = [
                     MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(192, 168, 127, 2),
                 ],
-                searchDomains: [DNSName] = []) {
+                searchDomains: [DNSName] = [],
+                hostAddress: IPv4Address = IPv4Address(192, 168, 127, 254),
+                upstreamResolverCount: Int = 0) {
         self.gatewayAddress = gatewayAddress
         self.gatewayMAC = gatewayMAC
         self.prefixLength = prefixLength
@@ -29,6 +35,8 @@ public struct VirtualNetworkConfiguration: Sendable {
         self.leaseTime = leaseTime
         self.staticBindings = staticBindings
         self.searchDomains = searchDomains
+        self.hostAddress = hostAddress
+        self.upstreamResolverCount = upstreamResolverCount
     }
 
     public var network: IPv4Address { gatewayAddress.masked(prefixLength: prefixLength) }

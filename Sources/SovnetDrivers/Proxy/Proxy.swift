@@ -4,9 +4,13 @@
 // port is handed to the core, and what it decides (forward to other ports,
 // or frames the gateway made) is written before the next read.
 //
-// This is the frame plane of proxy part 1 (issue #4): listeners, switch,
-// ARP, ICMP echo and DHCP. DNS, the HTTP API and the YAML configuration come
-// next; NAT to host sockets is issue #5.
+// DNS queries the gateway cannot answer itself go out through one connected
+// UDP socket per upstream resolver, also in the poll set; the poll timeout is
+// the network core's next deadline (DNS retries).
+//
+// This is proxy part 1 (issue #4) so far: listeners, switch, ARP, ICMP echo,
+// DHCP and DNS over UDP. DNS over TCP, the HTTP API and the YAML
+// configuration come next; NAT to host sockets is issue #5.
 import CSovnetShim
 import Glibc
 import Logging
@@ -27,6 +31,8 @@ public final class Proxy {
     /// Frames to write per port after a batch, borrowed from the reading connection.
     private var outgoing: [PortID: [UnsafeRawBufferPointer]] = [:]
     private var made: [([UInt8], PortID)] = []
+    /// One connected UDP socket per upstream resolver.
+    private var upstreams: [Int32] = []
 
     public init(options: ProxyOptions, logger: Logger) {
         self.options = options
@@ -46,6 +52,10 @@ public final class Proxy {
         for (endpoint, framing) in options.singleGuest {
             listeners.append((try open(endpoint, framing), true))
         }
+        for (address, port) in options.dnsUpstreams {
+            upstreams.append(try Self.connectUDP(to: address, port: port))
+            logger.info("forwarding DNS to \(address):\(port)")
+        }
         if let pidFile = options.pidFile {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
@@ -62,11 +72,18 @@ public final class Proxy {
                 descriptors.append(pollfd(fd: guest.connection.readDescriptor, events: Int16(POLLIN), revents: 0))
                 owners.append(.guest(port))
             }
+            for (index, fd) in upstreams.enumerated() {
+                descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                owners.append(.upstream(index))
+            }
             for (index, entry) in listeners.enumerated() where entry.listener.endpoint == .stdio {
                 if !guests.values.contains(where: { $0.listener == index }) { accept(index) }
             }
-            guard poll(&descriptors, nfds_t(descriptors.count), -1) >= 0 || errno == EINTR else {
+            guard poll(&descriptors, nfds_t(descriptors.count), timeout()) >= 0 || errno == EINTR else {
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
+            }
+            if let deadline = network.nextDeadline, ContinuousClock.now >= deadline {
+                perform(network.tick(now: ContinuousClock.now))
             }
             for (descriptor, owner) in zip(descriptors, owners) where descriptor.revents != 0 {
                 switch owner {
@@ -79,13 +96,74 @@ public final class Proxy {
                     if !serve(port) {
                         if try disconnect(port) { return 0 }
                     }
+                case .upstream(let index):
+                    receiveUpstream(index)
                 }
             }
         }
     }
 
     private enum Owner {
-        case signals, listener(Int), guest(PortID)
+        case signals, listener(Int), guest(PortID), upstream(Int)
+    }
+
+    /// Milliseconds until the network core's next deadline, or -1.
+    private func timeout() -> Int32 {
+        guard let deadline = network.nextDeadline else { return -1 }
+        let left = deadline - ContinuousClock.now
+        if left <= .zero { return 0 }
+        return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+    }
+
+    /// Reads the answers waiting on an upstream resolver's socket.
+    private func receiveUpstream(_ index: Int) {
+        var buffer = [UInt8](repeating: 0, count: 65_535)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(upstreams[index], $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard count > 0 else { return }
+            perform(buffer.withUnsafeBytes { network.upstreamDNSReply(UnsafeRawBufferPointer(rebasing: $0[..<count]), from: index) })
+        }
+    }
+
+    /// Carries out deliveries that did not come from a guest's batch.
+    private func perform(_ deliveries: [Delivery]) {
+        for delivery in deliveries {
+            switch delivery {
+            case .send(let bytes, let target):
+                capture?.write(bytes)
+                try? guests[target]?.connection.send(bytes)
+            case .resolve(let query, let upstream):
+                sendUpstream(query, upstream)
+            case .forward:
+                break
+            }
+        }
+        capture?.flush()
+    }
+
+    private func sendUpstream(_ query: [UInt8], _ upstream: Int) {
+        guard upstreams.indices.contains(upstream) else { return }
+        let sent = query.withUnsafeBytes { send(upstreams[upstream], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if sent < 0 { logger.debug("DNS upstream \(upstream): \(String(cString: strerror(errno)))") }
+    }
+
+    /// A UDP socket connected to a resolver, so only its answers arrive on it.
+    static func connectUDP(to address: IPv4Address, port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw LinkError.system(operation: "socket", errno: .init(rawValue: errno)) }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = port.bigEndian
+        target.sin_addr.s_addr = address.rawValue.bigEndian
+        let result = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let error = LinkError.system(operation: "connect DNS upstream \(address):\(port)", errno: .init(rawValue: errno))
+            close(fd)
+            throw error
+        }
+        return fd
     }
 
     private func open(_ endpoint: Endpoint, _ framing: Framing) throws -> FrameListener {
@@ -124,6 +202,8 @@ public final class Proxy {
                         for target in targets { outgoing[target, default: []].append(frame) }
                     case .send(let bytes, let target):
                         made.append((bytes, target))
+                    case .resolve(let query, let upstream):
+                        sendUpstream(query, upstream)
                     }
                 }
             }
@@ -167,6 +247,7 @@ public final class Proxy {
         for guest in guests.values { guest.connection.close() }
         guests.removeAll()
         for entry in listeners { entry.listener.close() }
+        for fd in upstreams { close(fd) }
         if let pidFile = options.pidFile { unlink(pidFile) }
         capture?.flush()
     }

@@ -1,5 +1,6 @@
 import SovnetCore
 import SovnetLink
+import SovnetWire
 
 /// What `sovnet proxy` is told on its command line.
 public struct ProxyOptions: Sendable {
@@ -15,10 +16,12 @@ public struct ProxyOptions: Sendable {
     public var pcapFilter: String?
     public var pidFile: String?
     public var debug: Bool
+    /// Resolvers that non-local DNS queries are forwarded to, in order.
+    public var dnsUpstreams: [(IPv4Address, UInt16)]
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,
-                debug: Bool) {
+                debug: Bool, dnsUpstreams: [(IPv4Address, UInt16)]) {
         self.listen = listen
         self.singleGuest = singleGuest
         self.network = network
@@ -28,6 +31,17 @@ public struct ProxyOptions: Sendable {
         self.pcapFilter = pcapFilter
         self.pidFile = pidFile
         self.debug = debug
+        self.dnsUpstreams = dnsUpstreams
+        self.network.upstreamResolverCount = dnsUpstreams.count
+    }
+
+    /// The IPv4 name servers of a resolv.conf file, port 53.
+    public static func nameservers(inResolvConf text: String) -> [(IPv4Address, UInt16)] {
+        text.split(separator: "\n").compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0] == "nameserver", let address = IPv4Address(words[1]) else { return nil }
+            return (address, 53)
+        }
     }
 
     /// The largest frame: the MTU, an Ethernet header and one VLAN tag.

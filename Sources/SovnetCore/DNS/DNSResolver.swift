@@ -1,0 +1,184 @@
+// The gateway's DNS service, sans I/O (UDP; TCP follows with the TCP core).
+//
+// Names in the local zones (`gateway` and `host` under `containers.internal`
+// and `docker.internal` by default) are answered here, authoritatively: A
+// records from the zone, an empty NOERROR for other types of a known name,
+// NXDOMAIN for unknown names in the zone. Every other query is forwarded
+// unchanged but for its ID, which is replaced by one unique among the
+// queries in flight, to the first upstream resolver; the answer is relayed
+// as it comes, with the client's ID restored. When an upstream does not
+// answer within the timeout the next one is tried, and when none does the
+// client gets SERVFAIL (not NXDOMAIN: the name may well exist).
+//
+// A query that does not parse gets FORMERR when its header can be read, and
+// nothing otherwise.
+import SovnetWire
+
+/// Who asked: where the answer must go back to.
+public struct DNSClient: Hashable, Sendable {
+    public var address: IPv4Address
+    public var port: UInt16
+    public var mac: MACAddress
+    public var switchPort: PortID
+}
+
+/// What the resolver wants done.
+public enum DNSResolverAction: Equatable, Sendable {
+    /// Send this DNS message to the client.
+    case answer([UInt8], to: DNSClient)
+    /// Send this query to upstream resolver number `upstream`.
+    case forward([UInt8], upstream: Int)
+}
+
+/// The gateway's resolver: local zones and forwarding state.
+public struct DNSResolver: Sendable {
+    /// Names answered locally, lower-cased, with their IPv4 addresses.
+    public private(set) var records: [DNSName: [IPv4Address]]
+    /// Zones the resolver is authoritative for.
+    public private(set) var zones: [DNSName]
+    public let upstreamCount: Int
+    public var timeout: Duration = .seconds(2)
+    /// Counters for `/stats`.
+    public private(set) var counters: [String: Int] = [:]
+
+    private struct Pending {
+        var client: DNSClient
+        var clientID: UInt16
+        var query: [UInt8]
+        var upstream: Int
+        var deadline: ContinuousClock.Instant
+    }
+    private var pending: [UInt16: Pending] = [:]
+    private var random: SplitMix
+
+    public init(zones: [DNSName], records: [DNSName: [IPv4Address]], upstreamCount: Int, seed: UInt64) {
+        self.zones = zones.map(\.lowercased)
+        self.records = Dictionary(records.map { ($0.key.lowercased, $0.value) }, uniquingKeysWith: +)
+        self.upstreamCount = upstreamCount
+        random = SplitMix(seed: seed)
+    }
+
+    /// gvproxy's zones: `gateway` and `host` under `containers.internal` and `docker.internal`.
+    public static func defaultRecords(gateway: IPv4Address, host: IPv4Address) -> (zones: [DNSName], records: [DNSName: [IPv4Address]]) {
+        let zones: [DNSName] = ["containers.internal", "docker.internal"]
+        var records: [DNSName: [IPv4Address]] = [:]
+        for zone in zones {
+            records[DNSName(labels: [Array("gateway".utf8)] + zone.labels)] = [gateway]
+            records[DNSName(labels: [Array("host".utf8)] + zone.labels)] = [host]
+        }
+        return (zones, records)
+    }
+
+    /// Adds (or replaces) a local name.
+    public mutating func add(_ name: DNSName, addresses: [IPv4Address]) {
+        records[name.lowercased] = addresses
+    }
+
+    /// When `tick` must next run, if a query is waiting for upstream.
+    public var nextDeadline: ContinuousClock.Instant? { pending.values.map(\.deadline).min() }
+
+    /// Handles a query from a guest.
+    public mutating func query(_ bytes: UnsafeRawBufferPointer, from client: DNSClient,
+                               now: ContinuousClock.Instant) -> [DNSResolverAction] {
+        guard let header = try? DNSView(bytes) else {
+            counters["malformed", default: 0] += 1
+            return []
+        }
+        guard !header.flags.isResponse else {
+            counters["malformed", default: 0] += 1
+            return []
+        }
+        guard let message = try? DNSMessage.parse(bytes), message.questions.count == 1 else {
+            counters["formerr", default: 0] += 1
+            return [.answer(Self.bareReply(to: header, code: .formatError), to: client)]
+        }
+        let question = message.questions[0]
+        let name = question.name.lowercased
+        if header.flags.opcode == 0, zones.contains(where: { name.isSubdomain(of: $0) }) {
+            counters["local", default: 0] += 1
+            return [.answer(localAnswer(to: message, question: question, name: name), to: client)]
+        }
+        guard upstreamCount > 0 else {
+            counters["servfail", default: 0] += 1
+            return [.answer(Self.bareReply(to: header, code: .serverFailure, question: question), to: client)]
+        }
+        counters["forwarded", default: 0] += 1
+        var id: UInt16
+        repeat { id = UInt16(truncatingIfNeeded: random.next()) } while pending[id] != nil
+        var forwarded = Array(bytes)
+        forwarded[0] = UInt8(id >> 8)
+        forwarded[1] = UInt8(id & 0xFF)
+        pending[id] = Pending(client: client, clientID: header.id, query: forwarded, upstream: 0, deadline: now + timeout)
+        return [.forward(forwarded, upstream: 0)]
+    }
+
+    /// Handles a reply from upstream resolver number `upstream`.
+    public mutating func upstreamReply(_ bytes: UnsafeRawBufferPointer, from upstream: Int) -> [DNSResolverAction] {
+        guard let header = try? DNSView(bytes), header.flags.isResponse,
+              let entry = pending[header.id], entry.upstream == upstream else {
+            counters["stray-replies", default: 0] += 1
+            return []
+        }
+        pending[header.id] = nil
+        counters["answered", default: 0] += 1
+        var reply = Array(bytes)
+        reply[0] = UInt8(entry.clientID >> 8)
+        reply[1] = UInt8(entry.clientID & 0xFF)
+        return [.answer(reply, to: entry.client)]
+    }
+
+    /// Retries or fails queries whose upstream did not answer in time.
+    public mutating func tick(now: ContinuousClock.Instant) -> [DNSResolverAction] {
+        var actions: [DNSResolverAction] = []
+        for (id, entry) in pending where entry.deadline <= now {
+            if entry.upstream + 1 < upstreamCount {
+                pending[id]?.upstream += 1
+                pending[id]?.deadline = now + timeout
+                actions.append(.forward(entry.query, upstream: entry.upstream + 1))
+            } else {
+                pending[id] = nil
+                counters["servfail", default: 0] += 1
+                let reply: [UInt8]? = entry.query.withUnsafeBytes { raw in
+                    guard let header = try? DNSView(raw) else { return nil }
+                    var bare = Self.bareReply(to: header, code: .serverFailure, question: try? header.firstQuestion())
+                    bare[0] = UInt8(entry.clientID >> 8)
+                    bare[1] = UInt8(entry.clientID & 0xFF)
+                    return bare
+                }
+                if let reply { actions.append(.answer(reply, to: entry.client)) }
+            }
+        }
+        return actions
+    }
+
+    private func localAnswer(to query: DNSMessage, question: DNSQuestion, name: DNSName) -> [UInt8] {
+        var flags = DNSFlags(rawValue: 0)
+        flags.isResponse = true
+        flags.authoritative = true
+        flags.recursionDesired = query.flags.recursionDesired
+        flags.recursionAvailable = true
+        var reply = DNSMessage(id: query.id, flags: flags, questions: [question])
+        if let addresses = records[name] {
+            if question.type == .a || question.type == .any {
+                reply.answers = addresses.map {
+                    DNSResourceRecord(name: question.name, type: .a, ttl: 0, data: .a($0))
+                }
+            }
+        } else {
+            reply.flags.responseCode = .nameError
+        }
+        return (try? reply.bytes()) ?? []
+    }
+
+    /// A reply with only a header (and the question, when known).
+    static func bareReply(to header: DNSView, code: DNSResponseCode, question: DNSQuestion? = nil) -> [UInt8] {
+        var flags = header.flags
+        flags.isResponse = true
+        flags.recursionAvailable = true
+        flags.authoritative = false
+        flags.truncated = false
+        flags.responseCode = code
+        let reply = DNSMessage(id: header.id, flags: flags, questions: question.map { [$0] } ?? [])
+        return (try? reply.bytes()) ?? []
+    }
+}
