@@ -4,25 +4,43 @@ import Testing
 /// `sovnet proxy` with real guests: `sovnet forward` in namespaces (its own
 /// DHCP client), and Debian's DHCP clients (busybox udhcpc, ISC dhclient,
 /// dhcpcd) on taps joined to the proxy by `sovnet forward -preexisting`.
-/// The proxy does no NAT yet, so it reaches nothing but its unix socket.
-@Suite(.enabled(if: canMakeNamespaces, "needs root and iproute2 to run guests in network namespaces"), .serialized)
+/// The proxy runs in a namespace of its own with only a loopback interface,
+/// and forwards DNS to a dnsmasq the test starts on that loopback.
+@Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq"),
+                "needs root, iproute2 and dnsmasq to run guests in network namespaces"),
+       .serialized)
 final class ProxyTests {
     let work = NSTemporaryDirectory() + "sovnet-proxy-\(getpid())"
+    let host: TestNamespace
+    let upstream: Spawned
     let proxy: Spawned
     var namespaces: [TestNamespace] = []
     var processes: [Spawned] = []
 
     init() throws {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        proxy = try Spawned("\(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock -pcap \(work)/proxy.pcap "
-                            + "-pid-file \(work)/proxy.pid", log: work + "/proxy.log")
+        host = try TestNamespace("svt-phost")
+        upstream = try Spawned(
+            "ip netns exec \(host.name) dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces "
+                + "--listen-address=127.0.0.1 --port=5353 --log-facility=- --log-queries --pid-file=\(work)/dnsmasq.pid "
+                + "--local=/example.test/ --host-record=db.example.test,198.51.100.10,2001:db8::10 "
+                + "--host-record=web.example.test,198.51.100.7 --cname=www.example.test,web.example.test "
+                + "--txt-record=example.test,'v=spf1 -all' --mx-host=example.test,mail.example.test,10 "
+                + "--srv-host=_http._tcp.example.test,web.example.test,80,0,5 "
+                + "--ptr-record=7.100.51.198.in-addr.arpa,web.example.test",
+            log: work + "/upstream.log")
+        proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
+                            + "-pcap \(work)/proxy.pcap -pid-file \(work)/proxy.pid --dns-upstream 127.0.0.1:5353",
+                            log: work + "/proxy.log")
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
     }
 
     deinit {
         processes.forEach { $0.stop() }
         proxy.stop()
+        upstream.stop()
         namespaces.forEach { $0.close() }
+        host.close()
         try? FileManager.default.removeItem(atPath: work)
     }
 
@@ -60,6 +78,30 @@ final class ProxyTests {
         #expect(summary.contains("192.168.127.2\t192.168.127.3"))
         let dhcp = try shell("tshark -r \(work)/proxy.pcap -Y 'dhcp.option.dhcp == 7' -T fields -e dhcp.ip.client")
         #expect(dhcp.contains("192.168.127.2") && dhcp.contains("192.168.127.3"), "both leases released")
+    }
+
+    /// Every record type through the gateway's DNS: local zones answered by
+    /// the proxy, the rest relayed from the upstream dnsmasq.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dig"), "dig is not installed"))
+    func dnsThroughTheGateway() throws {
+        let (namespace, forward) = try guest("svt-pdns")
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        func dig(_ query: String) throws -> String {
+            try namespace.run("dig @192.168.127.1 +short +tries=1 +time=3 \(query)")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try dig("gateway.containers.internal A") == "192.168.127.1")
+        #expect(try dig("host.docker.internal A") == "192.168.127.254")
+        #expect(try dig("db.example.test A") == "198.51.100.10")
+        #expect(try dig("db.example.test AAAA") == "2001:db8::10")
+        #expect(try dig("www.example.test A") == "web.example.test.\n198.51.100.7")
+        #expect(try dig("example.test TXT") == "\"v=spf1 -all\"")
+        #expect(try dig("example.test MX") == "10 mail.example.test.")
+        #expect(try dig("_http._tcp.example.test SRV") == "0 5 80 web.example.test.")
+        #expect(try dig("-x 198.51.100.7") == "web.example.test.")
+        let missing = try namespace.run("dig @192.168.127.1 +tries=1 +time=3 missing.example.test A")
+        #expect(missing.contains("status: NXDOMAIN"))
+        #expect(upstream.output.contains("query[TXT] example.test from 127.0.0.1"))
     }
 
     /// Debian's DHCP clients on a tap that `sovnet forward -preexisting` joins
