@@ -42,6 +42,22 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: [.customLong("mtu", withSingleDash: true), .customLong("mtu")], help: "MTU of the virtual network.")
     var mtu = 1500
 
+    @Option(name: [.customLong("subnet", withSingleDash: true), .customLong("subnet")],
+            help: "The virtual network, as ADDRESS/PREFIX.")
+    var subnet = "192.168.127.0/24"
+
+    @Option(name: [.customLong("gatewayIP", withSingleDash: true), .customLong("gatewayIP")],
+            help: "The gateway's address (default: the subnet's first).")
+    var gatewayIP: String?
+
+    @Option(name: [.customLong("hostIP", withSingleDash: true), .customLong("hostIP")],
+            help: "The host alias the gateway answers ARP for, named host.containers.internal (default: the subnet's .254).")
+    var hostIP: String?
+
+    @Option(name: [.customLong("log-file", withSingleDash: true), .customLong("log-file")],
+            help: "Append the log to this file instead of standard error.")
+    var logFile: String?
+
     @Option(name: [.customLong("pcap", withSingleDash: true), .customLong("pcap")],
             help: "Capture every frame through the switch to this pcap file.")
     var pcap: String?
@@ -76,7 +92,38 @@ struct ProxyCommand: ParsableCommand {
         if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
     }
 
+    /// The virtual network described by -subnet, -gatewayIP, -hostIP and -mtu.
+    func networkConfiguration() throws -> VirtualNetworkConfiguration {
+        let parts = subnet.split(separator: "/")
+        guard parts.count == 2, let base = IPv4Address(parts[0]), let prefix = Int(parts[1]), (8...30).contains(prefix) else {
+            throw ValidationError("-subnet wants ADDRESS/PREFIX with a prefix from 8 to 30, not '\(subnet)'")
+        }
+        let network = base.masked(prefixLength: prefix)
+        func address(_ text: String?, _ flag: String, default offset: UInt32) throws -> IPv4Address {
+            guard let text else { return IPv4Address(rawValue: network.rawValue + offset) }
+            guard let value = IPv4Address(text), value.masked(prefixLength: prefix) == network else {
+                throw ValidationError("\(flag) must be an address in \(subnet), not '\(text)'")
+            }
+            return value
+        }
+        let lastHost = (UInt32(1) << UInt32(32 - prefix)) - 2
+        var configuration = VirtualNetworkConfiguration()
+        configuration.gatewayAddress = try address(gatewayIP, "-gatewayIP", default: 1)
+        configuration.hostAddress = try address(hostIP, "-hostIP", default: min(254, lastHost))
+        configuration.prefixLength = prefix
+        configuration.virtualAddresses = [configuration.hostAddress]
+        configuration.staticBindings = [MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(rawValue: network.rawValue + 2)]
+        configuration.mtu = mtu
+        return configuration
+    }
+
     func run() throws {
+        if let logFile {
+            let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot open -log-file \(logFile): \(String(cString: strerror(errno)))") }
+            dup2(fd, 2)
+            close(fd)
+        }
         let level: Logger.Level = debug ? .debug : .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -107,8 +154,7 @@ struct ProxyCommand: ParsableCommand {
         if dnsUpstream.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
             upstreams = ProxyOptions.nameservers(inResolvConf: text)
         }
-        var network = VirtualNetworkConfiguration()
-        network.mtu = mtu
+        let network = try networkConfiguration()
         let options = ProxyOptions(
             listen: try listen.map(endpoint), singleGuest: single, network: network,
             exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,

@@ -80,6 +80,36 @@ final class ProxyTests {
         #expect(dhcp.contains("192.168.127.2") && dhcp.contains("192.168.127.3"), "both leases released")
     }
 
+    /// gvproxy's -subnet, -gatewayIP and -hostIP, and -log-file.
+    @Test func customSubnet() throws {
+        let custom = try Spawned(
+            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/custom.sock "
+                + "-subnet 10.42.0.0/16 -gatewayIP 10.42.0.9 -hostIP 10.42.7.7 -log-file \(work)/custom.log "
+                + "--dns-upstream 127.0.0.1:5353",
+            log: work + "/custom.out")
+        processes.append(custom)
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/custom.sock") })
+        let namespace = try TestNamespace("svt-psub")
+        namespaces.append(namespace)
+        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
+                                  + "-url unix://\(work)/custom.sock -stop-if-exist ''", log: work + "/psub.log")
+        processes.append(forward)
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        #expect(try namespace.run("ip -4 -o addr show dev tap0").contains("inet 10.42.0.2/16"))
+        #expect(try namespace.run("ip route show default").contains("default via 10.42.0.9"))
+        #expect(try namespace.run("ping -c 1 -W 2 10.42.0.9").contains("1 received"))
+        // The gateway answers ARP for the host alias (the echo itself needs the NAT of issue #5) …
+        #expect(try namespace.run("ping -c 1 -W 1 10.42.7.7 >/dev/null || true; ip neigh show 10.42.7.7")
+                    .contains("lladdr 5a:94:ef:e4:0c:dd"))
+        // … and its DNS names it.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/dig") {
+            #expect(try namespace.run("dig @10.42.0.9 +short +tries=1 host.containers.internal")
+                        .trimmingCharacters(in: .whitespacesAndNewlines) == "10.42.7.7")
+        }
+        let log = try String(contentsOfFile: work + "/custom.log", encoding: .utf8)
+        #expect(log.contains("guest connected"))
+    }
+
     /// Every record type through the gateway's DNS: local zones answered by
     /// the proxy, the rest relayed from the upstream dnsmasq.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dig"), "dig is not installed"))
