@@ -113,13 +113,13 @@ struct ShellError: Error, CustomStringConvertible {
     var description: String { "`\(command)` exited \(status): \(output)" }
 }
 
-/// Runs a shell command (bounded to 30 s) and returns its output; throws on failure.
+/// Runs a shell command (bounded to `seconds`) and returns its output; throws on failure.
 @discardableResult
-func shell(_ command: String) throws -> String {
+func shell(_ command: String, seconds: Int = 30) throws -> String {
     let log = NSTemporaryDirectory() + "sovnet-shell-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
     defer { unlink(log) }
-    let child = try Spawned("timeout 30 sh -c \(quote(command))", log: log)
-    let status = child.wait(40) ?? child.stop(SIGKILL)
+    let child = try Spawned("timeout \(seconds) sh -c \(quote(command))", log: log)
+    let status = child.wait(Double(seconds + 10)) ?? child.stop(SIGKILL)
     guard status == 0 else { throw ShellError(command: command, status: status, output: child.output) }
     return child.output
 }

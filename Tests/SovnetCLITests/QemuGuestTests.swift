@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+
+/// A real VM: QEMU (TCG) boots the Debian kernel with a busybox initramfs
+/// (`scripts/guest-image`), its virtio-net connected with `-netdev stream`
+/// to `sovnet proxy -listen-qemu`. The guest's init takes a lease with
+/// udhcpc, pings the gateway and resolves a local name, then powers off.
+@Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
+                "needs root and qemu-system-x86_64 (scripts/test installs it)"))
+struct QemuGuestTests {
+    static let root = CommandLineTests.root.path
+
+    @Test func qemuGuestGetsLeasePingAndDNS() throws {
+        try shell("\(Self.root)/scripts/guest-image \(Self.root)/.build-guest", seconds: 600)
+        let work = NSTemporaryDirectory() + "sovnet-qemu-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let host = try TestNamespace("svt-qhost")
+        defer { host.close() }
+        let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy "
+                                + "-listen-qemu unix://\(work)/qemu.sock --exit-on-disconnect "
+                                + "--dns-upstream 127.0.0.1:5999 -pcap \(work)/switch.pcap", log: work + "/proxy.log")
+        defer { proxy.stop() }
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/qemu.sock") }, "\(proxy.output)")
+        let qemu = try Spawned(
+            "qemu-system-x86_64 -M q35 -m 256 -nographic -no-reboot -kernel \(Self.root)/.build-guest/vmlinuz "
+                + "-initrd \(Self.root)/.build-guest/initrd.gz -append 'console=ttyS0 quiet panic=-1' "
+                + "-netdev stream,id=n0,server=off,addr.type=unix,addr.path=\(work)/qemu.sock "
+                + "-device virtio-net-pci,netdev=n0,mac=5a:94:ef:e4:0c:ee",
+            log: work + "/console.log")
+        defer { qemu.stop() }
+        let finished = waitUntil(120) { qemu.output.contains("SOVNET-GUEST done") }
+        #expect(finished, "console: \(qemu.output.suffix(2000))\nproxy: \(proxy.output)")
+        let console = qemu.output
+        #expect(console.contains("SOVNET-GUEST lease 192.168.127.2/24 router 192.168.127.1 dns 192.168.127.1 mtu 1500"))
+        #expect(console.contains("SOVNET-GUEST ping ok"))
+        #expect(console.contains("SOVNET-GUEST dns 192.168.127.1"))
+        // The guest powered off: the single-guest listener's proxy exits, as asked.
+        #expect(proxy.wait(30) == 0, "\(proxy.output)")
+        let frames = try shell("tshark -r \(work)/switch.pcap -Y 'dhcp.option.dhcp == 5 or dns.flags.response == 1' "
+                               + "-T fields -e frame.protocols")
+        #expect(frames.contains("dhcp") && frames.contains("dns"))
+    }
+}
