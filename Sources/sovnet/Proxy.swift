@@ -39,12 +39,17 @@ struct ProxyCommand: ParsableCommand {
             help: "Serve one guest on standard input and output ('accept').")
     var listenStdio: String?
 
-    @Option(name: [.customLong("mtu", withSingleDash: true), .customLong("mtu")], help: "MTU of the virtual network.")
-    var mtu = 1500
+    @Option(name: [.customLong("config", withSingleDash: true), .customLong("config")],
+            help: "A gvproxy YAML configuration file; flags given as well take precedence.")
+    var config: String?
+
+    @Option(name: [.customLong("mtu", withSingleDash: true), .customLong("mtu")],
+            help: "MTU of the virtual network. (default: 1500)")
+    var mtu: Int?
 
     @Option(name: [.customLong("subnet", withSingleDash: true), .customLong("subnet")],
-            help: "The virtual network, as ADDRESS/PREFIX.")
-    var subnet = "192.168.127.0/24"
+            help: "The virtual network, as ADDRESS/PREFIX. (default: 192.168.127.0/24)")
+    var subnet: String?
 
     @Option(name: [.customLong("gatewayIP", withSingleDash: true), .customLong("gatewayIP")],
             help: "The gateway's address (default: the subnet's first).")
@@ -87,13 +92,19 @@ struct ProxyCommand: ParsableCommand {
         if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil {
             throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
-        guard (576...65517).contains(mtu) else { throw ValidationError("-mtu must be between 576 and 65517") }
+        if let mtu, !(576...65517).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65517") }
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
         if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
     }
 
-    /// The virtual network described by -subnet, -gatewayIP, -hostIP and -mtu.
-    func networkConfiguration() throws -> VirtualNetworkConfiguration {
+    /// The virtual network: gvproxy's defaults, then the -config file, then
+    /// -subnet, -gatewayIP, -hostIP and -mtu.
+    func networkConfiguration(file: GvproxyConfiguration?) throws -> VirtualNetworkConfiguration {
+        var configuration = VirtualNetworkConfiguration()
+        try file?.apply(to: &configuration)
+        if let mtu { configuration.mtu = mtu }
+        guard subnet != nil || gatewayIP != nil || hostIP != nil else { return configuration }
+        let subnet = self.subnet ?? "\(configuration.network)/\(configuration.prefixLength)"
         let parts = subnet.split(separator: "/")
         guard parts.count == 2, let base = IPv4Address(parts[0]), let prefix = Int(parts[1]), (8...30).contains(prefix) else {
             throw ValidationError("-subnet wants ADDRESS/PREFIX with a prefix from 8 to 30, not '\(subnet)'")
@@ -107,23 +118,38 @@ struct ProxyCommand: ParsableCommand {
             return value
         }
         let lastHost = (UInt32(1) << UInt32(32 - prefix)) - 2
-        var configuration = VirtualNetworkConfiguration()
         configuration.gatewayAddress = try address(gatewayIP, "-gatewayIP", default: 1)
         configuration.hostAddress = try address(hostIP, "-hostIP", default: min(254, lastHost))
         configuration.prefixLength = prefix
         configuration.virtualAddresses = [configuration.hostAddress]
-        configuration.staticBindings = [MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(rawValue: network.rawValue + 2)]
-        configuration.mtu = mtu
+        if file?.dhcpStaticLeases == nil {
+            configuration.staticBindings = [MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(rawValue: network.rawValue + 2)]
+        }
         return configuration
     }
 
     func run() throws {
+        var file: GvproxyConfiguration?
+        if let config {
+            let text: String
+            do {
+                text = try String(contentsOfFile: config, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read -config \(config): \(error.localizedDescription)")
+            }
+            do {
+                file = try GvproxyConfiguration.parse(text)
+            } catch {
+                throw ValidationError("\(config): \(error)")
+            }
+        }
         if let logFile {
             let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw ValidationError("cannot open -log-file \(logFile): \(String(cString: strerror(errno)))") }
             dup2(fd, 2)
             close(fd)
         }
+        let debug = self.debug || file?.debug == true
         let level: Logger.Level = debug ? .debug : .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -154,11 +180,16 @@ struct ProxyCommand: ParsableCommand {
         if dnsUpstream.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
             upstreams = ProxyOptions.nameservers(inResolvConf: text)
         }
-        let network = try networkConfiguration()
+        let network: VirtualNetworkConfiguration
+        do {
+            network = try networkConfiguration(file: file)
+        } catch let problem as GvproxyConfiguration.Problem {
+            throw ValidationError("\(config ?? ""): \(problem)")
+        }
         let options = ProxyOptions(
             listen: try listen.map(endpoint), singleGuest: single, network: network,
             exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,
-            pcapPath: pcap, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
+            pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
         let status = try Proxy(options: options, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }

@@ -110,6 +110,38 @@ final class ProxyTests {
         #expect(log.contains("guest connected"))
     }
 
+    /// gvproxy's configuration file: a DNS zone with a record and a default,
+    /// and search domains that reach the guest's resolv.conf through DHCP.
+    @Test func configurationFile() throws {
+        try """
+            dns:
+              - name: example.internal.
+                records:
+                  - name: db
+                    ip: 192.168.127.50
+                defaultIP: 192.168.127.254
+            dnsSearchDomains: [example.internal, vm.internal]
+            """.write(toFile: work + "/gvproxy.yaml", atomically: true, encoding: .utf8)
+        let configured = try Spawned(
+            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -config \(work)/gvproxy.yaml "
+                + "-listen unix://\(work)/configured.sock --dns-upstream 127.0.0.1:5353",
+            log: work + "/configured.log")
+        processes.append(configured)
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/configured.sock") }, "\(configured.output)")
+        let namespace = try TestNamespace("svt-pcfg")
+        namespaces.append(namespace)
+        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
+                                  + "-url unix://\(work)/configured.sock -stop-if-exist ''", log: work + "/pcfg.log")
+        processes.append(forward)
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        let resolv = try String(contentsOfFile: "/etc/netns/\(namespace.name)/resolv.conf", encoding: .utf8)
+        #expect(resolv.contains("search example.internal vm.internal"))
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/dig") {
+            #expect(try namespace.run("dig @192.168.127.1 +short db.example.internal").contains("192.168.127.50"))
+            #expect(try namespace.run("dig @192.168.127.1 +short anything.example.internal").contains("192.168.127.254"))
+        }
+    }
+
     /// Every record type through the gateway's DNS: local zones answered by
     /// the proxy, the rest relayed from the upstream dnsmasq.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dig"), "dig is not installed"))

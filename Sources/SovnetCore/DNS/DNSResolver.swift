@@ -36,6 +36,8 @@ public struct DNSResolver: Sendable {
     public private(set) var records: [DNSName: [IPv4Address]]
     /// Zones the resolver is authoritative for.
     public private(set) var zones: [DNSName]
+    /// The answer for names of a zone that have no record of their own.
+    public private(set) var zoneDefaults: [DNSName: IPv4Address] = [:]
     public let upstreamCount: Int
     public var timeout: Duration = .seconds(2)
     /// Counters for `/stats`.
@@ -72,6 +74,17 @@ public struct DNSResolver: Sendable {
     /// Adds (or replaces) a local name.
     public mutating func add(_ name: DNSName, addresses: [IPv4Address]) {
         records[name.lowercased] = addresses
+    }
+
+    /// Adds a zone, its records and its default answer.
+    public mutating func add(_ zone: DNSZoneConfiguration) {
+        let name = zone.name.lowercased
+        if !zones.contains(name) { zones.append(name) }
+        for (relative, address) in zone.records {
+            let full = relative == "@" ? name : DNSName(labels: DNSName(relative).labels + name.labels).lowercased
+            records[full, default: []].append(address)
+        }
+        zoneDefaults[name] = zone.defaultAddress
     }
 
     /// When `tick` must next run, if a query is waiting for upstream.
@@ -158,7 +171,9 @@ public struct DNSResolver: Sendable {
         flags.recursionDesired = query.flags.recursionDesired
         flags.recursionAvailable = true
         var reply = DNSMessage(id: query.id, flags: flags, questions: [question])
-        if let addresses = records[name] {
+        let zoneDefault = zones.filter { name.isSubdomain(of: $0) }.max { $0.labels.count < $1.labels.count }
+            .flatMap { zoneDefaults[$0] }
+        if let addresses = records[name] ?? zoneDefault.map({ [$0] }) {
             if question.type == .a || question.type == .any {
                 reply.answers = addresses.map {
                     DNSResourceRecord(name: question.name, type: .a, ttl: 0, data: .a($0))

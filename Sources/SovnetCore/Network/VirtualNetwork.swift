@@ -52,6 +52,7 @@ public final class VirtualNetwork {
         dns = DNSResolver(zones: local.zones, records: local.records,
                           upstreamCount: configuration.upstreamResolverCount,
                           seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
+        for zone in configuration.dnsZones { dns.add(zone) }
     }
 
     /// When `tick` must next run.

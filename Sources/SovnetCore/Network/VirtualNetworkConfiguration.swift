@@ -1,5 +1,20 @@
 import SovnetWire
 
+/// A local DNS zone: names answered by the gateway itself.
+public struct DNSZoneConfiguration: Hashable, Sendable {
+    public var name: DNSName
+    /// Names relative to the zone (`db` in `example.test`), or `@` for the zone itself.
+    public var records: [String: IPv4Address]
+    /// The answer for any other name in the zone; without it they are NXDOMAIN.
+    public var defaultAddress: IPv4Address?
+
+    public init(name: DNSName, records: [String: IPv4Address], defaultAddress: IPv4Address?) {
+        self.name = name
+        self.records = records
+        self.defaultAddress = defaultAddress
+    }
+}
+
 /// The shape of a virtual network, with gvproxy's defaults.
 public struct VirtualNetworkConfiguration: Sendable {
     public var gatewayAddress: IPv4Address
@@ -15,6 +30,8 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var hostAddress: IPv4Address
     /// How many upstream resolvers the driver has for forwarded DNS queries.
     public var upstreamResolverCount: Int
+    /// Local DNS zones besides the default `containers.internal` and `docker.internal`.
+    public var dnsZones: [DNSZoneConfiguration] = []
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
