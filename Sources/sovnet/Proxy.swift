@@ -23,6 +23,10 @@ struct ProxyCommand: ParsableCommand {
             help: "Accept vm-framing guests (gvforwarder, sovnet forward): unix:///PATH, vsock://:PORT, tcp://IP:PORT.")
     var listen: [String] = []
 
+    @Option(name: [.customLong("services", withSingleDash: true), .customLong("services")],
+            help: "Serve only the HTTP control API here (unix:///PATH or tcp://IP:PORT); -listen serves it too.")
+    var services: [String] = []
+
     @Option(name: [.customLong("listen-qemu", withSingleDash: true), .customLong("listen-qemu")],
             help: "Accept one guest with 4-byte framing (QEMU -netdev stream): unix:///PATH or tcp://IP:PORT.")
     var listenQemu: String?
@@ -89,7 +93,7 @@ struct ProxyCommand: ParsableCommand {
     var dnsUpstream: [String] = []
 
     func validate() throws {
-        if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil {
+        if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil, services.isEmpty {
             throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
         if let mtu, !(576...65517).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65517") }
@@ -190,7 +194,9 @@ struct ProxyCommand: ParsableCommand {
             listen: try listen.map(endpoint), singleGuest: single, network: network,
             exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,
             pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
-        let status = try Proxy(options: options, logger: Logger(label: "sovnet.proxy")).run()
+        var withServices = options
+        withServices.services = try services.map(endpoint)
+        let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -66,7 +66,7 @@ final class ProxyTests {
         #expect(try first.run("ip route show default").contains("default via 192.168.127.1"))
         #expect(try first.run("ping -c 3 -i 0.2 -W 2 192.168.127.1").contains("3 received"))
         #expect(try second.run("ping -c 3 -i 0.2 -W 2 192.168.127.2").contains("3 received"), "guests reach each other")
-        #expect(forwardA.output.contains("in ") && proxy.output.contains("guest connected"))
+        #expect(forwardA.output.contains("in ") && proxy.output.contains("connection on unix:"))
         let pid = try String(contentsOfFile: work + "/proxy.pid", encoding: .utf8)
         #expect(Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) == proxy.pid)
 
@@ -107,7 +107,7 @@ final class ProxyTests {
                         .trimmingCharacters(in: .whitespacesAndNewlines) == "10.42.7.7")
         }
         let log = try String(contentsOfFile: work + "/custom.log", encoding: .utf8)
-        #expect(log.contains("guest connected"))
+        #expect(log.contains("connection on unix:"))
     }
 
     /// gvproxy's configuration file: a DNS zone with a record and a default,
@@ -140,6 +140,38 @@ final class ProxyTests {
             #expect(try namespace.run("dig @192.168.127.1 +short db.example.internal").contains("192.168.127.50"))
             #expect(try namespace.run("dig @192.168.127.1 +short anything.example.internal").contains("192.168.127.254"))
         }
+    }
+
+    /// The control API over HTTP: on the -listen socket shared with guests
+    /// and on a --services socket of its own.
+    @Test func controlAPI() throws {
+        let services = try Spawned(
+            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/shared.sock "
+                + "--services unix://\(work)/api.sock --dns-upstream 127.0.0.1:5353",
+            log: work + "/services.log")
+        processes.append(services)
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/api.sock") }, "\(services.output)")
+        let namespace = try TestNamespace("svt-papi")
+        namespaces.append(namespace)
+        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
+                                  + "-url unix://\(work)/shared.sock -stop-if-exist '' -mac 02:00:00:00:00:77",
+                                  log: work + "/papi.log")
+        processes.append(forward)
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        func curl(_ socket: String, _ arguments: String) throws -> String {
+            try shell("curl -s --max-time 5 --unix-socket \(work)/\(socket) \(arguments)")
+        }
+        #expect(try curl("shared.sock", "http://sovnet/services/dhcp/leases") == #"{"192.168.127.3":"02:00:00:00:00:77"}"#)
+        #expect(try curl("api.sock", "http://sovnet/cam").contains(#""02:00:00:00:00:77":"#))
+        #expect(try curl("api.sock", "-X POST -d '{\"Name\":\"api.internal.\",\"Records\":[{\"Name\":\"db\",\"IP\":\"192.168.127.70\"}]}' "
+                         + "-w '%{http_code}' http://sovnet/services/dns/add") == "200")
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/dig") {
+            #expect(try namespace.run("dig @192.168.127.1 +short db.api.internal").contains("192.168.127.70"))
+        }
+        #expect(try curl("api.sock", "-d '{oops' -w ' %{http_code}' http://sovnet/services/dns/add").hasSuffix(" 400"))
+        #expect(try curl("shared.sock", "http://sovnet/stats").contains(#""acks":1"#))
+        // The guest's connection still works after API calls on the same socket.
+        #expect(try namespace.run("ping -c 1 -W 2 192.168.127.1").contains("1 received"))
     }
 
     /// Every record type through the gateway's DNS: local zones answered by

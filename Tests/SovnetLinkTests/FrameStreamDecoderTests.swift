@@ -91,11 +91,19 @@ import Testing
         #expect(failure([13, 0] + [UInt8](repeating: 0, count: 13)) == .runtFrame(length: 13))
         #expect(failure([0xFF, 0xFF]) == .oversizedFrame(length: 65535, maximum: 1518))
         #expect(failure([0x00, 0x06], maximum: 1500) == .oversizedFrame(length: 1536, maximum: 1500))
-        #expect(failure(Array("GET /connect HTTP/1.1\r\n\r\n".utf8), path: "/connect")
-                    == .badRequestHead("GET /connect HTTP/1.1"))
-        #expect(failure(Array("POST /other HTTP/1.1\r\n\r\n".utf8), path: "/connect")
-                    == .badRequestHead("POST /other HTTP/1.1"))
+        #expect(failure(Array("GET /connect HTTP/1.1\r\n\r\n".utf8), path: "/connect") == .otherRequest)
+        #expect(failure(Array("POST /other HTTP/1.1\r\n\r\n".utf8), path: "/connect") == .otherRequest)
+        #expect(failure(Array("HELLO\r\n\r\n".utf8), path: "/connect") == .badRequestHead("HELLO"))
         #expect(failure([UInt8](repeating: 0x41, count: 9000), path: "/connect") != nil)
+    }
+
+    /// An API request on a shared socket keeps all its bytes for the API server.
+    @Test func otherRequestsKeepTheirBytes() throws {
+        let request = Array("GET /stats HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let decoder = FrameStreamDecoder(prefix: .littleEndian16, maximumFrameLength: 1518, expectedRequestPath: "/connect")
+        #expect(throws: FramingError.otherRequest) { _ = try decode(decoder, request) }
+        #expect(decoder.drainBuffered() == request)
+        #expect(decoder.bufferedByteCount == 0)
     }
 
     @Test func endOfStreamInsideAFrame() throws {

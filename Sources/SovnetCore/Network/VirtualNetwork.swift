@@ -55,6 +55,11 @@ public final class VirtualNetwork {
         for zone in configuration.dnsZones { dns.add(zone) }
     }
 
+    /// Adds a local DNS zone (from the control API).
+    public func addDNSZone(_ zone: DNSZoneConfiguration) {
+        dns.add(zone)
+    }
+
     /// When `tick` must next run.
     public var nextDeadline: ContinuousClock.Instant? { dns.nextDeadline }
 
@@ -87,6 +92,12 @@ public final class VirtualNetwork {
     public func detach(_ port: PortID) {
         ports.remove(port)
         macTable = macTable.filter { $0.value != port }
+    }
+
+    /// Detaches a port that never was a guest's (a control API connection) and drops its counters.
+    public func forget(_ port: PortID) {
+        detach(port)
+        counters.ports[port.rawValue] = nil
     }
 
     /// Handles a frame that arrived on `port`.

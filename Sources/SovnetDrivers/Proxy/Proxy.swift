@@ -8,9 +8,14 @@
 // UDP socket per upstream resolver, also in the poll set; the poll timeout is
 // the network core's next deadline (DNS retries).
 //
+// A `-listen` connection whose first request is not `POST /connect` is an
+// HTTP control API call: it is handed to `ControlServer` (SwiftNIO, its own
+// thread), which also serves `--services` endpoints. The network core is
+// shared with it under a lock.
+//
 // This is proxy part 1 (issue #4) so far: listeners, switch, ARP, ICMP echo,
-// DHCP and DNS over UDP. DNS over TCP, the HTTP API and the YAML
-// configuration come next; NAT to host sockets is issue #5.
+// DHCP, DNS over UDP and the control API. DNS over TCP comes with the TCP
+// core; NAT to host sockets is issue #5.
 import CSovnetShim
 import Glibc
 import Logging
@@ -21,7 +26,9 @@ import SovnetWire
 /// Runs the virtual network until a signal.
 public final class Proxy {
     public let options: ProxyOptions
-    public let network: VirtualNetwork
+    /// The network core, shared with the control API under a lock.
+    public let shared: SharedNetwork
+    private let api: ControlServer
     private let logger: Logger
     private var listeners: [(listener: FrameListener, single: Bool)] = []
     /// Guests by port, with the listener each came through.
@@ -37,7 +44,8 @@ public final class Proxy {
     public init(options: ProxyOptions, logger: Logger) {
         self.options = options
         self.logger = logger
-        network = VirtualNetwork(configuration: options.network)
+        shared = SharedNetwork(VirtualNetwork(configuration: options.network))
+        api = ControlServer(shared: shared, logger: logger)
     }
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
@@ -51,6 +59,9 @@ public final class Proxy {
         }
         for (endpoint, framing) in options.singleGuest {
             listeners.append((try open(endpoint, framing), true))
+        }
+        for endpoint in options.services {
+            try api.listen(on: endpoint, mode: mode_t(options.socketMode))
         }
         for (address, port) in options.dnsUpstreams {
             upstreams.append(try Self.connectUDP(to: address, port: port))
@@ -82,8 +93,8 @@ public final class Proxy {
             guard poll(&descriptors, nfds_t(descriptors.count), timeout()) >= 0 || errno == EINTR else {
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
             }
-            if let deadline = network.nextDeadline, ContinuousClock.now >= deadline {
-                perform(network.tick(now: ContinuousClock.now))
+            if let deadline = shared.withLock({ $0.nextDeadline }), ContinuousClock.now >= deadline {
+                perform(shared.withLock { $0.tick(now: ContinuousClock.now) })
             }
             for (descriptor, owner) in zip(descriptors, owners) where descriptor.revents != 0 {
                 switch owner {
@@ -109,7 +120,7 @@ public final class Proxy {
 
     /// Milliseconds until the network core's next deadline, or -1.
     private func timeout() -> Int32 {
-        guard let deadline = network.nextDeadline else { return -1 }
+        guard let deadline = shared.withLock({ $0.nextDeadline }) else { return -1 }
         let left = deadline - ContinuousClock.now
         if left <= .zero { return 0 }
         return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
@@ -121,7 +132,9 @@ public final class Proxy {
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(upstreams[index], $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count > 0 else { return }
-            perform(buffer.withUnsafeBytes { network.upstreamDNSReply(UnsafeRawBufferPointer(rebasing: $0[..<count]), from: index) })
+            perform(buffer.withUnsafeBytes { bytes in
+                shared.withLock { $0.upstreamDNSReply(UnsafeRawBufferPointer(rebasing: bytes[..<count]), from: index) }
+            })
         }
     }
 
@@ -177,9 +190,9 @@ public final class Proxy {
     private func accept(_ index: Int) {
         do {
             let connection = try listeners[index].listener.accept()
-            let port = network.attach()
+            let port = shared.withLock { $0.attach() }
             guests[port] = (connection, index)
-            logger.notice("guest connected on \(listeners[index].listener.endpoint) as \(port)")
+            logger.info("connection on \(listeners[index].listener.endpoint) as \(port)")
         } catch {
             logger.warning("accept on \(listeners[index].listener.endpoint): \(error)")
         }
@@ -193,7 +206,7 @@ public final class Proxy {
         let now = ContinuousClock.now
         let status: ReceiveStatus
         do {
-            status = try guest.connection.receive { frame in
+            status = try shared.withLock { network in try guest.connection.receive { frame in
                 capture?.write(frame)
                 if options.debug { logger.debug("\(port)> \(FrameSummary.describe(Array(frame)).text)") }
                 for delivery in network.receive(frame, from: port, now: now) {
@@ -206,7 +219,10 @@ public final class Proxy {
                         sendUpstream(query, upstream)
                     }
                 }
-            }
+            } }
+        } catch LinkError.framing(.otherRequest) {
+            handOverToAPI(port)
+            return true
         } catch {
             logger.warning("\(port): \(error)")
             return false
@@ -225,6 +241,20 @@ public final class Proxy {
         return status != .closed
     }
 
+    /// A `-listen` connection that asked for the control API, not /connect:
+    /// the API server takes the socket and the bytes read so far.
+    private func handOverToAPI(_ port: PortID) {
+        guard let guest = guests.removeValue(forKey: port) else { return }
+        shared.withLock { $0.forget(port) }
+        logger.debug("connection on \(port) is a control API request")
+        guard let stream = guest.connection as? StreamFrameConnection else {
+            guest.connection.close()
+            return
+        }
+        let buffered = stream.decoder.drainBuffered()
+        api.adopt(descriptor: stream.releaseDescriptor(), buffered: buffered)
+    }
+
     private func deliver(to target: PortID) {
         guard let frames = outgoing.removeValue(forKey: target), !frames.isEmpty, let guest = guests[target] else { return }
         do {
@@ -238,7 +268,7 @@ public final class Proxy {
     private func disconnect(_ port: PortID) throws -> Bool {
         guard let guest = guests.removeValue(forKey: port) else { return false }
         guest.connection.close()
-        network.detach(port)
+        shared.withLock { $0.detach(port) }
         logger.notice("guest on \(port) disconnected")
         return listeners[guest.listener].single && options.exitOnDisconnect
     }
@@ -248,6 +278,7 @@ public final class Proxy {
         guests.removeAll()
         for entry in listeners { entry.listener.close() }
         for fd in upstreams { close(fd) }
+        api.shutDown()
         if let pidFile = options.pidFile { unlink(pidFile) }
         capture?.flush()
     }

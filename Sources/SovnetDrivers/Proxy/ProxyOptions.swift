@@ -18,6 +18,8 @@ public struct ProxyOptions: Sendable {
     public var debug: Bool
     /// Resolvers that non-local DNS queries are forwarded to, in order.
     public var dnsUpstreams: [(IPv4Address, UInt16)]
+    /// Endpoints serving only the control API (gvproxy's `-services`).
+    public var services: [Endpoint] = []
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,

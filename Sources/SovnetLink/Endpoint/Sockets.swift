@@ -4,6 +4,12 @@
 import CSovnetShim
 import Glibc
 
+/// Opens a listening socket for `endpoint` (the stale-socket probe and the
+/// mode included), for servers that run their own accept loop.
+public func makeListeningSocket(_ endpoint: Endpoint, mode: mode_t) throws(LinkError) -> Int32 {
+    try Sockets.listen(on: endpoint, mode: mode)
+}
+
 enum Sockets {
     /// The socket type an endpoint uses.
     static func type(of endpoint: Endpoint) -> Int32 {

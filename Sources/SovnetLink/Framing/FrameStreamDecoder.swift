@@ -105,6 +105,14 @@ public final class FrameStreamDecoder {
         return frames
     }
 
+    /// Takes every buffered byte (to hand a connection over to another server).
+    public func drainBuffered() -> [UInt8] {
+        let bytes = Array(UnsafeRawBufferPointer(rebasing: storage[start..<end]))
+        start = 0
+        end = 0
+        return bytes
+    }
+
     /// Throws if the stream ended inside a frame (call at end of file).
     public func finish() throws(FramingError) {
         if end > start { throw FramingError.closedMidFrame(bufferedBytes: end - start) }
@@ -140,9 +148,11 @@ public final class FrameStreamDecoder {
         let head = String(decoding: bytes[..<headEnd], as: UTF8.self)
         let requestLine = String(decoding: bytes[..<headEnd].prefix { $0 != 13 }, as: UTF8.self)
         let parts = requestLine.split(separator: " ")
-        guard parts.count == 3, parts[0] == "POST", parts[1] == expectedRequestPath ?? "",
-              parts[2].hasPrefix("HTTP/1.") else {
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."), parts[1].hasPrefix("/") else {
             throw FramingError.badRequestHead(String(requestLine.prefix(200)))
+        }
+        guard parts[0] == "POST", parts[1] == expectedRequestPath ?? "" else {
+            throw FramingError.otherRequest
         }
         requestHead = head
         start += headEnd

@@ -90,6 +90,10 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
     case badRequestHead(String)
     /// The peer closed the connection in the middle of a frame.
     case closedMidFrame(bufferedBytes: Int)
+    /// The connecting side sent an HTTP request other than the expected
+    /// `POST`: a control API call on a shared socket. The bytes stay buffered
+    /// for whoever serves it (`FrameStreamDecoder.drainBuffered`).
+    case otherRequest
 
     public var description: String {
         switch self {
@@ -98,6 +102,7 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
         case .oversizedFrame(let length, let maximum): "frame of \(length) bytes exceeds the maximum of \(maximum)"
         case .badRequestHead(let head): "unexpected request head: \(head)"
         case .closedMidFrame(let bytes): "peer closed with \(bytes) bytes of an unfinished frame"
+        case .otherRequest: "an HTTP request for the control API, not a guest"
         }
     }
 

@@ -71,7 +71,7 @@ public final class StreamFrameConnection: FrameEndpoint {
         do {
             return .frames(try decoder.forEachFrame(body))
         } catch let error as FramingError {
-            logger.warning("closing \(framing) connection: \(error)")
+            if error != .otherRequest { logger.warning("closing \(framing) connection: \(error)") }
             throw LinkError.framing(error)
         }
     }
@@ -104,6 +104,13 @@ public final class StreamFrameConnection: FrameEndpoint {
             try Descriptor.writeAll(writeDescriptor, UnsafeMutableBufferPointer(rebasing: vectors[..<1]),
                                     isSocket: writesToSocket)
         }
+    }
+
+    /// Gives up the descriptor without closing it, for a socket handed over
+    /// to another server; the connection is closed as far as it knows.
+    public func releaseDescriptor() -> Int32 {
+        closed = true
+        return readDescriptor
     }
 
     public func close() {

@@ -1,0 +1,126 @@
+// The control API's routes, with gvproxy's JSON shapes, as a pure function of
+// a request and the network: the HTTP server (`ControlServer`) only moves
+// bytes. Every request is answered; bad JSON or a bad address is a 400 with
+// a message, an unknown path a 404, a wrong method a 405.
+//
+//   GET  /services/dhcp/leases, /leases  {"192.168.127.2": "5a:94:ef:e4:0c:ee"}
+//   GET  /services/dns/all               [{"Name": "containers.internal.", "Records": [{"Name": "gateway", "IP": "…"}]}]
+//   POST /services/dns/add               {"Name": "zone.", "Records": [{"Name": "db", "IP": "…"}], "DefaultIP": "…"}
+//   GET  /cam                            {"5a:94:ef:e4:0c:ee": 1}   (MAC → switch port)
+//   GET  /stats                          frames and bytes per port, drops by reason, ARP, ICMP, DHCP and DNS counters
+import Foundation
+import SovnetCore
+import SovnetWire
+
+/// Answers control API requests.
+public enum ControlAPI {
+    /// An HTTP answer: status code and JSON body.
+    public struct Response: Equatable, Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    /// A DNS zone as gvproxy's API writes it.
+    struct Zone: Codable {
+        var Name: String
+        var Records: [Record]?
+        var DefaultIP: String?
+    }
+
+    struct Record: Codable {
+        var Name: String
+        var IP: String
+    }
+
+    /// Routes one request. The caller holds whatever lock guards `network`.
+    public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork) -> Response {
+        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        switch (method, route) {
+        case ("GET", "/services/dhcp/leases"), ("GET", "/leases"):
+            var leases: [String: String] = [:]
+            for lease in network.dhcp.leases where lease.state == .bound {
+                leases[lease.address.description] = lease.mac.description
+            }
+            return json(leases)
+        case ("GET", "/services/dns/all"):
+            return json(zones(of: network.dns))
+        case ("POST", "/services/dns/add"):
+            return addZone(body, to: network)
+        case ("GET", "/cam"):
+            return json(Dictionary(uniqueKeysWithValues: network.macTable.map { ($0.key.description, $0.value.rawValue) }))
+        case ("GET", "/stats"):
+            return json(Stats(network))
+        case (_, "/services/dhcp/leases"), (_, "/leases"), (_, "/services/dns/all"), (_, "/cam"), (_, "/stats"),
+             (_, "/services/dns/add"):
+            return error(405, "\(method) is not allowed on \(route)")
+        default:
+            return error(404, "no such endpoint: \(route)")
+        }
+    }
+
+    private static func addZone(_ body: [UInt8], to network: VirtualNetwork) -> Response {
+        let zone: Zone
+        do {
+            zone = try JSONDecoder().decode(Zone.self, from: Data(body))
+        } catch {
+            return self.error(400, "bad zone JSON: \(error)")
+        }
+        var records: [String: IPv4Address] = [:]
+        for record in zone.Records ?? [] {
+            guard let address = IPv4Address(record.IP) else { return self.error(400, "bad IP '\(record.IP)' for \(record.Name)") }
+            guard !record.Name.isEmpty else { return self.error(400, "a record needs a name") }
+            records[record.Name] = address
+        }
+        var defaultAddress: IPv4Address?
+        if let text = zone.DefaultIP, !text.isEmpty {
+            guard let address = IPv4Address(text) else { return self.error(400, "bad DefaultIP '\(text)'") }
+            defaultAddress = address
+        }
+        guard !zone.Name.isEmpty, (try? DNSName(zone.Name).validate()) != nil else {
+            return self.error(400, "bad zone name '\(zone.Name)'")
+        }
+        network.addDNSZone(DNSZoneConfiguration(name: DNSName(zone.Name), records: records, defaultAddress: defaultAddress))
+        return Response(status: 200, body: [])
+    }
+
+    /// The resolver's local zones with the names under each, relative to it.
+    static func zones(of resolver: DNSResolver) -> [Zone] {
+        resolver.zones.map { zone in
+            let records = resolver.records.filter { $0.key.isSubdomain(of: zone) }.flatMap { name, addresses in
+                let relative = DNSName(labels: Array(name.labels.dropLast(zone.labels.count)))
+                let text = relative.labels.isEmpty ? "@" : String(relative.description.dropLast())
+                return addresses.map { Record(Name: text, IP: $0.description) }
+            }.sorted { ($0.Name, $0.IP) < ($1.Name, $1.IP) }
+            return Zone(Name: zone.description, Records: records, DefaultIP: resolver.zoneDefaults[zone]?.description)
+        }
+    }
+
+    struct Stats: Encodable {
+        var ports: [String: PortCounters]
+        var drops: [String: Int]
+        var arpReplies: Int
+        var echoReplies: Int
+        var dhcp: [String: Int]
+        var dns: [String: Int]
+
+        init(_ network: VirtualNetwork) {
+            let counters = network.counters
+            ports = Dictionary(uniqueKeysWithValues: counters.ports.map { (String($0.key), $0.value) })
+            drops = Dictionary(uniqueKeysWithValues: counters.drops.map { ($0.key.rawValue, $0.value) })
+            arpReplies = counters.arpReplies
+            echoReplies = counters.echoReplies
+            dhcp = counters.dhcp
+            dns = network.dns.counters
+        }
+    }
+
+    private static func json<T: Encodable>(_ value: T) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Response(status: 200, body: Array((try? encoder.encode(value)) ?? Data("null".utf8)))
+    }
+
+    private static func error(_ status: Int, _ message: String) -> Response {
+        Response(status: status, body: Array(message.utf8) + [0x0A])
+    }
+}
