@@ -44,16 +44,28 @@ final class ProxyTests {
         try? FileManager.default.removeItem(atPath: work)
     }
 
-    /// A guest namespace running `sovnet forward` with `arguments`.
-    func guest(_ name: String, _ arguments: String = "", setup: String? = nil) throws -> (TestNamespace, Spawned) {
+    /// A guest namespace running `sovnet forward` with `arguments` against the proxy at `socket`.
+    func guest(_ name: String, _ arguments: String = "", socket: String = "vm.sock",
+               setup: String? = nil) throws -> (TestNamespace, Spawned) {
         let namespace = try TestNamespace(name)
         namespaces.append(namespace)
         if let setup { try namespace.run(setup) }
         let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
-                                  + "-url unix://\(work)/vm.sock -stop-if-exist '' \(arguments)",
+                                  + "-url unix://\(work)/\(socket) -stop-if-exist '' \(arguments)",
                                   log: "\(work)/\(name).log")
         processes.append(forward)
         return (namespace, forward)
+    }
+
+    /// Another proxy in the host namespace, listening on `socket` (it must appear within 5 s).
+    func extraProxy(_ socket: String, _ arguments: String) throws -> Spawned {
+        let proxy = try Spawned(
+            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/\(socket) "
+                + "--dns-upstream 127.0.0.1:5353 \(arguments)",
+            log: "\(work)/\(socket).log")
+        processes.append(proxy)
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: "\(work)/\(socket)") }, "\(proxy.output)")
+        return proxy
     }
 
     @Test func staticAndDynamicLeasesPingsAndCapture() throws {
@@ -82,18 +94,9 @@ final class ProxyTests {
 
     /// gvproxy's -subnet, -gatewayIP and -hostIP, and -log-file.
     @Test func customSubnet() throws {
-        let custom = try Spawned(
-            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/custom.sock "
-                + "-subnet 10.42.0.0/16 -gatewayIP 10.42.0.9 -hostIP 10.42.7.7 -log-file \(work)/custom.log "
-                + "--dns-upstream 127.0.0.1:5353",
-            log: work + "/custom.out")
-        processes.append(custom)
-        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/custom.sock") })
-        let namespace = try TestNamespace("svt-psub")
-        namespaces.append(namespace)
-        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
-                                  + "-url unix://\(work)/custom.sock -stop-if-exist ''", log: work + "/psub.log")
-        processes.append(forward)
+        _ = try extraProxy("custom.sock", "-subnet 10.42.0.0/16 -gatewayIP 10.42.0.9 -hostIP 10.42.7.7 "
+                           + "-log-file \(work)/custom.log")
+        let (namespace, forward) = try guest("svt-psub", socket: "custom.sock")
         #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
         #expect(try namespace.run("ip -4 -o addr show dev tap0").contains("inet 10.42.0.2/16"))
         #expect(try namespace.run("ip route show default").contains("default via 10.42.0.9"))
@@ -122,17 +125,8 @@ final class ProxyTests {
                 defaultIP: 192.168.127.254
             dnsSearchDomains: [example.internal, vm.internal]
             """.write(toFile: work + "/gvproxy.yaml", atomically: true, encoding: .utf8)
-        let configured = try Spawned(
-            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -config \(work)/gvproxy.yaml "
-                + "-listen unix://\(work)/configured.sock --dns-upstream 127.0.0.1:5353",
-            log: work + "/configured.log")
-        processes.append(configured)
-        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/configured.sock") }, "\(configured.output)")
-        let namespace = try TestNamespace("svt-pcfg")
-        namespaces.append(namespace)
-        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
-                                  + "-url unix://\(work)/configured.sock -stop-if-exist ''", log: work + "/pcfg.log")
-        processes.append(forward)
+        _ = try extraProxy("configured.sock", "-config \(work)/gvproxy.yaml")
+        let (namespace, forward) = try guest("svt-pcfg", socket: "configured.sock")
         #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
         let resolv = try String(contentsOfFile: "/etc/netns/\(namespace.name)/resolv.conf", encoding: .utf8)
         #expect(resolv.contains("search example.internal vm.internal"))
@@ -145,18 +139,9 @@ final class ProxyTests {
     /// The control API over HTTP: on the -listen socket shared with guests
     /// and on a --services socket of its own.
     @Test func controlAPI() throws {
-        let services = try Spawned(
-            "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/shared.sock "
-                + "--services unix://\(work)/api.sock --dns-upstream 127.0.0.1:5353",
-            log: work + "/services.log")
-        processes.append(services)
-        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/api.sock") }, "\(services.output)")
-        let namespace = try TestNamespace("svt-papi")
-        namespaces.append(namespace)
-        let forward = try Spawned("ip netns exec \(namespace.name) env -i \(CommandLineTests.binary.path) forward "
-                                  + "-url unix://\(work)/shared.sock -stop-if-exist '' -mac 02:00:00:00:00:77",
-                                  log: work + "/papi.log")
-        processes.append(forward)
+        _ = try extraProxy("shared.sock", "--services unix://\(work)/api.sock")
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/api.sock") })
+        let (namespace, forward) = try guest("svt-papi", "-mac 02:00:00:00:00:77", socket: "shared.sock")
         #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
         func curl(_ socket: String, _ arguments: String) throws -> String {
             try shell("curl -s --max-time 5 --unix-socket \(work)/\(socket) \(arguments)")

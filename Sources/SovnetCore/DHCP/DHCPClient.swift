@@ -189,19 +189,9 @@ public struct DHCPClient: Sendable {
                 self.lease = nil
                 discover(now: now, &actions)
             } else if now >= lease.rebindAt {
-                if state != .rebinding {
-                    transition(to: .rebinding, &actions)
-                    beginExchange(now: now)
-                }
-                actions.append(.send(request(kind: .rebinding, now: now)))
-                scheduleLeaseRetransmit(now: now, until: lease.expiresAt)
+                extend(.rebinding, until: lease.expiresAt, now: now, &actions)
             } else if now >= lease.renewAt {
-                if state != .renewing {
-                    transition(to: .renewing, &actions)
-                    beginExchange(now: now)
-                }
-                actions.append(.send(request(kind: .renewing, now: now)))
-                scheduleLeaseRetransmit(now: now, until: lease.rebindAt)
+                extend(.renewing, until: lease.rebindAt, now: now, &actions)
             } else {
                 nextDeadline = lease.renewAt
             }
@@ -328,6 +318,18 @@ public struct DHCPClient: Sendable {
             : min(retransmitDelay * 2, configuration.maximumRetransmitDelay)
         let jitter = Duration.milliseconds(Int64(random.next32() % 2001) - 1000)
         nextDeadline = now + max(retransmitDelay + jitter, .milliseconds(100))
+    }
+
+    /// Enters RENEWING or REBINDING (a new exchange) if not there yet, sends
+    /// a REQUEST and schedules the next one before `until`.
+    private mutating func extend(_ next: DHCPClientState, until: ContinuousClock.Instant, now: ContinuousClock.Instant,
+                                 _ actions: inout [DHCPClientAction]) {
+        if state != next {
+            transition(to: next, &actions)
+            beginExchange(now: now)
+        }
+        actions.append(.send(request(kind: next, now: now)))
+        scheduleLeaseRetransmit(now: now, until: until)
     }
 
     /// §4.4.5: half the time remaining until `until`, at least 60 s, never past it.
