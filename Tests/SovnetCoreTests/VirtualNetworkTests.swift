@@ -185,6 +185,23 @@ import Testing
         #expect(network.counters.ports[a.rawValue]?.framesIn == 3)
     }
 
+    /// One guest's broadcast storm is cut at its allowance; the others still hear a trickle.
+    @Test func broadcastStormsAreLimitedPerPort() throws {
+        let network = VirtualNetwork(configuration: VirtualNetworkConfiguration())
+        let noisy = network.attach()
+        let quiet = network.attach()
+        var frame: [UInt8] = []
+        EthernetHeader(destination: .broadcast, source: MACAddress(2, 0, 0, 0, 0, 1), etherType: .ipv6).emit(into: &frame)
+        frame += [UInt8](repeating: 0, count: 46)
+        func flood(_ count: Int, at time: ContinuousClock.Instant) -> Int {
+            (0..<count).filter { _ in !frame.withUnsafeBytes { network.receive($0, from: noisy, now: time) }.isEmpty }.count
+        }
+        #expect(flood(300, at: now) == 200, "the burst")
+        #expect(network.counters.drops[.broadcastStorm] == 100)
+        #expect(flood(300, at: now + .milliseconds(100)) == 100, "refilled at 1000 per second")
+        #expect(network.counters.ports[quiet.rawValue]?.framesOut == 300)
+    }
+
     @Test func badFramesAreDroppedUnderTheirReason() throws {
         let network = VirtualNetwork(configuration: VirtualNetworkConfiguration())
         let port = network.attach()

@@ -8,6 +8,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case spoofedSource = "spoofed-source"
     /// A unicast destination no port has used as a source.
     case unknownUnicast = "unknown-unicast"
+    /// Broadcast or multicast beyond the port's allowance (`broadcastRate`, `broadcastBurst`).
+    case broadcastStorm = "broadcast-storm"
     /// An EtherType the gateway does not serve (it is still switched between guests).
     case unknownEtherType = "unknown-ethertype"
     /// An IPv4 header that does not parse (truncated, lying lengths, bad version).

@@ -7,7 +7,9 @@
 // address as source, or a MAC already held by another port, is dropped);
 // broadcast and multicast go to every other port and to the gateway; unicast
 // goes to the port that owns the destination, or to the gateway for its MAC;
-// unknown unicast is dropped. Guests reach each other at layer 2 only.
+// unknown unicast is dropped. Guests reach each other at layer 2 only. Each
+// port's broadcast and multicast go through a token bucket, so one guest's
+// storm cannot flood the others.
 //
 // The gateway answers ARP for its own and the virtual addresses, ICMP echo
 // to its own address, DHCP (`DHCPServer`) and DNS over UDP (`DNSResolver`,
@@ -42,6 +44,8 @@ public final class VirtualNetwork {
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
     private var ports: Set<PortID> = []
+    /// Broadcast allowance per port: tokens left and when they were counted.
+    private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
     private var nextPort = 0
     private var ipIdentification: UInt16 = 0
 
@@ -91,6 +95,7 @@ public final class VirtualNetwork {
     /// guest that reconnects gets its address back.
     public func detach(_ port: PortID) {
         ports.remove(port)
+        broadcastTokens[port] = nil
         macTable = macTable.filter { $0.value != port }
     }
 
@@ -119,6 +124,10 @@ public final class VirtualNetwork {
         }
         macTable[source] = port
         let destination = ethernet.destination
+        if destination.isMulticast, !takeBroadcastToken(port, now: now) {
+            counters.drop(.broadcastStorm)
+            return []
+        }
         var deliveries: [Delivery] = []
         if destination.isMulticast {
             let others = ports.filter { $0 != port }.sorted()
@@ -142,6 +151,18 @@ public final class VirtualNetwork {
             }
         }
         return deliveries
+    }
+
+    /// Token bucket: refills at `broadcastRate` per second up to `broadcastBurst`.
+    private func takeBroadcastToken(_ port: PortID, now: ContinuousClock.Instant) -> Bool {
+        let burst = Double(configuration.broadcastBurst)
+        var (tokens, at) = broadcastTokens[port] ?? (burst, now)
+        let elapsed = now - at
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        tokens = min(burst, tokens + max(0, seconds) * Double(configuration.broadcastRate))
+        let allowed = tokens >= 1
+        broadcastTokens[port] = (allowed ? tokens - 1 : tokens, now)
+        return allowed
     }
 
     private func count(out bytes: Int, to port: PortID) {

@@ -32,6 +32,10 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var upstreamResolverCount: Int
     /// Local DNS zones besides the default `containers.internal` and `docker.internal`.
     public var dnsZones: [DNSZoneConfiguration] = []
+    /// Broadcast and multicast frames a port may send per second on average,
+    /// and in one burst; beyond that they are dropped as a storm.
+    public var broadcastRate: Int = 1000
+    public var broadcastBurst: Int = 200
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
