@@ -88,6 +88,9 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("socket-mode"), help: "Mode of created unix sockets, in octal.")
     var socketMode = "0600"
 
+    @Option(name: .customLong("lease-time"), help: "DHCP lease time in seconds (default: 3600, as gvproxy).")
+    var leaseTime: UInt32?
+
     @Option(name: .customLong("dns-upstream"),
             help: "Resolver for names outside the local zones, IP[:PORT] (repeatable; default: /etc/resolv.conf's).")
     var dnsUpstream: [String] = []
@@ -99,6 +102,7 @@ struct ProxyCommand: ParsableCommand {
         if let mtu, !(576...65517).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65517") }
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
         if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
+        if let leaseTime, leaseTime < 10 { throw ValidationError("--lease-time must be at least 10 seconds") }
     }
 
     /// The virtual network: gvproxy's defaults, then the -config file, then
@@ -107,6 +111,7 @@ struct ProxyCommand: ParsableCommand {
         var configuration = VirtualNetworkConfiguration()
         try file?.apply(to: &configuration)
         if let mtu { configuration.mtu = mtu }
+        if let leaseTime { configuration.leaseTime = leaseTime }
         guard subnet != nil || gatewayIP != nil || hostIP != nil else { return configuration }
         let subnet = self.subnet ?? "\(configuration.network)/\(configuration.prefixLength)"
         let parts = subnet.split(separator: "/")

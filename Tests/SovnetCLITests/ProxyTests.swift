@@ -92,6 +92,39 @@ final class ProxyTests {
         #expect(dhcp.contains("192.168.127.2") && dhcp.contains("192.168.127.3"), "both leases released")
     }
 
+    /// A short lease: sovnet forward renews at T1 with a unicast REQUEST and keeps its address.
+    @Test func renewal() throws {
+        _ = try extraProxy("short.sock", "--lease-time 10")
+        let (namespace, forward) = try guest("svt-pren", socket: "short.sock")
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        #expect(waitUntil(12) { forward.output.contains("lease renewed: 192.168.127.2 for 10s") }, "\(forward.output)")
+        #expect(try namespace.run("ip -4 -o addr show dev tap0").contains("inet 192.168.127.2/24"))
+    }
+
+    /// dhclient starts with a lease from another network: INIT-REBOOT, NAK, then a fresh lease.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/dhclient"), "dhclient is not installed"))
+    func nakForAnAddressOfAnotherNetwork() throws {
+        let (namespace, forward) = try guest(
+            "svt-pnak", "-preexisting",
+            setup: "ip tuntap add dev tap0 mode tap && ip link set tap0 address 02:00:00:00:00:55 up")
+        #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
+        try """
+            lease {
+              interface "tap0";
+              fixed-address 10.9.9.9;
+              option subnet-mask 255.255.255.0;
+              option dhcp-server-identifier 10.9.9.1;
+              renew 4 2037/1/1 00:00:01;
+              rebind 4 2037/1/1 00:00:01;
+              expire 4 2037/1/1 00:00:01;
+            }
+            """.write(toFile: work + "/nak.leases", atomically: true, encoding: .utf8)
+        let output = try namespace.run("dhclient -1 -v -sf /bin/true -lf \(work)/nak.leases -pf \(work)/nak.pid tap0 2>&1")
+        #expect(output.contains("DHCPREQUEST for 10.9.9.9"), "\(output)")
+        #expect(output.contains("DHCPNAK from 192.168.127.1"), "\(output)")
+        #expect(output.contains("bound to 192.168.127.3"), "\(output)")
+    }
+
     /// gvproxy's -subnet, -gatewayIP and -hostIP, and -log-file.
     @Test func customSubnet() throws {
         _ = try extraProxy("custom.sock", "-subnet 10.42.0.0/16 -gatewayIP 10.42.0.9 -hostIP 10.42.7.7 "
