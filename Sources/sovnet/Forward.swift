@@ -76,11 +76,7 @@ struct ForwardCommand: ParsableCommand {
 
     func run() throws {
         let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(level: level)
         let options = try makeOptions()
         let forwarder = Forwarder(options: options, logger: Logger(label: "sovnet.forward"))
         let status = try forwarder.run()

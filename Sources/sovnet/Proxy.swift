@@ -160,11 +160,7 @@ struct ProxyCommand: ParsableCommand {
         }
         let debug = self.debug || file?.debug == true
         let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(level: level)
         func endpoint(_ url: String) throws -> Endpoint {
             do {
                 return try Endpoint(url: url)

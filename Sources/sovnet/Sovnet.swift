@@ -1,5 +1,6 @@
 // The `sovnet` command: parses options and hands them to the drivers.
 import ArgumentParser
+import Logging
 
 @main
 struct Sovnet: AsyncParsableCommand {
@@ -17,4 +18,13 @@ struct Sovnet: AsyncParsableCommand {
             ForwardCommand.self, ProxyCommand.self, UpCommand.self, PcapCommand.self, BenchCommand.self,
         ]
     )
+}
+
+/// Logs to standard error at `level` and above, one line per event.
+func bootstrapLogging(level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
 }
