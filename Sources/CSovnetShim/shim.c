@@ -86,6 +86,8 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 
 int sovnet_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
 
+int sovnet_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+
 static int signal_pipe_write = -1;
 
 static void write_signal(int number) {

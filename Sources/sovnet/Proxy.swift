@@ -11,11 +11,11 @@ import SovnetWire
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
-        abstract: "Host side: an unprivileged virtual network behind a socket (switch, ARP, ICMP, DHCP, DNS).",
+        abstract: "Host side: an unprivileged virtual network behind a socket (switch, DHCP, DNS, NAT, port forwards).",
         discussion: """
-            Replaces gvproxy. Part 1 so far: listeners, the switch, and the gateway's ARP, ICMP echo, \
-            DHCP server and DNS over UDP. DNS over TCP, the HTTP API and YAML configuration follow, and NAT \
-            to host sockets after them. See docs/proxy.md.
+            Replaces gvproxy: listeners, the switch, the gateway's ARP, ICMP echo, DHCP server and DNS, \
+            NAT of guest TCP, UDP and ICMP echo to host sockets, port forwards into guests, the HTTP API \
+            and gvproxy's YAML configuration. See docs/proxy.md.
             """
     )
 
@@ -95,7 +95,27 @@ struct ProxyCommand: ParsableCommand {
             help: "Resolver for names outside the local zones, IP[:PORT] (repeatable; default: /etc/resolv.conf's).")
     var dnsUpstream: [String] = []
 
+    @Option(name: [.customLong("ssh-port", withSingleDash: true), .customLong("ssh-port")], parsing: .unconditional,
+            help: "Forward 127.0.0.1:PORT to the guest's SSH port, 192.168.127.2:22 by default; -1 turns it off.")
+    var sshPort = 2222
+
+    @Option(name: .customLong("forward"),
+            help: "A port forward into a guest: tcp:[IP]:PORT=GUEST_IP:PORT, udp:… or unix:/PATH=GUEST_IP:PORT (repeatable).")
+    var forward: [String] = []
+
+    @Option(name: .customLong("nat"),
+            help: "Translate a virtual address to a host address, VIRTUAL=HOST (repeatable; default 192.168.127.254=127.0.0.1).")
+    var nat: [String] = []
+
+    @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
+    var allowLinkLocal = false
+
+    @Option(name: .customLong("max-flows"), help: "Most NATed flows per protocol; new TCP flows past it get an RST.")
+    var maxFlows = 16_384
+
     func validate() throws {
+        if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
+        if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
         if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil, services.isEmpty {
             throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
@@ -133,6 +153,39 @@ struct ProxyCommand: ParsableCommand {
         configuration.virtualAddresses = [configuration.hostAddress]
         if file?.dhcpStaticLeases == nil {
             configuration.staticBindings = [MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(rawValue: network.rawValue + 2)]
+        }
+        return configuration
+    }
+
+    /// The NAT: gvproxy's translation of the host alias to 127.0.0.1, the
+    /// -ssh-port forward, then the -config file's `nat` and `forwards`, then flags.
+    func natConfiguration(file: GvproxyConfiguration?, network: VirtualNetworkConfiguration) throws -> NATConfiguration {
+        var configuration = NATConfiguration()
+        configuration.policy = NATPolicy(translations: [network.hostAddress: IPv4Address(127, 0, 0, 1)],
+                                         allowLinkLocal: allowLinkLocal)
+        configuration.maximumFlows = maxFlows
+        do {
+            if sshPort != -1 {
+                let guest = network.staticBindings.values.min() ?? IPv4Address(rawValue: network.network.rawValue + 2)
+                configuration.forwards.append(try PortForward(kind: .tcp, local: "127.0.0.1:\(sshPort)", remote: "\(guest):22"))
+            }
+            try file?.apply(to: &configuration)
+            for text in nat {
+                let parts = text.split(separator: "=")
+                guard parts.count == 2, let virtual = IPv4Address(parts[0]), let host = IPv4Address(parts[1]) else {
+                    throw ValidationError("--nat wants VIRTUAL=HOST addresses, not '\(text)'")
+                }
+                configuration.policy.translations[virtual] = host
+            }
+            for text in forward {
+                let parsed = try PortForward.parse(text)
+                configuration.forwards.removeAll { $0.kind == parsed.kind && $0.local == parsed.local }
+                configuration.forwards.append(parsed)
+            }
+        } catch let error as PortForwardError {
+            throw ValidationError(error.description)
+        } catch let problem as GvproxyConfiguration.Problem {
+            throw ValidationError("\(config ?? ""): \(problem)")
         }
         return configuration
     }
@@ -197,6 +250,7 @@ struct ProxyCommand: ParsableCommand {
             pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
         var withServices = options
         withServices.services = try services.map(endpoint)
+        withServices.nat = try natConfiguration(file: file, network: network)
         let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }

@@ -58,10 +58,11 @@ final class ProxyTests {
     }
 
     /// Another proxy in the host namespace, listening on `socket` (it must appear within 5 s).
+    /// The main proxy holds the SSH forward's port 2222 there, so this one has none.
     func extraProxy(_ socket: String, _ arguments: String) throws -> Spawned {
         let proxy = try Spawned(
             "ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/\(socket) "
-                + "--dns-upstream 127.0.0.1:5353 \(arguments)",
+                + "--dns-upstream 127.0.0.1:5353 -ssh-port -1 \(arguments)",
             log: "\(work)/\(socket).log")
         processes.append(proxy)
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: "\(work)/\(socket)") }, "\(proxy.output)")

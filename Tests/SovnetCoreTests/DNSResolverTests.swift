@@ -10,7 +10,7 @@ import Testing
 @Suite struct DNSResolverTests {
     let now = ContinuousClock.now
     let client = DNSClient(address: IPv4Address(192, 168, 127, 2), port: 46102,
-                           mac: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE), switchPort: PortID(rawValue: 1))
+                           mac: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE), switchPort: PortID(1))
 
     /// The DNS payloads of the guest's queries in the gvproxy capture.
     static func recordedQueries() throws -> [[UInt8]] {

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 /// Attaches `fd` (an open /dev/net/tun) to the tap interface `name` with
 /// IFF_TAP | IFF_NO_PI, creating it if needed. The kernel's chosen name is
@@ -31,6 +33,9 @@ void sovnet_sockaddr_vm_parts(const struct sockaddr_storage *storage, unsigned i
 
 /// accept4(2) with SOCK_CLOEXEC, which glibc only declares under _GNU_SOURCE.
 int sovnet_accept_cloexec(int fd);
+
+/// accept4(2) with SOCK_CLOEXEC | SOCK_NONBLOCK.
+int sovnet_accept_nonblocking(int fd);
 
 /// Installs handlers for SIGTERM, SIGINT and SIGHUP that write the signal
 /// number as one byte to a pipe, and ignores SIGPIPE. Returns the pipe's

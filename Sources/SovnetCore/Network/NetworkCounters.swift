@@ -17,7 +17,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case badChecksum = "bad-checksum"
     /// IPv4 options in a packet for the gateway.
     case ipOptions = "ip-options"
-    /// An IPv4 fragment for the gateway; it does not reassemble.
+    /// An IPv4 fragment for the gateway's own services, or one the NAT could
+    /// not reassemble (overlapping, too large, or never completed).
     case fragment
     case malformedARP = "malformed-arp"
     /// ARP for an address the gateway does not own.
@@ -26,8 +27,23 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case malformedDHCP = "malformed-dhcp"
     /// A DHCP message the server did not answer.
     case dhcpIgnored = "dhcp-ignored"
-    /// Traffic for a destination beyond the gateway, which needs NAT (issue #5).
+    /// Traffic for an address nothing routes to (another guest's address via
+    /// the gateway, 0.0.0.0/8, multicast or broadcast beyond the subnet).
     case noRoute = "no-route"
+    /// An IPv4 source address outside the subnet, or held by another guest.
+    case spoofedAddress = "spoofed-address"
+    /// A packet for the host's loopback not through a NAT translation.
+    case loopbackDestination = "loopback-destination"
+    /// A packet for 169.254.0.0/16 without `--allow-link-local`.
+    case linkLocalDestination = "link-local-destination"
+    /// A new flow beyond `--max-flows`; TCP gets an RST.
+    case flowLimit = "flow-limit"
+    /// The host could not open a socket for a new flow (descriptors exhausted, say).
+    case hostSocket = "host-socket"
+    /// A TCP segment for no flow (answered with an RST) or a UDP datagram for no forward.
+    case noFlow = "no-flow"
+    /// ICMP echo while the host does not allow unprivileged ping sockets.
+    case pingNotPermitted = "ping-not-permitted"
     /// A service on the gateway that is not there (a closed port).
     case noService = "no-service"
 }

@@ -20,6 +20,7 @@ import SovnetWire
 /// A switch port: one guest connection.
 public struct PortID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: Int
+    public init(_ rawValue: Int) { self.rawValue = rawValue }
     public static func < (a: PortID, b: PortID) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "port \(rawValue)" }
 }
@@ -33,6 +34,10 @@ public enum Delivery: Equatable, Sendable {
     /// Send this DNS query to upstream resolver number `upstream`; hand the
     /// answer to `VirtualNetwork.upstreamDNSReply`.
     case resolve([UInt8], upstream: Int)
+    /// The frame is an IPv4 packet for the NAT: to a host beyond the gateway,
+    /// or TCP and UDP to the gateway's own address that it does not serve
+    /// itself (port forwards, DNS over TCP, the forwarder API).
+    case nat
 }
 
 /// The switch, the gateway's services and their counters.
@@ -43,6 +48,8 @@ public final class VirtualNetwork {
     public private(set) var counters = NetworkCounters()
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
+    /// Guests' IPv4 addresses, learned from the packets they send the gateway.
+    public private(set) var neighbors: [IPv4Address: GuestLink] = [:]
     private var ports: Set<PortID> = []
     /// Broadcast allowance per port: tokens left and when they were counted.
     private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
@@ -85,7 +92,7 @@ public final class VirtualNetwork {
     /// A new port for a guest that connected.
     public func attach() -> PortID {
         nextPort += 1
-        let port = PortID(rawValue: nextPort)
+        let port = PortID(nextPort)
         ports.insert(port)
         counters.ports[port.rawValue] = PortCounters()
         return port
@@ -97,6 +104,7 @@ public final class VirtualNetwork {
         ports.remove(port)
         broadcastTokens[port] = nil
         macTable = macTable.filter { $0.value != port }
+        neighbors = neighbors.filter { $0.value.port != port }
     }
 
     /// Detaches a port that never was a guest's (a control API connection) and drops its counters.
@@ -146,11 +154,30 @@ public final class VirtualNetwork {
                 for target in targets { count(out: frame.count, to: target) }
             case .send(let bytes, let target):
                 count(out: bytes.count, to: target)
-            case .resolve:
+            case .resolve, .nat:
                 break
             }
         }
         return deliveries
+    }
+
+    private var subnetBroadcast: IPv4Address {
+        IPv4Address(rawValue: configuration.network.rawValue | ~IPv4Address.mask(prefixLength: configuration.prefixLength).rawValue)
+    }
+
+    private func isInSubnet(_ address: IPv4Address) -> Bool {
+        address.masked(prefixLength: configuration.prefixLength) == configuration.network
+    }
+
+    /// Records which guest uses `address`; false when the address is not one a
+    /// guest may use (outside the subnet, the gateway's) or another live port holds it.
+    private func learn(_ address: IPv4Address, _ mac: MACAddress, _ port: PortID) -> Bool {
+        if address == .any { return true }
+        guard isInSubnet(address), address != configuration.gatewayAddress, address != subnetBroadcast,
+              !configuration.virtualAddresses.contains(address), address != configuration.network else { return false }
+        if let holder = neighbors[address], holder.port != port, ports.contains(holder.port) { return false }
+        neighbors[address] = GuestLink(port: port, mac: mac)
+        return true
     }
 
     /// Token bucket: refills at `broadcastRate` per second up to `broadcastBurst`.
@@ -163,6 +190,12 @@ public final class VirtualNetwork {
         let allowed = tokens >= 1
         broadcastTokens[port] = (allowed ? tokens - 1 : tokens, now)
         return allowed
+    }
+
+    /// Counts frames the NAT sent to a port.
+    public func countDelivered(to port: PortID, frames: Int, bytes: Int) {
+        counters.ports[port.rawValue, default: PortCounters()].framesOut += frames
+        counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
     }
 
     private func count(out bytes: Int, to port: PortID) {
@@ -214,11 +247,18 @@ public final class VirtualNetwork {
             return []
         }
         let forGateway = ip.destination == configuration.gatewayAddress
-        let isBroadcast = ip.destination == .broadcast
-            || ip.destination.rawValue == configuration.network.rawValue | ~IPv4Address.mask(prefixLength: configuration.prefixLength).rawValue
-        guard forGateway || isBroadcast else {
-            if !ethernet.destination.isMulticast { counters.drop(.noRoute) }
+        let isBroadcast = ip.destination == .broadcast || ip.destination == subnetBroadcast
+        if !isBroadcast, !ethernet.destination.isMulticast, !learn(ip.source, ethernet.source, port) {
+            counters.drop(.spoofedAddress)
             return []
+        }
+        if !forGateway, !isBroadcast {
+            guard !ethernet.destination.isMulticast else { return [] }
+            guard !isInSubnet(ip.destination) || configuration.virtualAddresses.contains(ip.destination) else {
+                counters.drop(.noRoute)
+                return []
+            }
+            return [.nat]
         }
         if ip.headerLength != IPv4View.minimumHeaderLength {
             counters.drop(.ipOptions)
@@ -241,8 +281,9 @@ public final class VirtualNetwork {
                 let client = DNSClient(address: ip.source, port: udp.sourcePort, mac: ethernet.source, switchPort: port)
                 return deliver(dns.query(udp.payload, from: client, now: now))
             }
-            if forGateway { counters.drop(.noService) }
-            return []
+            return forGateway ? [.nat] : []
+        case .tcp where forGateway:
+            return [.nat]
         default:
             if forGateway { counters.drop(.noService) }
             return []

@@ -7,7 +7,14 @@
 //   GET  /services/dns/all               [{"Name": "containers.internal.", "Records": [{"Name": "gateway", "IP": "…"}]}]
 //   POST /services/dns/add               {"Name": "zone.", "Records": [{"Name": "db", "IP": "…"}], "DefaultIP": "…"}
 //   GET  /cam                            {"5a:94:ef:e4:0c:ee": 1}   (MAC → switch port)
-//   GET  /stats                          frames and bytes per port, drops by reason, ARP, ICMP, DHCP and DNS counters
+//   GET  /stats                          frames and bytes per port, drops by reason, ARP, ICMP, DHCP and DNS
+//                                        counters, and the NAT's flows, traffic and drops
+//   GET  /services/forwarder/all         [{"local": "127.0.0.1:2222", "remote": "192.168.127.2:22", "protocol": "tcp"}]
+//   POST /services/forwarder/expose      {"local": ":8080", "remote": "192.168.127.2:80", "protocol": "tcp"}
+//   POST /services/forwarder/unexpose    {"local": ":8080", "protocol": "tcp"}
+//
+// The forwarder routes act on listeners the proxy loop owns; they go through
+// a `PortForwarding` (the loop's mailbox) without the network's lock.
 import Foundation
 import SovnetCore
 import SovnetWire
@@ -32,9 +39,79 @@ public enum ControlAPI {
         var IP: String
     }
 
+    /// A forward as gvproxy's API writes it; `protocol` defaults to tcp.
+    struct Forward: Codable {
+        var local: String
+        var remote: String?
+        var `protocol`: String?
+    }
+
+    /// The route of a request path: the path without its query.
+    public static func route(_ path: String) -> String {
+        path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+    }
+
+    /// Whether a route is one of the forwarder's, answered by `respondForwarder`.
+    public static func isForwarderRoute(_ route: String) -> Bool {
+        route.hasPrefix("/services/forwarder/")
+    }
+
+    /// Routes a forwarder request.
+    public static func respondForwarder(method: String, path: String, body: [UInt8],
+                                        forwarding: PortForwarding) -> Response {
+        let route = route(path)
+        switch (method, route) {
+        case ("GET", "/services/forwarder/all"):
+            guard let forwards = forwarding.forwards() else { return error(503, "the proxy is shutting down") }
+            return json(forwards.map {
+                Forward(local: $0.local, remote: "\($0.remote):\($0.remotePort)", protocol: $0.kind.rawValue)
+            })
+        case ("POST", "/services/forwarder/expose"):
+            let request: Forward
+            do {
+                request = try JSONDecoder().decode(Forward.self, from: Data(body))
+            } catch {
+                return self.error(400, "bad forward JSON: \(error)")
+            }
+            guard let kind = PortForward.Kind(rawValue: request.protocol ?? "tcp") else {
+                return self.error(400, "unknown protocol '\(request.protocol ?? "")': want tcp, udp or unix")
+            }
+            do {
+                let forward = try PortForward(kind: kind, local: request.local, remote: request.remote ?? "")
+                if let problem = forwarding.expose(forward) { return self.error(409, problem.description) }
+                return Response(status: 200, body: [])
+            } catch {
+                return self.error(400, error.description)
+            }
+        case ("POST", "/services/forwarder/unexpose"):
+            let request: Forward
+            do {
+                request = try JSONDecoder().decode(Forward.self, from: Data(body))
+            } catch {
+                return self.error(400, "bad forward JSON: \(error)")
+            }
+            guard let kind = PortForward.Kind(rawValue: request.protocol ?? "tcp") else {
+                return self.error(400, "unknown protocol '\(request.protocol ?? "")': want tcp, udp or unix")
+            }
+            let local: String
+            do {
+                local = try PortForward(kind: kind, local: request.local, remote: "0.0.0.0:1").local
+            } catch {
+                return self.error(400, error.description)
+            }
+            if let problem = forwarding.unexpose(kind: kind, local: local) { return self.error(404, problem.description) }
+            return Response(status: 200, body: [])
+        case (_, "/services/forwarder/all"), (_, "/services/forwarder/expose"), (_, "/services/forwarder/unexpose"):
+            return error(405, "\(method) is not allowed on \(route)")
+        default:
+            return error(404, "no such endpoint: \(route)")
+        }
+    }
+
     /// Routes one request. The caller holds whatever lock guards `network`.
-    public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork) -> Response {
-        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+    public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork,
+                               nat: NATStatistics = NATStatistics()) -> Response {
+        let route = route(path)
         switch (method, route) {
         case ("GET", "/services/dhcp/leases"), ("GET", "/leases"):
             var leases: [String: String] = [:]
@@ -49,7 +126,7 @@ public enum ControlAPI {
         case ("GET", "/cam"):
             return json(Dictionary(uniqueKeysWithValues: network.macTable.map { ($0.key.description, $0.value.rawValue) }))
         case ("GET", "/stats"):
-            return json(Stats(network))
+            return json(Stats(network, nat: nat))
         case (_, "/services/dhcp/leases"), (_, "/leases"), (_, "/services/dns/all"), (_, "/cam"), (_, "/stats"),
              (_, "/services/dns/add"):
             return error(405, "\(method) is not allowed on \(route)")
@@ -102,8 +179,10 @@ public enum ControlAPI {
         var echoReplies: Int
         var dhcp: [String: Int]
         var dns: [String: Int]
+        var nat: NATStatistics
 
-        init(_ network: VirtualNetwork) {
+        init(_ network: VirtualNetwork, nat: NATStatistics) {
+            self.nat = nat
             let counters = network.counters
             ports = Dictionary(uniqueKeysWithValues: counters.ports.map { (String($0.key), $0.value) })
             drops = Dictionary(uniqueKeysWithValues: counters.drops.map { ($0.key.rawValue, $0.value) })
@@ -114,13 +193,13 @@ public enum ControlAPI {
         }
     }
 
-    private static func json<T: Encodable>(_ value: T) -> Response {
+    static func json<T: Encodable>(_ value: T) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Response(status: 200, body: Array((try? encoder.encode(value)) ?? Data("null".utf8)))
     }
 
-    private static func error(_ status: Int, _ message: String) -> Response {
+    static func error(_ status: Int, _ message: String) -> Response {
         Response(status: status, body: Array(message.utf8) + [0x0A])
     }
 }

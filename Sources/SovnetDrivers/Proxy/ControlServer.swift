@@ -15,10 +15,14 @@ import NIOPosix
 import SovnetCore
 import SovnetLink
 
-/// The virtual network behind a lock, for the frame loop and the API.
+/// The virtual network behind a lock, for the frame loop and the API, with
+/// what else the API reads of the loop: the NAT's latest statistics and the
+/// way to its port forwards.
 public final class SharedNetwork: @unchecked Sendable {
     private let lock = NIOLock()
     private let network: VirtualNetwork
+    private var natStatistics = NATStatistics()
+    private var portForwarding: PortForwarding?
 
     public init(_ network: VirtualNetwork) {
         self.network = network
@@ -26,6 +30,18 @@ public final class SharedNetwork: @unchecked Sendable {
 
     public func withLock<T>(_ body: (VirtualNetwork) throws -> T) rethrows -> T {
         try lock.withLock { try body(network) }
+    }
+
+    /// The NAT's statistics as the loop last published them.
+    public var nat: NATStatistics {
+        get { lock.withLock { natStatistics } }
+        set { lock.withLock { natStatistics = newValue } }
+    }
+
+    /// Where the API's forwarder routes go; nil until the loop runs.
+    public var forwarding: PortForwarding? {
+        get { lock.withLock { portForwarding } }
+        set { lock.withLock { portForwarding = newValue } }
     }
 }
 
@@ -118,9 +134,22 @@ final class APIHandler: ChannelInboundHandler {
             }
         case .end:
             guard let head else { return }
-            let response = tooLarge
-                ? ControlAPI.Response(status: 413, body: Array("request body too large\n".utf8))
-                : shared.withLock { ControlAPI.respond(method: head.method.rawValue, path: head.uri, body: body, network: $0) }
+            let response: ControlAPI.Response
+            if tooLarge {
+                response = ControlAPI.Response(status: 413, body: Array("request body too large\n".utf8))
+            } else if ControlAPI.isForwarderRoute(ControlAPI.route(head.uri)) {
+                if let forwarding = shared.forwarding {
+                    response = ControlAPI.respondForwarder(method: head.method.rawValue, path: head.uri, body: body,
+                                                           forwarding: forwarding)
+                } else {
+                    response = ControlAPI.error(503, "port forwards are not available yet")
+                }
+            } else {
+                let nat = shared.nat
+                response = shared.withLock {
+                    ControlAPI.respond(method: head.method.rawValue, path: head.uri, body: body, network: $0, nat: nat)
+                }
+            }
             respond(context: context, request: head, with: response)
             self.head = nil
         }

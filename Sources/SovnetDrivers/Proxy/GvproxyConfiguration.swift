@@ -15,8 +15,8 @@
 //   dhcpStaticLeases: {192.168.127.2: "5a:94:ef:e4:0c:ee"}
 //   capture-file: /tmp/switch.pcap
 //   debug: true
-//   forwards / nat: port forwards and address translation, which need the
-//                   NAT of issue #5: refused with a clear error until then.
+//   forwards: {"127.0.0.1:2222": "192.168.127.2:22"}    (TCP port forwards)
+//   nat: {"192.168.127.254": "127.0.0.1"}                (virtual → host address)
 //
 // Values that do not parse are errors naming the key; nothing is silently
 // ignored except keys gvproxy itself ignores on Linux (vpnKitUUIDMacAddresses).
@@ -76,9 +76,6 @@ public struct GvproxyConfiguration: Decodable, Sendable {
 
     /// Applies the file's network settings on top of `network`.
     public func apply(to network: inout VirtualNetworkConfiguration) throws {
-        if forwards?.isEmpty == false || nat?.isEmpty == false {
-            throw Problem(description: "configuration: 'forwards' and 'nat' need NAT, which sovnet proxy does not do yet (issue #5)")
-        }
         if let mtu {
             guard (576...65517).contains(mtu) else { throw Problem(description: "configuration: mtu \(mtu) is out of range") }
             network.mtu = mtu
@@ -124,6 +121,22 @@ public struct GvproxyConfiguration: Decodable, Sendable {
             network.dnsZones.append(DNSZoneConfiguration(
                 name: DNSName(zone.name), records: records,
                 defaultAddress: try zone.defaultIP.map { try address($0, "dns defaultIP") }))
+        }
+    }
+
+    /// Applies the file's `nat` and `forwards` on top of `nat`.
+    public func apply(to nat: inout NATConfiguration) throws {
+        for (virtual, host) in self.nat ?? [:] {
+            nat.policy.translations[try address(virtual, "nat")] = try address(host, "nat")
+        }
+        for (local, remote) in (forwards ?? [:]).sorted(by: { $0.key < $1.key }) {
+            do {
+                let forward = try PortForward(kind: .tcp, local: local, remote: remote)
+                nat.forwards.removeAll { $0.kind == forward.kind && $0.local == forward.local }
+                nat.forwards.append(forward)
+            } catch {
+                throw Problem(description: "configuration: forwards: \(error)")
+            }
         }
     }
 

@@ -1,21 +1,20 @@
-// `sovnet proxy`: the host half. One thread and one poll(2) loop over the
-// listeners, the guest connections and a signal pipe. Each guest connection
-// is a port of the `VirtualNetwork` core; a batch of frames read from one
-// port is handed to the core, and what it decides (forward to other ports,
-// or frames the gateway made) is written before the next read.
+// `sovnet proxy`: the host half. One thread and one epoll loop over the
+// listeners, the guest connections, the DNS upstream sockets, the NAT's host
+// sockets and port-forward listeners, a signal pipe and a mailbox for the
+// control API. Each guest connection is a port of the `VirtualNetwork` core;
+// a batch of frames read from one port is handed to the core, and what it
+// decides (forward to other ports, frames the gateway made, packets for the
+// NAT) is carried out before the next read. Frames the NAT made for guests
+// are sent once per loop turn, each port's with one call.
 //
-// DNS queries the gateway cannot answer itself go out through one connected
-// UDP socket per upstream resolver, also in the poll set; the poll timeout is
-// the network core's next deadline (DNS retries).
+// The loop's timeout is the nearest of the network core's deadline (DNS
+// retries), the NAT's timer tick, and the next publication of statistics.
 //
 // A `-listen` connection whose first request is not `POST /connect` is an
 // HTTP control API call: it is handed to `ControlServer` (SwiftNIO, its own
 // thread), which also serves `--services` endpoints. The network core is
-// shared with it under a lock.
-//
-// This is proxy part 1 (issue #4) so far: listeners, switch, ARP, ICMP echo,
-// DHCP, DNS over UDP and the control API. DNS over TCP comes with the TCP
-// core; NAT to host sockets is issue #5.
+// shared with it under a lock; port forwards, owned by this loop, are changed
+// through the mailbox.
 import CSovnetShim
 import Glibc
 import Logging
@@ -30,6 +29,10 @@ public final class Proxy {
     public let shared: SharedNetwork
     private let api: ControlServer
     private let logger: Logger
+    private let epoll: Epoll
+    private let epoch = LoopEpoch()
+    private let mailbox: LoopMailbox
+    private let nat: NAT
     private var listeners: [(listener: FrameListener, single: Bool)] = []
     /// Guests by port, with the listener each came through.
     private var guests: [PortID: (connection: FrameEndpoint, listener: Int)] = [:]
@@ -40,90 +43,135 @@ public final class Proxy {
     private var made: [([UInt8], PortID)] = []
     /// One connected UDP socket per upstream resolver.
     private var upstreams: [Int32] = []
+    private var stopping = false
+    private var published = ContinuousClock.now
+    private static let publishInterval: Duration = .milliseconds(100)
 
-    public init(options: ProxyOptions, logger: Logger) {
+    public init(options: ProxyOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        shared = SharedNetwork(VirtualNetwork(configuration: options.network))
+        var network = options.network
+        for virtual in options.nat.policy.translations.keys.sorted()
+        where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
+            network.virtualAddresses.append(virtual)
+        }
+        shared = SharedNetwork(VirtualNetwork(configuration: network))
         api = ControlServer(shared: shared, logger: logger)
+        epoll = try Epoll()
+        mailbox = try LoopMailbox()
+        let shared = self.shared
+        nat = NAT(configuration: options.nat, network: options.network, epoll: epoll, epoch: epoch,
+                  socketMode: mode_t(options.socketMode), logger: logger,
+                  neighbor: { address in shared.withLock { $0.neighbors[address] } })
     }
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
     public func run() throws -> Int32 {
         signals = sovnet_signal_pipe()
+        try epoll.add(signals, [.readable], token: LoopToken.signals.rawValue)
+        try epoll.add(mailbox.descriptor, [.readable], token: LoopToken.mailbox.rawValue)
+        defer { shutDown() }
         if let path = options.pcapPath {
             capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
         }
         for endpoint in options.listen {
-            listeners.append((try open(endpoint, .vm), false))
+            try addListener(try open(endpoint, .vm), single: false)
         }
         for (endpoint, framing) in options.singleGuest {
-            listeners.append((try open(endpoint, framing), true))
+            try addListener(try open(endpoint, framing), single: true)
         }
         for endpoint in options.services {
             try api.listen(on: endpoint, mode: mode_t(options.socketMode))
         }
-        for (address, port) in options.dnsUpstreams {
+        for (index, (address, port)) in options.dnsUpstreams.enumerated() {
             upstreams.append(try Self.connectUDP(to: address, port: port))
+            try epoll.add(upstreams[index], [.readable], token: LoopToken.upstream(index).rawValue)
             logger.info("forwarding DNS to \(address):\(port)")
         }
+        for forward in options.nat.forwards {
+            do throws(PortForwardError) {
+                try nat.forwards.expose(forward)
+            } catch {
+                throw PortForwardError("forward \(forward): \(error)")
+            }
+            logger.notice("forwarding \(forward)")
+        }
+        shared.forwarding = Forwarding(mailbox: mailbox, proxy: self)
         if let pidFile = options.pidFile {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
-        defer { shutDown() }
-        while true {
-            var descriptors = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
-            var owners: [Owner] = [.signals]
-            for (index, entry) in listeners.enumerated() where entry.listener.descriptor >= 0 {
-                if entry.single, guests.values.contains(where: { $0.listener == index }) { continue }
-                descriptors.append(pollfd(fd: entry.listener.descriptor, events: Int16(POLLIN), revents: 0))
-                owners.append(.listener(index))
-            }
-            for (port, guest) in guests {
-                descriptors.append(pollfd(fd: guest.connection.readDescriptor, events: Int16(POLLIN), revents: 0))
-                owners.append(.guest(port))
-            }
-            for (index, fd) in upstreams.enumerated() {
-                descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
-                owners.append(.upstream(index))
-            }
+        while !stopping {
+            epoch.advance()
             for (index, entry) in listeners.enumerated() where entry.listener.endpoint == .stdio {
                 if !guests.values.contains(where: { $0.listener == index }) { accept(index) }
             }
-            guard poll(&descriptors, nfds_t(descriptors.count), timeout()) >= 0 || errno == EINTR else {
-                throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
+            try epoll.wait(milliseconds: timeout()) { raw, events in
+                guard let token = LoopToken(rawValue: raw) else { return }
+                try handle(token, events)
             }
-            if let deadline = shared.withLock({ $0.nextDeadline }), ContinuousClock.now >= deadline {
-                perform(shared.withLock { $0.tick(now: ContinuousClock.now) })
+            let now = ContinuousClock.now
+            if let deadline = shared.withLock({ $0.nextDeadline }), now >= deadline {
+                perform(shared.withLock { $0.tick(now: now) })
             }
-            for (descriptor, owner) in zip(descriptors, owners) where descriptor.revents != 0 {
-                switch owner {
-                case .signals:
-                    logger.notice("stopping")
-                    return 0
-                case .listener(let index):
-                    accept(index)
-                case .guest(let port):
-                    if !serve(port) {
-                        if try disconnect(port) { return 0 }
-                    }
-                case .upstream(let index):
-                    receiveUpstream(index)
-                }
+            if let deadline = nat.nextDeadline, now >= deadline { nat.tick(now: now) }
+            nat.endBatch(now: now)
+            flushNAT()
+            if now - published >= Self.publishInterval {
+                published = now
+                shared.nat = nat.statistics
             }
+        }
+        return 0
+    }
+
+    private func handle(_ token: LoopToken, _ events: Epoll.Events) throws {
+        switch token {
+        case .signals:
+            logger.notice("stopping")
+            stopping = true
+        case .mailbox:
+            mailbox.drain()
+        case .listener(let index):
+            accept(index)
+        case .guest(let raw):
+            let port = PortID(raw)
+            if !serve(port), try disconnect(port) { stopping = true }
+        case .upstream(let index):
+            receiveUpstream(index)
+        case .tcpFlow, .udpFlow, .pingFlow, .forward:
+            nat.event(token, events, now: .now)
         }
     }
 
-    private enum Owner {
-        case signals, listener(Int), guest(PortID), upstream(Int)
-    }
-
-    /// Milliseconds until the network core's next deadline, or -1.
+    /// Milliseconds until the next deadline, or -1.
     private func timeout() -> Int32 {
-        guard let deadline = shared.withLock({ $0.nextDeadline }) else { return -1 }
+        if nat.hasWork { return 0 }
+        var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
+        if shared.nat != nat.statistics { deadlines.append(published + Self.publishInterval) }
+        guard let deadline = deadlines.min() else { return -1 }
         let left = deadline - ContinuousClock.now
         if left <= .zero { return 0 }
         return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+    }
+
+    /// Sends the frames the NAT made, each port's in one call.
+    private func flushNAT() {
+        guard !nat.frames.isEmpty else { return }
+        nat.frames.withFramesByPort { port, frames in
+            guard guests[port] != nil else { return }
+            shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: frames.reduce(0) { $0 + $1.count }) }
+            for frame in frames {
+                capture?.write(frame)
+                if options.debug { logger.debug("nat>\(port) \(FrameSummary.describe(Array(frame)).text)") }
+            }
+            do {
+                try guests[port]?.connection.send(frames)
+            } catch {
+                logger.warning("\(port): \(error)")
+            }
+        }
+        nat.frames.removeAll()
+        capture?.flush()
     }
 
     /// Reads the answers waiting on an upstream resolver's socket.
@@ -147,7 +195,7 @@ public final class Proxy {
                 try? guests[target]?.connection.send(bytes)
             case .resolve(let query, let upstream):
                 sendUpstream(query, upstream)
-            case .forward:
+            case .forward, .nat:
                 break
             }
         }
@@ -164,17 +212,10 @@ public final class Proxy {
     static func connectUDP(to address: IPv4Address, port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw LinkError.system(operation: "socket", errno: .init(rawValue: errno)) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = port.bigEndian
-        target.sin_addr.s_addr = address.rawValue.bigEndian
-        let result = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let result = InetAddress.connect(fd, address, port)
         guard result == 0 else {
-            let error = LinkError.system(operation: "connect DNS upstream \(address):\(port)", errno: .init(rawValue: errno))
             close(fd)
-            throw error
+            throw LinkError.system(operation: "connect DNS upstream \(address):\(port)", errno: .init(rawValue: result))
         }
         return fd
     }
@@ -187,11 +228,26 @@ public final class Proxy {
         return listener
     }
 
+    private func addListener(_ listener: FrameListener, single: Bool) throws {
+        listeners.append((listener, single))
+        try watch(listener: listeners.count - 1)
+    }
+
+    /// Watches a listener for connections (stdio has no descriptor to watch).
+    private func watch(listener index: Int) throws {
+        let descriptor = listeners[index].listener.descriptor
+        if descriptor >= 0 { try epoll.add(descriptor, [.readable], token: LoopToken.listener(index).rawValue) }
+    }
+
     private func accept(_ index: Int) {
         do {
             let connection = try listeners[index].listener.accept()
             let port = shared.withLock { $0.attach() }
             guests[port] = (connection, index)
+            try epoll.add(connection.readDescriptor, [.readable], token: LoopToken.guest(port.rawValue).rawValue)
+            if listeners[index].single, listeners[index].listener.descriptor >= 0 {
+                epoll.remove(listeners[index].listener.descriptor)
+            }
             logger.info("connection on \(listeners[index].listener.endpoint) as \(port)")
         } catch {
             logger.warning("accept on \(listeners[index].listener.endpoint): \(error)")
@@ -217,6 +273,8 @@ public final class Proxy {
                         made.append((bytes, target))
                     case .resolve(let query, let upstream):
                         sendUpstream(query, upstream)
+                    case .nat:
+                        nat.receive(frame, from: port, now: now)
                     }
                 }
             } }
@@ -245,6 +303,7 @@ public final class Proxy {
     /// the API server takes the socket and the bytes read so far.
     private func handOverToAPI(_ port: PortID) {
         guard let guest = guests.removeValue(forKey: port) else { return }
+        epoll.remove(guest.connection.readDescriptor)
         shared.withLock { $0.forget(port) }
         logger.debug("connection on \(port) is a control API request")
         guard let stream = guest.connection as? StreamFrameConnection else {
@@ -267,13 +326,21 @@ public final class Proxy {
     /// Forgets a guest; true when the proxy should exit (`--exit-on-disconnect`).
     private func disconnect(_ port: PortID) throws -> Bool {
         guard let guest = guests.removeValue(forKey: port) else { return false }
+        epoll.remove(guest.connection.readDescriptor)
         guest.connection.close()
         shared.withLock { $0.detach(port) }
         logger.notice("guest on \(port) disconnected")
-        return listeners[guest.listener].single && options.exitOnDisconnect
+        let entry = listeners[guest.listener]
+        if entry.single && options.exitOnDisconnect { return true }
+        if entry.single { try watch(listener: guest.listener) }
+        return false
     }
 
     private func shutDown() {
+        shared.forwarding = nil
+        mailbox.shut()
+        nat.closeAll()
+        flushNAT()
         for guest in guests.values { guest.connection.close() }
         guests.removeAll()
         for entry in listeners { entry.listener.close() }
@@ -281,5 +348,46 @@ public final class Proxy {
         api.shutDown()
         if let pidFile = options.pidFile { unlink(pidFile) }
         capture?.flush()
+    }
+
+    // MARK: Port forwards, for the control API
+
+    /// The API's way to the forward table: each call runs on the loop's thread.
+    private final class Forwarding: PortForwarding, @unchecked Sendable {
+        private let mailbox: LoopMailbox
+        private unowned let proxy: Proxy
+
+        init(mailbox: LoopMailbox, proxy: Proxy) {
+            self.mailbox = mailbox
+            self.proxy = proxy
+        }
+
+        func forwards() -> [PortForward]? {
+            mailbox.perform { [proxy] in proxy.nat.forwards.forwards }
+        }
+
+        func expose(_ forward: PortForward) -> PortForwardError? {
+            mailbox.perform { [proxy] () -> PortForwardError? in
+                do throws(PortForwardError) {
+                    try proxy.nat.forwards.expose(forward)
+                    proxy.logger.notice("forwarding \(forward)")
+                    return nil
+                } catch {
+                    return error
+                }
+            } ?? PortForwardError("the proxy is shutting down")
+        }
+
+        func unexpose(kind: PortForward.Kind, local: String) -> PortForwardError? {
+            mailbox.perform { [proxy] () -> PortForwardError? in
+                do throws(PortForwardError) {
+                    try proxy.nat.unexpose(kind: kind, local: local)
+                    proxy.logger.notice("stopped forwarding \(kind) \(local)")
+                    return nil
+                } catch {
+                    return error
+                }
+            } ?? PortForwardError("the proxy is shutting down")
+        }
     }
 }

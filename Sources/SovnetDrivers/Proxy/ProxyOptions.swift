@@ -20,6 +20,8 @@ public struct ProxyOptions: Sendable {
     public var dnsUpstreams: [(IPv4Address, UInt16)]
     /// Endpoints serving only the control API (gvproxy's `-services`).
     public var services: [Endpoint] = []
+    /// Address translation, flow limits and port forwards.
+    public var nat = NATConfiguration()
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,

@@ -1,0 +1,31 @@
+import SovnetWire
+
+/// A flow as the guest sees it: its own address and port, and the remote
+/// address and port it talks to (before NAT rewrites the remote). Four
+/// integers, so looking one up hashes no strings.
+public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
+    public var guest: IPv4Address
+    public var guestPort: UInt16
+    public var remote: IPv4Address
+    public var remotePort: UInt16
+
+    public init(guest: IPv4Address, guestPort: UInt16, remote: IPv4Address, remotePort: UInt16) {
+        self.guest = guest
+        self.guestPort = guestPort
+        self.remote = remote
+        self.remotePort = remotePort
+    }
+
+    public var description: String { "\(guest):\(guestPort)-\(remote):\(remotePort)" }
+}
+
+/// Where a guest's frames go back to: the switch port and the guest's MAC.
+public struct GuestLink: Hashable, Sendable {
+    public var port: PortID
+    public var mac: MACAddress
+
+    public init(port: PortID, mac: MACAddress) {
+        self.port = port
+        self.mac = mac
+    }
+}

@@ -1,0 +1,131 @@
+// The frames the NAT sends to guests, built into one reusable buffer. Flows
+// append whole frames (Ethernet, IPv4, transport header and payload, with
+// checksums); the driver sends each port's frames with one call and clears
+// the buffer, keeping its capacity, so the steady path allocates nothing.
+// Datagrams longer than the link MTU are split into IPv4 fragments.
+import SovnetWire
+
+/// Frames for guests, gathered between two sends.
+public final class GuestFrames {
+    /// One frame: which port it goes to and where its bytes are in `storage`.
+    public struct Frame: Sendable {
+        public var port: PortID
+        public var range: Range<Int>
+    }
+
+    public let gatewayMAC: MACAddress
+    /// The largest IPv4 packet a guest takes.
+    public let mtu: Int
+    public private(set) var storage: [UInt8] = []
+    public private(set) var frames: [Frame] = []
+    private var scratch: [UInt8] = []
+    private var identification: UInt16 = 0
+
+    public init(gatewayMAC: MACAddress, mtu: Int) {
+        self.gatewayMAC = gatewayMAC
+        self.mtu = mtu
+        storage.reserveCapacity(256 * 1024)
+    }
+
+    public var isEmpty: Bool { frames.isEmpty }
+
+    /// Forgets every frame, keeping the buffer.
+    public func removeAll() {
+        storage.removeAll(keepingCapacity: true)
+        frames.removeAll(keepingCapacity: true)
+    }
+
+    /// Calls `body` with each port's frames, in the order they were added.
+    public func withFramesByPort(_ body: (PortID, [UnsafeRawBufferPointer]) -> Void) {
+        storage.withUnsafeBytes { bytes in
+            var pending: [PortID: [UnsafeRawBufferPointer]] = [:]
+            var order: [PortID] = []
+            for frame in frames {
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[frame.range])
+                if pending[frame.port] == nil { order.append(frame.port) }
+                pending[frame.port, default: []].append(slice)
+            }
+            for port in order { body(port, pending[port]!) }
+        }
+    }
+
+    private func nextIdentification() -> UInt16 {
+        identification &+= 1
+        return identification
+    }
+
+    private func begin(_ link: GuestLink, source: IPv4Address, destination: IPv4Address,
+                       protocol: IPProtocol, payloadLength: Int, dontFragment: Bool = true,
+                       moreFragments: Bool = false, fragmentOffset: Int = 0, identification: UInt16? = nil) -> Int {
+        let start = storage.count
+        EthernetHeader(destination: link.mac, source: gatewayMAC, etherType: .ipv4).emit(into: &storage)
+        IPv4Header(source: source, destination: destination, protocol: `protocol`, payloadLength: payloadLength,
+                   ttl: 64, identification: identification ?? nextIdentification(), dontFragment: dontFragment,
+                   moreFragments: moreFragments, fragmentOffset: fragmentOffset).emit(into: &storage)
+        return start
+    }
+
+    private func end(_ link: GuestLink, from start: Int) {
+        EthernetHeader.padToMinimum(&storage, frameStart: start)
+        frames.append(Frame(port: link.port, range: start..<storage.count))
+    }
+
+    /// A TCP segment from `source` to the guest at `destination`.
+    public func appendTCP(_ link: GuestLink, source: IPv4Address, destination: IPv4Address,
+                          header: TCPHeader, payload: UnsafeRawBufferPointer) {
+        let start = begin(link, source: source, destination: destination, protocol: .tcp,
+                          payloadLength: header.bufferLength + payload.count)
+        header.emit(payload: payload, source: source, destination: destination, into: &storage)
+        end(link, from: start)
+    }
+
+    /// A UDP datagram, in fragments when it does not fit the MTU.
+    public func appendUDP(_ link: GuestLink, source: IPv4Address, sourcePort: UInt16,
+                          destination: IPv4Address, destinationPort: UInt16, payload: UnsafeRawBufferPointer) {
+        if 20 + 8 + payload.count <= mtu {
+            let start = begin(link, source: source, destination: destination, protocol: .udp,
+                              payloadLength: 8 + payload.count)
+            UDPHeader(sourcePort: sourcePort, destinationPort: destinationPort)
+                .emit(payload: payload, source: source, destination: destination, into: &storage)
+            end(link, from: start)
+            return
+        }
+        scratch.removeAll(keepingCapacity: true)
+        UDPHeader(sourcePort: sourcePort, destinationPort: destinationPort)
+            .emit(payload: payload, source: source, destination: destination, into: &scratch)
+        appendFragments(link, source: source, destination: destination, protocol: .udp)
+    }
+
+    /// An ICMP message (`header` and `body`) from `source` to the guest.
+    public func appendICMP(_ link: GuestLink, source: IPv4Address, destination: IPv4Address,
+                           header: ICMPv4Header, body: UnsafeRawBufferPointer) {
+        if 20 + 8 + body.count <= mtu {
+            let start = begin(link, source: source, destination: destination, protocol: .icmp,
+                              payloadLength: 8 + body.count)
+            header.emit(body: body, into: &storage)
+            end(link, from: start)
+            return
+        }
+        scratch.removeAll(keepingCapacity: true)
+        header.emit(body: body, into: &scratch)
+        appendFragments(link, source: source, destination: destination, protocol: .icmp)
+    }
+
+    /// Splits `scratch` (a whole transport packet) into fragments of at most the MTU.
+    private func appendFragments(_ link: GuestLink, source: IPv4Address, destination: IPv4Address,
+                                 protocol: IPProtocol) {
+        let chunk = max(8, (mtu - 20) / 8 * 8)
+        let identification = nextIdentification()
+        var offset = 0
+        while offset < scratch.count {
+            let length = min(chunk, scratch.count - offset)
+            let last = offset + length == scratch.count
+            let start = begin(link, source: source, destination: destination, protocol: `protocol`,
+                              payloadLength: length, dontFragment: false, moreFragments: !last,
+                              fragmentOffset: offset, identification: identification)
+            storage.append(contentsOf: scratch[offset..<offset + length])
+            end(link, from: start)
+            offset += length
+        }
+    }
+}

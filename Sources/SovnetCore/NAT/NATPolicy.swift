@@ -1,0 +1,36 @@
+// Which host address a guest's packet goes to. The translation table
+// (`-nat`, gvproxy's default 192.168.127.254 → 127.0.0.1) rewrites virtual
+// addresses; every other destination goes where the guest asked, except the
+// host's loopback (reachable only through a translation) and link-local
+// 169.254.0.0/16 (cloud metadata services) unless allowed.
+import SovnetWire
+
+/// Where guest traffic may go on the host.
+public struct NATPolicy: Sendable {
+    /// Virtual address → host address.
+    public var translations: [IPv4Address: IPv4Address]
+    public var allowLinkLocal: Bool
+
+    public init(translations: [IPv4Address: IPv4Address] = [IPv4Address(192, 168, 127, 254): IPv4Address(127, 0, 0, 1)],
+                allowLinkLocal: Bool = false) {
+        self.translations = translations
+        self.allowLinkLocal = allowLinkLocal
+    }
+
+    /// What happens to a packet for `address`.
+    public enum Decision: Equatable, Sendable {
+        /// Send it to this host address.
+        case host(IPv4Address)
+        /// Drop it, counted under the reason.
+        case refuse(DropReason)
+    }
+
+    public func decide(_ address: IPv4Address) -> Decision {
+        if let translated = translations[address] { return .host(translated) }
+        let first = address.rawValue >> 24
+        if first == 127 { return .refuse(.loopbackDestination) }
+        if address.rawValue >> 16 == 0xA9FE, !allowLinkLocal { return .refuse(.linkLocalDestination) }
+        if first == 0 || first >= 224 { return .refuse(.noRoute) }
+        return .host(address)
+    }
+}

@@ -1,0 +1,61 @@
+import SovnetWire
+
+/// Settings of the TCP the NAT speaks toward guests.
+public struct TCPSettings: Sendable {
+    /// The MSS offered to guests: the link MTU less 40 bytes of headers.
+    public var maximumSegmentSize: Int
+    /// The window scale offered to guests that offer one (RFC 7323).
+    public var windowShift: UInt8 = 7
+    /// Retransmission timeout: the first and the largest.
+    public var initialRetransmissionTimeout: Duration = .milliseconds(200)
+    public var maximumRetransmissionTimeout: Duration = .seconds(10)
+    /// Retransmissions of the same data before the flow is reset.
+    public var maximumRetransmissions = 10
+    /// How long a host connect may take before the guest gets an RST.
+    public var connectTimeout: Duration = .seconds(30)
+    /// How long a closed flow keeps answering retransmitted FINs.
+    public var timeWait: Duration = .seconds(5)
+    /// Most frames one flow sends in one go before others get their turn.
+    public var framesPerTurn = 64
+
+    public init(mtu: Int) {
+        maximumSegmentSize = max(536, mtu - 40)
+    }
+}
+
+/// Byte and packet totals for one protocol of the NAT, both ways.
+public struct TrafficCounters: Sendable, Equatable, Codable {
+    public var packetsFromGuest = 0
+    public var bytesFromGuest = 0
+    public var packetsToGuest = 0
+    public var bytesToGuest = 0
+
+    public init() {}
+}
+
+/// What every TCP flow shares: settings, the output frames, the scratch
+/// buffer peeks land in, and the counters.
+public final class TCPContext {
+    public let settings: TCPSettings
+    public let frames: GuestFrames
+    public var counters = TrafficCounters()
+    /// Segments retransmitted to guests.
+    public var retransmissions = 0
+    /// Where a peek at a host socket lands before it is cut into segments.
+    let scratch: UnsafeMutableRawBufferPointer
+    private var generator: SystemRandomNumberGenerator
+
+    public init(settings: TCPSettings, frames: GuestFrames) {
+        self.settings = settings
+        self.frames = frames
+        scratch = .allocate(byteCount: settings.framesPerTurn * settings.maximumSegmentSize, alignment: 16)
+        generator = SystemRandomNumberGenerator()
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// An initial sequence number (RFC 6528 asks for unpredictable ones).
+    func initialSequenceNumber() -> UInt32 {
+        UInt32.random(in: .min ... .max, using: &generator)
+    }
+}

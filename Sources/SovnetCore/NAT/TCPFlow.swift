@@ -1,0 +1,547 @@
+// One NATed TCP connection, from the guest's side. The proxy plays the remote
+// end of the guest's connection (RFC 793/9293) and relays the byte stream to
+// a host socket (`FlowSocket`) without buffering it:
+//
+// - guest → host: an in-order segment is written to the socket at once and
+//   acknowledged for what the socket took; the window offered to the guest
+//   is the room left in the socket's send buffer, so a slow host peer slows
+//   the guest. If the socket took less than a segment, the rest is left for
+//   the guest to send again, prompted by duplicate ACKs once there is room.
+// - host → guest: bytes are peeked from the socket's receive queue, cut into
+//   segments of the guest's MSS and sent as far as the guest's window allows;
+//   they leave the queue only when the guest acknowledges them. A timeout or
+//   three duplicate ACKs rewind the peek and send again (go-back-N). A full
+//   guest window stops the reading, so a slow guest slows the host peer.
+//
+// Out-of-order segments from the guest are not kept: a duplicate ACK asks for
+// them again, which on a virtual link costs little. Handshakes: a guest SYN is
+// answered only once the host connect succeeded (`hostConnected`), with the
+// MSS of the link and a window scale if the guest offered one; a port forward
+// sends the SYN itself (`init(connectingTo:)`). FIN and RST are relayed both
+// ways; the side that closes first keeps a short TIME-WAIT. RSTs are checked
+// against RFC 5961 (exact sequence number, challenge ACK otherwise).
+import SovnetWire
+
+/// A TCP flow between a guest and a host socket.
+public final class TCPFlow {
+    public enum Phase: Sendable, Equatable {
+        /// The guest's SYN arrived; the host connect is under way.
+        case connecting
+        /// A port forward sent its SYN to the guest.
+        case synSent
+        /// The SYN-ACK went to the guest; its ACK is awaited.
+        case synReceived
+        /// Data may flow (in one or both directions).
+        case open
+        /// Both sides closed; retransmitted FINs are still acknowledged.
+        case timeWait
+        case closed
+    }
+
+    public let key: FlowKey
+    public let link: GuestLink
+    public let socket: FlowSocket
+    private let context: TCPContext
+    public private(set) var phase: Phase
+    /// When `tick` must run next.
+    public private(set) var deadline: ContinuousClock.Instant?
+    /// The flow used its turn with more to send: call `pump` again soon.
+    public private(set) var wantsTurn = false
+    /// Guest data was taken but not acknowledged yet: call `flushAcknowledgment`.
+    public private(set) var acknowledgmentPending = false
+
+    // Toward the guest.
+    private let initialSequence: UInt32
+    private var unacknowledged: UInt32
+    private var nextToSend: UInt32
+    /// The highest sequence number sent so far (a rewind moves `nextToSend` back).
+    private var highestSent: UInt32
+    private var finSequence: UInt32?
+    private var guestWindow = 0
+    private var guestShift: UInt8 = 0
+    private var ownShift: UInt8 = 0
+    private var segmentSize: Int
+    private var closedFirst = false
+    private var retransmissionTimeout: Duration
+    private var retries = 0
+    private var duplicateAcknowledgments = 0
+
+    // From the guest.
+    private var receiveNext: UInt32 = 0
+    private var guestFinished = false
+    private var writeBlocked = false
+
+    /// A flow for a guest's SYN; the driver has started connecting `socket`.
+    public init(guestSYN segment: TCPView, key: FlowKey, link: GuestLink, socket: FlowSocket,
+                context: TCPContext, now: ContinuousClock.Instant) {
+        self.key = key
+        self.link = link
+        self.socket = socket
+        self.context = context
+        phase = .connecting
+        initialSequence = context.initialSequenceNumber()
+        unacknowledged = initialSequence
+        nextToSend = initialSequence
+        highestSent = initialSequence
+        retransmissionTimeout = context.settings.initialRetransmissionTimeout
+        let options = (try? segment.options()) ?? TCPOptions()
+        segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize)
+        if let shift = options.windowScale {
+            guestShift = min(shift, 14)
+            ownShift = context.settings.windowShift
+        }
+        receiveNext = segment.sequenceNumber &+ 1
+        guestWindow = Int(segment.window)
+        deadline = now + context.settings.connectTimeout
+        count(fromGuest: segment)
+    }
+
+    /// A flow the host opened (a port forward): sends a SYN to the guest.
+    public init(connectingTo key: FlowKey, link: GuestLink, socket: FlowSocket,
+                context: TCPContext, now: ContinuousClock.Instant) {
+        self.key = key
+        self.link = link
+        self.socket = socket
+        self.context = context
+        phase = .synSent
+        initialSequence = context.initialSequenceNumber()
+        unacknowledged = initialSequence
+        nextToSend = initialSequence &+ 1
+        highestSent = nextToSend
+        retransmissionTimeout = context.settings.initialRetransmissionTimeout
+        segmentSize = context.settings.maximumSegmentSize
+        sendSYN(acknowledging: false)
+        deadline = now + retransmissionTimeout
+    }
+
+    /// The state's name in RFC 9293's terms, for `/stats`.
+    public var stateName: String {
+        switch phase {
+        case .connecting: return "connecting"
+        case .synSent: return "syn-sent"
+        case .synReceived: return "syn-received"
+        case .timeWait: return "time-wait"
+        case .closed: return "closed"
+        case .open:
+            switch (guestFinished, finSequence != nil) {
+            case (false, false): return "established"
+            case (true, false): return "close-wait"
+            case (false, true): return "fin-wait"
+            case (true, true): return "last-ack"
+            }
+        }
+    }
+
+    // MARK: Events from the driver
+
+    /// The host connect succeeded: the guest gets its SYN-ACK.
+    public func hostConnected(now: ContinuousClock.Instant) {
+        guard phase == .connecting else { return }
+        phase = .synReceived
+        nextToSend = initialSequence &+ 1
+        highestSent = nextToSend
+        sendSYN(acknowledging: true)
+        deadline = now + retransmissionTimeout
+    }
+
+    /// The host connect failed with `error` (an errno value): the guest gets an
+    /// RST, or an ICMP unreachable when the host said the destination is.
+    public func hostConnectFailed(_ error: Int32) {
+        guard phase == .connecting else { return }
+        if let code = Self.unreachableCode(error) {
+            sendUnreachable(code: code)
+        } else {
+            emit(flags: [.rst, .ack], sequence: 0)
+        }
+        socket.close(reset: false)
+        phase = .closed
+        deadline = nil
+    }
+
+    /// The ICMP unreachable code for a connect error, or nil when an RST says it better.
+    static func unreachableCode(_ error: Int32) -> UInt8? {
+        switch error {
+        case 113: ICMPv4UnreachableCode.host        // EHOSTUNREACH
+        case 101: ICMPv4UnreachableCode.network     // ENETUNREACH
+        case 1, 13: ICMPv4UnreachableCode.administrativelyProhibited  // EPERM, EACCES
+        default: nil
+        }
+    }
+
+    /// A segment from the guest for this flow (checksum already verified).
+    public func guest(_ segment: TCPView, now: ContinuousClock.Instant) {
+        count(fromGuest: segment)
+        let flags = segment.flags
+        switch phase {
+        case .closed:
+            return
+        case .connecting:
+            if flags.contains(.rst) { abort(resetGuest: false) }
+            return
+        case .synSent:
+            synSentSegment(segment, now: now)
+            return
+        case .timeWait:
+            if flags.contains(.fin), !flags.contains(.rst) { sendAcknowledgment() }
+            return
+        case .synReceived, .open:
+            break
+        }
+        let sequence = segment.sequenceNumber
+        if flags.contains(.rst) {
+            if sequence == receiveNext {
+                abort(resetGuest: false)
+            } else if isInReceiveWindow(sequence) {
+                sendAcknowledgment()
+            }
+            return
+        }
+        if flags.contains(.syn) {
+            if phase == .synReceived, sequence &+ 1 == receiveNext {
+                sendSYN(acknowledging: true)
+            } else {
+                sendAcknowledgment()
+            }
+            return
+        }
+        guard flags.contains(.ack) else { return }
+        let ack = segment.acknowledgmentNumber
+        if phase == .synReceived {
+            guard ack == initialSequence &+ 1 else {
+                emit(flags: [.rst], sequence: ack, acknowledging: false)
+                return
+            }
+            phase = .open
+            unacknowledged = ack
+            retries = 0
+            retransmissionTimeout = context.settings.initialRetransmissionTimeout
+            deadline = nil
+            guestWindow = Int(segment.window) << guestShift
+        }
+        let bare = segment.payload.isEmpty && !flags.contains(.fin)
+        guard acknowledge(ack, window: segment.window, bare: bare, now: now) else { return }
+        if !bare { receive(segment, now: now) }
+        finishIfDone(now: now)
+        pump(now: now)
+    }
+
+    /// The host socket has bytes (or EOF, or an error) to read.
+    public func hostReadable(now: ContinuousClock.Instant) {
+        pump(now: now)
+    }
+
+    /// The host socket has room again after a short write.
+    public func hostWritable(now: ContinuousClock.Instant) {
+        guard writeBlocked, phase == .open else { return }
+        writeBlocked = false
+        socket.wantWritable(false)
+        // A window update, then three duplicates: the guest resends what the
+        // socket could not take at once instead of waiting for its timeout.
+        for _ in 0..<4 { sendAcknowledgment() }
+    }
+
+    /// Sends the ACK owed for guest data taken in this batch.
+    public func flushAcknowledgment() {
+        if acknowledgmentPending { sendAcknowledgment() }
+    }
+
+    /// Runs the flow's timer if it is due.
+    public func tick(now: ContinuousClock.Instant) {
+        guard let due = deadline, now >= due else { return }
+        deadline = nil
+        switch phase {
+        case .connecting:
+            hostConnectFailed(110)  // ETIMEDOUT
+        case .synSent, .synReceived:
+            retries += 1
+            guard retries <= 4 else {
+                abort(resetGuest: phase == .synReceived)
+                return
+            }
+            sendSYN(acknowledging: phase == .synReceived)
+            backOff(now: now)
+        case .open:
+            if TCPSequence.less(unacknowledged, highestSent) {
+                retransmit(now: now)
+            } else if guestWindow == 0 {
+                // Zero-window probe: an old sequence number makes the guest answer with its window.
+                emit(flags: [.ack], sequence: unacknowledged &- 1)
+                backOff(now: now)
+            }
+        case .timeWait:
+            phase = .closed
+        case .closed:
+            break
+        }
+    }
+
+    /// Sends as much host data as the guest's window and this turn allow.
+    public func pump(now: ContinuousClock.Instant) {
+        wantsTurn = false
+        guard phase == .open, finSequence == nil || nextToSend != finSequence! &+ 1 else { return }
+        let limit = context.settings.framesPerTurn
+        var sent = 0
+        while sent < limit {
+            let room = guestWindow - TCPSequence.distance(from: unacknowledged, to: nextToSend)
+            guard room > 0 else {
+                if guestWindow == 0, deadline == nil { deadline = now + retransmissionTimeout }
+                break
+            }
+            if let fin = finSequence, nextToSend == fin {
+                sendFIN(now: now)
+                break
+            }
+            let want = min(room, (limit - sent) * segmentSize, context.scratch.count)
+            switch socket.peek(into: UnsafeMutableRawBufferPointer(rebasing: context.scratch[0..<want])) {
+            case .data(let count):
+                sent += sendData(UnsafeRawBufferPointer(rebasing: context.scratch[0..<count]), now: now)
+            case .wouldBlock:
+                return
+            case .endOfStream:
+                finSequence = nextToSend
+                sendFIN(now: now)
+                return
+            case .failed:
+                abort(resetGuest: true)
+                return
+            }
+        }
+        wantsTurn = sent >= limit
+    }
+
+    // MARK: Receiving
+
+    /// Handles the ACK field; false when the segment must be dropped.
+    private func acknowledge(_ ack: UInt32, window: UInt16, bare: Bool, now: ContinuousClock.Instant) -> Bool {
+        if TCPSequence.less(highestSent, ack) {
+            sendAcknowledgment()
+            return false
+        }
+        let newWindow = Int(window) << guestShift
+        if TCPSequence.less(unacknowledged, ack) {
+            let dataEnd = finSequence.map { TCPSequence.less($0, ack) ? $0 : ack } ?? ack
+            let acknowledgedBytes = TCPSequence.distance(from: unacknowledged, to: dataEnd)
+            if acknowledgedBytes > 0 { socket.consume(acknowledgedBytes) }
+            unacknowledged = ack
+            if TCPSequence.less(nextToSend, ack) { nextToSend = ack }
+            retries = 0
+            duplicateAcknowledgments = 0
+            retransmissionTimeout = context.settings.initialRetransmissionTimeout
+            deadline = ack == highestSent ? nil : now + retransmissionTimeout
+        } else if ack == unacknowledged, bare, unacknowledged != highestSent, newWindow == guestWindow {
+            duplicateAcknowledgments += 1
+            if duplicateAcknowledgments == 3 { retransmit(now: now) }
+        }
+        guestWindow = newWindow
+        return true
+    }
+
+    /// Data and FIN from the guest: written to the host socket in order.
+    private func receive(_ segment: TCPView, now: ContinuousClock.Instant) {
+        var payload = segment.payload
+        var sequence = segment.sequenceNumber
+        let fin = segment.flags.contains(.fin)
+        if guestFinished {
+            if fin { sendAcknowledgment() }
+            return
+        }
+        if sequence != receiveNext {
+            let end = sequence &+ UInt32(truncatingIfNeeded: payload.count)
+            guard TCPSequence.less(sequence, receiveNext), TCPSequence.less(receiveNext, end) else {
+                sendAcknowledgment()
+                return
+            }
+            payload = UnsafeRawBufferPointer(rebasing: payload[TCPSequence.distance(from: sequence, to: receiveNext)...])
+            sequence = receiveNext
+        }
+        if !payload.isEmpty {
+            if writeBlocked {
+                sendAcknowledgment()
+                return
+            }
+            guard let taken = socket.write(payload) else {
+                abort(resetGuest: true)
+                return
+            }
+            receiveNext = receiveNext &+ UInt32(taken)
+            if taken < payload.count {
+                writeBlocked = true
+                socket.wantWritable(true)
+                sendAcknowledgment()
+                return
+            }
+            acknowledgmentPending = true
+        }
+        if fin {
+            receiveNext = receiveNext &+ 1
+            guestFinished = true
+            socket.shutdownWrite()
+            sendAcknowledgment()
+        }
+    }
+
+    private func isInReceiveWindow(_ sequence: UInt32) -> Bool {
+        let window = max(1, advertisedWindow().bytes)
+        return TCPSequence.lessOrEqual(receiveNext, sequence)
+            && TCPSequence.less(sequence, receiveNext &+ UInt32(truncatingIfNeeded: window))
+    }
+
+    private func synSentSegment(_ segment: TCPView, now: ContinuousClock.Instant) {
+        let flags = segment.flags
+        let ack = segment.acknowledgmentNumber
+        guard flags.contains(.ack), ack == initialSequence &+ 1 else {
+            if flags.contains(.ack), !flags.contains(.rst) {
+                emit(flags: [.rst], sequence: ack, acknowledging: false)
+            }
+            return
+        }
+        if flags.contains(.rst) {
+            socket.close(reset: true)
+            phase = .closed
+            deadline = nil
+            return
+        }
+        guard flags.contains(.syn) else { return }
+        let options = (try? segment.options()) ?? TCPOptions()
+        segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize)
+        if let shift = options.windowScale {
+            guestShift = min(shift, 14)
+            ownShift = context.settings.windowShift
+        }
+        receiveNext = segment.sequenceNumber &+ 1
+        unacknowledged = ack
+        guestWindow = Int(segment.window)
+        phase = .open
+        retries = 0
+        deadline = nil
+        sendAcknowledgment()
+        pump(now: now)
+    }
+
+    // MARK: Sending
+
+    /// Cuts `bytes` into segments and sends them; returns how many.
+    private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> Int {
+        var offset = 0
+        var segments = 0
+        while offset < bytes.count {
+            let length = min(segmentSize, bytes.count - offset)
+            let last = offset + length == bytes.count
+            emit(flags: last ? [.ack, .psh] : [.ack], sequence: nextToSend,
+                 payload: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]))
+            nextToSend = nextToSend &+ UInt32(length)
+            offset += length
+            segments += 1
+        }
+        if TCPSequence.less(highestSent, nextToSend) { highestSent = nextToSend }
+        if deadline == nil { deadline = now + retransmissionTimeout }
+        return segments
+    }
+
+    private func sendFIN(now: ContinuousClock.Instant) {
+        emit(flags: [.fin, .ack], sequence: nextToSend)
+        nextToSend = nextToSend &+ 1
+        if TCPSequence.less(highestSent, nextToSend) { highestSent = nextToSend }
+        if !guestFinished { closedFirst = true }
+        if deadline == nil { deadline = now + retransmissionTimeout }
+    }
+
+    /// Go-back-N: everything unacknowledged is sent again.
+    private func retransmit(now: ContinuousClock.Instant) {
+        retries += 1
+        guard retries <= context.settings.maximumRetransmissions else {
+            abort(resetGuest: true)
+            return
+        }
+        context.retransmissions += 1
+        socket.rewind()
+        nextToSend = unacknowledged
+        duplicateAcknowledgments = 0
+        deadline = nil
+        pump(now: now)
+        backOff(now: now)
+    }
+
+    private func backOff(now: ContinuousClock.Instant) {
+        retransmissionTimeout = min(retransmissionTimeout * 2, context.settings.maximumRetransmissionTimeout)
+        deadline = now + retransmissionTimeout
+    }
+
+    private func sendSYN(acknowledging: Bool) {
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: context.settings.maximumSegmentSize))
+        if !acknowledging {
+            options.windowScale = context.settings.windowShift
+        } else if ownShift > 0 {
+            options.windowScale = ownShift
+        }
+        emit(flags: acknowledging ? [.syn, .ack] : [.syn], sequence: initialSequence,
+             acknowledging: acknowledging, options: options)
+    }
+
+    private func sendAcknowledgment() {
+        emit(flags: [.ack], sequence: nextToSend)
+    }
+
+    private func sendUnreachable(code: UInt8) {
+        // The ICMP error quotes the guest's SYN: its IP and TCP headers.
+        var quoted: [UInt8] = []
+        IPv4Header(source: key.guest, destination: key.remote, protocol: .tcp, payloadLength: 20).emit(into: &quoted)
+        TCPHeader(sourcePort: key.guestPort, destinationPort: key.remotePort, sequenceNumber: receiveNext &- 1,
+                  flags: [.syn], window: 0).emit(payload: [], source: key.guest, destination: key.remote, into: &quoted)
+        quoted.withUnsafeBytes { body in
+            context.frames.appendICMP(link, source: key.remote, destination: key.guest,
+                                      header: ICMPv4Header(type: .destinationUnreachable, code: code), body: body)
+        }
+    }
+
+    /// Sends one segment to the guest, acknowledging everything taken so far.
+    private func emit(flags: TCPFlags, sequence: UInt32, acknowledging: Bool = true,
+                      payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                      options: TCPOptions = TCPOptions()) {
+        let window = flags.contains(.syn) ? min(65535, advertisedWindow().bytes) : Int(advertisedWindow().field)
+        let header = TCPHeader(sourcePort: key.remotePort, destinationPort: key.guestPort, sequenceNumber: sequence,
+                               acknowledgmentNumber: acknowledging ? receiveNext : 0, flags: flags,
+                               window: UInt16(clamping: window), options: options)
+        context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header, payload: payload)
+        context.counters.packetsToGuest += 1
+        context.counters.bytesToGuest += payload.count
+        if acknowledging { acknowledgmentPending = false }
+    }
+
+    /// The window offered to the guest: the room in the host socket's send
+    /// buffer, as the header field (scaled) and in bytes.
+    private func advertisedWindow() -> (field: UInt16, bytes: Int) {
+        guard !writeBlocked else { return (0, 0) }
+        let space = max(0, min(socket.writeSpace, 65535 << Int(ownShift)))
+        let field = UInt16(space >> Int(ownShift))
+        return (field, Int(field) << Int(ownShift))
+    }
+
+    // MARK: Ending
+
+    private func finishIfDone(now: ContinuousClock.Instant) {
+        guard phase == .open, guestFinished, let fin = finSequence, TCPSequence.less(fin, unacknowledged) else { return }
+        socket.close(reset: false)
+        if closedFirst {
+            phase = .timeWait
+            deadline = now + context.settings.timeWait
+        } else {
+            phase = .closed
+            deadline = nil
+        }
+    }
+
+    /// Ends the flow at once: an RST to the host, and to the guest if asked.
+    public func abort(resetGuest: Bool) {
+        guard phase != .closed else { return }
+        if resetGuest, phase != .timeWait { emit(flags: [.rst, .ack], sequence: nextToSend) }
+        if phase != .timeWait { socket.close(reset: true) }
+        phase = .closed
+        deadline = nil
+    }
+
+    private func count(fromGuest segment: TCPView) {
+        context.counters.packetsFromGuest += 1
+        context.counters.bytesFromGuest += segment.payload.count
+    }
+}

@@ -1,0 +1,89 @@
+// The host listeners of the port forwards, owned by the proxy loop's thread
+// (the control API reaches it through the loop's mailbox). Each listener is
+// in the loop's epoll under a `.forward(id)` token.
+import Glibc
+import SovnetLink
+import SovnetWire
+
+final class ForwardTable {
+    struct Entry {
+        let forward: PortForward
+        let descriptor: Int32
+    }
+
+    private(set) var entries: [UInt64: Entry] = [:]
+    private var nextID: UInt64 = 1
+    private let epoll: Epoll
+    private let socketMode: mode_t
+
+    init(epoll: Epoll, socketMode: mode_t) {
+        self.epoll = epoll
+        self.socketMode = socketMode
+    }
+
+    var forwards: [PortForward] {
+        entries.sorted { $0.key < $1.key }.map(\.value.forward)
+    }
+
+    /// Starts listening for `forward`.
+    func expose(_ forward: PortForward) throws(PortForwardError) {
+        guard !entries.values.contains(where: { $0.forward.kind == forward.kind && $0.forward.local == forward.local }) else {
+            throw PortForwardError("\(forward.kind) \(forward.local) is already forwarded")
+        }
+        let fd = try listen(forward)
+        let id = nextID
+        nextID += 1
+        do {
+            try epoll.add(fd, [.readable], token: LoopToken.forward(id).rawValue)
+        } catch {
+            close(fd)
+            throw PortForwardError("\(forward.local): \(error)")
+        }
+        entries[id] = Entry(forward: forward, descriptor: fd)
+    }
+
+    /// Stops a forward; returns its descriptor's old number, now closed.
+    @discardableResult
+    func unexpose(kind: PortForward.Kind, local: String) throws(PortForwardError) -> Int32 {
+        guard let (id, entry) = entries.first(where: { $0.value.forward.kind == kind && $0.value.forward.local == local }) else {
+            throw PortForwardError("\(kind) \(local) is not forwarded")
+        }
+        entries[id] = nil
+        epoll.remove(entry.descriptor)
+        close(entry.descriptor)
+        if kind == .unix { unlink(local) }
+        return entry.descriptor
+    }
+
+    func closeAll() {
+        for entry in entries.values {
+            _ = try? unexpose(kind: entry.forward.kind, local: entry.forward.local)
+        }
+    }
+
+    private func listen(_ forward: PortForward) throws(PortForwardError) -> Int32 {
+        if forward.kind == .unix {
+            do {
+                let fd = try makeListeningSocket(.unix(path: forward.local), mode: socketMode)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                return fd
+            } catch {
+                throw PortForwardError("\(forward.local): \(error)")
+            }
+        }
+        guard let (address, port) = forward.localAddress else { throw PortForwardError("bad local '\(forward.local)'") }
+        let fd: Int32
+        switch InetAddress.socket(forward.kind == .tcp ? SOCK_STREAM : SOCK_DGRAM) {
+        case .success(let descriptor): fd = descriptor
+        case .failure(let error): throw PortForwardError("socket for \(forward.local): \(error)")
+        }
+        _ = InetAddress.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        let bound = InetAddress.bind(fd, address, port)
+        guard bound == 0, forward.kind == .udp || Glibc.listen(fd, 128) == 0 else {
+            let reason = String(cString: strerror(bound == 0 ? errno : bound))
+            close(fd)
+            throw PortForwardError("cannot listen on \(forward.local): \(reason)")
+        }
+        return fd
+    }
+}

@@ -1,0 +1,169 @@
+// The host end of a NATed TCP flow: a non-blocking TCP socket registered
+// with the proxy's epoll, edge-triggered for reading. Bytes for the guest are
+// read with MSG_PEEK and SO_PEEK_OFF (each peek advances the offset; a
+// rewind sets it back to the oldest unacknowledged byte) and discarded with
+// MSG_TRUNC once the guest acknowledged them. Kernels before 6.9 have no
+// SO_PEEK_OFF for TCP: there the socket peeks from the start of the queue
+// into a discard buffer first.
+import CSovnetShim
+import Glibc
+import SovnetCore
+import SovnetLink
+
+final class HostTCPSocket: FlowSocket {
+    private(set) var descriptor: Int32
+    let token: UInt64
+    private let epoll: Epoll
+    private var watchingWritable = false
+    private var registered = false
+    /// SO_PEEK_OFF works on this socket; otherwise `peeked` tracks the offset.
+    private var peekOffset = true
+    private var peeked = 0
+    /// The peer's FIN arrived (EPOLLRDHUP); the fallback peek needs it to see the end.
+    var peerClosed = false
+    /// Room in the send buffer, worked out once per loop turn (`epoch`).
+    private var space = 0
+    private var spaceEpoch: UInt64 = .max
+    private let clock: LoopEpoch
+
+    init(descriptor: Int32, token: UInt64, epoll: Epoll, clock: LoopEpoch) {
+        self.descriptor = descriptor
+        self.token = token
+        self.epoll = epoll
+        self.clock = clock
+    }
+
+    /// Watches for the end of a non-blocking connect.
+    func watchConnect() throws {
+        try epoll.add(descriptor, [.writable], token: token)
+        registered = true
+    }
+
+    /// Switches to watching for data, once connected or accepted.
+    func watchData() throws {
+        peekOffset = InetAddress.setOption(descriptor, SOL_SOCKET, SO_PEEK_OFF, 0)
+        _ = InetAddress.setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        if registered {
+            try epoll.modify(descriptor, Self.dataEvents, token: token)
+        } else {
+            try epoll.add(descriptor, Self.dataEvents, token: token)
+            registered = true
+        }
+    }
+
+    private static let dataEvents: Epoll.Events = [.readable, .peerClosed, .edgeTriggered]
+
+    /// The pending error of a connect that finished (0: connected).
+    func connectResult() -> Int32 {
+        InetAddress.option(descriptor, SOL_SOCKET, SO_ERROR) ?? errno
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        let sent = send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+        if sent >= 0 {
+            space -= sent
+            return sent
+        }
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : nil
+    }
+
+    func peek(into buffer: UnsafeMutableRawBufferPointer) -> PeekResult {
+        let count: Int
+        if peekOffset {
+            count = recv(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        } else {
+            count = peekPastOffset(into: buffer)
+        }
+        if count > 0 { return .data(count) }
+        if count == 0 { return .endOfStream }
+        return errno == EAGAIN || errno == EWOULDBLOCK ? .wouldBlock : .failed(errno)
+    }
+
+    /// Peeks `peeked` bytes into the discard buffer and the rest into `buffer`.
+    private func peekPastOffset(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let skip = min(peeked, DiscardBuffer.shared.count)
+        guard skip == peeked else {
+            errno = EAGAIN
+            return -1
+        }
+        var vectors = [iovec(iov_base: DiscardBuffer.shared.baseAddress, iov_len: skip),
+                       iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)]
+        var message = msghdr()
+        let received = vectors.withUnsafeMutableBufferPointer { vectors in
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = 2
+            return recvmsg(descriptor, &message, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        }
+        guard received >= 0 else { return -1 }
+        let fresh = received - skip
+        if fresh <= 0 {
+            // Everything queued was sent already: that is the end only if the peer closed.
+            if received == 0 || peerClosed { return 0 }
+            errno = EAGAIN
+            return -1
+        }
+        peeked += fresh
+        return fresh
+    }
+
+    func consume(_ count: Int) {
+        var left = count
+        while left > 0 {
+            let discarded = recv(descriptor, nil, left, Int32(MSG_TRUNC) | Int32(MSG_DONTWAIT))
+            guard discarded > 0 else { break }
+            left -= discarded
+        }
+        if !peekOffset { peeked = max(0, peeked - count) }
+    }
+
+    func rewind() {
+        if peekOffset {
+            _ = InetAddress.setOption(descriptor, SOL_SOCKET, SO_PEEK_OFF, 0)
+        } else {
+            peeked = 0
+        }
+    }
+
+    var writeSpace: Int {
+        if spaceEpoch != clock.value {
+            spaceEpoch = clock.value
+            var queued: Int32 = 0
+            let buffer = Int(InetAddress.option(descriptor, SOL_SOCKET, SO_SNDBUF) ?? 0)
+            _ = ioctl(descriptor, UInt(TIOCOUTQ), &queued)
+            space = buffer - Int(queued)
+        }
+        return max(0, space)
+    }
+
+    func shutdownWrite() {
+        shutdown(descriptor, Int32(SHUT_WR))
+    }
+
+    func wantWritable(_ wanted: Bool) {
+        guard wanted != watchingWritable, descriptor >= 0 else { return }
+        watchingWritable = wanted
+        try? epoll.modify(descriptor, wanted ? Self.dataEvents.union(.writable) : Self.dataEvents, token: token)
+    }
+
+    func close(reset: Bool) {
+        guard descriptor >= 0 else { return }
+        if reset {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+        epoll.remove(descriptor)
+        Glibc.close(descriptor)
+        descriptor = -1
+    }
+}
+
+/// Counts the proxy loop's turns, so per-turn caches know when they are stale.
+final class LoopEpoch {
+    private(set) var value: UInt64 = 0
+    func advance() { value &+= 1 }
+}
+
+/// Where peeks land that skip bytes already sent, on kernels without SO_PEEK_OFF for TCP.
+enum DiscardBuffer {
+    nonisolated(unsafe) static let shared = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 16)
+}

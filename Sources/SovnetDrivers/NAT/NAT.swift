@@ -1,0 +1,277 @@
+// The NAT behind the gateway: guest packets for addresses beyond it become
+// traffic on ordinary host sockets, and host port forwards become traffic
+// into guests. The proxy loop hands it the frames the virtual network marked
+// `.nat`, the readiness of its sockets, and timer ticks; it leaves frames for
+// guests in `frames`, which the loop sends after each batch.
+//
+// Per frame: the IPv4 header is checked (packets with options are dropped
+// and counted; fragments are reassembled first), the destination is decided by the `NATPolicy` (translated,
+// as asked, or refused and counted), and the packet goes to the TCP, UDP or
+// ICMP part. Traffic to the gateway's own address reaches only flows that
+// already exist there, which are the port forwards'.
+import CSovnetShim
+import Glibc
+import Logging
+import SovnetCore
+import SovnetLink
+import SovnetWire
+
+/// How the NAT behaves; gvproxy's defaults.
+public struct NATConfiguration: Sendable {
+    public var policy = NATPolicy()
+    /// Flows of all protocols at once; past it new TCP flows get an RST.
+    public var maximumFlows = 16_384
+    /// How long a UDP or ICMP flow lives without traffic.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Forwards opened at start (`-ssh-port`, `--forward`, the configuration file).
+    public var forwards: [PortForward] = []
+
+    public init() {}
+}
+
+/// What `/stats` shows of the NAT.
+public struct NATStatistics: Sendable, Codable, Equatable {
+    public var tcp = TrafficCounters()
+    public var udp = TrafficCounters()
+    public var icmp = TrafficCounters()
+    /// TCP flows by state (RFC 9293 names).
+    public var tcpStates: [String: Int] = [:]
+    public var tcpFlowsOpened = 0
+    public var tcpRetransmissions = 0
+    public var udpFlows = 0
+    public var icmpFlows = 0
+    public var flowLimitHits = 0
+    public var drops: [String: Int] = [:]
+
+    public init() {}
+}
+
+final class NAT {
+    let frames: GuestFrames
+    let forwards: ForwardTable
+    private let tcp: TCPNAT
+    private let udp: UDPNAT
+    private let ping: PingNAT
+    private let configuration: NATConfiguration
+    private let gatewayAddress: IPv4Address
+    private let logger: Logger
+    private let neighbor: (IPv4Address) -> GuestLink?
+    private var drops: [DropReason: Int] = [:]
+    private var reassembler = IPv4Reassembler()
+    private var nextForwardPort: UInt16 = 32768
+    private var datagram = [UInt8](repeating: 0, count: 65_536)
+    /// How often timers run while any flow exists.
+    private static let tickInterval: Duration = .milliseconds(100)
+    private var lastTick = ContinuousClock.now
+
+    init(configuration: NATConfiguration, network: VirtualNetworkConfiguration, epoll: Epoll, epoch: LoopEpoch,
+         socketMode: mode_t, logger: Logger, neighbor: @escaping (IPv4Address) -> GuestLink?) {
+        self.configuration = configuration
+        self.gatewayAddress = network.gatewayAddress
+        self.logger = logger
+        self.neighbor = neighbor
+        frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu)
+        let context = TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames)
+        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, maximumFlows: configuration.maximumFlows, logger: logger)
+        udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
+                     maximumFlows: configuration.maximumFlows, logger: logger)
+        ping = PingNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
+                       maximumFlows: configuration.maximumFlows, logger: logger)
+        forwards = ForwardTable(epoll: epoll, socketMode: socketMode)
+    }
+
+    private func drop(_ reason: DropReason) {
+        drops[reason, default: 0] += 1
+    }
+
+    // MARK: From guests
+
+    /// An IPv4 frame from `port` that the virtual network marked for the NAT.
+    func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant) {
+        guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload) else {
+            drop(.malformedIPv4)
+            return
+        }
+        let link = GuestLink(port: port, mac: ethernet.source)
+        guard ip.isFragment else { return receive(ip, link: link, now: now) }
+        switch reassembler.add(ip, now: now) {
+        case .incomplete:
+            break
+        case .complete(let packet):
+            packet.withUnsafeBytes { bytes in
+                guard let whole = try? IPv4View(bytes) else { return drop(.fragment) }
+                receive(whole, link: link, now: now)
+            }
+        case .dropped(let reason):
+            logger.debug("fragment from \(ip.source) dropped: \(reason)")
+            drop(.fragment)
+        }
+    }
+
+    /// A whole IPv4 packet from a guest.
+    private func receive(_ ip: IPv4View, link: GuestLink, now: ContinuousClock.Instant) {
+        if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
+        var target: IPv4Address?
+        if ip.destination != gatewayAddress {
+            switch configuration.policy.decide(ip.destination) {
+            case .host(let address): target = address
+            case .refuse(let reason): return drop(reason)
+            }
+        }
+        switch ip.protocol {
+        case .tcp:
+            guard let segment = try? TCPView(ip.payload, source: ip.source, destination: ip.destination) else {
+                return drop(.badChecksum)
+            }
+            let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
+                              remotePort: segment.destinationPort)
+            if let reason = tcp.guest(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },
+                                      now: now) {
+                drop(reason)
+            }
+        case .udp:
+            guard let datagram = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
+                return drop(.badChecksum)
+            }
+            let key = FlowKey(guest: ip.source, guestPort: datagram.sourcePort, remote: ip.destination,
+                              remotePort: datagram.destinationPort)
+            if let reason = udp.guest(ip, datagram, key: key, link: link,
+                                      target: target.map { ($0, datagram.destinationPort) }, now: now) {
+                drop(reason)
+            }
+        case .icmp:
+            guard let message = try? ICMPv4View(ip.payload) else { return drop(.malformedICMP) }
+            guard message.type == .echoRequest, let target else { return drop(.noService) }
+            if let reason = ping.guest(message, from: ip.source, to: ip.destination, link: link, target: target, now: now) {
+                drop(reason)
+            }
+        default:
+            drop(.noService)
+        }
+    }
+
+    // MARK: From host sockets
+
+    /// Readiness of a NAT socket.
+    func event(_ token: LoopToken, _ events: Epoll.Events, now: ContinuousClock.Instant) {
+        switch token {
+        case .tcpFlow(let id): tcp.event(id, events, now: now)
+        case .udpFlow(let id): udp.event(id, now: now)
+        case .pingFlow(let id): ping.event(id, now: now)
+        case .forward(let id): accept(forward: id, now: now)
+        default: break
+        }
+    }
+
+    private func accept(forward id: UInt64, now: ContinuousClock.Instant) {
+        guard let entry = forwards.entries[id] else { return }
+        let forward = entry.forward
+        if forward.kind == .udp {
+            receiveForwarded(entry, now: now)
+            return
+        }
+        while true {
+            let fd = sovnet_accept_nonblocking(entry.descriptor)
+            guard fd >= 0 else { return }
+            guard let link = neighbor(forward.remote) else {
+                logger.warning("forward \(forward): no guest has \(forward.remote) yet; connection closed")
+                close(fd)
+                continue
+            }
+            guard let key = freeKey(guest: forward.remote, port: forward.remotePort, isFree: tcp.isFree) else {
+                close(fd)
+                continue
+            }
+            tcp.forward(fd, to: key, link: link, now: now)
+        }
+    }
+
+    private func receiveForwarded(_ entry: ForwardTable.Entry, now: ContinuousClock.Instant) {
+        let forward = entry.forward
+        while true {
+            var client = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let count = datagram.withUnsafeMutableBytes { buffer in
+                withUnsafeMutablePointer(to: &client) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(entry.descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &length)
+                    }
+                }
+            }
+            guard count >= 0 else { return }
+            guard let link = neighbor(forward.remote) else {
+                drop(.noRoute)
+                continue
+            }
+            let key = udp.forwardKey(client: client, listener: entry.descriptor)
+                ?? freeKey(guest: forward.remote, port: forward.remotePort, isFree: udp.isFree)
+            guard let key else { continue }
+            datagram.withUnsafeBytes {
+                udp.forwarded(UnsafeRawBufferPointer(rebasing: $0[..<count]), from: client, listener: entry.descriptor,
+                              key: key, link: link, now: now)
+            }
+        }
+    }
+
+    /// A flow key toward a guest from the gateway, with a source port no flow uses.
+    private func freeKey(guest: IPv4Address, port: UInt16, isFree: (FlowKey) -> Bool) -> FlowKey? {
+        for _ in 0..<28_232 {
+            let key = FlowKey(guest: guest, guestPort: port, remote: gatewayAddress, remotePort: nextForwardPort)
+            nextForwardPort = nextForwardPort >= 60_999 ? 32_768 : nextForwardPort + 1
+            if isFree(key) { return key }
+        }
+        return nil
+    }
+
+    /// Stops a forward and ends the UDP flows that answered through it.
+    func unexpose(kind: PortForward.Kind, local: String) throws(PortForwardError) {
+        let descriptor = try forwards.unexpose(kind: kind, local: local)
+        if kind == .udp { udp.removeFlows(listener: descriptor) }
+    }
+
+    // MARK: Turns and timers
+
+    /// After a batch of frames or events: owed ACKs and pending sends.
+    func endBatch(now: ContinuousClock.Instant) {
+        tcp.endBatch(now: now)
+    }
+
+    /// True when a flow has more to send right away.
+    var hasWork: Bool { tcp.hasTurnsPending }
+
+    /// When `tick` should run next.
+    var nextDeadline: ContinuousClock.Instant? {
+        tcp.count + udp.count + ping.count + reassembler.count > 0 ? lastTick + Self.tickInterval : nil
+    }
+
+    func tick(now: ContinuousClock.Instant) {
+        lastTick = now
+        tcp.tick(now: now)
+        udp.tick(now: now)
+        ping.tick(now: now)
+        let expired = reassembler.expire(now: now)
+        if expired > 0 { drops[.fragment, default: 0] += expired }
+    }
+
+    var statistics: NATStatistics {
+        var result = NATStatistics()
+        result.tcp = tcp.context.counters
+        result.udp = udp.counters
+        result.icmp = ping.counters
+        result.tcpStates = tcp.states
+        result.tcpFlowsOpened = tcp.opened
+        result.tcpRetransmissions = tcp.context.retransmissions
+        result.udpFlows = udp.count
+        result.icmpFlows = ping.count
+        result.flowLimitHits = tcp.flowLimitHits + udp.flowLimitHits
+        result.drops = Dictionary(uniqueKeysWithValues: drops.map { ($0.key.rawValue, $0.value) })
+        return result
+    }
+
+    func closeAll() {
+        tcp.closeAll()
+        udp.closeAll()
+        ping.closeAll()
+        forwards.closeAll()
+    }
+}

@@ -1,0 +1,69 @@
+// Port forwards from the host into a guest: `-ssh-port`, `--forward` and the
+// API's /services/forwarder/expose. A forward listens on the host (TCP and
+// UDP on 127.0.0.1 unless an address is given, or a unix socket) and relays
+// each connection or datagram to a guest address and port, from the gateway.
+import SovnetWire
+
+/// One port forward, as gvproxy's API spells it.
+public struct PortForward: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, CaseIterable {
+        case tcp, udp, unix
+    }
+
+    public var kind: Kind
+    /// `IP:PORT` for tcp and udp, a socket path for unix.
+    public var local: String
+    public var remote: IPv4Address
+    public var remotePort: UInt16
+
+    /// Validates and normalises: `:PORT` becomes `127.0.0.1:PORT`.
+    public init(kind: Kind, local: String, remote: String) throws(PortForwardError) {
+        self.kind = kind
+        guard let (address, port) = Self.split(remote), let remoteAddress = IPv4Address(address), port > 0 else {
+            throw PortForwardError("bad remote '\(remote)': want IP:PORT")
+        }
+        self.remote = remoteAddress
+        remotePort = port
+        switch kind {
+        case .unix:
+            guard local.hasPrefix("/") else { throw PortForwardError("bad local '\(local)': a unix forward needs an absolute path") }
+            self.local = local
+        case .tcp, .udp:
+            guard let (host, port) = Self.split(local) else {
+                throw PortForwardError("bad local '\(local)': want IP:PORT or :PORT")
+            }
+            let address = host.isEmpty ? IPv4Address(127, 0, 0, 1) : IPv4Address(host)
+            guard let address else { throw PortForwardError("bad local address '\(host)': want an IPv4 address") }
+            self.local = "\(address):\(port)"
+        }
+    }
+
+    /// The local address and port of a tcp or udp forward.
+    public var localAddress: (IPv4Address, UInt16)? {
+        guard kind != .unix, let (host, port) = Self.split(local), let address = IPv4Address(host) else { return nil }
+        return (address, port)
+    }
+
+    /// Parses `--forward` values: `tcp:[IP]:PORT=GUEST_IP:PORT`, `udp:…`, `unix:/PATH=GUEST_IP:PORT`.
+    public static func parse(_ text: String) throws(PortForwardError) -> PortForward {
+        guard let colon = text.firstIndex(of: ":"), let equals = text.lastIndex(of: "="),
+              let kind = Kind(rawValue: String(text[..<colon])) else {
+            throw PortForwardError("bad forward '\(text)': want tcp:[IP]:PORT=GUEST_IP:PORT, udp:… or unix:/PATH=GUEST_IP:PORT")
+        }
+        return try PortForward(kind: kind, local: String(text[text.index(after: colon)..<equals]),
+                               remote: String(text[text.index(after: equals)...]))
+    }
+
+    private static func split(_ text: String) -> (String, UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        return (String(text[..<colon]), port)
+    }
+
+    public var description: String { "\(kind):\(local)=\(remote):\(remotePort)" }
+}
+
+/// A port forward that cannot be made, with the reason.
+public struct PortForwardError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,228 @@
+// The TCP half of the NAT: a table of `TCPFlow`s keyed by the guest's view of
+// the connection, each with a host socket in the proxy's epoll. A guest SYN
+// opens a non-blocking connect; a port forward's accepted connection opens a
+// flow toward the guest. Flows that used their turn are pumped again on the
+// next loop turn; ACKs owed for guest data go out once per batch of frames.
+import CSovnetShim
+import Glibc
+import Logging
+import SovnetCore
+import SovnetLink
+import SovnetWire
+
+final class TCPNAT {
+    private struct Entry {
+        let flow: TCPFlow
+        let socket: HostTCPSocket
+    }
+
+    let context: TCPContext
+    private let epoll: Epoll
+    private let epoch: LoopEpoch
+    private let logger: Logger
+    /// Most flows at once; a SYN beyond gets an RST.
+    let maximumFlows: Int
+    private var flows: [FlowKey: UInt64] = [:]
+    private var entries: [UInt64: Entry] = [:]
+    private var nextID: UInt64 = 1
+    private var owingAcknowledgment: [UInt64] = []
+    private var wantingTurn: [UInt64] = []
+    private(set) var flowLimitHits = 0
+    private(set) var opened = 0
+
+    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, maximumFlows: Int, logger: Logger) {
+        self.context = context
+        self.epoll = epoll
+        self.epoch = epoch
+        self.maximumFlows = maximumFlows
+        self.logger = logger
+    }
+
+    var count: Int { entries.count }
+    var hasTurnsPending: Bool { !wantingTurn.isEmpty }
+
+    /// Flows by state name, for `/stats`.
+    var states: [String: Int] {
+        entries.values.reduce(into: [:]) { $0[$1.flow.stateName, default: 0] += 1 }
+    }
+
+    /// The earliest flow timer.
+    var nextDeadline: ContinuousClock.Instant? {
+        entries.values.compactMap(\.flow.deadline).min()
+    }
+
+    /// A segment from the guest; `target` is where the host socket connects for a new flow.
+    /// Returns a drop reason when it was refused.
+    func guest(_ segment: TCPView, key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)?,
+               now: ContinuousClock.Instant) -> DropReason? {
+        if let id = flows[key], let entry = entries[id] {
+            let flags = segment.flags
+            if entry.flow.phase == .timeWait, flags.contains(.syn), !flags.contains(.ack) {
+                remove(id)
+            } else {
+                entry.flow.guest(segment, now: now)
+                settle(id, entry)
+                return nil
+            }
+        }
+        let flags = segment.flags
+        guard flags.contains(.syn), !flags.contains(.ack), !flags.contains(.rst), let target else {
+            if !flags.contains(.rst) { refuse(segment, key: key, link: link) }
+            return .noFlow
+        }
+        guard entries.count < maximumFlows else {
+            flowLimitHits += 1
+            refuse(segment, key: key, link: link)
+            return .flowLimit
+        }
+        let fd: Int32
+        switch InetAddress.socket(SOCK_STREAM) {
+        case .success(let descriptor): fd = descriptor
+        case .failure(let error):
+            logger.warning("TCP \(key): no host socket: \(error)")
+            refuse(segment, key: key, link: link)
+            return .hostSocket
+        }
+        let id = nextID
+        nextID += 1
+        let socket = HostTCPSocket(descriptor: fd, token: LoopToken.tcpFlow(id).rawValue, epoll: epoll, clock: epoch)
+        let flow = TCPFlow(guestSYN: segment, key: key, link: link, socket: socket, context: context, now: now)
+        let entry = Entry(flow: flow, socket: socket)
+        flows[key] = id
+        entries[id] = entry
+        opened += 1
+        let result = InetAddress.connect(fd, target.0, target.1)
+        if result == 0 {
+            connected(id, entry, now: now)
+        } else if result == EINPROGRESS {
+            do {
+                try socket.watchConnect()
+            } catch {
+                flow.hostConnectFailed(ENOMEM)
+            }
+        } else {
+            flow.hostConnectFailed(result)
+        }
+        settle(id, entry)
+        return nil
+    }
+
+    /// Opens a flow toward the guest for a connection a port forward accepted.
+    func forward(_ fd: Int32, to key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) {
+        guard entries.count < maximumFlows, flows[key] == nil else {
+            flowLimitHits += entries.count < maximumFlows ? 0 : 1
+            close(fd)
+            return
+        }
+        let id = nextID
+        nextID += 1
+        let socket = HostTCPSocket(descriptor: fd, token: LoopToken.tcpFlow(id).rawValue, epoll: epoll, clock: epoch)
+        do {
+            try socket.watchData()
+        } catch {
+            logger.warning("TCP forward \(key): \(error)")
+            socket.close(reset: true)
+            return
+        }
+        let flow = TCPFlow(connectingTo: key, link: link, socket: socket, context: context, now: now)
+        let entry = Entry(flow: flow, socket: socket)
+        flows[key] = id
+        entries[id] = entry
+        opened += 1
+    }
+
+    /// Whether a port forward may use `key` (no live flow holds it).
+    func isFree(_ key: FlowKey) -> Bool { flows[key] == nil }
+
+    /// Readiness of a flow's host socket.
+    func event(_ id: UInt64, _ events: Epoll.Events, now: ContinuousClock.Instant) {
+        guard let entry = entries[id] else { return }
+        if entry.flow.phase == .connecting {
+            let result = entry.socket.connectResult()
+            if result == 0 {
+                connected(id, entry, now: now)
+            } else {
+                entry.flow.hostConnectFailed(result)
+            }
+        } else {
+            if events.contains(.peerClosed) || events.contains(.hangUp) { entry.socket.peerClosed = true }
+            if events.contains(.writable) { entry.flow.hostWritable(now: now) }
+            if !events.intersection([.readable, .peerClosed, .hangUp, .error]).isEmpty {
+                entry.flow.hostReadable(now: now)
+            }
+        }
+        settle(id, entry)
+    }
+
+    private func connected(_ id: UInt64, _ entry: Entry, now: ContinuousClock.Instant) {
+        do {
+            try entry.socket.watchData()
+            entry.flow.hostConnected(now: now)
+        } catch {
+            entry.flow.hostConnectFailed(ENOMEM)
+        }
+    }
+
+    /// After a batch: ACKs owed, then another turn for flows with more to send.
+    func endBatch(now: ContinuousClock.Instant) {
+        for id in owingAcknowledgment { entries[id]?.flow.flushAcknowledgment() }
+        owingAcknowledgment.removeAll(keepingCapacity: true)
+        let turns = wantingTurn
+        wantingTurn.removeAll(keepingCapacity: true)
+        for id in turns {
+            guard let entry = entries[id] else { continue }
+            entry.flow.pump(now: now)
+            settle(id, entry)
+        }
+    }
+
+    /// Runs due timers and forgets closed flows.
+    func tick(now: ContinuousClock.Instant) {
+        for (id, entry) in entries {
+            if let deadline = entry.flow.deadline, deadline <= now {
+                entry.flow.tick(now: now)
+                settle(id, entry)
+            }
+        }
+    }
+
+    /// Files a flow after an event: owed ACKs and turns noted, closed flows removed.
+    private func settle(_ id: UInt64, _ entry: Entry) {
+        if entry.flow.phase == .closed {
+            remove(id)
+            return
+        }
+        if entry.flow.acknowledgmentPending { owingAcknowledgment.append(id) }
+        if entry.flow.wantsTurn { wantingTurn.append(id) }
+    }
+
+    private func remove(_ id: UInt64) {
+        guard let entry = entries.removeValue(forKey: id) else { return }
+        entry.flow.abort(resetGuest: false)
+        entry.socket.close(reset: true)
+        if flows[entry.flow.key] == id { flows[entry.flow.key] = nil }
+    }
+
+    /// Answers a segment that has no flow with an RST (RFC 9293 §3.10.7.1).
+    private func refuse(_ segment: TCPView, key: FlowKey, link: GuestLink) {
+        let flags = segment.flags
+        var length = UInt32(truncatingIfNeeded: segment.payload.count)
+        if flags.contains(.syn) { length &+= 1 }
+        if flags.contains(.fin) { length &+= 1 }
+        let header = flags.contains(.ack)
+            ? TCPHeader(sourcePort: key.remotePort, destinationPort: key.guestPort,
+                        sequenceNumber: segment.acknowledgmentNumber, flags: [.rst], window: 0)
+            : TCPHeader(sourcePort: key.remotePort, destinationPort: key.guestPort, sequenceNumber: 0,
+                        acknowledgmentNumber: segment.sequenceNumber &+ length, flags: [.rst, .ack], window: 0)
+        context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header,
+                                 payload: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Closes every flow, resetting both sides.
+    func closeAll() {
+        for (id, entry) in entries {
+            entry.flow.abort(resetGuest: true)
+            remove(id)
+        }
+    }
+}

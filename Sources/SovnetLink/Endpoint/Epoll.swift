@@ -1,0 +1,74 @@
+// A thin wrapper over epoll(7): descriptors are registered with a 64-bit
+// token the caller chooses, and `wait` hands back (token, events) pairs.
+// epoll_ctl may be called from any thread, so another thread can add or
+// remove a descriptor while the loop waits.
+import CSovnetShim
+import Glibc
+
+/// An epoll instance.
+public final class Epoll: @unchecked Sendable {
+    /// Readiness bits, as epoll spells them.
+    public struct Events: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        public static let readable = Events(rawValue: EPOLLIN.rawValue)
+        public static let writable = Events(rawValue: EPOLLOUT.rawValue)
+        public static let error = Events(rawValue: EPOLLERR.rawValue)
+        public static let hangUp = Events(rawValue: EPOLLHUP.rawValue)
+        public static let peerClosed = Events(rawValue: EPOLLRDHUP.rawValue)
+        public static let edgeTriggered = Events(rawValue: EPOLLET.rawValue)
+    }
+
+    private let descriptor: Int32
+    private var ready: [epoll_event]
+
+    /// Creates the instance; `capacity` is how many events one `wait` returns at most.
+    public init(capacity: Int = 256) throws {
+        descriptor = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard descriptor >= 0 else { throw LinkError.system(operation: "epoll_create1", errno: .init(rawValue: errno)) }
+        ready = [epoll_event](repeating: epoll_event(), count: capacity)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Registers `fd` for `events`, reported with `token`.
+    public func add(_ fd: Int32, _ events: Events, token: UInt64) throws {
+        try control(EPOLL_CTL_ADD, fd, events, token, "epoll_ctl add")
+    }
+
+    /// Changes what `fd` is watched for.
+    public func modify(_ fd: Int32, _ events: Events, token: UInt64) throws {
+        try control(EPOLL_CTL_MOD, fd, events, token, "epoll_ctl modify")
+    }
+
+    /// Stops watching `fd` (closing it does too).
+    public func remove(_ fd: Int32) {
+        var event = epoll_event()
+        _ = epoll_ctl(descriptor, EPOLL_CTL_DEL, fd, &event)
+    }
+
+    private func control(_ operation: Int32, _ fd: Int32, _ events: Events, _ token: UInt64, _ name: String) throws {
+        var event = epoll_event()
+        event.events = events.rawValue
+        event.data.u64 = token
+        guard epoll_ctl(descriptor, operation, fd, &event) == 0 else {
+            throw LinkError.system(operation: name, errno: .init(rawValue: errno))
+        }
+    }
+
+    /// Waits up to `milliseconds` (-1: forever) and calls `body` for each ready
+    /// descriptor. An interrupted wait returns with no events.
+    public func wait(milliseconds: Int32, _ body: (UInt64, Events) throws -> Void) throws {
+        let count = ready.withUnsafeMutableBufferPointer {
+            epoll_wait(descriptor, $0.baseAddress, Int32($0.count), milliseconds)
+        }
+        if count < 0 {
+            if errno == EINTR { return }
+            throw LinkError.system(operation: "epoll_wait", errno: .init(rawValue: errno))
+        }
+        for index in 0..<Int(count) {
+            try body(ready[index].data.u64, Events(rawValue: ready[index].events))
+        }
+    }
+}
