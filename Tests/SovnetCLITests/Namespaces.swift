@@ -21,10 +21,10 @@ final class TestNamespace {
         try shell("ip -n \(name) link set lo up")
     }
 
-    /// Runs a shell command inside the namespace and returns its output.
+    /// Runs a shell command inside the namespace (bounded to `seconds`) and returns its output.
     @discardableResult
-    func run(_ command: String) throws -> String {
-        try shell("ip netns exec \(name) sh -c \(quote(command))")
+    func run(_ command: String, seconds: Int = 30) throws -> String {
+        try shell("ip netns exec \(name) sh -c \(quote(command))", seconds: seconds)
     }
 
     /// Ends whatever still runs inside (helpers that daemons such as dhcpcd

@@ -45,13 +45,30 @@ import Testing
         #expect(resolver.zones.contains("containers.internal"))
     }
 
+    @Test func forwardsAndNATConfigureTheNAT() throws {
+        let file = try GvproxyConfiguration.parse("""
+            forwards:
+              ":8080": 192.168.127.2:80
+              127.0.0.1:2222: 192.168.127.2:22
+            nat:
+              192.168.127.253: 10.0.0.5
+            """)
+        var nat = NATConfiguration()
+        try file.apply(to: &nat)
+        #expect(Set(nat.forwards.map(\.description)) == ["tcp:127.0.0.1:8080=192.168.127.2:80", "tcp:127.0.0.1:2222=192.168.127.2:22"])
+        #expect(nat.policy.translations[IPv4Address(192, 168, 127, 253)] == IPv4Address(10, 0, 0, 5))
+        #expect(nat.policy.translations[IPv4Address(192, 168, 127, 254)] == IPv4Address(127, 0, 0, 1), "the default stays")
+    }
+
     @Test(arguments: [
         ("mtu: lots", "mtu"),
         ("gatewayIP: 999.1.1.1", "gatewayIP"),
         ("subnet: 10.0.0.0", "subnet"),
         ("gatewayMacAddress: nope", "gatewayMacAddress"),
         ("dhcpStaticLeases: {10.0.0.2: zz}", "dhcpStaticLeases"),
-        ("forwards: {\"127.0.0.1:2222\": \"192.168.127.2:22\"}", "NAT"),
+        ("forwards: {\"127.0.0.1:2222\": \"192.168.127.2\"}", "forwards: bad remote"),
+        ("forwards: {\"localhost:2222\": \"192.168.127.2:22\"}", "forwards: bad local address"),
+        ("nat: {192.168.127.254: loopback}", "nat"),
         ("dns: [{name: x., records: [{name: a, regexp: '.*'}]}]", "regexp"),
         ("dns: [{name: x., records: [{name: a}]}]", "needs name and ip"),
         ("mtu: [", "configuration"),
@@ -59,7 +76,10 @@ import Testing
     func problemsNameTheKey(yaml: String, expected: String) {
         #expect {
             var network = VirtualNetworkConfiguration()
-            try GvproxyConfiguration.parse(yaml).apply(to: &network)
+            var nat = NATConfiguration()
+            let file = try GvproxyConfiguration.parse(yaml)
+            try file.apply(to: &network)
+            try file.apply(to: &nat)
         } throws: { error in
             "\(error)".contains(expected)
         }

@@ -6,6 +6,9 @@ public struct TCPSettings: Sendable {
     public var maximumSegmentSize: Int
     /// The window scale offered to guests that offer one (RFC 7323).
     public var windowShift: UInt8 = 7
+    /// The largest window offered to a guest: also the most guest data a flow
+    /// keeps when its host socket is slower than the estimate of its room.
+    public var maximumWindow = 4 << 20
     /// Retransmission timeout: the first and the largest.
     public var initialRetransmissionTimeout: Duration = .milliseconds(200)
     public var maximumRetransmissionTimeout: Duration = .seconds(10)
@@ -43,6 +46,9 @@ public final class TCPContext {
     public var retransmissions = 0
     /// Where a peek at a host socket lands before it is cut into segments.
     let scratch: UnsafeMutableRawBufferPointer
+    /// Switch ports whose guest is not reading: flows toward them wait with
+    /// their data in the host socket until the driver unblocks the port.
+    public var blockedPorts: Set<PortID> = []
     private var generator: SystemRandomNumberGenerator
 
     public init(settings: TCPSettings, frames: GuestFrames) {

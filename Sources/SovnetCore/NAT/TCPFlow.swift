@@ -3,10 +3,12 @@
 // a host socket (`FlowSocket`) without buffering it:
 //
 // - guest → host: an in-order segment is written to the socket at once and
-//   acknowledged for what the socket took; the window offered to the guest
-//   is the room left in the socket's send buffer, so a slow host peer slows
-//   the guest. If the socket took less than a segment, the rest is left for
-//   the guest to send again, prompted by duplicate ACKs once there is room.
+//   acknowledged. The window offered to the guest is the room left in the
+//   socket's send buffer, so a slow host peer slows the guest. The room is an
+//   estimate: what a write does not take is kept (`unwritten`) and written
+//   when the socket has room, and the window shrinks by it meanwhile. A guest
+//   cannot send beyond the window it was offered, so this is bounded by the
+//   largest window (`TCPSettings.maximumWindow`).
 // - host → guest: bytes are peeked from the socket's receive queue, cut into
 //   segments of the guest's MSS and sent as far as the guest's window allows;
 //   they leave the queue only when the guest acknowledges them. A timeout or
@@ -39,7 +41,8 @@ public final class TCPFlow {
     }
 
     public let key: FlowKey
-    public let link: GuestLink
+    /// Where the guest is; it moves when the guest reconnects on another port.
+    public var link: GuestLink
     public let socket: FlowSocket
     private let context: TCPContext
     public private(set) var phase: Phase
@@ -69,7 +72,13 @@ public final class TCPFlow {
     // From the guest.
     private var receiveNext: UInt32 = 0
     private var guestFinished = false
-    private var writeBlocked = false
+    /// Guest bytes acknowledged but not yet taken by the host socket.
+    private var unwritten: [UInt8] = []
+    /// The right edge of the window last offered to the guest.
+    private var windowEdge: UInt32 = 0
+    /// A zero window was offered; the socket is watched for room to reopen it.
+    private var windowClosed = false
+    private var reopening = false
 
     /// A flow for a guest's SYN; the driver has started connecting `socket`.
     public init(guestSYN segment: TCPView, key: FlowKey, link: GuestLink, socket: FlowSocket,
@@ -91,6 +100,7 @@ public final class TCPFlow {
             ownShift = context.settings.windowShift
         }
         receiveNext = segment.sequenceNumber &+ 1
+        windowEdge = receiveNext
         guestWindow = Int(segment.window)
         deadline = now + context.settings.connectTimeout
         count(fromGuest: segment)
@@ -220,7 +230,12 @@ public final class TCPFlow {
         }
         let bare = segment.payload.isEmpty && !flags.contains(.fin)
         guard acknowledge(ack, window: segment.window, bare: bare, now: now) else { return }
-        if !bare { receive(segment, now: now) }
+        if !bare {
+            receive(segment, now: now)
+        } else if segment.sequenceNumber != receiveNext {
+            // A window probe or keep-alive: the answer carries the window (RFC 9293 §3.10.7.4).
+            sendAcknowledgment()
+        }
         finishIfDone(now: now)
         pump(now: now)
     }
@@ -230,14 +245,26 @@ public final class TCPFlow {
         pump(now: now)
     }
 
-    /// The host socket has room again after a short write.
+    /// The host socket has room again, after a short write or a zero window:
+    /// what waits is written, and the guest hears the window is open.
     public func hostWritable(now: ContinuousClock.Instant) {
-        guard writeBlocked, phase == .open else { return }
-        writeBlocked = false
+        guard phase == .open else { return }
+        if !unwritten.isEmpty {
+            guard let taken = unwritten.withUnsafeBytes({ socket.write($0) }) else {
+                abort(resetGuest: true)
+                return
+            }
+            unwritten.removeFirst(taken)
+            guard unwritten.isEmpty else { return }
+            if guestFinished { socket.shutdownWrite() }
+        }
         socket.wantWritable(false)
-        // A window update, then three duplicates: the guest resends what the
-        // socket could not take at once instead of waiting for its timeout.
-        for _ in 0..<4 { sendAcknowledgment() }
+        windowClosed = false
+        // Sent without asking to be woken again: if the estimate still says 0,
+        // the guest's window probes find out when it opens.
+        reopening = true
+        sendAcknowledgment()
+        reopening = false
     }
 
     /// Sends the ACK owed for guest data taken in this batch.
@@ -275,10 +302,15 @@ public final class TCPFlow {
         }
     }
 
-    /// Sends as much host data as the guest's window and this turn allow.
+    /// Sends as much host data as the guest's window and this turn allow;
+    /// nothing while the guest's port is blocked (it then wants a turn).
     public func pump(now: ContinuousClock.Instant) {
         wantsTurn = false
         guard phase == .open, finSequence == nil || nextToSend != finSequence! &+ 1 else { return }
+        guard !context.blockedPorts.contains(link.port) else {
+            wantsTurn = true
+            return
+        }
         let limit = context.settings.framesPerTurn
         var sent = 0
         while sent < limit {
@@ -354,28 +386,30 @@ public final class TCPFlow {
             payload = UnsafeRawBufferPointer(rebasing: payload[TCPSequence.distance(from: sequence, to: receiveNext)...])
             sequence = receiveNext
         }
+        // Bytes beyond the window offered are not taken (RFC 9293 §3.10.7.4).
+        let room = max(0, Int(Int32(bitPattern: windowEdge &- receiveNext)))
+        let trimmed = payload.count > room
+        if trimmed { payload = UnsafeRawBufferPointer(rebasing: payload[..<room]) }
         if !payload.isEmpty {
-            if writeBlocked {
-                sendAcknowledgment()
-                return
+            if unwritten.isEmpty {
+                guard let taken = socket.write(payload) else {
+                    abort(resetGuest: true)
+                    return
+                }
+                if taken < payload.count {
+                    unwritten.append(contentsOf: payload[taken...])
+                    socket.wantWritable(true)
+                }
+            } else {
+                unwritten.append(contentsOf: payload)
             }
-            guard let taken = socket.write(payload) else {
-                abort(resetGuest: true)
-                return
-            }
-            receiveNext = receiveNext &+ UInt32(taken)
-            if taken < payload.count {
-                writeBlocked = true
-                socket.wantWritable(true)
-                sendAcknowledgment()
-                return
-            }
+            receiveNext = receiveNext &+ UInt32(payload.count)
             acknowledgmentPending = true
         }
-        if fin {
+        if fin, !trimmed {
             receiveNext = receiveNext &+ 1
             guestFinished = true
-            socket.shutdownWrite()
+            if unwritten.isEmpty { socket.shutdownWrite() }
             sendAcknowledgment()
         }
     }
@@ -409,6 +443,7 @@ public final class TCPFlow {
             ownShift = context.settings.windowShift
         }
         receiveNext = segment.sequenceNumber &+ 1
+        windowEdge = receiveNext
         unacknowledged = ack
         guestWindow = Int(segment.window)
         phase = .open
@@ -503,16 +538,27 @@ public final class TCPFlow {
                                acknowledgmentNumber: acknowledging ? receiveNext : 0, flags: flags,
                                window: UInt16(clamping: window), options: options)
         context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header, payload: payload)
+        if acknowledging {
+            let edge = receiveNext &+ UInt32(flags.contains(.syn) ? window : window << Int(ownShift))
+            if TCPSequence.less(windowEdge, edge) { windowEdge = edge }
+            if window == 0, phase == .open, !guestFinished, !windowClosed, !reopening {
+                windowClosed = true
+                socket.wantWritable(true)
+            }
+        }
         context.counters.packetsToGuest += 1
         context.counters.bytesToGuest += payload.count
         if acknowledging { acknowledgmentPending = false }
     }
 
     /// The window offered to the guest: the room in the host socket's send
-    /// buffer, as the header field (scaled) and in bytes.
+    /// buffer less what waits to be written, as the header field (scaled) and
+    /// in bytes. The right edge it gives never moves left (RFC 9293 §3.8.6):
+    /// a smaller room only stops the edge from advancing.
     private func advertisedWindow() -> (field: UInt16, bytes: Int) {
-        guard !writeBlocked else { return (0, 0) }
-        let space = max(0, min(socket.writeSpace, 65535 << Int(ownShift)))
+        let room = min(socket.writeSpace - unwritten.count, context.settings.maximumWindow, 65535 << Int(ownShift))
+        let promised = phase == .open ? max(0, Int(Int32(bitPattern: windowEdge &- receiveNext))) : 0
+        let space = max(0, room, promised)
         let field = UInt16(space >> Int(ownShift))
         return (field, Int(field) << Int(ownShift))
     }

@@ -48,8 +48,17 @@ public final class VirtualNetwork {
     public private(set) var counters = NetworkCounters()
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
-    /// Guests' IPv4 addresses, learned from the packets they send the gateway.
+    /// Guests' IPv4 addresses, learned from the IPv4 and ARP packets they send.
     public private(set) var neighbors: [IPv4Address: GuestLink] = [:]
+
+    /// Where the guest using `address` is: learned from its packets, or from
+    /// the DHCP binding of the address and the port its MAC was seen on.
+    public func neighbor(_ address: IPv4Address) -> GuestLink? {
+        if let link = neighbors[address], ports.contains(link.port) { return link }
+        guard let lease = dhcp.leases.first(where: { $0.address == address && $0.state == .bound }),
+              let port = macTable[lease.mac], ports.contains(port) else { return nil }
+        return GuestLink(port: port, mac: lease.mac)
+    }
     private var ports: Set<PortID> = []
     /// Broadcast allowance per port: tokens left and when they were counted.
     private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
@@ -223,6 +232,10 @@ public final class VirtualNetwork {
             counters.drop(.malformedARP)
             return []
         }
+        if request.senderMAC == ethernet.source, !learn(request.senderIP, request.senderMAC, port) {
+            counters.drop(.spoofedAddress)
+            return []
+        }
         let owned = request.targetIP == configuration.gatewayAddress
             || configuration.virtualAddresses.contains(request.targetIP)
         guard request.operation == .request, owned, !request.isGratuitous else {
@@ -265,6 +278,9 @@ public final class VirtualNetwork {
             return []
         }
         if ip.isFragment {
+            // The gateway's own services take no fragments; the NAT reassembles
+            // them for flows that end at its address (a UDP port forward's answers).
+            if forGateway, ip.protocol == .udp { return [.nat] }
             counters.drop(.fragment)
             return []
         }

@@ -127,12 +127,25 @@ final class HostTCPSocket: FlowSocket {
     var writeSpace: Int {
         if spaceEpoch != clock.value {
             spaceEpoch = clock.value
-            var queued: Int32 = 0
-            let buffer = Int(InetAddress.option(descriptor, SOL_SOCKET, SO_SNDBUF) ?? 0)
-            _ = ioctl(descriptor, UInt(TIOCOUTQ), &queued)
-            space = buffer - Int(queued)
+            space = measureSpace()
         }
         return max(0, space)
+    }
+
+    /// The bytes a write would take now: the send buffer's free memory
+    /// (SO_MEMINFO: sndbuf less what is queued, overhead included) scaled by
+    /// the queue's ratio of data to memory (TIOCOUTQ over wmem_queued), or
+    /// half of it while too little is queued to tell.
+    private func measureSpace() -> Int {
+        var info = [UInt32](repeating: 0, count: 9)
+        var length = socklen_t(info.count * 4)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_MEMINFO, &info, &length) == 0 else { return 0 }
+        let buffer = Int(info[3]), queuedMemory = Int(info[5])
+        let free = max(0, buffer - queuedMemory)
+        var queued: Int32 = 0
+        _ = ioctl(descriptor, UInt(TIOCOUTQ), &queued)
+        guard queuedMemory >= 16 * 1024, queued > 0 else { return free / 2 }
+        return free * min(Int(queued), queuedMemory) / queuedMemory
     }
 
     func shutdownWrite() {

@@ -236,6 +236,11 @@ final class NAT {
         tcp.endBatch(now: now)
     }
 
+    /// Marks a guest's port blocked or free (see `TCPNAT.setBlocked`).
+    func setBlocked(_ port: PortID, _ blocked: Bool) {
+        tcp.setBlocked(port, blocked)
+    }
+
     /// True when a flow has more to send right away.
     var hasWork: Bool { tcp.hasTurnsPending }
 

@@ -25,8 +25,10 @@ final class TCPNAT {
     private var flows: [FlowKey: UInt64] = [:]
     private var entries: [UInt64: Entry] = [:]
     private var nextID: UInt64 = 1
-    private var owingAcknowledgment: [UInt64] = []
-    private var wantingTurn: [UInt64] = []
+    private var owingAcknowledgment: Set<UInt64> = []
+    private var wantingTurn: Set<UInt64> = []
+    /// Flows that want a turn but whose guest's port is blocked, by port.
+    private var parked: [PortID: Set<UInt64>] = [:]
     private(set) var flowLimitHits = 0
     private(set) var opened = 0
 
@@ -60,6 +62,7 @@ final class TCPNAT {
             if entry.flow.phase == .timeWait, flags.contains(.syn), !flags.contains(.ack) {
                 remove(id)
             } else {
+                entry.flow.link = link
                 entry.flow.guest(segment, now: now)
                 settle(id, entry)
                 return nil
@@ -176,6 +179,16 @@ final class TCPNAT {
         }
     }
 
+    /// Marks a guest's port blocked (its connection has a backlog) or free
+    /// again; flows parked on it get their turn back.
+    func setBlocked(_ port: PortID, _ blocked: Bool) {
+        if blocked {
+            context.blockedPorts.insert(port)
+        } else if context.blockedPorts.remove(port) != nil {
+            wantingTurn.formUnion(parked.removeValue(forKey: port) ?? [])
+        }
+    }
+
     /// Runs due timers and forgets closed flows.
     func tick(now: ContinuousClock.Instant) {
         for (id, entry) in entries {
@@ -192,8 +205,14 @@ final class TCPNAT {
             remove(id)
             return
         }
-        if entry.flow.acknowledgmentPending { owingAcknowledgment.append(id) }
-        if entry.flow.wantsTurn { wantingTurn.append(id) }
+        if entry.flow.acknowledgmentPending { owingAcknowledgment.insert(id) }
+        if entry.flow.wantsTurn {
+            if context.blockedPorts.contains(entry.flow.link.port) {
+                parked[entry.flow.link.port, default: []].insert(id)
+            } else {
+                wantingTurn.insert(id)
+            }
+        }
     }
 
     private func remove(_ id: UInt64) {

@@ -18,7 +18,7 @@ import SovnetWire
 final class UDPNAT {
     private struct Flow {
         let key: FlowKey
-        let link: GuestLink
+        var link: GuestLink
         /// The connected socket of a guest-opened flow, or the forward's socket.
         let descriptor: Int32
         /// For a port forward: the host client to answer.
@@ -71,6 +71,7 @@ final class UDPNAT {
         }
         guard var flow = entries[id] else { return .noFlow }
         flow.lastActive = now
+        flow.link = link
         flow.quoted = Array(ip.bytes.prefix(ip.headerLength + 8))
         entries[id] = flow
         counters.packetsFromGuest += 1

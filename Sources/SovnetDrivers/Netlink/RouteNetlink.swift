@@ -2,6 +2,7 @@
 // calls `ip link set up mtu`, `ip addr add/del` and `ip route replace/del
 // default` make, without executing `ip`. Each request asks for an ACK and
 // waits for it, so an error comes back as the errno the kernel chose.
+import CSovnetShim
 import Glibc
 import SovnetLink
 import SovnetWire

@@ -44,6 +44,8 @@ public final class Proxy {
     /// One connected UDP socket per upstream resolver.
     private var upstreams: [Int32] = []
     private var stopping = false
+    /// Guests whose connection has a backlog (watched for writability).
+    private var blockedPorts: Set<PortID> = []
     private var published = ContinuousClock.now
     private static let publishInterval: Duration = .milliseconds(100)
 
@@ -62,7 +64,7 @@ public final class Proxy {
         let shared = self.shared
         nat = NAT(configuration: options.nat, network: options.network, epoll: epoll, epoch: epoch,
                   socketMode: mode_t(options.socketMode), logger: logger,
-                  neighbor: { address in shared.withLock { $0.neighbors[address] } })
+                  neighbor: { address in shared.withLock { $0.neighbor(address) } })
     }
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
@@ -135,7 +137,10 @@ public final class Proxy {
             accept(index)
         case .guest(let raw):
             let port = PortID(raw)
-            if !serve(port), try disconnect(port) { stopping = true }
+            if events.contains(.writable) { flush(port) }
+            if !events.intersection([.readable, .hangUp, .error]).isEmpty, !serve(port), try disconnect(port) {
+                stopping = true
+            }
         case .upstream(let index):
             receiveUpstream(index)
         case .tcpFlow, .udpFlow, .pingFlow, .forward:
@@ -164,11 +169,7 @@ public final class Proxy {
                 capture?.write(frame)
                 if options.debug { logger.debug("nat>\(port) \(FrameSummary.describe(Array(frame)).text)") }
             }
-            do {
-                try guests[port]?.connection.send(frames)
-            } catch {
-                logger.warning("\(port): \(error)")
-            }
+            transmit(frames, to: port)
         }
         nat.frames.removeAll()
         capture?.flush()
@@ -192,7 +193,7 @@ public final class Proxy {
             switch delivery {
             case .send(let bytes, let target):
                 capture?.write(bytes)
-                try? guests[target]?.connection.send(bytes)
+                bytes.withUnsafeBytes { transmit([$0], to: target) }
             case .resolve(let query, let upstream):
                 sendUpstream(query, upstream)
             case .forward, .nat:
@@ -289,11 +290,7 @@ public final class Proxy {
         for (bytes, target) in made {
             capture?.write(bytes)
             if options.debug { logger.debug("gateway>\(target) \(FrameSummary.describe(bytes).text)") }
-            do {
-                try guests[target]?.connection.send(bytes)
-            } catch {
-                logger.warning("\(target): \(error)")
-            }
+            bytes.withUnsafeBytes { transmit([$0], to: target) }
         }
         capture?.flush()
         return status != .closed
@@ -315,18 +312,67 @@ public final class Proxy {
     }
 
     private func deliver(to target: PortID) {
-        guard let frames = outgoing.removeValue(forKey: target), !frames.isEmpty, let guest = guests[target] else { return }
+        guard let frames = outgoing.removeValue(forKey: target), !frames.isEmpty else { return }
+        transmit(frames, to: target)
+    }
+
+    /// Sends frames to a guest without waiting: what its connection cannot
+    /// take now waits in the connection's backlog, the port is watched for
+    /// writability, and the NAT holds back flows toward it meanwhile.
+    private func transmit(_ frames: [UnsafeRawBufferPointer], to port: PortID) {
+        guard let guest = guests[port] else { return }
         do {
-            try guest.connection.send(frames)
+            try guest.connection.enqueue(frames)
         } catch {
-            logger.warning("\(target): \(error)")
+            logger.warning("\(port): \(error)")
         }
+        watchOutput(port)
+    }
+
+    /// Writes a guest's backlog once its connection is writable.
+    private func flush(_ port: PortID) {
+        guard let guest = guests[port] else { return }
+        do {
+            try guest.connection.flushBacklog()
+        } catch {
+            logger.warning("\(port): \(error)")
+        }
+        watchOutput(port)
+    }
+
+    /// Watches a guest's connection for writability exactly while it has a backlog.
+    private func watchOutput(_ port: PortID) {
+        guard let guest = guests[port] else { return }
+        let backlog = guest.connection.hasBacklog
+        guard backlog != blockedPorts.contains(port) else { return }
+        let connection = guest.connection
+        let token = LoopToken.guest(port.rawValue).rawValue
+        if backlog {
+            blockedPorts.insert(port)
+            if connection.sendDescriptor == connection.readDescriptor {
+                try? epoll.modify(connection.readDescriptor, [.readable, .writable], token: token)
+            } else {
+                try? epoll.add(connection.sendDescriptor, [.writable], token: token)
+            }
+        } else {
+            blockedPorts.remove(port)
+            if connection.sendDescriptor == connection.readDescriptor {
+                try? epoll.modify(connection.readDescriptor, [.readable], token: token)
+            } else {
+                epoll.remove(connection.sendDescriptor)
+            }
+        }
+        nat.setBlocked(port, backlog)
     }
 
     /// Forgets a guest; true when the proxy should exit (`--exit-on-disconnect`).
     private func disconnect(_ port: PortID) throws -> Bool {
         guard let guest = guests.removeValue(forKey: port) else { return false }
         epoll.remove(guest.connection.readDescriptor)
+        if blockedPorts.remove(port) != nil {
+            if guest.connection.sendDescriptor != guest.connection.readDescriptor { epoll.remove(guest.connection.sendDescriptor) }
+            nat.setBlocked(port, false)
+        }
         guest.connection.close()
         shared.withLock { $0.detach(port) }
         logger.notice("guest on \(port) disconnected")

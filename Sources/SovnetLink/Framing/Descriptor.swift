@@ -25,6 +25,28 @@ enum Descriptor {
         }
     }
 
+    /// Writes what the kernel takes now of `vectors` without waiting, retrying
+    /// EINTR; returns the bytes written (0 when the descriptor is full).
+    static func writeSome(_ fd: Int32, _ vectors: UnsafeMutableBufferPointer<iovec>, isSocket: Bool) throws(LinkError) -> Int {
+        while true {
+            let written: Int
+            if isSocket {
+                var message = msghdr()
+                message.msg_iov = vectors.baseAddress
+                message.msg_iovlen = vectors.count
+                written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            } else {
+                written = writev(fd, vectors.baseAddress, Int32(vectors.count))
+            }
+            if written >= 0 { return written }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return 0
+            default: throw LinkError.lastError("write")
+            }
+        }
+    }
+
     /// Writes every byte described by `vectors`, advancing through partial
     /// writes, retrying EINTR and waiting on EAGAIN.
     static func writeAll(_ fd: Int32, _ vectors: UnsafeMutableBufferPointer<iovec>, isSocket: Bool) throws(LinkError) {

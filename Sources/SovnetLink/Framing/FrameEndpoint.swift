@@ -14,6 +14,18 @@ public protocol FrameEndpoint: AnyObject {
     func send(_ frames: [UnsafeRawBufferPointer]) throws
     /// Closes the descriptors; further calls fail.
     func close()
+
+    /// Sends `frames` without waiting: what the kernel does not take now is
+    /// kept, in order, and written by `flushBacklog` once the descriptor is
+    /// writable. Frames that would grow the backlog past its limit are
+    /// dropped and counted (`DropCounters.backlogFull`).
+    func enqueue(_ frames: [UnsafeRawBufferPointer]) throws
+    /// Writes as much of the backlog as the kernel takes now.
+    func flushBacklog() throws
+    /// Whether frames are waiting for the descriptor to become writable.
+    var hasBacklog: Bool { get }
+    /// The descriptor to watch for writability while there is a backlog.
+    var sendDescriptor: Int32 { get }
 }
 
 extension FrameEndpoint {
@@ -25,6 +37,27 @@ extension FrameEndpoint {
     /// Sends one frame held in an array.
     public func send(_ frame: [UInt8]) throws {
         try frame.withUnsafeBytes { try send([$0]) }
+    }
+
+    /// Queues one frame held in an array.
+    public func enqueue(_ frame: [UInt8]) throws {
+        try frame.withUnsafeBytes { try enqueue([$0]) }
+    }
+}
+
+extension Array where Element == [UInt8] {
+    /// Calls `body` with a buffer pointer for each element (a few dozen at most: it nests).
+    func withUnsafeBufferPointers<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+        var pointers: [UnsafeRawBufferPointer] = []
+        pointers.reserveCapacity(count)
+        func nest(_ index: Int) throws -> R {
+            guard index < count else { return try body(pointers) }
+            return try self[index].withUnsafeBytes { bytes in
+                pointers.append(bytes)
+                return try nest(index + 1)
+            }
+        }
+        return try nest(0)
     }
 }
 
@@ -46,4 +79,9 @@ public struct DropCounters: Sendable, Equatable {
     public var oversized = 0
     /// Frames sent before a vfkit peer was known.
     public var noPeer = 0
+    /// Frames not sent because the peer was not reading and the backlog was full.
+    public var backlogFull = 0
 }
+
+/// How many bytes of frames a connection keeps for a peer that is not reading.
+public let defaultBacklogLimit = 4 << 20

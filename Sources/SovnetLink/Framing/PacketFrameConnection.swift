@@ -93,9 +93,15 @@ public final class PacketFrameConnection: FrameEndpoint {
     }
 
     public func send(_ frames: [UnsafeRawBufferPointer]) throws {
+        _ = try transmit(frames, waiting: true)
+    }
+
+    /// Sends in batches of `sendmmsg`; without `waiting`, stops when the
+    /// socket is full and returns how many frames went.
+    private func transmit(_ frames: [UnsafeRawBufferPointer], waiting: Bool) throws -> Int {
         guard hasPeer else {
             drops.noPeer += frames.count
-            return
+            return frames.count
         }
         var index = 0
         while index < frames.count {
@@ -113,16 +119,50 @@ public final class PacketFrameConnection: FrameEndpoint {
                     slots[slot].address_length = 0
                 }
             }
-            let sent = sovnet_sendmmsg(readDescriptor, slots.baseAddress, UInt32(batch), Int32(MSG_NOSIGNAL))
+            let flags = Int32(MSG_NOSIGNAL) | (waiting ? 0 : Int32(MSG_DONTWAIT))
+            let sent = sovnet_sendmmsg(readDescriptor, slots.baseAddress, UInt32(batch), flags)
             if sent < 0 {
                 switch errno {
                 case EINTR: continue
-                case EAGAIN, ENOBUFS: try Descriptor.waitWritable(readDescriptor)
+                case EAGAIN, ENOBUFS:
+                    guard waiting else { return index }
+                    try Descriptor.waitWritable(readDescriptor)
                 default: throw LinkError.lastError("sendmmsg")
                 }
                 continue
             }
             index += Int(sent)
+        }
+        return index
+    }
+
+    /// Datagrams the kernel has not taken yet.
+    private var backlog: [[UInt8]] = []
+    private var backlogBytes = 0
+    public var backlogLimit = defaultBacklogLimit
+    public var hasBacklog: Bool { !backlog.isEmpty }
+    public var sendDescriptor: Int32 { readDescriptor }
+
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+        let sent = hasBacklog ? 0 : try transmit(frames, waiting: false)
+        for frame in frames[sent...] {
+            guard backlogBytes + frame.count <= backlogLimit else {
+                drops.backlogFull += 1
+                continue
+            }
+            backlog.append(Array(frame))
+            backlogBytes += frame.count
+        }
+        if sent == 0, !frames.isEmpty { try flushBacklog() }
+    }
+
+    public func flushBacklog() throws {
+        while hasBacklog {
+            let chunk = Array(backlog.prefix(Self.batch))
+            let sent = try chunk.withUnsafeBufferPointers { try transmit($0, waiting: false) }
+            backlogBytes -= chunk[..<sent].reduce(0) { $0 + $1.count }
+            backlog.removeFirst(sent)
+            if sent < chunk.count { return }
         }
     }
 

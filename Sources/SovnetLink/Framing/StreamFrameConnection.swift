@@ -5,6 +5,10 @@
 // frames and end inside one. Sending builds one iovec pair (prefix, frame)
 // per frame and writes up to 512 frames with a single sendmsg(2)/writev(2).
 // The prefixes live in a buffer allocated once, so neither path allocates.
+//
+// `send` waits for room; `enqueue` does not: the bytes the kernel did not
+// take (a frame may be cut in the middle) go to a backlog that `flushBacklog`
+// writes later, so a server never blocks on one slow peer.
 import Glibc
 import Logging
 
@@ -18,6 +22,11 @@ public final class StreamFrameConnection: FrameEndpoint {
     private let writesToSocket: Bool
     private let logger: Logger
     private var closed = false
+    /// Framed bytes the kernel has not taken yet, from `backlogStart`.
+    private var backlog: [UInt8] = []
+    private var backlogStart = 0
+    public var backlogLimit = defaultBacklogLimit
+    public private(set) var drops = DropCounters()
 
     /// Frames per system call when sending.
     public static let sendBatch = 512
@@ -94,6 +103,89 @@ public final class StreamFrameConnection: FrameEndpoint {
                                     isSocket: writesToSocket)
             index += batch
         }
+    }
+
+    public var hasBacklog: Bool { backlogStart < backlog.count }
+    public var sendDescriptor: Int32 { writeDescriptor }
+
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+        if hasBacklog {
+            for frame in frames { try keep(frame) }
+            try flushBacklog()
+            return
+        }
+        var index = 0
+        while index < frames.count {
+            let batch = min(frames.count - index, Self.sendBatch)
+            var total = 0
+            for slot in 0..<batch {
+                let frame = frames[index + slot]
+                guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
+                    throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
+                }
+                let header = prefixes + 4 * slot
+                prefix.store(frame.count, at: header)
+                vectors[2 * slot] = iovec(iov_base: header, iov_len: prefix.size)
+                vectors[2 * slot + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
+                total += prefix.size + frame.count
+            }
+            let written = try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(rebasing: vectors[..<(2 * batch)]),
+                                                   isSocket: writesToSocket)
+            if written < total {
+                // Keep the rest of this batch, starting inside a frame if need be, then every later frame.
+                var skip = written
+                for slot in 0..<batch {
+                    let frame = frames[index + slot]
+                    let length = prefix.size + frame.count
+                    if skip >= length {
+                        skip -= length
+                        continue
+                    }
+                    try keep(frame, skipping: skip, force: skip > 0)
+                    skip = 0
+                }
+                for frame in frames[(index + batch)...] { try keep(frame) }
+                return
+            }
+            index += batch
+        }
+    }
+
+    /// Adds a frame to the backlog, less its first `skipping` framed bytes;
+    /// a frame already partly written is kept whatever the limit (`force`).
+    private func keep(_ frame: UnsafeRawBufferPointer, skipping: Int = 0, force: Bool = false) throws {
+        guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
+            throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
+        }
+        guard force || backlog.count - backlogStart + prefix.size + frame.count <= backlogLimit else {
+            drops.backlogFull += 1
+            return
+        }
+        if backlogStart > 0, backlogStart * 2 >= backlog.count {
+            backlog.removeSubrange(0..<backlogStart)
+            backlogStart = 0
+        }
+        var header = (UInt32(0))
+        withUnsafeMutableBytes(of: &header) { raw in
+            prefix.store(frame.count, at: raw.baseAddress!)
+            let framed = Array(UnsafeRawBufferPointer(rebasing: raw[..<prefix.size])) + Array(frame)
+            backlog.append(contentsOf: framed[skipping...])
+        }
+    }
+
+    public func flushBacklog() throws {
+        while hasBacklog {
+            let written = try backlog.withUnsafeMutableBytes { raw in
+                var vector = iovec(iov_base: raw.baseAddress! + backlogStart, iov_len: raw.count - backlogStart)
+                return try withUnsafeMutablePointer(to: &vector) {
+                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: $0, count: 1), isSocket: writesToSocket)
+                }
+            }
+            guard written > 0 else { return }
+            backlogStart += written
+        }
+        backlog.removeAll(keepingCapacity: backlog.capacity <= backlogLimit)
+        backlogStart = 0
     }
 
     /// Writes raw bytes before any frame (the `vm` request head).

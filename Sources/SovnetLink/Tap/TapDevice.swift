@@ -109,6 +109,15 @@ public final class TapDevice: FrameEndpoint {
         }
     }
 
+    /// A tap takes frames as fast as the kernel queues them; queueing is sending.
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+        try send(frames)
+    }
+
+    public func flushBacklog() throws {}
+    public var hasBacklog: Bool { false }
+    public var sendDescriptor: Int32 { readDescriptor }
+
     public func close() {
         guard !closed else { return }
         closed = true

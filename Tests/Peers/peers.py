@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Peers for sovnet's end-to-end NAT tests: servers that run on the host side
+of the proxy or in a guest namespace, and clients that check what came back.
+Every wait is bounded; every client prints one line that the test reads.
+
+Data is pseudo-random from a seed, so each side can check the other's bytes
+by SHA-256 without keeping them."""
+import argparse
+import hashlib
+import random
+import socket
+import sys
+import threading
+import time
+
+
+def data(size, seed=1):
+    return random.Random(seed).randbytes(size)
+
+
+def digest(blob):
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def serve(host, port, handler, kind=socket.SOCK_STREAM):
+    listener = socket.socket(socket.AF_INET, kind)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    if kind == socket.SOCK_DGRAM:
+        print("ready", flush=True)
+        handler(listener)
+        return
+    listener.listen(1024)
+    print("ready", flush=True)
+    while True:
+        connection, address = listener.accept()
+        threading.Thread(target=handler, args=(connection, address), daemon=True).start()
+
+
+def echo(connection, address):
+    with connection:
+        while chunk := connection.recv(1 << 16):
+            connection.sendall(chunk)
+
+
+def sink(delay):
+    def handle(connection, address):
+        with connection:
+            time.sleep(delay)
+            hasher, count = hashlib.sha256(), 0
+            while chunk := connection.recv(1 << 20):
+                hasher.update(chunk)
+                count += len(chunk)
+            connection.sendall(f"{count} {hasher.hexdigest()[:16]}\n".encode())
+    return handle
+
+
+def source(size):
+    def handle(connection, address):
+        with connection:
+            connection.sendall(data(size))
+    return handle
+
+
+def banner(text):
+    def handle(connection, address):
+        with connection:
+            print(f"connection from {address[0]}", flush=True)
+            connection.sendall(f"{text} {address[0]}\n".encode())
+            connection.recv(100)
+    return handle
+
+
+def udp_echo(listener):
+    while True:
+        payload, address = listener.recvfrom(65535)
+        listener.sendto(payload[::-1], address)
+
+
+def client(host, port, timeout):
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--size", type=int, default=1 << 20)
+    parser.add_argument("--delay", type=float, default=0)
+    parser.add_argument("--text", default="hello")
+    parser.add_argument("--timeout", type=float, default=20)
+    parser.add_argument("--count", type=int, default=1)
+    a = parser.parse_args()
+    if a.role == "echo-server":
+        serve(a.host, a.port, echo)
+    elif a.role == "sink-server":
+        serve(a.host, a.port, sink(a.delay))
+    elif a.role == "source-server":
+        serve(a.host, a.port, source(a.size))
+    elif a.role == "banner-server":
+        serve(a.host, a.port, banner(a.text))
+    elif a.role == "udp-echo-server":
+        serve(a.host, a.port, udp_echo, socket.SOCK_DGRAM)
+    elif a.role == "echo":
+        # Writes and reads at once; the echoed bytes must be the bytes sent.
+        sent = data(a.size)
+        with client(a.host, a.port, a.timeout) as connection:
+            writer = threading.Thread(target=connection.sendall, args=(sent,))
+            writer.start()
+            received = bytearray()
+            while len(received) < len(sent) and (chunk := connection.recv(1 << 20)):
+                received += chunk
+            writer.join(a.timeout)
+        print("ok" if bytes(received) == sent else f"mismatch {len(received)} of {len(sent)}")
+    elif a.role == "send":
+        sent = data(a.size)
+        with client(a.host, a.port, a.timeout) as connection:
+            connection.sendall(sent)
+            connection.shutdown(socket.SHUT_WR)
+            answer = connection.recv(100).decode().strip()
+        print("ok" if answer == f"{len(sent)} {digest(sent)}" else f"mismatch: {answer}")
+    elif a.role == "fetch":
+        with client(a.host, a.port, a.timeout) as connection:
+            time.sleep(a.delay)
+            received = bytearray()
+            while chunk := connection.recv(1 << 20):
+                received += chunk
+        print("ok" if bytes(received) == data(a.size) else f"mismatch {len(received)}")
+    elif a.role == "connect":
+        try:
+            with client(a.host, a.port, a.timeout) as connection:
+                connection.settimeout(a.timeout)
+                print(connection.recv(100).decode().strip() or "closed")
+        except OSError as error:
+            print(type(error).__name__, error.errno)
+    elif a.role == "udp":
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(a.timeout)
+            udp.connect((a.host, a.port))
+            results = []
+            for index in range(a.count):
+                payload = data(a.size, index + 2)
+                udp.send(payload)
+                try:
+                    answer = udp.recv(65535)
+                    results.append("ok" if answer == payload[::-1] else f"mismatch {len(answer)}")
+                except OSError as error:
+                    results.append(type(error).__name__)
+        print(" ".join(results))
+    else:
+        sys.exit(f"unknown role {a.role}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+/// The proxy's NAT with a real Linux guest: `sovnet forward` in a guest
+/// namespace, the proxy in a namespace whose only route is the link to a
+/// "world" namespace the test made (10.55.0.1/24), and peers (Tests/Peers/peers.py) on
+/// the world, on the proxy side's loopback (reached through 192.168.127.254)
+/// and in the guest (reached through port forwards).
+@Suite(.enabled(if: canMakeNamespaces, "needs root and iproute2 to make network namespaces"), .serialized)
+final class NATTests {
+    static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Peers/peers.py").path
+    let work = NSTemporaryDirectory() + "sovnet-nat-\(getpid())"
+    let world: TestNamespace
+    let host: TestNamespace
+    let guest: TestNamespace
+    let proxy: Spawned
+    let forward: Spawned
+    var processes: [Spawned] = []
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        world = try TestNamespace("svt-world")
+        host = try TestNamespace("svt-nhost")
+        guest = try TestNamespace("svt-nguest")
+        try shell("ip link add svt-w0-\(getpid() % 10000) netns \(world.name) type veth peer name svt-p0 netns \(host.name)")
+        try world.run("ip link set svt-w0-\(getpid() % 10000) name w0 && ip addr add 10.55.0.1/24 dev w0 && ip link set w0 up")
+        try host.run("ip addr add 10.55.0.2/24 dev svt-p0 && ip link set svt-p0 up"
+                     + " && sysctl -q -w net.ipv4.ping_group_range='0 2147483647'")
+        let work = self.work
+        let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
+                                + "--dns-upstream 127.0.0.1:5353 --forward tcp:127.0.0.1:8022=192.168.127.2:8000 "
+                                + "--forward udp:127.0.0.1:8053=192.168.127.2:5300 -pcap \(work)/nat.pcap",
+                                log: work + "/proxy.log")
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
+        let forward = try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "
+                                  + "-url unix://\(work)/vm.sock -stop-if-exist ''", log: work + "/forward.log")
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)\n\(proxy.output)")
+        self.proxy = proxy
+        self.forward = forward
+    }
+
+    deinit {
+        processes.forEach { $0.stop() }
+        forward.stop()
+        proxy.stop()
+        guest.close()
+        host.close()
+        world.close()
+        try? FileManager.default.removeItem(atPath: work)
+    }
+
+    /// Starts a peer server in `namespace` and waits until it listens.
+    func server(_ namespace: TestNamespace, _ arguments: String) throws {
+        let log = "\(work)/server-\(processes.count).log"
+        let peer = try Spawned("ip netns exec \(namespace.name) python3 -u \(Self.peers) \(arguments)", log: log)
+        processes.append(peer)
+        #expect(waitUntil(5) { peer.output.contains("ready") }, "\(arguments): \(peer.output)")
+    }
+
+    /// Runs a peer client in `namespace` and returns its one line.
+    func client(_ namespace: TestNamespace, _ arguments: String, seconds: Int = 40) throws -> String {
+        try namespace.run("python3 \(Self.peers) \(arguments)", seconds: seconds).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stats() throws -> [String: Any] {
+        let text = try host.run("curl -s --max-time 5 --unix-socket \(work)/vm.sock http://sovnet/stats")
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func tcpBothWaysToTheHostAliasAndTheWorld() throws {
+        try server(host, "echo-server 127.0.0.1 7000")
+        try server(world, "echo-server 10.55.0.1 7001")
+        #expect(try client(guest, "echo 192.168.127.254 7000 --size 4000000") == "ok", "NAT of .254 to the host's loopback")
+        #expect(try client(guest, "echo 10.55.0.1 7001 --size 4000000") == "ok", "a world address, as the guest asked")
+        try server(world, "sink-server 10.55.0.1 7002")
+        try server(world, "source-server 10.55.0.1 7003 --size 20000000")
+        #expect(try client(guest, "send 10.55.0.1 7002 --size 20000000") == "ok")
+        #expect(try client(guest, "fetch 10.55.0.1 7003 --size 20000000") == "ok")
+        // Flows end, or wait in TIME-WAIT where the host closed first.
+        func ended(_ states: [String: Int]?) -> Bool { states?.keys.allSatisfy { $0 == "time-wait" } == true }
+        _ = waitUntil(3) { ended((try? stats()).flatMap { ($0["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] }) }
+        let nat = try #require(try stats()["nat"] as? [String: Any])
+        let tcp = try #require(nat["tcp"] as? [String: Int])
+        #expect(tcp["bytesFromGuest"]! >= 28_000_000 && tcp["bytesToGuest"]! >= 28_000_000, "\(nat)")
+        #expect(nat["tcpFlowsOpened"] as? Int == 4)
+        #expect(ended(nat["tcpStates"] as? [String: Int]), "every flow ended: \(nat)")
+    }
+
+    @Test func slowPeersOnEitherSideLoseNothing() throws {
+        // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost.
+        try server(world, "sink-server 10.55.0.1 7010 --delay 2")
+        #expect(try client(guest, "send 10.55.0.1 7010 --size 30000000") == "ok")
+        // The guest reads nothing for 2 s while the host sends.
+        try server(world, "source-server 10.55.0.1 7011 --size 30000000")
+        #expect(try client(guest, "fetch 10.55.0.1 7011 --size 30000000 --delay 2") == "ok")
+    }
+
+    @Test func refusedAndUnreachableDestinations() throws {
+        let started = Date()
+        #expect(try client(guest, "connect 10.55.0.1 7999 --timeout 5") == "ConnectionRefusedError 111")
+        #expect(try client(guest, "connect 192.168.127.254 7999 --timeout 5") == "ConnectionRefusedError 111")
+        #expect(Date().timeIntervalSince(started) < 4, "an RST comes promptly, not after a timeout")
+        // 10.66.0.1 has no route from the proxy's namespace: the guest hears it
+        // by ICMP network unreachable, which Linux reports as ENETUNREACH.
+        #expect(try client(guest, "connect 10.66.0.1 80 --timeout 5") == "OSError 101")
+        // Link-local is refused unless allowed: dropped and counted.
+        #expect(try client(guest, "connect 169.254.169.254 80 --timeout 1") == "TimeoutError None")
+        let drops = try #require(try stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
+        #expect((drops?["link-local-destination"] ?? 0) >= 1, "\(String(describing: drops))")
+    }
+
+    @Test func udpWithLargeDatagramsAndPortUnreachable() throws {
+        try server(world, "udp-echo-server 10.55.0.1 7020")
+        try server(host, "udp-echo-server 127.0.0.1 7021")
+        #expect(try client(guest, "udp 10.55.0.1 7020 --size 100 --count 3") == "ok ok ok")
+        #expect(try client(guest, "udp 192.168.127.254 7021 --size 60000 --count 2") == "ok ok",
+                "datagrams of 60,000 bytes go out reassembled and come back in fragments")
+        #expect(try client(guest, "udp 10.55.0.1 7029 --size 10 --timeout 3") == "ConnectionRefusedError",
+                "the host's ICMP port unreachable reaches the guest")
+        let nat = try #require(try stats()["nat"] as? [String: Any])
+        #expect((nat["udpFlows"] as? Int ?? 0) >= 2)
+    }
+
+    @Test func pingThroughPingSocketsNeverFaked() throws {
+        let answered = try guest.run("ping -c 3 -i 0.2 -W 2 10.55.0.1 | tail -2")
+        #expect(answered.contains("3 received"), "\(answered)")
+        let local = try guest.run("ping -c 2 -i 0.2 -W 2 192.168.127.254 | tail -2")
+        #expect(local.contains("2 received"), "\(local)")
+        let silent = try guest.run("ping -c 2 -i 0.2 -W 1 10.55.0.99 | tail -2 || true")
+        #expect(silent.contains("0 received"), "no reply is made up for an address that did not answer: \(silent)")
+    }
+
+    @Test func portForwardsIntoTheGuest() throws {
+        try server(guest, "banner-server 192.168.127.2 8000 --text web")
+        let web = try client(host, "connect 127.0.0.1 8022")
+        #expect(web == "web 192.168.127.1", "--forward reaches the guest, which sees the gateway's address: \(web)\n\(proxy.output)")
+        try server(guest, "banner-server 192.168.127.2 22 --text SSH-2.0-test")
+        #expect(try client(host, "connect 127.0.0.1 2222") == "SSH-2.0-test 192.168.127.1", "-ssh-port's default forward")
+        try server(guest, "udp-echo-server 192.168.127.2 5300")
+        #expect(try client(host, "udp 127.0.0.1 8053 --size 3000 --count 2") == "ok ok")
+
+        let api = "curl -s --max-time 5 --unix-socket \(work)/vm.sock"
+        try server(guest, "echo-server 192.168.127.2 9000")
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"remote\":\"192.168.127.2:9000\"}' -w '%{http_code}' http://sovnet/services/forwarder/expose") == "200")
+        #expect(try client(host, "echo 127.0.0.1 9090 --size 3000000") == "ok")
+        let all = try host.run("\(api) http://sovnet/services/forwarder/all")
+        #expect(all.contains(#"{"local":"127.0.0.1:9090","protocol":"tcp","remote":"192.168.127.2:9000"}"#), "\(all)")
+        #expect(all.contains(#""local":"127.0.0.1:2222""#))
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"remote\":\"192.168.127.2:9000\"}' -w ' %{http_code}' http://sovnet/services/forwarder/expose").hasSuffix("409"), "a second expose of the same port is refused")
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"protocol\":\"sctp\"}' -w ' %{http_code}' http://sovnet/services/forwarder/unexpose").hasSuffix("400"))
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose") == "200")
+        #expect(try client(host, "connect 127.0.0.1 9090 --timeout 2") == "ConnectionRefusedError 111")
+    }
+}
