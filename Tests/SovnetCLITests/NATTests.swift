@@ -149,6 +149,10 @@ final class NATTests {
         #expect(all.contains(#""local":"127.0.0.1:2222""#))
         #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"remote\":\"192.168.127.2:9000\"}' -w ' %{http_code}' http://sovnet/services/forwarder/expose").hasSuffix("409"), "a second expose of the same port is refused")
         #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"protocol\":\"sctp\"}' -w ' %{http_code}' http://sovnet/services/forwarder/unexpose").hasSuffix("400"))
+        // Inside the virtual network the gateway's port 80 serves the forwarder endpoints only, as gvproxy's does.
+        let inside = try guest.run("curl -s --max-time 5 http://192.168.127.1/services/forwarder/all")
+        #expect(inside.contains(#""local":"127.0.0.1:9090""#), "\(inside)")
+        #expect(try guest.run("curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://192.168.127.1/stats") == "404")
         #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose") == "200")
         #expect(try client(host, "connect 127.0.0.1 9090 --timeout 2") == "ConnectionRefusedError 111")
     }

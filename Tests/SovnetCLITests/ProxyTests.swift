@@ -11,6 +11,8 @@ import Testing
        .serialized)
 final class ProxyTests {
     let work = NSTemporaryDirectory() + "sovnet-proxy-\(getpid())"
+    /// Strings of a TXT record too large for a 512-byte UDP answer.
+    static let bigText = (0..<12).map { "part-\($0)-" + String(repeating: "x", count: 60) }
     let host: TestNamespace
     let upstream: Spawned
     let proxy: Spawned
@@ -27,7 +29,8 @@ final class ProxyTests {
                 + "--host-record=web.example.test,198.51.100.7 --cname=www.example.test,web.example.test "
                 + "--txt-record=example.test,'v=spf1 -all' --mx-host=example.test,mail.example.test,10 "
                 + "--srv-host=_http._tcp.example.test,web.example.test,80,0,5 "
-                + "--ptr-record=7.100.51.198.in-addr.arpa,web.example.test",
+                + "--ptr-record=7.100.51.198.in-addr.arpa,web.example.test "
+                + "--txt-record=big.example.test,\(ProxyTests.bigText.map { "\"\($0)\"" }.joined(separator: ","))",
             log: work + "/upstream.log")
         proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
                             + "-pcap \(work)/proxy.pcap -pid-file \(work)/proxy.pid --dns-upstream 127.0.0.1:5353",
@@ -193,7 +196,7 @@ final class ProxyTests {
         #expect(try namespace.run("ping -c 1 -W 2 192.168.127.1").contains("1 received"))
     }
 
-    /// Every record type through the gateway's DNS: local zones answered by
+    /// Every record type through the gateway's DNS, over UDP and TCP: local zones answered by
     /// the proxy, the rest relayed from the upstream dnsmasq.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dig"), "dig is not installed"))
     func dnsThroughTheGateway() throws {
@@ -215,6 +218,14 @@ final class ProxyTests {
         let missing = try namespace.run("dig @192.168.127.1 +tries=1 +time=3 missing.example.test A")
         #expect(missing.contains("status: NXDOMAIN"))
         #expect(upstream.output.contains("query[TXT] example.test from 127.0.0.1"))
+        // Over TCP: local names, forwarded names, and a UDP answer too large
+        // for 512 bytes, truncated by upstream and asked again over TCP.
+        #expect(try dig("+tcp gateway.containers.internal A") == "192.168.127.1")
+        #expect(try dig("+tcp db.example.test A") == "198.51.100.10")
+        let big = try namespace.run("dig @192.168.127.1 +noedns +tries=1 +time=3 big.example.test TXT")
+        #expect(big.contains("Truncated, retrying in TCP mode"), "\(big)")
+        #expect(ProxyTests.bigText.allSatisfy { big.contains($0) }, "\(big)")
+        #expect(try dig("+tcp nothing.invalid A").isEmpty, "upstream's answer (REFUSED) relayed, not made up")
     }
 
     /// Debian's DHCP clients on a tap that `sovnet forward -preexisting` joins

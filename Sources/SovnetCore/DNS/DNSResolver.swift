@@ -1,4 +1,6 @@
-// The gateway's DNS service, sans I/O (UDP; TCP follows with the TCP core).
+// The gateway's DNS service, sans I/O. Over UDP, `query` decides and keeps
+// the forwarding state; over TCP (RFC 7766), the driver asks `decide` for
+// each query and relays the ones it must to an upstream over TCP itself.
 //
 // Names in the local zones (`gateway` and `host` under `containers.internal`
 // and `docker.internal` by default) are answered here, authoritatively: A
@@ -90,38 +92,65 @@ public struct DNSResolver: Sendable {
     /// When `tick` must next run, if a query is waiting for upstream.
     public var nextDeadline: ContinuousClock.Instant? { pending.values.map(\.deadline).min() }
 
-    /// Handles a query from a guest.
-    public mutating func query(_ bytes: UnsafeRawBufferPointer, from client: DNSClient,
-                               now: ContinuousClock.Instant) -> [DNSResolverAction] {
-        guard let header = try? DNSView(bytes) else {
+    /// What to do with one query, before any forwarding state.
+    public enum Decision: Equatable, Sendable {
+        /// Nothing can be answered (not even the header parses, or it is a response).
+        case drop
+        /// This is the answer: local, FORMERR, or SERVFAIL when there is no upstream.
+        case answer([UInt8])
+        /// An upstream resolver must answer it.
+        case forward
+    }
+
+    /// Decides a query: answered here or forwarded. Counts it.
+    public mutating func decide(_ bytes: UnsafeRawBufferPointer) -> Decision {
+        guard let header = try? DNSView(bytes), !header.flags.isResponse else {
             counters["malformed", default: 0] += 1
-            return []
-        }
-        guard !header.flags.isResponse else {
-            counters["malformed", default: 0] += 1
-            return []
+            return .drop
         }
         guard let message = try? DNSMessage.parse(bytes), message.questions.count == 1 else {
             counters["formerr", default: 0] += 1
-            return [.answer(Self.bareReply(to: header, code: .formatError), to: client)]
+            return .answer(Self.bareReply(to: header, code: .formatError))
         }
         let question = message.questions[0]
         let name = question.name.lowercased
         if header.flags.opcode == 0, zones.contains(where: { name.isSubdomain(of: $0) }) {
             counters["local", default: 0] += 1
-            return [.answer(localAnswer(to: message, question: question, name: name), to: client)]
+            return .answer(localAnswer(to: message, question: question, name: name))
         }
         guard upstreamCount > 0 else {
             counters["servfail", default: 0] += 1
-            return [.answer(Self.bareReply(to: header, code: .serverFailure, question: question), to: client)]
+            return .answer(Self.bareReply(to: header, code: .serverFailure, question: question))
         }
         counters["forwarded", default: 0] += 1
+        return .forward
+    }
+
+    /// The SERVFAIL answer for a query no upstream answered.
+    public mutating func serverFailure(for query: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard let header = try? DNSView(query) else { return nil }
+        counters["servfail", default: 0] += 1
+        return Self.bareReply(to: header, code: .serverFailure, question: try? header.firstQuestion())
+    }
+
+    /// Handles a query from a guest over UDP.
+    public mutating func query(_ bytes: UnsafeRawBufferPointer, from client: DNSClient,
+                               now: ContinuousClock.Instant) -> [DNSResolverAction] {
+        switch decide(bytes) {
+        case .drop:
+            return []
+        case .answer(let reply):
+            return [.answer(reply, to: client)]
+        case .forward:
+            break
+        }
         var id: UInt16
         repeat { id = UInt16(truncatingIfNeeded: random.next()) } while pending[id] != nil
         var forwarded = Array(bytes)
+        let clientID = UInt16(forwarded[0]) << 8 | UInt16(forwarded[1])
         forwarded[0] = UInt8(id >> 8)
         forwarded[1] = UInt8(id & 0xFF)
-        pending[id] = Pending(client: client, clientID: header.id, query: forwarded, upstream: 0, deadline: now + timeout)
+        pending[id] = Pending(client: client, clientID: clientID, query: forwarded, upstream: 0, deadline: now + timeout)
         return [.forward(forwarded, upstream: 0)]
     }
 
@@ -150,15 +179,11 @@ public struct DNSResolver: Sendable {
                 actions.append(.forward(entry.query, upstream: entry.upstream + 1))
             } else {
                 pending[id] = nil
-                counters["servfail", default: 0] += 1
-                let reply: [UInt8]? = entry.query.withUnsafeBytes { raw in
-                    guard let header = try? DNSView(raw) else { return nil }
-                    var bare = Self.bareReply(to: header, code: .serverFailure, question: try? header.firstQuestion())
-                    bare[0] = UInt8(entry.clientID >> 8)
-                    bare[1] = UInt8(entry.clientID & 0xFF)
-                    return bare
+                if var reply = entry.query.withUnsafeBytes({ serverFailure(for: $0) }) {
+                    reply[0] = UInt8(entry.clientID >> 8)
+                    reply[1] = UInt8(entry.clientID & 0xFF)
+                    actions.append(.answer(reply, to: entry.client))
                 }
-                if let reply { actions.append(.answer(reply, to: entry.client)) }
             }
         }
         return actions

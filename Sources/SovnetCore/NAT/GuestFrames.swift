@@ -21,10 +21,11 @@ public final class GuestFrames {
     private var scratch: [UInt8] = []
     private var identification: UInt16 = 0
 
-    public init(gatewayMAC: MACAddress, mtu: Int) {
+    /// - Parameter capacity: bytes to reserve for the frames of one batch.
+    public init(gatewayMAC: MACAddress, mtu: Int, capacity: Int = 256 * 1024) {
         self.gatewayMAC = gatewayMAC
         self.mtu = mtu
-        storage.reserveCapacity(256 * 1024)
+        storage.reserveCapacity(capacity)
     }
 
     public var isEmpty: Bool { frames.isEmpty }

@@ -63,11 +63,14 @@ public final class VirtualNetwork {
     /// Broadcast allowance per port: tokens left and when they were counted.
     private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
     private var nextPort = 0
+    /// Where DNS answers are built, fragmented if need be.
+    private let answerFrames: GuestFrames
     private var ipIdentification: UInt16 = 0
 
     public init(configuration: VirtualNetworkConfiguration) {
         self.configuration = configuration
         dhcp = DHCPServer(configuration: configuration.dhcp)
+        answerFrames = GuestFrames(gatewayMAC: configuration.gatewayMAC, mtu: configuration.mtu, capacity: 0)
         let local = DNSResolver.defaultRecords(gateway: configuration.gatewayAddress, host: configuration.hostAddress)
         dns = DNSResolver(zones: local.zones, records: local.records,
                           upstreamCount: configuration.upstreamResolverCount,
@@ -78,6 +81,16 @@ public final class VirtualNetwork {
     /// Adds a local DNS zone (from the control API).
     public func addDNSZone(_ zone: DNSZoneConfiguration) {
         dns.add(zone)
+    }
+
+    /// Decides a DNS query that came over TCP (see `DNSResolver.decide`).
+    public func decideDNS(_ query: UnsafeRawBufferPointer) -> DNSResolver.Decision {
+        dns.decide(query)
+    }
+
+    /// SERVFAIL for a DNS query over TCP that no upstream answered.
+    public func dnsServerFailure(for query: UnsafeRawBufferPointer) -> [UInt8]? {
+        dns.serverFailure(for: query)
     }
 
     /// When `tick` must next run.
@@ -328,22 +341,21 @@ public final class VirtualNetwork {
     }
 
     /// Turns the resolver's actions into deliveries: answers in UDP frames
-    /// from the gateway's port 53, queries for the driver to forward.
+    /// from the gateway's port 53 (in IPv4 fragments when longer than the
+    /// MTU, as an EDNS answer may be), queries for the driver to forward.
     private func deliver(_ actions: [DNSResolverAction]) -> [Delivery] {
-        actions.map { action in
+        actions.flatMap { action -> [Delivery] in
             switch action {
             case .forward(let query, let upstream):
-                return .resolve(query, upstream: upstream)
+                return [.resolve(query, upstream: upstream)]
             case .answer(let payload, let client):
-                var out: [UInt8] = []
-                out.reserveCapacity(42 + payload.count)
-                EthernetHeader(destination: client.mac, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
-                ipIdentification &+= 1
-                IPv4Header(source: configuration.gatewayAddress, destination: client.address, protocol: .udp,
-                           payloadLength: 8 + payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
-                UDPHeader(sourcePort: 53, destinationPort: client.port).emit(
-                    payload: payload, source: configuration.gatewayAddress, destination: client.address, into: &out)
-                return .send(out, to: client.switchPort)
+                answerFrames.removeAll()
+                payload.withUnsafeBytes {
+                    answerFrames.appendUDP(GuestLink(port: client.switchPort, mac: client.mac),
+                                           source: configuration.gatewayAddress, sourcePort: 53,
+                                           destination: client.address, destinationPort: client.port, payload: $0)
+                }
+                return answerFrames.frames.map { .send(Array(answerFrames.storage[$0.range]), to: $0.port) }
             }
         }
     }

@@ -19,6 +19,8 @@ final class HostTCPSocket: FlowSocket {
     /// SO_PEEK_OFF works on this socket; otherwise `peeked` tracks the offset.
     private var peekOffset = true
     private var peeked = 0
+    /// Whether MSG_TRUNC discards bytes without a buffer (TCP does).
+    private var truncates = true
     /// The peer's FIN arrived (EPOLLRDHUP); the fallback peek needs it to see the end.
     var peerClosed = false
     /// Room in the send buffer, worked out once per loop turn (`epoch`).
@@ -109,7 +111,14 @@ final class HostTCPSocket: FlowSocket {
     func consume(_ count: Int) {
         var left = count
         while left > 0 {
-            let discarded = recv(descriptor, nil, left, Int32(MSG_TRUNC) | Int32(MSG_DONTWAIT))
+            // TCP discards with MSG_TRUNC and no buffer; other stream sockets
+            // (the socketpairs of the gateway's own services) read into one.
+            var discarded = truncates ? recv(descriptor, nil, left, Int32(MSG_TRUNC) | Int32(MSG_DONTWAIT)) : -1
+            if discarded < 0 {
+                truncates = false
+                discarded = recv(descriptor, DiscardBuffer.shared.baseAddress, min(left, DiscardBuffer.shared.count),
+                                 Int32(MSG_DONTWAIT))
+            }
             guard discarded > 0 else { break }
             left -= discarded
         }

@@ -7,8 +7,9 @@
 // Per frame: the IPv4 header is checked (packets with options are dropped
 // and counted; fragments are reassembled first), the destination is decided by the `NATPolicy` (translated,
 // as asked, or refused and counted), and the packet goes to the TCP, UDP or
-// ICMP part. Traffic to the gateway's own address reaches only flows that
-// already exist there, which are the port forwards'.
+// ICMP part. TCP to the gateway's own address is its DNS (53) and forwarder
+// API (80), each served over a socketpair; other traffic to that address
+// reaches only flows that already exist there, which are the port forwards'.
 import CSovnetShim
 import Glibc
 import Logging
@@ -46,6 +47,22 @@ public struct NATStatistics: Sendable, Codable, Equatable {
     public init() {}
 }
 
+/// The gateway's own TCP services, reached by guests at its address.
+enum GatewayService {
+    /// DNS over TCP (RFC 7766), port 53.
+    case dns
+    /// The forwarder endpoints of the control API, port 80, as gvproxy has them.
+    case forwarderAPI
+
+    init?(port: UInt16) {
+        switch port {
+        case 53: self = .dns
+        case 80: self = .forwarderAPI
+        default: return nil
+        }
+    }
+}
+
 final class NAT {
     let frames: GuestFrames
     let forwards: ForwardTable
@@ -56,6 +73,9 @@ final class NAT {
     private let gatewayAddress: IPv4Address
     private let logger: Logger
     private let neighbor: (IPv4Address) -> GuestLink?
+    /// Serves a connection to one of the gateway's own TCP services, given
+    /// the socket that carries it.
+    private let serveLocally: (GatewayService, Int32) -> Void
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
     private var nextForwardPort: UInt16 = 32768
@@ -65,11 +85,13 @@ final class NAT {
     private var lastTick = ContinuousClock.now
 
     init(configuration: NATConfiguration, network: VirtualNetworkConfiguration, epoll: Epoll, epoch: LoopEpoch,
-         socketMode: mode_t, logger: Logger, neighbor: @escaping (IPv4Address) -> GuestLink?) {
+         socketMode: mode_t, logger: Logger, neighbor: @escaping (IPv4Address) -> GuestLink?,
+         serveLocally: @escaping (GatewayService, Int32) -> Void) {
         self.configuration = configuration
         self.gatewayAddress = network.gatewayAddress
         self.logger = logger
         self.neighbor = neighbor
+        self.serveLocally = serveLocally
         frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu)
         let context = TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames)
         tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, maximumFlows: configuration.maximumFlows, logger: logger)
@@ -125,6 +147,13 @@ final class NAT {
             }
             let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
                               remotePort: segment.destinationPort)
+            if target == nil, !tcp.hasFlow(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
+               let service = GatewayService(port: segment.destinationPort) {
+                let (descriptor, refusal) = tcp.local(segment, key: key, link: link, now: now)
+                if let refusal { return drop(refusal) }
+                serveLocally(service, descriptor)
+                return
+            }
             if let reason = tcp.guest(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },
                                       now: now) {
                 drop(reason)

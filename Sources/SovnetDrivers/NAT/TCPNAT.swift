@@ -53,6 +53,9 @@ final class TCPNAT {
         entries.values.compactMap(\.flow.deadline).min()
     }
 
+    /// Whether a segment belongs to a flow already in the table.
+    func hasFlow(_ key: FlowKey) -> Bool { flows[key] != nil }
+
     /// A segment from the guest; `target` is where the host socket connects for a new flow.
     /// Returns a drop reason when it was refused.
     func guest(_ segment: TCPView, key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)?,
@@ -108,6 +111,34 @@ final class TCPNAT {
         }
         settle(id, entry)
         return nil
+    }
+
+    /// Opens a flow for a guest's SYN to a service of the gateway itself: the
+    /// host end is one side of a socketpair, connected at once; the other
+    /// side is returned for the service to serve. Nil when refused.
+    func local(_ segment: TCPView, key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) -> (Int32, DropReason?) {
+        guard entries.count < maximumFlows else {
+            flowLimitHits += 1
+            refuse(segment, key: key, link: link)
+            return (-1, .flowLimit)
+        }
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                         0, &pair) == 0 else {
+            refuse(segment, key: key, link: link)
+            return (-1, .hostSocket)
+        }
+        let id = nextID
+        nextID += 1
+        let socket = HostTCPSocket(descriptor: pair[0], token: LoopToken.tcpFlow(id).rawValue, epoll: epoll, clock: epoch)
+        let flow = TCPFlow(guestSYN: segment, key: key, link: link, socket: socket, context: context, now: now)
+        let entry = Entry(flow: flow, socket: socket)
+        flows[key] = id
+        entries[id] = entry
+        opened += 1
+        connected(id, entry, now: now)
+        settle(id, entry)
+        return (pair[1], nil)
     }
 
     /// Opens a flow toward the guest for a connection a port forward accepted.

@@ -47,7 +47,8 @@ public final class SharedNetwork: @unchecked Sendable {
 
 /// Serves the control API.
 public final class ControlServer: @unchecked Sendable {
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The API's thread, which the gateway's DNS over TCP shares.
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let shared: SharedNetwork
     private let logger: Logger
     private let channels = NIOLockedValueBox<[Channel]>([])
@@ -72,11 +73,13 @@ public final class ControlServer: @unchecked Sendable {
         logger.notice("control API on \(endpoint)")
     }
 
-    /// Serves a connection accepted elsewhere, `buffered` being what was read from it already.
-    public func adopt(descriptor: Int32, buffered: [UInt8]) {
+    /// Serves a connection accepted elsewhere, `buffered` being what was read
+    /// from it already; `forwarderOnly` for the gateway's port 80 inside the
+    /// virtual network, which serves only /services/forwarder/ (as gvproxy).
+    public func adopt(descriptor: Int32, buffered: [UInt8], forwarderOnly: Bool = false) {
         let future = ClientBootstrap(group: group)
             .channelInitializer { [shared] channel in
-                Self.configure(channel, shared: shared)
+                Self.configure(channel, shared: shared, forwarderOnly: forwarderOnly)
             }
             .withConnectedSocket(descriptor)
         future.whenSuccess { channel in
@@ -97,10 +100,10 @@ public final class ControlServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    private static func configure(_ channel: Channel, shared: SharedNetwork) -> EventLoopFuture<Void> {
+    private static func configure(_ channel: Channel, shared: SharedNetwork, forwarderOnly: Bool = false) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-            try channel.pipeline.syncOperations.addHandler(APIHandler(shared: shared))
+            try channel.pipeline.syncOperations.addHandler(APIHandler(shared: shared, forwarderOnly: forwarderOnly))
         }
     }
 }
@@ -112,12 +115,14 @@ final class APIHandler: ChannelInboundHandler {
 
     static let maximumBody = 1 << 20
     private let shared: SharedNetwork
+    private let forwarderOnly: Bool
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(shared: SharedNetwork) {
+    init(shared: SharedNetwork, forwarderOnly: Bool) {
         self.shared = shared
+        self.forwarderOnly = forwarderOnly
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -137,6 +142,8 @@ final class APIHandler: ChannelInboundHandler {
             let response: ControlAPI.Response
             if tooLarge {
                 response = ControlAPI.Response(status: 413, body: Array("request body too large\n".utf8))
+            } else if forwarderOnly, !ControlAPI.isForwarderRoute(ControlAPI.route(head.uri)) {
+                response = ControlAPI.error(404, "only /services/forwarder/ is served inside the virtual network")
             } else if ControlAPI.isForwarderRoute(ControlAPI.route(head.uri)) {
                 if let forwarding = shared.forwarding {
                     response = ControlAPI.respondForwarder(method: head.method.rawValue, path: head.uri, body: body,

@@ -58,13 +58,21 @@ public final class Proxy {
             network.virtualAddresses.append(virtual)
         }
         shared = SharedNetwork(VirtualNetwork(configuration: network))
-        api = ControlServer(shared: shared, logger: logger)
+        let api = ControlServer(shared: shared, logger: logger)
+        self.api = api
         epoll = try Epoll()
         mailbox = try LoopMailbox()
         let shared = self.shared
+        let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: options.dnsUpstreams, logger: logger)
         nat = NAT(configuration: options.nat, network: options.network, epoll: epoll, epoch: epoch,
                   socketMode: mode_t(options.socketMode), logger: logger,
-                  neighbor: { address in shared.withLock { $0.neighbor(address) } })
+                  neighbor: { address in shared.withLock { $0.neighbor(address) } },
+                  serveLocally: { service, descriptor in
+                      switch service {
+                      case .dns: dns.adopt(descriptor)
+                      case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], forwarderOnly: true)
+                      }
+                  })
     }
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
