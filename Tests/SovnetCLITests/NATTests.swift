@@ -87,6 +87,16 @@ final class NATTests {
         #expect(ended(nat["tcpStates"] as? [String: Int]), "every flow ended: \(nat)")
     }
 
+    @Test func iperf3BothWaysThroughTheHostAlias() throws {
+        let iperf = try Spawned("ip netns exec \(host.name) iperf3 -s -B 127.0.0.1 -p 5201", log: work + "/iperf3.log")
+        processes.append(iperf)
+        #expect(waitUntil(5) { (try? host.run("ss -ltn | grep -q 127.0.0.1:5201")) != nil })
+        for direction in ["", "-R"] {
+            let report = try guest.run("iperf3 -c 192.168.127.254 -p 5201 -t 2 \(direction) 2>&1", seconds: 20)
+            #expect(report.contains("receiver") && !report.contains("error"), "iperf3 \(direction): \(report)")
+        }
+    }
+
     @Test func slowPeersOnEitherSideLoseNothing() throws {
         // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost.
         try server(world, "sink-server 10.55.0.1 7010 --delay 2")

@@ -273,6 +273,25 @@ final class MemorySocket: FlowSocket {
         #expect(again.flatMap(\.payload).count == 3000)
     }
 
+    @Test func aBlockedGuestPortHoldsDataBackWithoutTimeouts() throws {
+        let socket = MemorySocket()
+        let (flow, frames, _, ack, _) = try established(socket: socket)
+        let context = flow.context
+        socket.incoming = [UInt8](repeating: 4, count: 3000)
+        context.blockedPorts.insert(Self.link.port)
+        flow.hostReadable(now: start)
+        #expect(frames.isEmpty && flow.wantsTurn, "nothing is sent toward a guest that is not reading")
+        context.blockedPorts.remove(Self.link.port)
+        flow.pump(now: start)
+        #expect(try Self.drain(frames).count == 3)
+        context.blockedPorts.insert(Self.link.port)
+        flow.tick(now: start + .seconds(1))
+        #expect(frames.isEmpty && socket.rewinds == 0, "no timeout while the data may still wait in the proxy's queue")
+        context.blockedPorts.remove(Self.link.port)
+        flow.tick(now: start + .seconds(2))
+        #expect(try Self.drain(frames).first?.header.sequenceNumber == ack)
+    }
+
     @Test func threeDuplicateAcksRetransmitAtOnce() throws {
         let socket = MemorySocket()
         let (flow, frames, seq, ack, ports) = try established(socket: socket)

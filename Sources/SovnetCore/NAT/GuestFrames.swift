@@ -18,6 +18,8 @@ public final class GuestFrames {
     public let mtu: Int
     public private(set) var storage: [UInt8] = []
     public private(set) var frames: [Frame] = []
+    /// Bytes gathered for each port since the last `removeAll`.
+    public private(set) var bytesByPort: [PortID: Int] = [:]
     private var scratch: [UInt8] = []
     private var identification: UInt16 = 0
 
@@ -34,6 +36,7 @@ public final class GuestFrames {
     public func removeAll() {
         storage.removeAll(keepingCapacity: true)
         frames.removeAll(keepingCapacity: true)
+        bytesByPort.removeAll(keepingCapacity: true)
     }
 
     /// Calls `body` with each port's frames, in the order they were added.
@@ -69,6 +72,7 @@ public final class GuestFrames {
     private func end(_ link: GuestLink, from start: Int) {
         EthernetHeader.padToMinimum(&storage, frameStart: start)
         frames.append(Frame(port: link.port, range: start..<storage.count))
+        bytesByPort[link.port, default: 0] += storage.count - start
     }
 
     /// A TCP segment from `source` to the guest at `destination`.

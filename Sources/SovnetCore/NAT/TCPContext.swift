@@ -49,6 +49,15 @@ public final class TCPContext {
     /// Switch ports whose guest is not reading: flows toward them wait with
     /// their data in the host socket until the driver unblocks the port.
     public var blockedPorts: Set<PortID> = []
+    /// The most bytes gathered for one port before they are sent: flows stop
+    /// there and go on once the batch is out, so a fast host cannot pile up
+    /// more than this ahead of a guest.
+    public var batchLimit = 1 << 20
+
+    /// Whether flows toward `port` must wait.
+    func isHeldBack(_ port: PortID) -> Bool {
+        blockedPorts.contains(port) || frames.bytesByPort[port, default: 0] >= batchLimit
+    }
     private var generator: SystemRandomNumberGenerator
 
     public init(settings: TCPSettings, frames: GuestFrames) {

@@ -44,12 +44,14 @@ public final class TCPFlow {
     /// Where the guest is; it moves when the guest reconnects on another port.
     public var link: GuestLink
     public let socket: FlowSocket
-    private let context: TCPContext
+    let context: TCPContext
     public private(set) var phase: Phase
     /// When `tick` must run next.
     public private(set) var deadline: ContinuousClock.Instant?
     /// The flow used its turn with more to send: call `pump` again soon.
     public private(set) var wantsTurn = false
+    /// Why the flow ended, when it did not end with FINs both ways.
+    public private(set) var endReason: String?
     /// Guest data was taken but not acknowledged yet: call `flushAcknowledgment`.
     public private(set) var acknowledgmentPending = false
 
@@ -186,7 +188,7 @@ public final class TCPFlow {
         case .closed:
             return
         case .connecting:
-            if flags.contains(.rst) { abort(resetGuest: false) }
+            if flags.contains(.rst) { abort(resetGuest: false, because: "guest reset while connecting") }
             return
         case .synSent:
             synSentSegment(segment, now: now)
@@ -200,7 +202,7 @@ public final class TCPFlow {
         let sequence = segment.sequenceNumber
         if flags.contains(.rst) {
             if sequence == receiveNext {
-                abort(resetGuest: false)
+                abort(resetGuest: false, because: "guest reset")
             } else if isInReceiveWindow(sequence) {
                 sendAcknowledgment()
             }
@@ -251,7 +253,7 @@ public final class TCPFlow {
         guard phase == .open else { return }
         if !unwritten.isEmpty {
             guard let taken = unwritten.withUnsafeBytes({ socket.write($0) }) else {
-                abort(resetGuest: true)
+                abort(resetGuest: true, because: "host write failed")
                 return
             }
             unwritten.removeFirst(taken)
@@ -282,13 +284,17 @@ public final class TCPFlow {
         case .synSent, .synReceived:
             retries += 1
             guard retries <= 4 else {
-                abort(resetGuest: phase == .synReceived)
+                abort(resetGuest: phase == .synReceived, because: "handshake timed out")
                 return
             }
             sendSYN(acknowledging: phase == .synReceived)
             backOff(now: now)
         case .open:
-            if TCPSequence.less(unacknowledged, highestSent) {
+            if context.blockedPorts.contains(link.port) {
+                // What is unacknowledged may still wait in the proxy's own queue
+                // for the guest: no timeout runs until the guest takes it.
+                deadline = now + retransmissionTimeout
+            } else if TCPSequence.less(unacknowledged, highestSent) {
                 retransmit(now: now)
             } else if guestWindow == 0 {
                 // Zero-window probe: an old sequence number makes the guest answer with its window.
@@ -303,11 +309,11 @@ public final class TCPFlow {
     }
 
     /// Sends as much host data as the guest's window and this turn allow;
-    /// nothing while the guest's port is blocked (it then wants a turn).
+    /// nothing while the guest's port is held back (it then wants a turn).
     public func pump(now: ContinuousClock.Instant) {
         wantsTurn = false
         guard phase == .open, finSequence == nil || nextToSend != finSequence! &+ 1 else { return }
-        guard !context.blockedPorts.contains(link.port) else {
+        guard !context.isHeldBack(link.port) else {
             wantsTurn = true
             return
         }
@@ -327,6 +333,10 @@ public final class TCPFlow {
             switch socket.peek(into: UnsafeMutableRawBufferPointer(rebasing: context.scratch[0..<want])) {
             case .data(let count):
                 sent += sendData(UnsafeRawBufferPointer(rebasing: context.scratch[0..<count]), now: now)
+                if context.isHeldBack(link.port) {
+                    wantsTurn = true
+                    return
+                }
             case .wouldBlock:
                 return
             case .endOfStream:
@@ -334,7 +344,7 @@ public final class TCPFlow {
                 sendFIN(now: now)
                 return
             case .failed:
-                abort(resetGuest: true)
+                abort(resetGuest: true, because: "host read failed")
                 return
             }
         }
@@ -393,7 +403,7 @@ public final class TCPFlow {
         if !payload.isEmpty {
             if unwritten.isEmpty {
                 guard let taken = socket.write(payload) else {
-                    abort(resetGuest: true)
+                    abort(resetGuest: true, because: "host write failed")
                     return
                 }
                 if taken < payload.count {
@@ -485,7 +495,7 @@ public final class TCPFlow {
     private func retransmit(now: ContinuousClock.Instant) {
         retries += 1
         guard retries <= context.settings.maximumRetransmissions else {
-            abort(resetGuest: true)
+            abort(resetGuest: true, because: "retransmissions exhausted")
             return
         }
         context.retransmissions += 1
@@ -578,8 +588,9 @@ public final class TCPFlow {
     }
 
     /// Ends the flow at once: an RST to the host, and to the guest if asked.
-    public func abort(resetGuest: Bool) {
+    public func abort(resetGuest: Bool, because reason: String) {
         guard phase != .closed else { return }
+        endReason = reason
         if resetGuest, phase != .timeWait { emit(flags: [.rst, .ack], sequence: nextToSend) }
         if phase != .timeWait { socket.close(reset: true) }
         phase = .closed

@@ -248,7 +248,8 @@ final class TCPNAT {
 
     private func remove(_ id: UInt64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
-        entry.flow.abort(resetGuest: false)
+        if let reason = entry.flow.endReason { logger.debug("TCP \(entry.flow.key) ended: \(reason)") }
+        entry.flow.abort(resetGuest: false, because: "removed")
         entry.socket.close(reset: true)
         if flows[entry.flow.key] == id { flows[entry.flow.key] = nil }
     }
@@ -271,7 +272,7 @@ final class TCPNAT {
     /// Closes every flow, resetting both sides.
     func closeAll() {
         for (id, entry) in entries {
-            entry.flow.abort(resetGuest: true)
+            entry.flow.abort(resetGuest: true, because: "the proxy is stopping")
             remove(id)
         }
     }
