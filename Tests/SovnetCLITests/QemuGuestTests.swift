@@ -4,19 +4,25 @@ import Testing
 /// A real VM: QEMU (TCG) boots the Debian kernel with a busybox initramfs
 /// (`scripts/guest-image`), its virtio-net connected with `-netdev stream`
 /// to `sovnet proxy -listen-qemu`. The guest's init takes a lease with
-/// udhcpc, pings the gateway and resolves a local name, then powers off.
+/// udhcpc, pings the gateway, resolves a local name and fetches a page
+/// from the proxy side's loopback through the NAT, then powers off.
 @Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
                 "needs root and qemu-system-x86_64 (scripts/test installs it)"))
 struct QemuGuestTests {
     static let root = CommandLineTests.root.path
 
-    @Test func qemuGuestGetsLeasePingAndDNS() throws {
+    @Test func qemuGuestGetsLeasePingDNSAndNAT() throws {
         try shell("\(Self.root)/scripts/guest-image \(Self.root)/.build-guest", seconds: 600)
         let work = NSTemporaryDirectory() + "sovnet-qemu-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let host = try TestNamespace("svt-qhost")
         defer { host.close() }
+        try FileManager.default.createDirectory(atPath: work + "/www", withIntermediateDirectories: true)
+        try "through-the-nat\n".write(toFile: work + "/www/probe", atomically: true, encoding: .utf8)
+        let web = try Spawned("ip netns exec \(host.name) python3 -m http.server 8080 --bind 127.0.0.1 --directory \(work)/www",
+                              log: work + "/web.log")
+        defer { web.stop() }
         let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy "
                                 + "-listen-qemu unix://\(work)/qemu.sock --exit-on-disconnect "
                                 + "--dns-upstream 127.0.0.1:5999 -pcap \(work)/switch.pcap", log: work + "/proxy.log")
@@ -35,6 +41,8 @@ struct QemuGuestTests {
         #expect(console.contains("SOVNET-GUEST lease 192.168.127.2/24 router 192.168.127.1 dns 192.168.127.1 mtu 1500"))
         #expect(console.contains("SOVNET-GUEST ping ok"))
         #expect(console.contains("SOVNET-GUEST dns 192.168.127.1"))
+        #expect(console.contains("SOVNET-GUEST http through-the-nat"),
+                "TCP through the NAT to 127.0.0.1 via the host alias: \((try? shell("tshark -r \(work)/switch.pcap -Y tcp")) ?? "")\n\(web.output)")
         // The guest powered off: the single-guest listener's proxy exits, as asked.
         #expect(proxy.wait(30) == 0, "\(proxy.output)")
         let frames = try shell("tshark -r \(work)/switch.pcap -Y 'dhcp.option.dhcp == 5 or dns.flags.response == 1' "
