@@ -134,6 +134,18 @@ def main():
                 print(connection.recv(100).decode().strip() or "closed")
         except OSError as error:
             print(type(error).__name__, error.errno)
+    elif a.role == "hold":
+        # Opens --count connections at once and keeps them; counts the refused.
+        held, refused = [], 0
+        for _ in range(a.count):
+            try:
+                held.append(client(a.host, a.port, a.timeout))
+            except (ConnectionRefusedError, ConnectionResetError):
+                refused += 1
+        time.sleep(0.2)
+        for connection in held:
+            connection.close()
+        print(f"opened {len(held)} refused {refused}")
     elif a.role == "udp":
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.settimeout(a.timeout)

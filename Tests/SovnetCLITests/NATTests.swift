@@ -11,6 +11,7 @@ final class NATTests {
     static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Peers/peers.py").path
     let work = NSTemporaryDirectory() + "sovnet-nat-\(getpid())"
+    static let maximumFlows = 40
     let world: TestNamespace
     let host: TestNamespace
     let guest: TestNamespace
@@ -30,7 +31,8 @@ final class NATTests {
         let work = self.work
         let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
                                 + "--dns-upstream 127.0.0.1:5353 --forward tcp:127.0.0.1:8022=192.168.127.2:8000 "
-                                + "--forward udp:127.0.0.1:8053=192.168.127.2:5300 -pcap \(work)/nat.pcap",
+                                + "--forward udp:127.0.0.1:8053=192.168.127.2:5300 -pcap \(work)/nat.pcap "
+                                + "--max-flows \(Self.maximumFlows)",
                                 log: work + "/proxy.log")
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
         let forward = try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "
@@ -130,6 +132,17 @@ final class NATTests {
                 "the host's ICMP port unreachable reaches the guest")
         let nat = try #require(try stats()["nat"] as? [String: Any])
         #expect((nat["udpFlows"] as? Int ?? 0) >= 2)
+    }
+
+    @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
+        try server(host, "echo-server 127.0.0.1 7030")
+        let held = try client(guest, "hold 192.168.127.254 7030 --count \(Self.maximumFlows + 10) --timeout 5")
+        #expect(held == "opened \(Self.maximumFlows) refused 10", "past --max-flows a SYN gets an RST")
+        let nat = try #require(try stats()["nat"] as? [String: Any])
+        #expect(nat["flowLimitHits"] as? Int == 10, "\(nat)")
+        // The guest closed first, so its flows end without TIME-WAIT and new ones fit again.
+        _ = waitUntil(3) { ((try? stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:] }
+        #expect(try client(guest, "echo 192.168.127.254 7030 --size 100000") == "ok")
     }
 
     @Test func pingThroughPingSocketsNeverFaked() throws {

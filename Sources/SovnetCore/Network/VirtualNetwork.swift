@@ -137,40 +137,50 @@ public final class VirtualNetwork {
 
     /// Handles a frame that arrived on `port`.
     public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+        var deliveries: [Delivery] = []
+        receive(frame, from: port, now: now, into: &deliveries)
+        return deliveries
+    }
+
+    /// Handles a frame that arrived on `port`, appending what to do to
+    /// `deliveries`: the driver's loop passes one array it clears, so a frame
+    /// for the NAT costs no allocation.
+    public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant,
+                        into deliveries: inout [Delivery]) {
         counters.ports[port.rawValue, default: PortCounters()].framesIn += 1
         counters.ports[port.rawValue, default: PortCounters()].bytesIn += frame.count
         guard let ethernet = try? EthernetView(frame) else {
             counters.drop(.malformedFrame)
-            return []
+            return
         }
         let source = ethernet.source
         guard !source.isMulticast else {
             counters.drop(.multicastSource)
-            return []
+            return
         }
         if let owner = macTable[source], owner != port, ports.contains(owner) {
             counters.drop(.spoofedSource)
-            return []
+            return
         }
-        macTable[source] = port
+        if macTable[source] != port { macTable[source] = port }
         let destination = ethernet.destination
         if destination.isMulticast, !takeBroadcastToken(port, now: now) {
             counters.drop(.broadcastStorm)
-            return []
+            return
         }
-        var deliveries: [Delivery] = []
+        let first = deliveries.count
         if destination.isMulticast {
             let others = ports.filter { $0 != port }.sorted()
             if !others.isEmpty { deliveries.append(.forward(others)) }
-            deliveries += gateway(ethernet, from: port, now: now)
+            gateway(ethernet, from: port, now: now, into: &deliveries)
         } else if destination == configuration.gatewayMAC {
-            deliveries += gateway(ethernet, from: port, now: now)
+            gateway(ethernet, from: port, now: now, into: &deliveries)
         } else if let owner = macTable[destination], ports.contains(owner) {
             if owner != port { deliveries.append(.forward([owner])) }
         } else {
             counters.drop(.unknownUnicast)
         }
-        for delivery in deliveries {
+        for delivery in deliveries[first...] {
             switch delivery {
             case .forward(let targets):
                 for target in targets { count(out: frame.count, to: target) }
@@ -180,7 +190,6 @@ public final class VirtualNetwork {
                 break
             }
         }
-        return deliveries
     }
 
     private var subnetBroadcast: IPv4Address {
@@ -197,8 +206,12 @@ public final class VirtualNetwork {
         if address == .any { return true }
         guard isInSubnet(address), address != configuration.gatewayAddress, address != subnetBroadcast,
               !configuration.virtualAddresses.contains(address), address != configuration.network else { return false }
-        if let holder = neighbors[address], holder.port != port, ports.contains(holder.port) { return false }
-        neighbors[address] = GuestLink(port: port, mac: mac)
+        let link = GuestLink(port: port, mac: mac)
+        if let holder = neighbors[address] {
+            if holder == link { return true }
+            if holder.port != port, ports.contains(holder.port) { return false }
+        }
+        neighbors[address] = link
         return true
     }
 
@@ -227,16 +240,16 @@ public final class VirtualNetwork {
 
     // MARK: The gateway
 
-    private func gateway(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+    private func gateway(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
+                         into deliveries: inout [Delivery]) {
         switch ethernet.etherType {
         case .arp:
-            return arp(ethernet, from: port)
+            deliveries += arp(ethernet, from: port)
         case .ipv4:
-            return ipv4(ethernet, from: port, now: now)
+            ipv4(ethernet, from: port, now: now, into: &deliveries)
         default:
             // Multicast IPv6 and the like were switched already; the gateway does not speak them.
             if ethernet.destination == configuration.gatewayMAC { counters.drop(.unknownEtherType) }
-            return []
         }
     }
 
@@ -264,58 +277,67 @@ public final class VirtualNetwork {
         return [.send(out, to: port)]
     }
 
-    private func ipv4(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
+    private func ipv4(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
+                      into deliveries: inout [Delivery]) {
         let ip: IPv4View
         do {
             ip = try IPv4View(ethernet.payload)
         } catch {
             counters.drop(error.kind == .badChecksum ? .badChecksum : .malformedIPv4)
-            return []
+            return
         }
         let forGateway = ip.destination == configuration.gatewayAddress
         let isBroadcast = ip.destination == .broadcast || ip.destination == subnetBroadcast
         if !isBroadcast, !ethernet.destination.isMulticast, !learn(ip.source, ethernet.source, port) {
             counters.drop(.spoofedAddress)
-            return []
+            return
         }
         if !forGateway, !isBroadcast {
-            guard !ethernet.destination.isMulticast else { return [] }
+            guard !ethernet.destination.isMulticast else { return }
             guard !isInSubnet(ip.destination) || configuration.virtualAddresses.contains(ip.destination) else {
                 counters.drop(.noRoute)
-                return []
+                return
             }
-            return [.nat]
+            deliveries.append(.nat)
+            return
         }
         if ip.headerLength != IPv4View.minimumHeaderLength {
             counters.drop(.ipOptions)
-            return []
+            return
         }
         if ip.isFragment {
             // The gateway's own services take no fragments; the NAT reassembles
             // them for flows that end at its address (a UDP port forward's answers).
-            if forGateway, ip.protocol == .udp { return [.nat] }
+            if forGateway, ip.protocol == .udp {
+                deliveries.append(.nat)
+                return
+            }
             counters.drop(.fragment)
-            return []
+            return
         }
         switch ip.protocol {
         case .icmp where forGateway:
-            return echo(ip, to: ethernet.source, port: port)
+            deliveries += echo(ip, to: ethernet.source, port: port)
         case .udp:
             guard let udp = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
                 counters.drop(.badChecksum)
-                return []
+                return
             }
-            if udp.destinationPort == 67 { return dhcpRequest(udp, port: port, now: now) }
+            if udp.destinationPort == 67 {
+                deliveries += dhcpRequest(udp, port: port, now: now)
+                return
+            }
             if udp.destinationPort == 53, forGateway {
                 let client = DNSClient(address: ip.source, port: udp.sourcePort, mac: ethernet.source, switchPort: port)
-                return deliver(dns.query(udp.payload, from: client, now: now))
+                deliveries += deliver(dns.query(udp.payload, from: client, now: now))
+                return
             }
-            return forGateway ? [.nat] : []
+            if forGateway { deliveries.append(.nat) }
         case .tcp where forGateway:
-            return [.nat]
+            deliveries.append(.nat)
         default:
             if forGateway { counters.drop(.noService) }
-            return []
+            return
         }
     }
 

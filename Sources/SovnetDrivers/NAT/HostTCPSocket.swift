@@ -146,10 +146,11 @@ final class HostTCPSocket: FlowSocket {
     /// the queue's ratio of data to memory (TIOCOUTQ over wmem_queued), or
     /// half of it while too little is queued to tell.
     private func measureSpace() -> Int {
-        var info = [UInt32](repeating: 0, count: 9)
-        var length = socklen_t(info.count * 4)
+        // SK_MEMINFO_VARS is 9 counters; SNDBUF is the fourth, WMEM_QUEUED the sixth.
+        var info: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var length = socklen_t(MemoryLayout.size(ofValue: info))
         guard getsockopt(descriptor, SOL_SOCKET, SO_MEMINFO, &info, &length) == 0 else { return 0 }
-        let buffer = Int(info[3]), queuedMemory = Int(info[5])
+        let buffer = Int(info.3), queuedMemory = Int(info.5)
         let free = max(0, buffer - queuedMemory)
         var queued: Int32 = 0
         _ = ioctl(descriptor, UInt(TIOCOUTQ), &queued)

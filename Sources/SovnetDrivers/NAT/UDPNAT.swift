@@ -69,11 +69,12 @@ final class UDPNAT {
             guard let opened = open(key: key, link: link, target: target) else { return .hostSocket }
             id = opened
         }
-        guard var flow = entries[id] else { return .noFlow }
-        flow.lastActive = now
-        flow.link = link
-        flow.quoted = Array(ip.bytes.prefix(ip.headerLength + 8))
-        entries[id] = flow
+        guard entries[id] != nil else { return .noFlow }
+        entries[id]!.lastActive = now
+        entries[id]!.link = link
+        entries[id]!.quoted.removeAll(keepingCapacity: true)
+        entries[id]!.quoted.append(contentsOf: ip.bytes.prefix(ip.headerLength + 8))
+        let flow = entries[id]!
         counters.packetsFromGuest += 1
         counters.bytesFromGuest += udp.payload.count
         let payload = udp.payload

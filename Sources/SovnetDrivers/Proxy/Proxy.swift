@@ -41,6 +41,8 @@ public final class Proxy {
     /// Frames to write per port after a batch, borrowed from the reading connection.
     private var outgoing: [PortID: [UnsafeRawBufferPointer]] = [:]
     private var made: [([UInt8], PortID)] = []
+    /// What the network core decided for one frame, reused frame after frame.
+    private var deliveries: [Delivery] = []
     /// One connected UDP socket per upstream resolver.
     private var upstreams: [Int32] = []
     private var stopping = false
@@ -274,7 +276,9 @@ public final class Proxy {
             status = try shared.withLock { network in try guest.connection.receive { frame in
                 capture?.write(frame)
                 if options.debug { logger.debug("\(port)> \(FrameSummary.describe(Array(frame)).text)") }
-                for delivery in network.receive(frame, from: port, now: now) {
+                deliveries.removeAll(keepingCapacity: true)
+                network.receive(frame, from: port, now: now, into: &deliveries)
+                for delivery in deliveries {
                     switch delivery {
                     case .forward(let targets):
                         for target in targets { outgoing[target, default: []].append(frame) }
