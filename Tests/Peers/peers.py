@@ -134,6 +134,22 @@ def main():
                 print(connection.recv(100).decode().strip() or "closed")
         except OSError as error:
             print(type(error).__name__, error.errno)
+    elif a.role == "many":
+        # --count connections open at once, each echoing its own payload.
+        connections = [client(a.host, a.port, a.timeout) for _ in range(a.count)]
+        payloads = [data(a.size, index + 100) for index in range(a.count)]
+        for connection, payload in zip(connections, payloads):
+            connection.sendall(payload)
+        good = 0
+        for connection, payload in zip(connections, payloads):
+            received = bytearray()
+            while len(received) < len(payload) and (chunk := connection.recv(1 << 16)):
+                received += chunk
+            good += bytes(received) == payload
+            connection.close()
+        print(f"{good} of {a.count} ok")
+    elif a.role == "digest":
+        print(digest(data(a.size)))
     elif a.role == "hold":
         # Opens --count connections at once and keeps them; counts the refused.
         held, refused = [], 0

@@ -11,7 +11,7 @@ final class NATTests {
     static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Peers/peers.py").path
     let work = NSTemporaryDirectory() + "sovnet-nat-\(getpid())"
-    static let maximumFlows = 40
+    static let maximumFlows = 250
     let world: TestNamespace
     let host: TestNamespace
     let guest: TestNamespace
@@ -99,10 +99,62 @@ final class NATTests {
         }
     }
 
+    /// The proxy's resident memory in kB.
+    func proxyMemory() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(proxy.pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+    }
+
+    /// The proxy's open descriptors.
+    func proxyDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(proxy.pid)/fd").count
+    }
+
+    @Test func curlOfALargeFileFromTheHostsLoopback() throws {
+        try FileManager.default.createDirectory(atPath: work + "/www", withIntermediateDirectories: true)
+        try shell("head -c 30000000 /dev/urandom > \(work)/www/big.bin")
+        let web = try Spawned("ip netns exec \(host.name) python3 -m http.server 8080 --bind 127.0.0.1 --directory \(work)/www",
+                              log: work + "/web.log")
+        processes.append(web)
+        #expect(waitUntil(5) { (try? host.run("ss -ltn | grep -q 127.0.0.1:8080")) != nil })
+        try guest.run("curl -sS --max-time 30 -o \(work)/got.bin http://192.168.127.254:8080/big.bin")
+        let sums = try shell("sha256sum \(work)/www/big.bin \(work)/got.bin | cut -d' ' -f1 | uniq | wc -l")
+        #expect(sums.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "the file arrives whole")
+    }
+
+    @Test func twoHundredConcurrentConnections() throws {
+        try server(host, "echo-server 127.0.0.1 7040")
+        #expect(try client(guest, "many 192.168.127.254 7040 --count 200 --size 20000") == "200 of 200 ok")
+        let nat = try #require(try stats()["nat"] as? [String: Any])
+        #expect((nat["tcpFlowsOpened"] as? Int ?? 0) >= 200)
+    }
+
+    @Test func aGuestThatDisappearsLeavesNothingBehind() throws {
+        try server(world, "source-server 10.55.0.1 7050 --size 200000000")
+        let before = try proxyDescriptors()
+        // The guest reads nothing, so the transfer is mid-way when the forwarder is killed.
+        let reader = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) fetch 10.55.0.1 7050 --size 200000000 --delay 60",
+                                 log: work + "/reader.log")
+        processes.append(reader)
+        #expect(waitUntil(5) { (try? proxyDescriptors()) == before + 1 }, "a host socket for the flow")
+        forward.stop(SIGKILL)
+        let cleaned = waitUntil(20) {
+            (try? proxyDescriptors()) == before - 1
+                && ((try? stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:]
+        }
+        // One descriptor fewer than before: the guest's connection went too.
+        #expect(cleaned, "descriptors \((try? proxyDescriptors()) ?? -1), was \(before); \(proxy.output.suffix(500))")
+    }
+
     @Test func slowPeersOnEitherSideLoseNothing() throws {
-        // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost.
+        // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost,
+        // and the proxy's memory stays within its bounds (a window and a backlog, a few MiB).
+        let memory = try proxyMemory()
         try server(world, "sink-server 10.55.0.1 7010 --delay 2")
         #expect(try client(guest, "send 10.55.0.1 7010 --size 30000000") == "ok")
+        let growth = try proxyMemory() - memory
+        #expect(growth < 24_000, "resident memory grew by \(growth) kB")
         // The guest reads nothing for 2 s while the host sends.
         try server(world, "source-server 10.55.0.1 7011 --size 30000000")
         #expect(try client(guest, "fetch 10.55.0.1 7011 --size 30000000 --delay 2") == "ok")

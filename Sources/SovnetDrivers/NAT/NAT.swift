@@ -265,6 +265,14 @@ final class NAT {
         tcp.endBatch(now: now)
     }
 
+    /// A guest disconnected: its UDP and ICMP flows end now; its TCP flows
+    /// end unless it comes back within `TCPNAT.reconnectGrace`.
+    func detach(_ port: PortID, now: ContinuousClock.Instant) {
+        tcp.detach(port, now: now)
+        udp.detach(port)
+        ping.detach(port)
+    }
+
     /// Marks a guest's port blocked or free (see `TCPNAT.setBlocked`).
     func setBlocked(_ port: PortID, _ blocked: Bool) {
         tcp.setBlocked(port, blocked)

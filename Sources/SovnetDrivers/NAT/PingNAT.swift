@@ -118,6 +118,11 @@ final class PingNAT {
         }
     }
 
+    /// Ends the flows of a guest's port that went away.
+    func detach(_ port: PortID) {
+        for (id, flow) in entries where flow.link.port == port { remove(id) }
+    }
+
     func tick(now: ContinuousClock.Instant) {
         for (id, flow) in entries where now - flow.lastActive >= idleTimeout {
             remove(id)

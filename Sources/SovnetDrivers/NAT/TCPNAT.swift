@@ -65,7 +65,10 @@ final class TCPNAT {
             if entry.flow.phase == .timeWait, flags.contains(.syn), !flags.contains(.ack) {
                 remove(id)
             } else {
-                entry.flow.link = link
+                if entry.flow.link != link {
+                    entry.flow.link = link
+                    orphans[id] = nil
+                }
                 entry.flow.guest(segment, now: now)
                 settle(id, entry)
                 return nil
@@ -220,14 +223,31 @@ final class TCPNAT {
         }
     }
 
-    /// Runs due timers and forgets closed flows.
+    /// Runs due timers and forgets closed flows; ends the flows of guests
+    /// that left and did not come back within the grace.
     func tick(now: ContinuousClock.Instant) {
         for (id, entry) in entries {
             if let deadline = entry.flow.deadline, deadline <= now {
                 entry.flow.tick(now: now)
                 settle(id, entry)
             }
+            if let left = orphans[id], now - left >= Self.reconnectGrace {
+                entry.flow.abort(resetGuest: false, because: "the guest went away")
+                settle(id, entry)
+            }
         }
+    }
+
+    /// How long the flows of a guest that disconnected wait for it to come
+    /// back (a forwarder reconnecting keeps its connections).
+    static let reconnectGrace: Duration = .seconds(10)
+    /// Flows whose guest's port went away, and when.
+    private var orphans: [UInt64: ContinuousClock.Instant] = [:]
+
+    /// A guest's port went away: its flows wait for it on another port.
+    func detach(_ port: PortID, now: ContinuousClock.Instant) {
+        for (id, entry) in entries where entry.flow.link.port == port { orphans[id] = now }
+        parked[port] = nil
     }
 
     /// Files a flow after an event: owed ACKs and turns noted, closed flows removed.
@@ -248,6 +268,7 @@ final class TCPNAT {
 
     private func remove(_ id: UInt64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
+        orphans[id] = nil
         if let reason = entry.flow.endReason { logger.debug("TCP \(entry.flow.key) ended: \(reason)") }
         entry.flow.abort(resetGuest: false, because: "removed")
         entry.socket.close(reset: true)

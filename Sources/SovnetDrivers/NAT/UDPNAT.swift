@@ -186,6 +186,11 @@ final class UDPNAT {
         }
     }
 
+    /// Ends the flows of a guest's port that went away.
+    func detach(_ port: PortID) {
+        for (id, flow) in entries where flow.link.port == port { remove(id) }
+    }
+
     /// Ends the flows of a forward's socket (when it is unexposed).
     func removeFlows(listener: Int32) {
         for (id, flow) in entries where flow.client != nil && flow.descriptor == listener { remove(id) }

@@ -387,6 +387,7 @@ public final class Proxy {
         }
         guest.connection.close()
         shared.withLock { $0.detach(port) }
+        nat.detach(port, now: .now)
         logger.notice("guest on \(port) disconnected")
         let entry = listeners[guest.listener]
         if entry.single && options.exitOnDisconnect { return true }
