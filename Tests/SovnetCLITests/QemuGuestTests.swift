@@ -4,8 +4,9 @@ import Testing
 /// A real VM: QEMU (TCG) boots the Debian kernel with a busybox initramfs
 /// (`scripts/guest-image`), its virtio-net connected with `-netdev stream`
 /// to `sovnet proxy -listen-qemu`. The guest's init takes a lease with
-/// udhcpc, pings the gateway, resolves a local name and fetches a page
-/// from the proxy side's loopback through the NAT, then powers off.
+/// udhcpc, pings the gateway, resolves a local name, fetches a page and
+/// moves 4 MB down and 3 MB up (checked by SHA-256) through the NAT to the
+/// proxy side's loopback, then powers off.
 @Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
                 "needs root and qemu-system-x86_64 (scripts/test installs it)"))
 struct QemuGuestTests {
@@ -23,6 +24,12 @@ struct QemuGuestTests {
         let web = try Spawned("ip netns exec \(host.name) python3 -m http.server 8080 --bind 127.0.0.1 --directory \(work)/www",
                               log: work + "/web.log")
         defer { web.stop() }
+        let peers = NATTests.peers
+        let source = try Spawned("ip netns exec \(host.name) python3 -u \(peers) source-server 127.0.0.1 7003 --size 4000000",
+                                 log: work + "/source.log")
+        defer { source.stop() }
+        let sink = try Spawned("ip netns exec \(host.name) python3 -u \(peers) sink-server 127.0.0.1 7002", log: work + "/sink.log")
+        defer { sink.stop() }
         let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy "
                                 + "-listen-qemu unix://\(work)/qemu.sock --exit-on-disconnect "
                                 + "--dns-upstream 127.0.0.1:5999 -pcap \(work)/switch.pcap", log: work + "/proxy.log")
@@ -41,6 +48,11 @@ struct QemuGuestTests {
         #expect(console.contains("SOVNET-GUEST lease 192.168.127.2/24 router 192.168.127.1 dns 192.168.127.1 mtu 1500"))
         #expect(console.contains("SOVNET-GUEST ping ok"))
         #expect(console.contains("SOVNET-GUEST dns 192.168.127.1"))
+        let expected = try shell("python3 \(peers) digest 0 0 --size 4000000").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(console.contains("SOVNET-GUEST down \(expected) 4000000"), "4 MB from the host, whole")
+        // The serial console ends lines with CRLF, one Character to Swift.
+        let uploaded = console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("SOVNET-GUEST up ") }?.split(separator: " ").last
+        #expect(uploaded != nil && console.contains("SOVNET-GUEST sink 3000000 \(uploaded ?? "")"), "3 MB to the host, whole")
         #expect(console.contains("SOVNET-GUEST http through-the-nat"),
                 "TCP through the NAT to 127.0.0.1 via the host alias: \((try? shell("tshark -r \(work)/switch.pcap -Y tcp")) ?? "")\n\(web.output)")
         // The guest powered off: the single-guest listener's proxy exits, as asked.
