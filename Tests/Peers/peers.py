@@ -148,6 +148,20 @@ def main():
             good += bytes(received) == payload
             connection.close()
         print(f"{good} of {a.count} ok")
+    elif a.role == "steady":
+        # One connection, --count small echoes --delay seconds apart.
+        with client(a.host, a.port, a.timeout) as connection:
+            for index in range(a.count):
+                message = f"echo {index}\n".encode()
+                connection.sendall(message)
+                received = b""
+                while len(received) < len(message) and (chunk := connection.recv(100)):
+                    received += chunk
+                if received != message:
+                    print(f"echo {index} failed: {received!r}")
+                    return
+                time.sleep(a.delay)
+        print(f"{a.count} echoes")
     elif a.role == "digest":
         print(digest(data(a.size)))
     elif a.role == "hold":

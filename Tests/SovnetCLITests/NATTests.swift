@@ -147,6 +147,30 @@ final class NATTests {
         #expect(cleaned, "descriptors \((try? proxyDescriptors()) ?? -1), was \(before); \(proxy.output.suffix(500))")
     }
 
+    @Test func aForwarderThatReconnectsKeepsItsConnections() throws {
+        // A second guest on a persistent tap, so the interface outlives its forwarder.
+        let other = try TestNamespace("svt-nguest2")
+        defer { other.close() }
+        try other.run("ip tuntap add dev tap0 mode tap && ip link set tap0 address 5a:94:ef:e4:0c:ef "
+                      + "&& ip addr add 192.168.127.3/24 dev tap0 && ip link set tap0 up "
+                      + "&& ip route add default via 192.168.127.1")
+        let command = "ip netns exec \(other.name) \(CommandLineTests.binary.path) forward -url unix://\(work)/vm.sock "
+            + "-iface tap0 -preexisting -stop-if-exist ''"
+        var forward = try Spawned(command, log: work + "/forward2.log")
+        processes.append(forward)
+        try server(host, "echo-server 127.0.0.1 7060")
+        let echoes = try Spawned("ip netns exec \(other.name) python3 \(Self.peers) steady 192.168.127.254 7060 --count 40 --delay 0.1",
+                                 log: work + "/steady.log")
+        processes.append(echoes)
+        usleep(1_000_000)
+        forward.stop(SIGKILL)
+        usleep(1_000_000)
+        forward = try Spawned(command, log: work + "/forward3.log")
+        processes.append(forward)
+        #expect(echoes.wait(30) != nil)
+        #expect(echoes.output.contains("40 echoes"), "\(echoes.output)\n\(proxy.output.suffix(800))")
+    }
+
     @Test func slowPeersOnEitherSideLoseNothing() throws {
         // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost,
         // and the proxy's memory stays within its bounds (a window and a backlog, a few MiB).
