@@ -71,7 +71,7 @@ struct ForwardCommand: ParsableCommand {
     func validate() throws {
         if staticAddress != nil, gateway == nil { throw ValidationError("--static needs --gateway") }
         if gateway != nil, staticAddress == nil { throw ValidationError("--gateway is only used with --static") }
-        guard (68...65517).contains(mtu) else { throw ValidationError("-mtu must be between 68 and 65517") }
+        guard (68...65521).contains(mtu) else { throw ValidationError("-mtu must be between 68 and 65521 (a frame must fit the 16-bit framing)") }
     }
 
     func run() throws {

@@ -119,7 +119,7 @@ struct ProxyCommand: ParsableCommand {
         if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil, services.isEmpty {
             throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
-        if let mtu, !(576...65517).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65517") }
+        if let mtu, !(576...65521).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65521 (a frame must fit the 16-bit framing)") }
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
         if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
         if let leaseTime, leaseTime < 10 { throw ValidationError("--lease-time must be at least 10 seconds") }

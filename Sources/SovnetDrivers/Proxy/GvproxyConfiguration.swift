@@ -77,7 +77,7 @@ public struct GvproxyConfiguration: Decodable, Sendable {
     /// Applies the file's network settings on top of `network`.
     public func apply(to network: inout VirtualNetworkConfiguration) throws {
         if let mtu {
-            guard (576...65517).contains(mtu) else { throw Problem(description: "configuration: mtu \(mtu) is out of range") }
+            guard (576...65521).contains(mtu) else { throw Problem(description: "configuration: mtu \(mtu) is out of range") }
             network.mtu = mtu
         }
         if let subnet {
