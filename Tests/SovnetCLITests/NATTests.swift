@@ -248,6 +248,13 @@ final class NATTests {
         #expect(local.contains("2 received"), "\(local)")
         let silent = try guest.run("ping -c 2 -i 0.2 -W 1 10.55.0.99 | tail -2 || true")
         #expect(silent.contains("0 received"), "no reply is made up for an address that did not answer: \(silent)")
+        // Without ping sockets the proxy says so once and drops, never answering for the host.
+        try host.run("sysctl -q -w net.ipv4.ping_group_range='1 0'")
+        let refused = try guest.run("ping -c 2 -i 0.2 -W 1 10.55.0.1 | tail -2 || true")
+        #expect(refused.contains("0 received"), "\(refused)")
+        let drops = try #require(try stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
+        #expect(drops?["ping-not-permitted"] == 2, "\(String(describing: drops))")
+        #expect(proxy.output.components(separatedBy: "ping_group_range").count == 2, "said once: \(proxy.output)")
     }
 
     @Test func portForwardsIntoTheGuest() throws {

@@ -1,0 +1,42 @@
+import SovnetWire
+import Testing
+@testable import SovnetCore
+
+/// Where the NAT sends a guest's packet, by destination.
+@Suite struct NATPolicyTests {
+    let policy = NATPolicy()
+
+    @Test func theHostAliasIsTranslatedToLoopback() {
+        #expect(policy.decide(IPv4Address(192, 168, 127, 254)) == .host(IPv4Address(127, 0, 0, 1)))
+    }
+
+    @Test func otherAddressesGoWhereTheGuestAsked() {
+        #expect(policy.decide(IPv4Address(10, 55, 0, 1)) == .host(IPv4Address(10, 55, 0, 1)))
+        #expect(policy.decide(IPv4Address(198, 51, 100, 7)) == .host(IPv4Address(198, 51, 100, 7)))
+    }
+
+    @Test func loopbackOnlyThroughATranslation() {
+        #expect(policy.decide(IPv4Address(127, 0, 0, 1)) == .refuse(.loopbackDestination))
+        #expect(policy.decide(IPv4Address(127, 1, 2, 3)) == .refuse(.loopbackDestination))
+    }
+
+    @Test func linkLocalOnlyWhenAllowed() {
+        let metadata = IPv4Address(169, 254, 169, 254)
+        #expect(policy.decide(metadata) == .refuse(.linkLocalDestination))
+        #expect(NATPolicy(allowLinkLocal: true).decide(metadata) == .host(metadata))
+    }
+
+    @Test func unroutableAddressesAreRefused() {
+        #expect(policy.decide(IPv4Address(0, 0, 0, 0)) == .refuse(.noRoute))
+        #expect(policy.decide(IPv4Address(224, 0, 0, 251)) == .refuse(.noRoute))
+        #expect(policy.decide(.broadcast) == .refuse(.noRoute))
+    }
+
+    @Test func translationsComeFirst() {
+        let custom = NATPolicy(translations: [IPv4Address(192, 168, 127, 253): IPv4Address(10, 0, 0, 5),
+                                              IPv4Address(127, 0, 0, 9): IPv4Address(127, 0, 0, 1)])
+        #expect(custom.decide(IPv4Address(192, 168, 127, 253)) == .host(IPv4Address(10, 0, 0, 5)))
+        #expect(custom.decide(IPv4Address(127, 0, 0, 9)) == .host(IPv4Address(127, 0, 0, 1)))
+        #expect(custom.decide(IPv4Address(192, 168, 127, 254)) == .host(IPv4Address(192, 168, 127, 254)))
+    }
+}
