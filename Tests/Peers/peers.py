@@ -77,6 +77,26 @@ def udp_echo(listener):
         listener.sendto(payload[::-1], address)
 
 
+def dns_answers(address):
+    """A UDP handler answering every A query with `address` (other types: no data)."""
+    octets = bytes(int(part) for part in address.split("."))
+
+    def handle(listener):
+        while True:
+            query, peer = listener.recvfrom(512)
+            if len(query) < 12:
+                continue
+            end = 12
+            while end < len(query) and query[end] != 0:
+                end += query[end] + 1
+            question = query[12:end + 5]
+            qtype = int.from_bytes(query[end + 1:end + 3], "big")
+            answers = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + octets if qtype == 1 else b""
+            header = query[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if answers else b"\x00\x00") + b"\x00\x00\x00\x00"
+            listener.sendto(header + question + answers, peer)
+    return handle
+
+
 def client(host, port, timeout):
     return socket.create_connection((host, port), timeout=timeout)
 
@@ -102,6 +122,8 @@ def main():
         serve(a.host, a.port, banner(a.text))
     elif a.role == "udp-echo-server":
         serve(a.host, a.port, udp_echo, socket.SOCK_DGRAM)
+    elif a.role == "dns-server":
+        serve(a.host, a.port, dns_answers(a.text), socket.SOCK_DGRAM)
     elif a.role == "echo":
         # Writes and reads at once; the echoed bytes must be the bytes sent.
         sent = data(a.size)

@@ -5,8 +5,8 @@ import Testing
 /// (`scripts/guest-image`), its virtio-net connected with `-netdev stream`
 /// to `sovnet proxy -listen-qemu`. The guest's init takes a lease with
 /// udhcpc, pings the gateway, resolves a local name, fetches a page and
-/// moves 4 MB down and 3 MB up (checked by SHA-256) through the NAT to the
-/// proxy side's loopback, then powers off.
+/// moves 4 MB down and 3 MB up (checked by SHA-256), asks a DNS server over
+/// UDP and pings, all through the NAT to the proxy side's loopback, then powers off.
 @Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
                 "needs root and qemu-system-x86_64 (scripts/test installs it)"))
 struct QemuGuestTests {
@@ -30,6 +30,10 @@ struct QemuGuestTests {
         defer { source.stop() }
         let sink = try Spawned("ip netns exec \(host.name) python3 -u \(peers) sink-server 127.0.0.1 7002", log: work + "/sink.log")
         defer { sink.stop() }
+        let udp = try Spawned("ip netns exec \(host.name) python3 -u \(peers) dns-server 127.0.0.1 53 --text 198.51.100.99",
+                              log: work + "/udp.log")
+        defer { udp.stop() }
+        try host.run("sysctl -q -w net.ipv4.ping_group_range='0 2147483647'")
         let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy "
                                 + "-listen-qemu unix://\(work)/qemu.sock --exit-on-disconnect "
                                 + "--dns-upstream 127.0.0.1:5999 -pcap \(work)/switch.pcap", log: work + "/proxy.log")
@@ -53,6 +57,8 @@ struct QemuGuestTests {
         // The serial console ends lines with CRLF, one Character to Swift.
         let uploaded = console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("SOVNET-GUEST up ") }?.split(separator: " ").last
         #expect(uploaded != nil && console.contains("SOVNET-GUEST sink 3000000 \(uploaded ?? "")"), "3 MB to the host, whole")
+        #expect(console.contains("SOVNET-GUEST udp 198.51.100.99"), "a DNS query and answer through the NAT to 127.0.0.1:53")
+        #expect(console.contains("SOVNET-GUEST ping-host ok"), "echo to the host alias through a ping socket")
         #expect(console.contains("SOVNET-GUEST http through-the-nat"),
                 "TCP through the NAT to 127.0.0.1 via the host alias: \((try? shell("tshark -r \(work)/switch.pcap -Y tcp")) ?? "")\n\(web.output)")
         // The guest powered off: the single-guest listener's proxy exits, as asked.
