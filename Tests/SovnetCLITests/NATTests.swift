@@ -32,7 +32,7 @@ final class NATTests {
         let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
                                 + "--dns-upstream 127.0.0.1:5353 --forward tcp:127.0.0.1:8022=192.168.127.2:8000 "
                                 + "--forward udp:127.0.0.1:8053=192.168.127.2:5300 -pcap \(work)/nat.pcap "
-                                + "--max-flows \(Self.maximumFlows)",
+                                + "--max-flows \(Self.maximumFlows) --flow-idle-timeout 3",
                                 log: work + "/proxy.log")
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
         let forward = try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "
@@ -228,6 +228,8 @@ final class NATTests {
                 "the host's ICMP port unreachable reaches the guest")
         let nat = try #require(try stats()["nat"] as? [String: Any])
         #expect((nat["udpFlows"] as? Int ?? 0) >= 2)
+        // --flow-idle-timeout 3: the flows end once idle, their sockets with them.
+        #expect(waitUntil(8) { ((try? stats())?["nat"] as? [String: Any])?["udpFlows"] as? Int == 0 })
     }
 
     @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
@@ -280,6 +282,13 @@ final class NATTests {
         #expect(inside.contains(#""local":"127.0.0.1:9090""#), "\(inside)")
         #expect(try guest.run("curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://192.168.127.1/stats") == "404")
         #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose") == "200")
+        // A unix socket on the host forwarded to the guest's TCP port.
+        let path = work + "/forwarded.sock"
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\"\(path)\",\"remote\":\"192.168.127.2:8000\",\"protocol\":\"unix\"}' -w '%{http_code}' http://sovnet/services/forwarder/expose") == "200")
+        let viaUnix = try host.run("python3 -c \(quote("import socket; s = socket.socket(socket.AF_UNIX); s.connect('\(path)'); print(s.recv(100).decode().strip())"))")
+        #expect(viaUnix.trimmingCharacters(in: .whitespacesAndNewlines) == "web 192.168.127.1")
+        #expect(try host.run("\(api) -X POST -d '{\"local\":\"\(path)\",\"protocol\":\"unix\"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose") == "200")
+        #expect(!FileManager.default.fileExists(atPath: path), "the socket file is removed")
         #expect(try client(host, "connect 127.0.0.1 9090 --timeout 2") == "ConnectionRefusedError 111")
     }
 }
