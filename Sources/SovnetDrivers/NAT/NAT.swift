@@ -20,7 +20,8 @@ import SovnetWire
 /// How the NAT behaves; gvproxy's defaults.
 public struct NATConfiguration: Sendable {
     public var policy = NATPolicy()
-    /// Flows of all protocols at once; past it new TCP flows get an RST.
+    /// Flows of each protocol at once; past it a new TCP flow gets an RST and
+    /// other new flows are dropped (`flow-limit`).
     public var maximumFlows = 16_384
     /// How long a UDP or ICMP flow lives without traffic.
     public var idleTimeout: Duration = .seconds(60)

@@ -58,7 +58,7 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
 
     /// Asks upstream number `index` over TCP, then the next ones on failure.
     private func ask(_ query: [UInt8], upstream index: Int, on loop: EventLoop) -> EventLoopFuture<[UInt8]> {
-        guard upstreams.indices.contains(index) else { return loop.makeFailedFuture(ChannelError.connectTimeout(.zero)) }
+        guard upstreams.indices.contains(index) else { return loop.makeFailedFuture(NoUpstreamAnswered()) }
         let (address, port) = upstreams[index]
         let promise = loop.makePromise(of: [UInt8].self)
         ClientBootstrap(group: loop)
@@ -92,6 +92,9 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
         }
     }
 }
+
+/// Every upstream resolver failed or stayed silent.
+private struct NoUpstreamAnswered: Error {}
 
 /// Splits a stream into DNS messages, each after a two-byte length (RFC 1035 §4.2.2).
 private struct LengthPrefixedDNS: ByteToMessageDecoder {
