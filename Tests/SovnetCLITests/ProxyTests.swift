@@ -138,7 +138,7 @@ final class ProxyTests {
         #expect(try namespace.run("ip -4 -o addr show dev tap0").contains("inet 10.42.0.2/16"))
         #expect(try namespace.run("ip route show default").contains("default via 10.42.0.9"))
         #expect(try namespace.run("ping -c 1 -W 2 10.42.0.9").contains("1 received"))
-        // The gateway answers ARP for the host alias (the echo itself needs the NAT of issue #5) …
+        // The gateway answers ARP for the host alias (the echo goes on to the NAT, whose ping sockets this namespace does not allow) …
         #expect(try namespace.run("ping -c 1 -W 1 10.42.7.7 >/dev/null || true; ip neigh show 10.42.7.7")
                     .contains("lladdr 5a:94:ef:e4:0c:dd"))
         // … and its DNS names it.
