@@ -133,6 +133,7 @@ final class ForwardDnsmasqTests {
         #expect(waitUntil(20) { !client.isRunning })
         #expect(client.output.contains("40 echoes"), "client: \(client.output)")
         #expect(try guest.run("ip -4 -o addr show dev tap0") == before)
-        #expect(forward.output.contains("DHCP REBOOTING") || forward.output.components(separatedBy: "connected to").count == 3)
+        // Connected at least twice: a loaded machine may see an extra attempt while the bridge comes back.
+        #expect(forward.output.components(separatedBy: "connected to").count >= 3, "\(forward.output)")
     }
 }
