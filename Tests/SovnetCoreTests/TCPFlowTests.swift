@@ -200,12 +200,26 @@ final class MemorySocket: FlowSocket {
             .withView { flow.guest($0, now: start) }
         try Segment([.ack, .psh], seq: seq &+ UInt32(first.count), ack: ack, payload: second,
                     sourcePort: ports.0, destinationPort: ports.1).withView { flow.guest($0, now: start) }
-        #expect(socket.written == first + second)
-        #expect(frames.isEmpty && flow.acknowledgmentPending)
+        #expect(socket.written.isEmpty && frames.isEmpty && flow.acknowledgmentPending, "gathered for one write")
         flow.flushAcknowledgment()
+        #expect(socket.written == first + second)
         let sent = try Self.drain(frames)
         #expect(sent.count == 1)
         #expect(sent[0].header.acknowledgmentNumber == seq &+ UInt32(first.count + second.count))
+    }
+
+    @Test func gatheredDataIsWrittenEvenWhenAnAnswerCarriedTheACK() throws {
+        let socket = MemorySocket()
+        let (flow, frames, seq, ack, ports) = try established(socket: socket)
+        socket.incoming = Array("answer".utf8)
+        try Segment([.ack, .psh], seq: seq, ack: ack, payload: Array("question".utf8), sourcePort: ports.0, destinationPort: ports.1)
+            .withView { flow.guest($0, now: start) }
+        let sent = try Self.drain(frames)
+        #expect(sent.first?.payload == Array("answer".utf8) && sent.first?.header.acknowledgmentNumber == seq &+ 8)
+        #expect(!flow.acknowledgmentPending && flow.needsFlush, "the answer acknowledged the question, which still waits to be written")
+        flow.flushAcknowledgment()
+        #expect(socket.written == Array("question".utf8))
+        #expect(!flow.needsFlush)
     }
 
     @Test func whatAFullHostSocketDoesNotTakeIsKeptAndTheWindowShrinks() throws {
@@ -216,9 +230,9 @@ final class MemorySocket: FlowSocket {
         let payload = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
         try Segment([.ack], seq: seq, ack: ack, payload: payload, sourcePort: ports.0, destinationPort: ports.1)
             .withView { flow.guest($0, now: start) }
+        flow.flushAcknowledgment()
         #expect(socket.written.count == 10)
         #expect(socket.watchingWritable)
-        flow.flushAcknowledgment()
         let acknowledged = try #require(try Self.drain(frames).last)
         #expect(acknowledged.header.acknowledgmentNumber == seq &+ 1000, "the guest need not send it again")
         let window = Int(acknowledged.header.window) << 7
@@ -238,8 +252,8 @@ final class MemorySocket: FlowSocket {
         let payload = [UInt8](repeating: 9, count: 3000)
         try Segment([.ack], seq: seq, ack: ack, payload: payload, sourcePort: ports.0, destinationPort: ports.1)
             .withView { flow.guest($0, now: start) }
-        #expect(socket.written.count <= 2000)
         flow.flushAcknowledgment()
+        #expect(socket.written.count <= 2000)
         let acknowledged = try #require(try Self.drain(frames).last)
         #expect(acknowledged.header.acknowledgmentNumber &- seq <= 2000)
     }

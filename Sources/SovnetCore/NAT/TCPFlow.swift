@@ -2,8 +2,8 @@
 // end of the guest's connection (RFC 793/9293) and relays the byte stream to
 // a host socket (`FlowSocket`) without buffering it:
 //
-// - guest → host: an in-order segment is written to the socket at once and
-//   acknowledged. The window offered to the guest is the room left in the
+// - guest → host: in-order segments are gathered over a batch of frames and
+//   written to the socket with one call, then acknowledged together. The window offered to the guest is the room left in the
 //   socket's send buffer, so a slow host peer slows the guest. The room is an
 //   estimate: what a write does not take is kept (`unwritten`) and written
 //   when the socket has room, and the window shrinks by it meanwhile. A guest
@@ -52,8 +52,11 @@ public final class TCPFlow {
     public private(set) var wantsTurn = false
     /// Why the flow ended, when it did not end with FINs both ways.
     public private(set) var endReason: String?
-    /// Guest data was taken but not acknowledged yet: call `flushAcknowledgment`.
+    /// Guest data was taken but not acknowledged yet.
     public private(set) var acknowledgmentPending = false
+    /// Guest data waits to be written or acknowledged: call `flushAcknowledgment`
+    /// once the batch of frames is done.
+    public var needsFlush: Bool { acknowledgmentPending || !gathered.isEmpty }
 
     // Toward the guest.
     private let initialSequence: UInt32
@@ -76,6 +79,10 @@ public final class TCPFlow {
     private var guestFinished = false
     /// Guest bytes acknowledged but not yet taken by the host socket.
     private var unwritten: [UInt8] = []
+    /// Guest bytes of this batch, written with one call by `flushAcknowledgment`.
+    private var gathered: [UInt8] = []
+    /// The most capacity `gathered` keeps between batches.
+    private static let gatheredCapacity = 256 * 1024
     /// The right edge of the window last offered to the guest.
     private var windowEdge: UInt32 = 0
     /// A zero window was offered; the socket is watched for room to reopen it.
@@ -269,9 +276,25 @@ public final class TCPFlow {
         reopening = false
     }
 
-    /// Sends the ACK owed for guest data taken in this batch.
+    /// Writes the guest data gathered in this batch and sends the ACK owed
+    /// for it. Call it before the frames of the batch are released.
     public func flushAcknowledgment() {
-        if acknowledgmentPending { sendAcknowledgment() }
+        writeGathered()
+        if acknowledgmentPending, phase != .closed { sendAcknowledgment() }
+    }
+
+    /// One write for the batch's guest data; what the socket did not take is kept.
+    private func writeGathered() {
+        guard !gathered.isEmpty else { return }
+        defer { gathered.removeAll(keepingCapacity: gathered.capacity <= Self.gatheredCapacity) }
+        guard phase == .open else { return }
+        guard let taken = gathered.withUnsafeBytes({ socket.write($0) }) else {
+            abort(resetGuest: true, because: "host write failed")
+            return
+        }
+        guard taken < gathered.count else { return }
+        unwritten.append(contentsOf: gathered[taken...])
+        socket.wantWritable(true)
     }
 
     /// Runs the flow's timer if it is due.
@@ -402,14 +425,7 @@ public final class TCPFlow {
         if trimmed { payload = UnsafeRawBufferPointer(rebasing: payload[..<room]) }
         if !payload.isEmpty {
             if unwritten.isEmpty {
-                guard let taken = socket.write(payload) else {
-                    abort(resetGuest: true, because: "host write failed")
-                    return
-                }
-                if taken < payload.count {
-                    unwritten.append(contentsOf: payload[taken...])
-                    socket.wantWritable(true)
-                }
+                gathered.append(contentsOf: payload)
             } else {
                 unwritten.append(contentsOf: payload)
             }
@@ -419,8 +435,9 @@ public final class TCPFlow {
         if fin, !trimmed {
             receiveNext = receiveNext &+ 1
             guestFinished = true
-            if unwritten.isEmpty { socket.shutdownWrite() }
-            sendAcknowledgment()
+            writeGathered()
+            if unwritten.isEmpty, phase == .open { socket.shutdownWrite() }
+            if phase == .open { sendAcknowledgment() }
         }
     }
 
@@ -566,7 +583,7 @@ public final class TCPFlow {
     /// in bytes. The right edge it gives never moves left (RFC 9293 §3.8.6):
     /// a smaller room only stops the edge from advancing.
     private func advertisedWindow() -> (field: UInt16, bytes: Int) {
-        let room = min(socket.writeSpace - unwritten.count, context.settings.maximumWindow, 65535 << Int(ownShift))
+        let room = min(socket.writeSpace - unwritten.count - gathered.count, context.settings.maximumWindow, 65535 << Int(ownShift))
         let promised = phase == .open ? max(0, Int(Int32(bitPattern: windowEdge &- receiveNext))) : 0
         let space = max(0, room, promised)
         let field = UInt16(space >> Int(ownShift))

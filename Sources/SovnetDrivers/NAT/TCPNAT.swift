@@ -256,7 +256,7 @@ final class TCPNAT {
             remove(id)
             return
         }
-        if entry.flow.acknowledgmentPending { owingAcknowledgment.insert(id) }
+        if entry.flow.needsFlush { owingAcknowledgment.insert(id) }
         if entry.flow.wantsTurn {
             if context.blockedPorts.contains(entry.flow.link.port) {
                 parked[entry.flow.link.port, default: []].insert(id)
