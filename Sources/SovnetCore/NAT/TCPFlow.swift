@@ -89,19 +89,43 @@ public final class TCPFlow {
     private var windowClosed = false
     private var reopening = false
 
-    /// A flow for a guest's SYN; the driver has started connecting `socket`.
-    public init(guestSYN segment: TCPView, key: FlowKey, link: GuestLink, socket: FlowSocket,
-                context: TCPContext, now: ContinuousClock.Instant) {
+    /// What both kinds of flow start with.
+    private init(key: FlowKey, link: GuestLink, socket: FlowSocket, context: TCPContext, phase: Phase) {
         self.key = key
         self.link = link
         self.socket = socket
         self.context = context
-        phase = .connecting
+        self.phase = phase
         initialSequence = context.initialSequenceNumber()
         unacknowledged = initialSequence
         nextToSend = initialSequence
         highestSent = initialSequence
         retransmissionTimeout = context.settings.initialRetransmissionTimeout
+        segmentSize = context.settings.maximumSegmentSize
+    }
+
+    /// A flow for a guest's SYN; the driver has started connecting `socket`.
+    public convenience init(guestSYN segment: TCPView, key: FlowKey, link: GuestLink, socket: FlowSocket,
+                            context: TCPContext, now: ContinuousClock.Instant) {
+        self.init(key: key, link: link, socket: socket, context: context, phase: .connecting)
+        adoptOptions(of: segment)
+        guestWindow = Int(segment.window)
+        deadline = now + context.settings.connectTimeout
+        count(fromGuest: segment)
+    }
+
+    /// A flow the host opened (a port forward): sends a SYN to the guest.
+    public convenience init(connectingTo key: FlowKey, link: GuestLink, socket: FlowSocket,
+                            context: TCPContext, now: ContinuousClock.Instant) {
+        self.init(key: key, link: link, socket: socket, context: context, phase: .synSent)
+        nextToSend = initialSequence &+ 1
+        highestSent = nextToSend
+        sendSYN(acknowledging: false)
+        deadline = now + retransmissionTimeout
+    }
+
+    /// Takes the MSS and window scale of the guest's SYN, and its sequence number.
+    private func adoptOptions(of segment: TCPView) {
         let options = (try? segment.options()) ?? TCPOptions()
         segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize)
         if let shift = options.windowScale {
@@ -110,27 +134,6 @@ public final class TCPFlow {
         }
         receiveNext = segment.sequenceNumber &+ 1
         windowEdge = receiveNext
-        guestWindow = Int(segment.window)
-        deadline = now + context.settings.connectTimeout
-        count(fromGuest: segment)
-    }
-
-    /// A flow the host opened (a port forward): sends a SYN to the guest.
-    public init(connectingTo key: FlowKey, link: GuestLink, socket: FlowSocket,
-                context: TCPContext, now: ContinuousClock.Instant) {
-        self.key = key
-        self.link = link
-        self.socket = socket
-        self.context = context
-        phase = .synSent
-        initialSequence = context.initialSequenceNumber()
-        unacknowledged = initialSequence
-        nextToSend = initialSequence &+ 1
-        highestSent = nextToSend
-        retransmissionTimeout = context.settings.initialRetransmissionTimeout
-        segmentSize = context.settings.maximumSegmentSize
-        sendSYN(acknowledging: false)
-        deadline = now + retransmissionTimeout
     }
 
     /// The state's name in RFC 9293's terms, for `/stats`.
@@ -463,14 +466,7 @@ public final class TCPFlow {
             return
         }
         guard flags.contains(.syn) else { return }
-        let options = (try? segment.options()) ?? TCPOptions()
-        segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize)
-        if let shift = options.windowScale {
-            guestShift = min(shift, 14)
-            ownShift = context.settings.windowShift
-        }
-        receiveNext = segment.sequenceNumber &+ 1
-        windowEdge = receiveNext
+        adoptOptions(of: segment)
         unacknowledged = ack
         guestWindow = Int(segment.window)
         phase = .open

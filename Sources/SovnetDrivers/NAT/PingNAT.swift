@@ -18,7 +18,7 @@ final class PingNAT {
         let reason: DropReason
     }
 
-    private struct Flow {
+    private struct Flow: IdleFlow {
         let key: FlowKey
         let link: GuestLink
         let descriptor: Int32
@@ -30,9 +30,7 @@ final class PingNAT {
     private let logger: Logger
     let idleTimeout: Duration
     let maximumFlows: Int
-    private var flows: [FlowKey: UInt64] = [:]
-    private var entries: [UInt64: Flow] = [:]
-    private var nextID: UInt64 = 1
+    private var table = IdleFlowTable<Flow>()
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     private var refusalLogged = false
     var counters = TrafficCounters()
@@ -45,24 +43,24 @@ final class PingNAT {
         self.logger = logger
     }
 
-    var count: Int { entries.count }
+    var count: Int { table.count }
 
     /// An echo request from the guest to `target`.
     func guest(_ icmp: ICMPv4View, from guest: IPv4Address, to remote: IPv4Address, link: GuestLink,
                target: IPv4Address, now: ContinuousClock.Instant) -> DropReason? {
         let key = FlowKey(guest: guest, guestPort: icmp.identifier, remote: remote, remotePort: 0)
         let id: UInt64
-        if let existing = flows[key] {
+        if let existing = table.id(of: key) {
             id = existing
         } else {
-            guard entries.count < maximumFlows else { return .flowLimit }
+            guard table.count < maximumFlows else { return .flowLimit }
             switch open(key: key, link: link, target: target, now: now) {
             case .success(let opened): id = opened
             case .failure(let refusal): return refusal.reason
             }
         }
-        guard let flow = entries[id] else { return .noFlow }
-        entries[id]?.lastActive = now
+        guard let flow = table.entries[id] else { return .noFlow }
+        table.update(id) { $0.lastActive = now }
         counters.packetsFromGuest += 1
         counters.bytesFromGuest += icmp.body.count
         let bytes = icmp.bytes
@@ -87,25 +85,23 @@ final class PingNAT {
             }
             return .failure(Refusal(reason: .hostSocket))
         }
-        let id = nextID
-        nextID += 1
+        let id = table.reserveID()
         guard InetAddress.connect(fd, target, 0) == 0,
               (try? epoll.add(fd, [.readable], token: LoopToken.pingFlow(id).rawValue)) != nil else {
             close(fd)
             return .failure(Refusal(reason: .hostSocket))
         }
-        flows[key] = id
-        entries[id] = Flow(key: key, link: link, descriptor: fd, lastActive: now)
+        table.insert(Flow(key: key, link: link, descriptor: fd, lastActive: now), id: id)
         return .success(id)
     }
 
     /// Replies waiting on a flow's socket.
     func event(_ id: UInt64, now: ContinuousClock.Instant) {
-        guard let flow = entries[id] else { return }
+        guard let flow = table.entries[id] else { return }
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(flow.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count >= ICMPv4View.headerLength else { break }
-            entries[id]?.lastActive = now
+            table.update(id) { $0.lastActive = now }
             buffer.withUnsafeBytes { raw in
                 guard let reply = try? ICMPv4View(UnsafeRawBufferPointer(rebasing: raw[..<count]), verifyChecksum: false),
                       reply.type == .echoReply else { return }
@@ -120,23 +116,20 @@ final class PingNAT {
 
     /// Ends the flows of a guest's port that went away.
     func detach(_ port: PortID) {
-        for (id, flow) in entries where flow.link.port == port { remove(id) }
+        for id in table.flows(on: port) { remove(id) }
     }
 
     func tick(now: ContinuousClock.Instant) {
-        for (id, flow) in entries where now - flow.lastActive >= idleTimeout {
-            remove(id)
-        }
+        for id in table.idle(at: now, for: idleTimeout) { remove(id) }
     }
 
     private func remove(_ id: UInt64) {
-        guard let flow = entries.removeValue(forKey: id) else { return }
-        flows[flow.key] = nil
+        guard let flow = table.remove(id) else { return }
         epoll.remove(flow.descriptor)
         close(flow.descriptor)
     }
 
     func closeAll() {
-        for id in Array(entries.keys) { remove(id) }
+        for id in Array(table.entries.keys) { remove(id) }
     }
 }

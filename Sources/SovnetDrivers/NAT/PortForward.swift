@@ -24,17 +24,23 @@ public struct PortForward: Hashable, Sendable, CustomStringConvertible {
         }
         self.remote = remoteAddress
         remotePort = port
+        self.local = try Self.normalizedLocal(kind: kind, local)
+    }
+
+    /// A local address as forwards are keyed by it: `:PORT` becomes
+    /// `127.0.0.1:PORT`; a unix forward's path must be absolute.
+    public static func normalizedLocal(kind: Kind, _ local: String) throws(PortForwardError) -> String {
         switch kind {
         case .unix:
             guard local.hasPrefix("/") else { throw PortForwardError("bad local '\(local)': a unix forward needs an absolute path") }
-            self.local = local
+            return local
         case .tcp, .udp:
-            guard let (host, port) = Self.split(local) else {
+            guard let (host, port) = split(local) else {
                 throw PortForwardError("bad local '\(local)': want IP:PORT or :PORT")
             }
             let address = host.isEmpty ? IPv4Address(127, 0, 0, 1) : IPv4Address(host)
             guard let address else { throw PortForwardError("bad local address '\(host)': want an IPv4 address") }
-            self.local = "\(address):\(port)"
+            return "\(address):\(port)"
         }
     }
 

@@ -48,11 +48,6 @@ final class TCPNAT {
         entries.values.reduce(into: [:]) { $0[$1.flow.stateName, default: 0] += 1 }
     }
 
-    /// The earliest flow timer.
-    var nextDeadline: ContinuousClock.Instant? {
-        entries.values.compactMap(\.flow.deadline).min()
-    }
-
     /// Whether a segment belongs to a flow already in the table.
     func hasFlow(_ key: FlowKey) -> Bool { flows[key] != nil }
 

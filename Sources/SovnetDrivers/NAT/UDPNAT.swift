@@ -16,7 +16,7 @@ import SovnetLink
 import SovnetWire
 
 final class UDPNAT {
-    private struct Flow {
+    private struct Flow: IdleFlow {
         let key: FlowKey
         var link: GuestLink
         /// The connected socket of a guest-opened flow, or the forward's socket.
@@ -33,9 +33,7 @@ final class UDPNAT {
     private let logger: Logger
     let idleTimeout: Duration
     let maximumFlows: Int
-    private var flows: [FlowKey: UInt64] = [:]
-    private var entries: [UInt64: Flow] = [:]
-    private var nextID: UInt64 = 1
+    private var table = IdleFlowTable<Flow>()
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     var counters = TrafficCounters()
     private(set) var flowLimitHits = 0
@@ -48,33 +46,35 @@ final class UDPNAT {
         self.logger = logger
     }
 
-    var count: Int { entries.count }
+    var count: Int { table.count }
 
     /// A datagram from the guest; `target` is the host address for a new flow
     /// (nil: only an existing flow, such as a port forward's, may take it).
     func guest(_ ip: IPv4View, _ udp: UDPView, key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)?,
                now: ContinuousClock.Instant) -> DropReason? {
         let id: UInt64
-        if let existing = flows[key] {
+        if let existing = table.id(of: key) {
             id = existing
         } else {
             guard let target else {
                 unreachable(quoting: ip, link: link, code: ICMPv4UnreachableCode.port)
                 return .noFlow
             }
-            guard entries.count < maximumFlows else {
+            guard table.count < maximumFlows else {
                 flowLimitHits += 1
                 return .flowLimit
             }
             guard let opened = open(key: key, link: link, target: target) else { return .hostSocket }
             id = opened
         }
-        guard entries[id] != nil else { return .noFlow }
-        entries[id]!.lastActive = now
-        entries[id]!.link = link
-        entries[id]!.quoted.removeAll(keepingCapacity: true)
-        entries[id]!.quoted.append(contentsOf: ip.bytes.prefix(ip.headerLength + 8))
-        let flow = entries[id]!
+        guard table.entries[id] != nil else { return .noFlow }
+        table.update(id) { flow in
+            flow.lastActive = now
+            flow.link = link
+            flow.quoted.removeAll(keepingCapacity: true)
+            flow.quoted.append(contentsOf: ip.bytes.prefix(ip.headerLength + 8))
+        }
+        let flow = table.entries[id]!
         counters.packetsFromGuest += 1
         counters.bytesFromGuest += udp.payload.count
         let payload = udp.payload
@@ -100,16 +100,14 @@ final class UDPNAT {
             logger.warning("UDP \(key): no host socket: \(String(cString: strerror(errno)))")
             return nil
         }
-        let id = nextID
-        nextID += 1
+        let id = table.reserveID()
         let result = InetAddress.connect(fd, target.0, target.1)
         guard result == 0, (try? epoll.add(fd, [.readable], token: LoopToken.udpFlow(id).rawValue)) != nil else {
             logger.debug("UDP \(key): connect \(target.0):\(target.1): \(String(cString: strerror(result)))")
             close(fd)
             return nil
         }
-        flows[key] = id
-        entries[id] = Flow(key: key, link: link, descriptor: fd, client: nil, lastActive: .now, quoted: [])
+        table.insert(Flow(key: key, link: link, descriptor: fd, client: nil, lastActive: .now, quoted: []), id: id)
         return id
     }
 
@@ -117,26 +115,25 @@ final class UDPNAT {
     /// guest's address and port, the gateway and a port chosen for the client).
     func forwarded(_ payload: UnsafeRawBufferPointer, from client: sockaddr_in, listener: Int32, key: FlowKey,
                    link: GuestLink, now: ContinuousClock.Instant) {
-        if flows[key] == nil {
-            guard entries.count < maximumFlows else {
+        if let id = table.id(of: key) {
+            table.update(id) { $0.lastActive = now }
+        } else {
+            guard table.count < maximumFlows else {
                 flowLimitHits += 1
                 return
             }
-            let id = nextID
-            nextID += 1
-            flows[key] = id
-            entries[id] = Flow(key: key, link: link, descriptor: listener, client: client, lastActive: now, quoted: [])
+            let flow = Flow(key: key, link: link, descriptor: listener, client: client, lastActive: now, quoted: [])
+            table.insert(flow, id: table.reserveID())
         }
-        if let id = flows[key] { entries[id]?.lastActive = now }
         toGuest(key: key, link: link, payload: payload)
     }
 
     /// The flow a forward's client already has, if any.
     func forwardKey(client: sockaddr_in, listener: Int32) -> FlowKey? {
-        entries.values.first { $0.descriptor == listener && $0.client.map { Self.same($0, client) } == true }?.key
+        table.entries.values.first { $0.descriptor == listener && $0.client.map { Self.same($0, client) } == true }?.key
     }
 
-    func isFree(_ key: FlowKey) -> Bool { flows[key] == nil }
+    func isFree(_ key: FlowKey) -> Bool { table.id(of: key) == nil }
 
     private static func same(_ a: sockaddr_in, _ b: sockaddr_in) -> Bool {
         a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port
@@ -144,7 +141,7 @@ final class UDPNAT {
 
     /// Answers waiting on a flow's host socket.
     func event(_ id: UInt64, now: ContinuousClock.Instant) {
-        guard let flow = entries[id], flow.client == nil else { return }
+        guard let flow = table.entries[id], flow.client == nil else { return }
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(flow.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count < 0 {
@@ -153,7 +150,7 @@ final class UDPNAT {
                 logger.debug("UDP \(flow.key): \(String(cString: strerror(errno)))")
                 break
             }
-            entries[id]?.lastActive = now
+            table.update(id) { $0.lastActive = now }
             buffer.withUnsafeBytes { toGuest(key: flow.key, link: flow.link, payload: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
     }
@@ -181,24 +178,21 @@ final class UDPNAT {
 
     /// Ends flows idle for longer than the timeout.
     func tick(now: ContinuousClock.Instant) {
-        for (id, flow) in entries where now - flow.lastActive >= idleTimeout {
-            remove(id)
-        }
+        for id in table.idle(at: now, for: idleTimeout) { remove(id) }
     }
 
     /// Ends the flows of a guest's port that went away.
     func detach(_ port: PortID) {
-        for (id, flow) in entries where flow.link.port == port { remove(id) }
+        for id in table.flows(on: port) { remove(id) }
     }
 
     /// Ends the flows of a forward's socket (when it is unexposed).
     func removeFlows(listener: Int32) {
-        for (id, flow) in entries where flow.client != nil && flow.descriptor == listener { remove(id) }
+        for (id, flow) in table.entries where flow.client != nil && flow.descriptor == listener { remove(id) }
     }
 
     private func remove(_ id: UInt64) {
-        guard let flow = entries.removeValue(forKey: id) else { return }
-        flows[flow.key] = nil
+        guard let flow = table.remove(id) else { return }
         if flow.client == nil {
             epoll.remove(flow.descriptor)
             close(flow.descriptor)
@@ -206,6 +200,6 @@ final class UDPNAT {
     }
 
     func closeAll() {
-        for id in Array(entries.keys) { remove(id) }
+        for id in Array(table.entries.keys) { remove(id) }
     }
 }

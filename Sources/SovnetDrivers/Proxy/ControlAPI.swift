@@ -67,16 +67,8 @@ public enum ControlAPI {
                 Forward(local: $0.local, remote: "\($0.remote):\($0.remotePort)", protocol: $0.kind.rawValue)
             })
         case ("POST", "/services/forwarder/expose"):
-            let request: Forward
             do {
-                request = try JSONDecoder().decode(Forward.self, from: Data(body))
-            } catch {
-                return self.error(400, "bad forward JSON: \(error)")
-            }
-            guard let kind = PortForward.Kind(rawValue: request.protocol ?? "tcp") else {
-                return self.error(400, "unknown protocol '\(request.protocol ?? "")': want tcp, udp or unix")
-            }
-            do {
+                let (request, kind) = try decodeForward(body)
                 let forward = try PortForward(kind: kind, local: request.local, remote: request.remote ?? "")
                 if let problem = forwarding.expose(forward) { return self.error(409, problem.description) }
                 return Response(status: 200, body: [])
@@ -84,28 +76,33 @@ public enum ControlAPI {
                 return self.error(400, error.description)
             }
         case ("POST", "/services/forwarder/unexpose"):
-            let request: Forward
             do {
-                request = try JSONDecoder().decode(Forward.self, from: Data(body))
-            } catch {
-                return self.error(400, "bad forward JSON: \(error)")
-            }
-            guard let kind = PortForward.Kind(rawValue: request.protocol ?? "tcp") else {
-                return self.error(400, "unknown protocol '\(request.protocol ?? "")': want tcp, udp or unix")
-            }
-            let local: String
-            do {
-                local = try PortForward(kind: kind, local: request.local, remote: "0.0.0.0:1").local
+                let (request, kind) = try decodeForward(body)
+                let local = try PortForward.normalizedLocal(kind: kind, request.local)
+                if let problem = forwarding.unexpose(kind: kind, local: local) { return self.error(404, problem.description) }
+                return Response(status: 200, body: [])
             } catch {
                 return self.error(400, error.description)
             }
-            if let problem = forwarding.unexpose(kind: kind, local: local) { return self.error(404, problem.description) }
-            return Response(status: 200, body: [])
         case (_, "/services/forwarder/all"), (_, "/services/forwarder/expose"), (_, "/services/forwarder/unexpose"):
             return error(405, "\(method) is not allowed on \(route)")
         default:
             return error(404, "no such endpoint: \(route)")
         }
+    }
+
+    /// A forwarder request's JSON and its protocol (tcp when not given).
+    private static func decodeForward(_ body: [UInt8]) throws(PortForwardError) -> (Forward, PortForward.Kind) {
+        let request: Forward
+        do {
+            request = try JSONDecoder().decode(Forward.self, from: Data(body))
+        } catch {
+            throw PortForwardError("bad forward JSON: \(error)")
+        }
+        guard let kind = PortForward.Kind(rawValue: request.protocol ?? "tcp") else {
+            throw PortForwardError("unknown protocol '\(request.protocol ?? "")': want tcp, udp or unix")
+        }
+        return (request, kind)
     }
 
     /// Routes one request. The caller holds whatever lock guards `network`.

@@ -49,6 +49,8 @@ public final class Proxy {
     /// Guests whose connection has a backlog (watched for writability).
     private var blockedPorts: Set<PortID> = []
     private var published = ContinuousClock.now
+    /// Something happened since the statistics were last published.
+    private var unpublished = false
     private static let publishInterval: Duration = .milliseconds(100)
 
     public init(options: ProxyOptions, logger: Logger) throws {
@@ -119,17 +121,22 @@ public final class Proxy {
             }
             try epoll.wait(milliseconds: timeout()) { raw, events in
                 guard let token = LoopToken(rawValue: raw) else { return }
+                unpublished = true
                 try handle(token, events)
             }
             let now = ContinuousClock.now
             if let deadline = shared.withLock({ $0.nextDeadline }), now >= deadline {
                 perform(shared.withLock { $0.tick(now: now) })
             }
-            if let deadline = nat.nextDeadline, now >= deadline { nat.tick(now: now) }
+            if let deadline = nat.nextDeadline, now >= deadline {
+                nat.tick(now: now)
+                unpublished = true
+            }
             nat.endBatch(now: now)
             flushNAT()
-            if now - published >= Self.publishInterval {
+            if unpublished, now - published >= Self.publishInterval {
                 published = now
+                unpublished = false
                 shared.nat = nat.statistics
             }
         }
@@ -162,7 +169,7 @@ public final class Proxy {
     private func timeout() -> Int32 {
         if nat.hasWork { return 0 }
         var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
-        if shared.nat != nat.statistics { deadlines.append(published + Self.publishInterval) }
+        if unpublished { deadlines.append(published + Self.publishInterval) }
         guard let deadline = deadlines.min() else { return -1 }
         let left = deadline - ContinuousClock.now
         if left <= .zero { return 0 }
@@ -174,7 +181,8 @@ public final class Proxy {
         guard !nat.frames.isEmpty else { return }
         nat.frames.withFramesByPort { port, frames in
             guard guests[port] != nil else { return }
-            shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: frames.reduce(0) { $0 + $1.count }) }
+            let bytes = nat.frames.bytesByPort[port, default: 0]
+            shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: bytes) }
             for frame in frames {
                 capture?.write(frame)
                 if options.debug { logger.debug("nat>\(port) \(FrameSummary.describe(Array(frame)).text)") }

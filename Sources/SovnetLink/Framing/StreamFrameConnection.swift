@@ -89,20 +89,27 @@ public final class StreamFrameConnection: FrameEndpoint {
         var index = 0
         while index < frames.count {
             let batch = min(frames.count - index, Self.sendBatch)
-            for slot in 0..<batch {
-                let frame = frames[index + slot]
-                guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
-                    throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
-                }
-                let header = prefixes + 4 * slot
-                prefix.store(frame.count, at: header)
-                vectors[2 * slot] = iovec(iov_base: header, iov_len: prefix.size)
-                vectors[2 * slot + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
-            }
+            _ = try prepareVectors(frames[index..<(index + batch)])
             try Descriptor.writeAll(writeDescriptor, UnsafeMutableBufferPointer(rebasing: vectors[..<(2 * batch)]),
                                     isSocket: writesToSocket)
             index += batch
         }
+    }
+
+    /// Fills one iovec pair (prefix, frame) per frame; returns the bytes they describe.
+    private func prepareVectors(_ frames: ArraySlice<UnsafeRawBufferPointer>) throws -> Int {
+        var total = 0
+        for (slot, frame) in frames.enumerated() {
+            guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
+                throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
+            }
+            let header = prefixes + 4 * slot
+            prefix.store(frame.count, at: header)
+            vectors[2 * slot] = iovec(iov_base: header, iov_len: prefix.size)
+            vectors[2 * slot + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
+            total += prefix.size + frame.count
+        }
+        return total
     }
 
     public var hasBacklog: Bool { backlogStart < backlog.count }
@@ -117,18 +124,7 @@ public final class StreamFrameConnection: FrameEndpoint {
         var index = 0
         while index < frames.count {
             let batch = min(frames.count - index, Self.sendBatch)
-            var total = 0
-            for slot in 0..<batch {
-                let frame = frames[index + slot]
-                guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
-                    throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
-                }
-                let header = prefixes + 4 * slot
-                prefix.store(frame.count, at: header)
-                vectors[2 * slot] = iovec(iov_base: header, iov_len: prefix.size)
-                vectors[2 * slot + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
-                total += prefix.size + frame.count
-            }
+            let total = try prepareVectors(frames[index..<(index + batch)])
             let written = try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(rebasing: vectors[..<(2 * batch)]),
                                                    isSocket: writesToSocket)
             if written < total {
