@@ -32,6 +32,9 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        // zlib and liblzma, to read the configuration inside a guest kernel image.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
 
         // Layer 2: how frames travel: framings, endpoints, tap, capture.
         .target(
@@ -56,7 +59,7 @@ let package = Package(
         .target(
             name: "SovnetDrivers",
             dependencies: [
-                "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim",
+                "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim", "CZlib", "CLzma",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

@@ -191,3 +191,7 @@ int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int f
     fill_headers(headers, slots, count, 0);
     return sendmmsg(fd, headers, count, flags);
 }
+
+const void *sovnet_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
+}

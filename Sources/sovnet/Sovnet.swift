@@ -15,7 +15,8 @@ struct Sovnet: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            ForwardCommand.self, ProxyCommand.self, UpCommand.self, PcapCommand.self, BenchCommand.self,
+            ForwardCommand.self, ProxyCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self,
+            CheckCommand.self, DoctorCommand.self, PcapCommand.self, BenchCommand.self,
         ]
     )
 }

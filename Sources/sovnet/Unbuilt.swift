@@ -11,14 +11,6 @@ struct NotYetBuilt: Error, CustomStringConvertible {
     }
 }
 
-struct UpCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "up",
-        abstract: "Boot a guest (network namespace, QEMU or crosvm) and check that it is reachable."
-    )
-    func run() throws { throw NotYetBuilt(command: "up", issue: 7) }
-}
-
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",

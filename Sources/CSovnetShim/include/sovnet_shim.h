@@ -74,4 +74,7 @@ int sovnet_recvmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int f
 /// Returns how many were sent, or -1 with errno.
 int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int flags);
 
+/// memmem(3): the first occurrence of `needle` in `haystack`, or NULL.
+const void *sovnet_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 #endif

@@ -66,6 +66,10 @@ public final class VirtualNetwork {
     /// Where DNS answers are built, fragmented if need be.
     private let answerFrames: GuestFrames
     private var ipIdentification: UInt16 = 0
+    /// Identifiers of the gateway's own echo requests, whose replies are kept (`GatewayEcho`).
+    var echoIdentifiers: Set<UInt16> = []
+    /// Replies to the gateway's echo requests, until the driver takes them.
+    var echoReplies: [GatewayEchoReply] = []
 
     public init(configuration: VirtualNetworkConfiguration) {
         self.configuration = configuration
@@ -109,6 +113,12 @@ public final class VirtualNetwork {
     private func counted(_ deliveries: [Delivery]) -> [Delivery] {
         for case .send(let bytes, let target) in deliveries { count(out: bytes.count, to: target) }
         return deliveries
+    }
+
+    /// The IPv4 identification for the gateway's next packet.
+    func nextIdentification() -> UInt16 {
+        ipIdentification &+= 1
+        return ipIdentification
     }
 
     /// A new port for a guest that connected.
@@ -233,7 +243,7 @@ public final class VirtualNetwork {
         counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
     }
 
-    private func count(out bytes: Int, to port: PortID) {
+    func count(out bytes: Int, to port: PortID) {
         counters.ports[port.rawValue, default: PortCounters()].framesOut += 1
         counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
     }
@@ -317,7 +327,7 @@ public final class VirtualNetwork {
         }
         switch ip.protocol {
         case .icmp where forGateway:
-            deliveries += echo(ip, to: ethernet.source, port: port)
+            deliveries += echo(ip, to: ethernet.source, port: port, now: now)
         case .udp:
             guard let udp = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
                 counters.drop(.badChecksum)
@@ -341,9 +351,14 @@ public final class VirtualNetwork {
         }
     }
 
-    private func echo(_ ip: IPv4View, to mac: MACAddress, port: PortID) -> [Delivery] {
+    private func echo(_ ip: IPv4View, to mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> [Delivery] {
         guard let icmp = try? ICMPv4View(ip.payload) else {
             counters.drop(.malformedICMP)
+            return []
+        }
+        if icmp.type == .echoReply, echoIdentifiers.contains(icmp.identifier), echoReplies.count < 4096 {
+            echoReplies.append(GatewayEchoReply(source: ip.source, identifier: icmp.identifier,
+                                                sequence: icmp.sequence, received: now))
             return []
         }
         guard icmp.type == .echoRequest else {
@@ -354,9 +369,8 @@ public final class VirtualNetwork {
         var out: [UInt8] = []
         out.reserveCapacity(14 + ip.totalLength)
         EthernetHeader(destination: mac, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
-        ipIdentification &+= 1
         IPv4Header(source: configuration.gatewayAddress, destination: ip.source, protocol: .icmp,
-                   payloadLength: ip.payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
+                   payloadLength: ip.payload.count, ttl: 64, identification: nextIdentification()).emit(into: &out)
         reply.emit(body: icmp.body, into: &out)
         counters.echoReplies += 1
         return [.send(out, to: port)]
@@ -402,9 +416,8 @@ public final class VirtualNetwork {
         var out: [UInt8] = []
         out.reserveCapacity(14 + 28 + payload.count)
         EthernetHeader(destination: macDestination, source: configuration.gatewayMAC, etherType: .ipv4).emit(into: &out)
-        ipIdentification &+= 1
         IPv4Header(source: configuration.gatewayAddress, destination: ipDestination, protocol: .udp,
-                   payloadLength: 8 + payload.count, ttl: 64, identification: ipIdentification).emit(into: &out)
+                   payloadLength: 8 + payload.count, ttl: 64, identification: nextIdentification()).emit(into: &out)
         UDPHeader(sourcePort: 67, destinationPort: 68).emit(payload: payload, source: configuration.gatewayAddress,
                                                             destination: ipDestination, into: &out)
         return [.send(out, to: port)]

@@ -243,6 +243,32 @@ final class NAT {
         }
     }
 
+    /// Starts a TCP handshake from the gateway to `guest`:`port` (a reachability
+    /// check) and calls `report` when it ends. The flow's host end is one side
+    /// of a socketpair whose other side is closed once the handshake is over,
+    /// so an open connection is closed again with FIN.
+    func probeTCP(guest: IPv4Address, port: UInt16, now: ContinuousClock.Instant,
+                  report: @escaping (TCPHandshakeOutcome) -> Void) {
+        guard let link = neighbor(guest) else { return report(.failed("no guest has \(guest)")) }
+        guard let key = freeKey(guest: guest, port: port, isFree: tcp.isFree) else {
+            return report(.failed("no free gateway port"))
+        }
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                         0, &pair) == 0 else {
+            return report(.failed("socketpair: \(String(cString: strerror(errno)))"))
+        }
+        let ours = pair[1]
+        guard let id = tcp.forward(pair[0], to: key, link: link, now: now) else {
+            close(ours)
+            return report(.failed("the flow limit is reached"))
+        }
+        tcp.watchHandshake(id) { outcome in
+            close(ours)
+            report(outcome)
+        }
+    }
+
     /// A flow key toward a guest from the gateway, with a source port no flow uses.
     private func freeKey(guest: IPv4Address, port: UInt16, isFree: (FlowKey) -> Bool) -> FlowKey? {
         for _ in 0..<28_232 {

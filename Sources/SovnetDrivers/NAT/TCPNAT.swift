@@ -10,6 +10,16 @@ import SovnetCore
 import SovnetLink
 import SovnetWire
 
+/// How a handshake the gateway started toward a guest ended.
+enum TCPHandshakeOutcome: Equatable, Sendable {
+    /// The guest answered with SYN-ACK.
+    case open
+    /// The guest answered with RST: nothing listens on the port.
+    case refused
+    /// The flow ended otherwise, for this reason (no answer, the proxy stopping).
+    case failed(String)
+}
+
 final class TCPNAT {
     private struct Entry {
         let flow: TCPFlow
@@ -139,12 +149,14 @@ final class TCPNAT {
         return (pair[1], nil)
     }
 
-    /// Opens a flow toward the guest for a connection a port forward accepted.
-    func forward(_ fd: Int32, to key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) {
+    /// Opens a flow toward the guest for a connection a port forward accepted;
+    /// returns the flow's id, or nil when it was refused (and `fd` closed).
+    @discardableResult
+    func forward(_ fd: Int32, to key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) -> UInt64? {
         guard entries.count < maximumFlows, flows[key] == nil else {
             flowLimitHits += entries.count < maximumFlows ? 0 : 1
             close(fd)
-            return
+            return nil
         }
         let id = nextID
         nextID += 1
@@ -154,14 +166,24 @@ final class TCPNAT {
         } catch {
             logger.warning("TCP forward \(key): \(error)")
             socket.close(reset: true)
-            return
+            return nil
         }
         let flow = TCPFlow(connectingTo: key, link: link, socket: socket, context: context, now: now)
         let entry = Entry(flow: flow, socket: socket)
         flows[key] = id
         entries[id] = entry
         opened += 1
+        return id
     }
+
+    /// Calls `report` once the handshake of flow `id` (opened by `forward`)
+    /// ends: open when the guest answered the SYN, refused on its RST.
+    func watchHandshake(_ id: UInt64, report: @escaping (TCPHandshakeOutcome) -> Void) {
+        handshakeWatchers[id] = report
+    }
+
+    /// Those waiting for the end of a flow's handshake (`watchHandshake`).
+    private var handshakeWatchers: [UInt64: (TCPHandshakeOutcome) -> Void] = [:]
 
     /// Whether a port forward may use `key` (no live flow holds it).
     func isFree(_ key: FlowKey) -> Bool { flows[key] == nil }
@@ -247,6 +269,12 @@ final class TCPNAT {
 
     /// Files a flow after an event: owed ACKs and turns noted, closed flows removed.
     private func settle(_ id: UInt64, _ entry: Entry) {
+        if entry.flow.phase != .synSent, let report = handshakeWatchers.removeValue(forKey: id) {
+            switch entry.flow.phase {
+            case .closed: report(entry.flow.endReason.map { .failed($0) } ?? .refused)
+            default: report(.open)
+            }
+        }
         if entry.flow.phase == .closed {
             remove(id)
             return
@@ -264,6 +292,7 @@ final class TCPNAT {
     private func remove(_ id: UInt64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
         orphans[id] = nil
+        handshakeWatchers.removeValue(forKey: id)?(.failed(entry.flow.endReason ?? "the flow was removed"))
         if let reason = entry.flow.endReason { logger.debug("TCP \(entry.flow.key) ended: \(reason)") }
         entry.flow.abort(resetGuest: false, because: "removed")
         entry.socket.close(reset: true)

@@ -13,8 +13,15 @@
 //   POST /services/forwarder/expose      {"local": ":8080", "remote": "192.168.127.2:80", "protocol": "tcp"}
 //   POST /services/forwarder/unexpose    {"local": ":8080", "protocol": "tcp"}
 //
-// The forwarder routes act on listeners the proxy loop owns; they go through
-// a `PortForwarding` (the loop's mailbox) without the network's lock.
+// sovnet's own, for `sovnet up` and `sovnet check`:
+//   POST /sovnet/check/ping              {"address": "192.168.127.2", "count": 3, "intervalMs": 200, "timeoutMs": 1000}
+//                                        → a `PingReport`
+//   POST /sovnet/check/tcp               {"address": "192.168.127.2", "port": 22, "timeoutMs": 3000}
+//                                        → a `TCPCheckReport`
+//
+// The forwarder and check routes act on what the proxy loop owns; they go
+// through its mailbox (`PortForwarding`, `GuestProbing`) without the
+// network's lock, and the server runs them off its event loop.
 import Foundation
 import SovnetCore
 import SovnetWire
@@ -49,6 +56,47 @@ public enum ControlAPI {
     /// The route of a request path: the path without its query.
     public static func route(_ path: String) -> String {
         path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+    }
+
+    /// A check request: `count` and `intervalMs` are the ping's only.
+    struct CheckRequest: Codable {
+        var address: String
+        var port: UInt16?
+        var count: Int?
+        var intervalMs: Int?
+        var timeoutMs: Int?
+    }
+
+    /// Whether a route is one of the checks, answered by `respondCheck`.
+    public static func isCheckRoute(_ route: String) -> Bool {
+        route.hasPrefix("/sovnet/check/")
+    }
+
+    /// Runs a check; blocks for about the check's timeout.
+    public static func respondCheck(method: String, path: String, body: [UInt8], probing: GuestProbing) -> Response {
+        let route = route(path)
+        guard route == "/sovnet/check/ping" || route == "/sovnet/check/tcp" else {
+            return error(404, "no such endpoint: \(route)")
+        }
+        guard method == "POST" else { return error(405, "\(method) is not allowed on \(route)") }
+        let request: CheckRequest
+        do {
+            request = try JSONDecoder().decode(CheckRequest.self, from: Data(body))
+        } catch {
+            return self.error(400, "bad check JSON: \(error)")
+        }
+        guard let address = IPv4Address(request.address) else { return error(400, "bad address '\(request.address)'") }
+        let timeout = Duration.milliseconds(request.timeoutMs ?? 1000)
+        guard (1...60_000).contains(request.timeoutMs ?? 1000) else { return error(400, "timeoutMs must be 1 to 60000") }
+        if route == "/sovnet/check/tcp" {
+            guard let port = request.port, port > 0 else { return error(400, "a TCP check needs a port from 1 to 65535") }
+            return json(probing.connect(address, port: port, timeout: timeout))
+        }
+        let count = request.count ?? 3
+        let interval = request.intervalMs ?? 200
+        guard (1...100).contains(count) else { return error(400, "count must be 1 to 100") }
+        guard (1...10_000).contains(interval) else { return error(400, "intervalMs must be 1 to 10000") }
+        return json(probing.ping(address, count: count, interval: .milliseconds(interval), timeout: timeout))
     }
 
     /// Whether a route is one of the forwarder's, answered by `respondForwarder`.

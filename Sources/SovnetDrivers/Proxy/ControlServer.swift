@@ -6,6 +6,7 @@
 // on `-listen` sockets with a request other than `POST /connect`: the frame
 // loop hands those over with the bytes it has already read, which are fed to
 // the HTTP decoder first.
+import Dispatch
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -23,6 +24,7 @@ public final class SharedNetwork: @unchecked Sendable {
     private let network: VirtualNetwork
     private var natStatistics = NATStatistics()
     private var portForwarding: PortForwarding?
+    private var guestProbing: GuestProbing?
 
     public init(_ network: VirtualNetwork) {
         self.network = network
@@ -42,6 +44,12 @@ public final class SharedNetwork: @unchecked Sendable {
     public var forwarding: PortForwarding? {
         get { lock.withLock { portForwarding } }
         set { lock.withLock { portForwarding = newValue } }
+    }
+
+    /// Where the API's check routes go; nil until the loop runs.
+    public var probing: GuestProbing? {
+        get { lock.withLock { guestProbing } }
+        set { lock.withLock { guestProbing = newValue } }
     }
 }
 
@@ -139,26 +147,50 @@ final class APIHandler: ChannelInboundHandler {
             }
         case .end:
             guard let head else { return }
-            let response: ControlAPI.Response
+            self.head = nil
+            let route = ControlAPI.route(head.uri)
             if tooLarge {
-                response = ControlAPI.Response(status: 413, body: Array("request body too large\n".utf8))
-            } else if forwarderOnly, !ControlAPI.isForwarderRoute(ControlAPI.route(head.uri)) {
-                response = ControlAPI.error(404, "only /services/forwarder/ is served inside the virtual network")
-            } else if ControlAPI.isForwarderRoute(ControlAPI.route(head.uri)) {
-                if let forwarding = shared.forwarding {
-                    response = ControlAPI.respondForwarder(method: head.method.rawValue, path: head.uri, body: body,
-                                                           forwarding: forwarding)
-                } else {
-                    response = ControlAPI.error(503, "port forwards are not available yet")
-                }
+                respond(context: context, request: head,
+                        with: ControlAPI.Response(status: 413, body: Array("request body too large\n".utf8)))
+            } else if forwarderOnly, !ControlAPI.isForwarderRoute(route) {
+                respond(context: context, request: head,
+                        with: ControlAPI.error(404, "only /services/forwarder/ is served inside the virtual network"))
+            } else if ControlAPI.isForwarderRoute(route) || ControlAPI.isCheckRoute(route) {
+                respondOffLoop(context: context, request: head, body: body)
             } else {
                 let nat = shared.nat
-                response = shared.withLock {
+                let response = shared.withLock {
                     ControlAPI.respond(method: head.method.rawValue, path: head.uri, body: body, network: $0, nat: nat)
                 }
+                respond(context: context, request: head, with: response)
             }
-            respond(context: context, request: head, with: response)
-            self.head = nil
+        }
+    }
+
+    /// Answers a route that waits on the proxy loop from another thread, so
+    /// the event loop keeps serving meanwhile.
+    private func respondOffLoop(context: ChannelHandlerContext, request head: HTTPRequestHead, body: [UInt8]) {
+        let shared = self.shared
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        DispatchQueue.global().async {
+            let method = head.method.rawValue
+            let response: ControlAPI.Response
+            if ControlAPI.isCheckRoute(ControlAPI.route(head.uri)) {
+                if let probing = shared.probing {
+                    response = ControlAPI.respondCheck(method: method, path: head.uri, body: body, probing: probing)
+                } else {
+                    response = ControlAPI.error(503, "checks are not available yet")
+                }
+            } else if let forwarding = shared.forwarding {
+                response = ControlAPI.respondForwarder(method: method, path: head.uri, body: body, forwarding: forwarding)
+            } else {
+                response = ControlAPI.error(503, "port forwards are not available yet")
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.respond(context: context, request: head, with: response)
+            }
         }
     }
 

@@ -147,7 +147,7 @@ public struct GvproxyConfiguration: Decodable, Sendable {
         return value
     }
 
-    private static func explain(_ error: DecodingError) -> String {
+    static func explain(_ error: DecodingError) -> String {
         switch error {
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context),
              .dataCorrupted(let context):

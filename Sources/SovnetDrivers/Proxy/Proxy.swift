@@ -16,6 +16,7 @@
 // shared with it under a lock; port forwards, owned by this loop, are changed
 // through the mailbox.
 import CSovnetShim
+import Dispatch
 import Glibc
 import Logging
 import SovnetCore
@@ -81,8 +82,10 @@ public final class Proxy {
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
     public func run() throws -> Int32 {
-        signals = sovnet_signal_pipe()
-        try epoll.add(signals, [.readable], token: LoopToken.signals.rawValue)
+        if options.handleSignals {
+            signals = sovnet_signal_pipe()
+            try epoll.add(signals, [.readable], token: LoopToken.signals.rawValue)
+        }
         try epoll.add(mailbox.descriptor, [.readable], token: LoopToken.mailbox.rawValue)
         defer { shutDown() }
         if let path = options.pcapPath {
@@ -110,7 +113,9 @@ public final class Proxy {
             }
             logger.notice("forwarding \(forward)")
         }
-        shared.forwarding = Forwarding(mailbox: mailbox, proxy: self)
+        let access = LoopAccess(mailbox: mailbox, proxy: self)
+        shared.forwarding = access
+        shared.probing = access
         if let pidFile = options.pidFile {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
@@ -141,6 +146,14 @@ public final class Proxy {
             }
         }
         return 0
+    }
+
+    /// Makes `run` return after the current loop turn; for any thread.
+    public func stop() {
+        _ = mailbox.perform { [self] in
+            logger.notice("stopping")
+            stopping = true
+        }
     }
 
     private func handle(_ token: LoopToken, _ events: Epoll.Events) throws {
@@ -405,6 +418,7 @@ public final class Proxy {
 
     private func shutDown() {
         shared.forwarding = nil
+        shared.probing = nil
         mailbox.shut()
         nat.closeAll()
         flushNAT()
@@ -417,10 +431,21 @@ public final class Proxy {
         capture?.flush()
     }
 
-    // MARK: Port forwards, for the control API
+    // MARK: Port forwards and checks, for the control API
 
-    /// The API's way to the forward table: each call runs on the loop's thread.
-    private final class Forwarding: PortForwarding, @unchecked Sendable {
+    /// Sends an echo request from the gateway; when it was sent, or nil when
+    /// no guest has `address`.
+    private func sendEcho(to address: IPv4Address, identifier: UInt16, sequence: UInt16) -> ContinuousClock.Instant? {
+        guard let request = shared.withLock({ $0.echoRequest(to: address, identifier: identifier, sequence: sequence) }) else {
+            return nil
+        }
+        let sent = ContinuousClock.now
+        perform([request])
+        return sent
+    }
+
+    /// The API's way to the forward table and the checks: each call runs on the loop's thread.
+    private final class LoopAccess: PortForwarding, GuestProbing, @unchecked Sendable {
         private let mailbox: LoopMailbox
         private unowned let proxy: Proxy
 
@@ -455,6 +480,87 @@ public final class Proxy {
                     return error
                 }
             } ?? PortForwardError("the proxy is shutting down")
+        }
+
+        func ping(_ address: IPv4Address, count: Int, interval: Duration, timeout: Duration) -> PingReport {
+            let identifier = UInt16.random(in: 1...UInt16.max)
+            var sent: [UInt16: ContinuousClock.Instant] = [:]
+            var replies: [GatewayEchoReply] = []
+            let shared = proxy.shared
+            for sequence in 1...UInt16(clamping: max(1, count)) {
+                if sequence > 1 { sleep(interval) }
+                let time = mailbox.perform { [proxy] in proxy.sendEcho(to: address, identifier: identifier, sequence: sequence) }
+                guard let time else {
+                    return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [], error: "the proxy is shutting down")
+                }
+                guard let time else {
+                    _ = shared.withLock { $0.endEcho(identifier: identifier) }
+                    return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [],
+                                      error: "no guest has \(address)")
+                }
+                sent[sequence] = time
+                replies += shared.withLock { $0.takeEchoReplies(identifier: identifier) }
+            }
+            let deadline = ContinuousClock.now + timeout
+            while Set(replies.map(\.sequence)).count < sent.count, ContinuousClock.now < deadline {
+                sleep(.milliseconds(2))
+                replies += shared.withLock { $0.takeEchoReplies(identifier: identifier) }
+            }
+            replies += shared.withLock { $0.endEcho(identifier: identifier) }
+            var roundTrips: [UInt16: Double] = [:]
+            for reply in replies where reply.source == address {
+                guard let time = sent[reply.sequence], roundTrips[reply.sequence] == nil else { continue }
+                roundTrips[reply.sequence] = (reply.received - time).milliseconds
+            }
+            return PingReport(address: "\(address)", transmitted: sent.count,
+                              roundTrips: roundTrips.sorted { $0.key < $1.key }.map(\.value))
+        }
+
+        func connect(_ address: IPv4Address, port: UInt16, timeout: Duration) -> TCPCheckReport {
+            let answer = HandshakeAnswer()
+            let started = mailbox.perform { [proxy] () -> ContinuousClock.Instant in
+                let now = ContinuousClock.now
+                proxy.nat.probeTCP(guest: address, port: port, now: now) { answer.set($0) }
+                return now
+            }
+            guard let started else {
+                return TCPCheckReport(address: "\(address)", port: port, outcome: .failed, detail: "the proxy is shutting down")
+            }
+            guard let (outcome, time) = answer.wait(timeout: timeout) else {
+                return TCPCheckReport(address: "\(address)", port: port, outcome: .timeout,
+                                      detail: "no answer in \(timeout)")
+            }
+            let elapsed = (time - started).milliseconds
+            switch outcome {
+            case .open: return TCPCheckReport(address: "\(address)", port: port, outcome: .open, milliseconds: elapsed)
+            case .refused:
+                return TCPCheckReport(address: "\(address)", port: port, outcome: .refused, milliseconds: elapsed,
+                                      detail: "connection refused (RST)")
+            case .failed(let reason):
+                return TCPCheckReport(address: "\(address)", port: port, outcome: .failed, detail: reason)
+            }
+        }
+
+        private func sleep(_ duration: Duration) {
+            var time = timespec(tv_sec: Int(duration.components.seconds),
+                                tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
+            nanosleep(&time, nil)
+        }
+    }
+
+    /// Where the loop leaves a handshake's outcome for the thread that asked.
+    private final class HandshakeAnswer: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var value: (TCPHandshakeOutcome, ContinuousClock.Instant)?
+
+        func set(_ outcome: TCPHandshakeOutcome) {
+            value = (outcome, .now)
+            done.signal()
+        }
+
+        func wait(timeout: Duration) -> (TCPHandshakeOutcome, ContinuousClock.Instant)? {
+            guard done.wait(timeout: .now() + .milliseconds(Int(timeout.milliseconds))) == .success else { return nil }
+            return value
         }
     }
 }

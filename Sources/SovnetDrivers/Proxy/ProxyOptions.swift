@@ -22,6 +22,9 @@ public struct ProxyOptions: Sendable {
     public var services: [Endpoint] = []
     /// Address translation, flow limits and port forwards.
     public var nat = NATConfiguration()
+    /// Stop on SIGTERM, SIGINT and SIGHUP; off when the proxy runs inside
+    /// `sovnet up`, which handles signals itself and calls `Proxy.stop()`.
+    public var handleSignals = true
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,

@@ -10,6 +10,11 @@ public func makeListeningSocket(_ endpoint: Endpoint, mode: mode_t) throws(LinkE
     try Sockets.listen(on: endpoint, mode: mode)
 }
 
+/// Opens a socket connected to `endpoint` (a stream endpoint: unix or TCP), for clients.
+public func makeConnectedSocket(_ endpoint: Endpoint) throws(LinkError) -> Int32 {
+    try Sockets.connect(to: endpoint)
+}
+
 enum Sockets {
     /// The socket type an endpoint uses.
     static func type(of endpoint: Endpoint) -> Int32 {

@@ -1,0 +1,57 @@
+// The QEMU command line for a guest: the kernel (and initrd or root disk),
+// virtio-net on `-netdev stream` to the proxy's qemu-framed unix socket,
+// the console on a virtio console port (hvc0) written to a log file (or
+// ttyS0, for kernels without a built-in virtio console), no display, and
+// KVM when /dev/kvm is usable, TCG otherwise.
+import Glibc
+
+/// Builds QEMU's arguments.
+public enum QemuCommand {
+    /// The socket the proxy listens on with the qemu framing.
+    public static func networkSocket(runDirectory: String) -> String { runDirectory + "/qemu.sock" }
+    /// Where the guest's console goes.
+    public static func consoleLog(runDirectory: String) -> String { runDirectory + "/console.log" }
+
+    /// Whether /dev/kvm can be opened for reading and writing.
+    public static var kvmUsable: Bool {
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
+
+    /// The accelerator for `accel` (auto picks KVM when usable).
+    public static func accelerator(_ accel: String?, kvmUsable: Bool) -> String {
+        switch accel ?? "auto" {
+        case "kvm": "kvm"
+        case "tcg": "tcg"
+        default: kvmUsable ? "kvm" : "tcg"
+        }
+    }
+
+    /// `qemu-system-x86_64 …` for `configuration`.
+    public static func arguments(_ configuration: LaunchConfiguration, runDirectory: String, kvmUsable: Bool,
+                                 networkSocket: String? = nil) -> [String] {
+        let guest = configuration.guest
+        let accel = accelerator(guest.accel, kvmUsable: kvmUsable)
+        let log = consoleLog(runDirectory: runDirectory)
+        var arguments = [guest.binary ?? "qemu-system-x86_64", "-M", "q35", "-accel", accel,
+                         "-m", "\(guest.memory ?? 256)", "-smp", "\(guest.cpus ?? 1)",
+                         "-nographic", "-nodefaults", "-no-reboot", "-kernel", guest.kernel ?? ""]
+        if accel == "kvm" { arguments += ["-cpu", "host"] }
+        if let initrd = guest.initrd { arguments += ["-initrd", initrd] }
+        if let disk = guest.disk {
+            arguments += ["-drive", "file=\(disk),if=virtio,format=raw"]
+        }
+        arguments += ["-append", configuration.kernelParameters]
+        if guest.console == "ttyS0" {
+            arguments += ["-serial", "file:\(log)"]
+        } else {
+            arguments += ["-chardev", "file,id=console,path=\(log)", "-device", "virtio-serial-pci",
+                          "-device", "virtconsole,chardev=console"]
+        }
+        arguments += ["-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=\(networkSocket ?? Self.networkSocket(runDirectory: runDirectory))",
+                      "-device", "virtio-net-pci,netdev=net0,mac=\(configuration.guestMAC)"]
+        return arguments
+    }
+}

@@ -1,0 +1,62 @@
+// Which kernel configuration `sovnet up` checks for a guest, and which
+// missing options stop the launch: those without which the guest cannot
+// reach the network or show its console (essential); the others (SYSVIPC,
+// Tailscale's) are warnings, since not every guest runs PostgreSQL or
+// Tailscale. A netns guest runs on this host's kernel: /proc/config.gz.
+import Foundation
+
+/// The kernel check of a launch.
+public struct KernelCheck {
+    public var source: String
+    public var missingEssential: [KernelRequirement] = []
+    public var missingOther: [KernelRequirement] = []
+    /// Why the configuration could not be checked (a warning), if it could not.
+    public var unchecked: String?
+    public var report: KernelReport?
+
+    /// Options whose absence stops a launch of `kind`.
+    public static func essential(_ configuration: LaunchConfiguration) -> Set<String> {
+        switch configuration.guest.kind {
+        case .netns: ["TUN"]
+        case .qemu: configuration.guest.console == "ttyS0" ? ["VIRTIO_PCI"] : ["VIRTIO_PCI", "VIRTIO_CONSOLE"]
+        case .crosvm: ["VIRTIO_CONSOLE", "VIRTIO_PCI", "VIRTIO_BLK", "TUN", "VSOCKETS", "VIRTIO_VSOCKETS"]
+        }
+    }
+
+    /// Reads the guest kernel's configuration and checks it.
+    public static func run(_ configuration: LaunchConfiguration) throws -> KernelCheck {
+        let config: KernelConfig
+        let source: KernelConfig.Source
+        do {
+            if let path = configuration.guest.kernelConfig {
+                config = try KernelConfig.load(file: path)
+                source = .file(path)
+            } else if configuration.guest.kind == .netns {
+                guard FileManager.default.fileExists(atPath: "/proc/config.gz") else {
+                    return KernelCheck(source: "this host's kernel",
+                                       unchecked: "this kernel has no /proc/config.gz: its configuration was not checked")
+                }
+                config = try KernelConfig.load(file: "/proc/config.gz")
+                source = .running
+            } else {
+                let image = configuration.guest.kernel ?? ""
+                config = try KernelConfig.load(image: image)
+                source = .image(image)
+            }
+        } catch {
+            if configuration.guest.kernelConfig != nil { throw LaunchError("\(error)") }
+            return KernelCheck(source: "the guest kernel", unchecked: "kernel configuration not checked: \(error)")
+        }
+        let report = KernelReport(config: config, source: source, vsock: configuration.guest.kind == .crosvm)
+        let essential = essential(configuration)
+        var check = KernelCheck(source: "\(source)", report: report)
+        for requirement in report.missing {
+            if requirement.anyOf.contains(where: essential.contains) {
+                check.missingEssential.append(requirement)
+            } else {
+                check.missingOther.append(requirement)
+            }
+        }
+        return check
+    }
+}
