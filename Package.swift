@@ -86,6 +86,6 @@ let package = Package(
             dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "CSovnetShim"]),
+        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "SovnetDrivers", "CSovnetShim"]),
     ]
 )

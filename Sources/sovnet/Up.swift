@@ -167,14 +167,14 @@ struct DownCommand: ParsableCommand {
         if state.launcherAlive {
             kill(state.launcherPID, SIGTERM)
             let deadline = ContinuousClock.now + .seconds(60)
-            while kill(state.launcherPID, 0) == 0, ContinuousClock.now < deadline { usleep(50_000) }
-            guard kill(state.launcherPID, 0) != 0 else {
+            while LaunchState.isRunning(state.launcherPID), ContinuousClock.now < deadline { usleep(50_000) }
+            guard !LaunchState.isRunning(state.launcherPID) else {
                 throw ValidationError("sovnet up (pid \(state.launcherPID)) did not stop within 60 s")
             }
             print("stopped \(state.configuration.name) (sovnet up pid \(state.launcherPID))")
         } else {
             // The launcher died without cleaning up: end what it recorded, by PID.
-            if let pid = state.guestPID, kill(pid, 0) == 0 {
+            if let pid = state.guestPID, LaunchState.isRunning(pid) {
                 kill(pid, SIGTERM)
                 print("stopped the guest's process \(pid) left by a dead launcher")
             }

@@ -48,7 +48,16 @@ public struct LaunchState: Codable, Sendable {
     }
 
     /// Whether the launcher that wrote the state still runs.
-    public var launcherAlive: Bool { kill(launcherPID, 0) == 0 || errno == EPERM }
+    public var launcherAlive: Bool { Self.isRunning(launcherPID) }
+
+    /// Whether process `pid` exists and has not ended (a zombie, ended but
+    /// not yet reaped by its parent, counts as ended).
+    public static func isRunning(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
 }
 
 extension JSONDecoder {

@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+
+/// `sovnet up`, `status`, `check` and `down` for real: a netns guest
+/// launched by the binary inside a test namespace (so the in-process proxy's
+/// NAT reaches only that namespace), with a service in the guest, the
+/// gateway's ping and TCP handshakes, tailscaled's LocalAPI and the host's
+/// `tailscale` played by stand-ins (`Tests/Peers/tailscale/`).
+@Suite(.serialized, .enabled(if: canMakeNamespaces, "needs root and iproute2 (network namespaces)"))
+struct LaunchTests {
+    static let standIns = CommandLineTests.root.path + "/Tests/Peers/tailscale"
+
+    /// A work folder, the host namespace the launcher runs in, and the LocalAPI stand-in.
+    final class Setup {
+        let work: String
+        let host: TestNamespace
+        let localAPI: Spawned
+        let name: String
+
+        init(_ name: String, status: String = "status-running.json") throws {
+            self.name = name
+            work = NSTemporaryDirectory() + "sovnet-up-\(name)-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work + "/run", withIntermediateDirectories: true)
+            host = try TestNamespace("svt-up")
+            localAPI = try Spawned("python3 -u \(LaunchTests.standIns)/localapi.py \(work)/tailscaled.sock \(LaunchTests.standIns)/\(status)",
+                                   log: work + "/localapi.log")
+            #expect(waitUntil(10) { localAPI.output.contains("serving") }, "\(localAPI.output)")
+        }
+
+        func configuration(ports: [Int]) throws -> String {
+            let text = """
+                name: \(name)
+                guest:
+                  kind: netns
+                  mac: 5a:94:ef:e4:0c:42
+                  services:
+                    - python3 -m http.server 8080 --bind 0.0.0.0
+                checks:
+                  lease-timeout: 20
+                  ping: 3
+                  tcp: [\(ports.map(String.init).joined(separator: ", "))]
+                  tailscale:
+                    localapi: \(work)/tailscaled.sock
+                    host-ping: "true"
+                """
+            let path = work + "/sovnet.yaml"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        /// `sovnet ARGS` inside the host namespace, with the stand-in `tailscale` first in PATH.
+        func sovnet(_ arguments: String) -> String {
+            "ip netns exec \(host.name) env PATH=\(LaunchTests.standIns):/usr/sbin:/usr/bin:/sbin:/bin "
+                + "\(CommandLineTests.binary.path) \(arguments) --run-dir \(work)/run"
+        }
+
+        deinit {
+            localAPI.stop()
+            host.close()
+            try? FileManager.default.removeItem(atPath: work)
+        }
+    }
+
+    struct Report: Decodable {
+        struct Result: Decodable {
+            var name: String
+            var verdict: String
+            var detail: String
+            var tailscalePing: TailscalePing?
+        }
+
+        struct TailscalePing: Decodable {
+            var path: String?
+            var via: String?
+            var pongs: Int
+        }
+
+        var guestAddress: String?
+        var results: [Result]
+        func result(_ name: String) -> Result? { results.first { $0.name == name } }
+    }
+
+    @Test func onceChecksEverythingAndLeavesNothingBehind() throws {
+        let setup = try Setup("once")
+        // A dead socket where the API goes: removed, as a crashed launcher's would be.
+        try shell("python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.bind(\"\(setup.work)/run/api.sock\")'")
+        let config = try setup.configuration(ports: [8080])
+        let up = try Spawned(setup.sovnet("up --config \(config) --once --json"), log: setup.work + "/up.log")
+        let status = up.wait(90)
+        let output = up.output
+        #expect(status == 0, "\(output)")
+        let json = String(output[output.firstIndex(of: "{")!...])
+        let report = try JSONDecoder().decode(Report.self, from: Data(json.utf8))
+        // gvproxy leases .2 to its default MAC only; another MAC gets the next address.
+        #expect(report.guestAddress == "192.168.127.3")
+        for name in ["preflight", "sockets", "network", "guest", "lease", "services", "ping", "tcp 8080", "tailscale", "tailscale ping"] {
+            #expect(report.result(name)?.verdict == "pass", "\(name): \(output)")
+        }
+        #expect(report.result("sockets")?.detail.contains("removed stale api.sock") == true)
+        #expect(report.result("ping")?.detail.hasPrefix("3 transmitted, 3 received, 0% loss, rtt min/avg/max = ") == true)
+        #expect(report.result("tailscale")?.detail.contains("backend Running, online, 100.101.102.103") == true)
+        let ping = report.result("tailscale ping")?.tailscalePing
+        #expect(ping?.pongs == 3 && ping?.path == "direct" && ping?.via == "203.0.113.7:41641")
+        // Progress went to standard error, one line per step.
+        #expect(output.contains("✓ lease: 192.168.127.3 for 5a:94:ef:e4:0c:42"))
+        // Nothing is left: no namespace, no process in it, no socket, no state.
+        #expect(!(try shell("ip netns exec \(setup.host.name) ip netns list")).contains("sovnet-once"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: setup.work + "/run")
+        #expect(!left.contains { $0.hasSuffix(".sock") || $0 == "state.json" }, "\(left)")
+    }
+
+    @Test func failuresAreNamedWithTheirReasons() throws {
+        let setup = try Setup("fails", status: "status-needs-login.json")
+        let config = try setup.configuration(ports: [8080, 9])
+        let up = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/up.log")
+        #expect(up.wait(90) == 1, "\(up.output)")
+        let output = up.output
+        func row(_ name: String) -> [String] {
+            output.split(whereSeparator: \.isNewline).first { $0.hasPrefix(name + "  ") }?
+                .split(separator: " ", maxSplits: name.split(separator: " ").count + 1).map(String.init) ?? []
+        }
+        #expect(row("tcp 8080").contains("PASS"), "\(output)")
+        #expect(row("tcp 9").last?.trimmingCharacters(in: .whitespaces) == "refused: nothing listens on 192.168.127.3:9", "\(output)")
+        #expect(row("tailscale").contains("FAIL"), "\(output)")
+        #expect(output.contains("backend NeedsLogin, offline, "), "\(output)")
+        #expect(output.contains("health: You are logged out."), "\(output)")
+        #expect(output.contains("the guest has no tailnet IPv4 address to ping"), "\(output)")
+        #expect(output.contains("FAILED: tcp 9: refused"), "\(output)")
+
+        // A socket something listens on stops the launch, naming the owner.
+        let squatter = try Spawned("ip netns exec \(setup.host.name) python3 -c 'import socket, time; s = socket.socket(socket.AF_UNIX); "
+                                   + "s.bind(\"\(setup.work)/run/network.sock\"); s.listen(); print(\"ready\", flush=True); time.sleep(60)'",
+                                   log: setup.work + "/squatter.log")
+        defer { squatter.stop() }
+        #expect(waitUntil(10) { squatter.output.contains("ready") })
+        let blocked = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/blocked.log")
+        #expect(blocked.wait(30) == 1)
+        #expect(blocked.output.contains("network.sock is in use by python3 (pid \(squatter.pid))"), "\(blocked.output)")
+    }
+
+    @Test func upServesUntilDownAndStatusAndCheckSeeIt() throws {
+        let setup = try Setup("serve")
+        let config = try setup.configuration(ports: [8080])
+        let up = try Spawned(setup.sovnet("up --config \(config)"), log: setup.work + "/up.log")
+        defer { up.stop() }
+        #expect(waitUntil(60) { up.output.contains("serving; stop with") }, "\(up.output)")
+        let status = try shell(setup.sovnet("status --name serve"))
+        #expect(status.contains("serve: netns guest, up (sovnet up pid "), "\(status)")
+        #expect(status.contains("leases: 192.168.127.3 5a:94:ef:e4:0c:42"), "\(status)")
+        let check = try shell(setup.sovnet("check --name serve"))
+        #expect(check.contains("every check passed"), "\(check)")
+        // The guest is a real namespace: its address and its service are there.
+        // (`ip netns exec` gives the launcher its own mount namespace, where the
+        // guest's /run/netns entry lives: the guest is entered by its PID.)
+        let state = try shell(setup.sovnet("status --name serve --json"))
+        let guestPID = try #require(state.split(separator: "\n").first { $0.contains("\"guestPID\"") }?
+            .split(separator: ":").last?.trimmingCharacters(in: CharacterSet(charactersIn: " ,")))
+        let inside = try shell("nsenter --net=/proc/\(guestPID)/ns/net ip -4 -br addr show tap0")
+        #expect(inside.contains("192.168.127.3/24"), "\(inside)")
+        let down = try shell(setup.sovnet("down --name serve"), seconds: 90)
+        #expect(down.contains("stopped serve"), "\(down)\n\(up.output)")
+        #expect(up.wait(30) == 0, "\(up.output)")
+        #expect(up.output.contains("signal 15: stopping"))
+        #expect(!(try shell("ip netns exec \(setup.host.name) ip netns list")).contains("sovnet-serve"))
+        #expect(throws: ShellError.self) { try shell(setup.sovnet("status --name serve")) }
+    }
+}
