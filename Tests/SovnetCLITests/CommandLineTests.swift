@@ -34,7 +34,7 @@ import Testing
     @Test func helpListsEverySubcommand() throws {
         let result = try run(["--help"])
         #expect(result.status == 0)
-        for command in ["forward", "proxy", "up", "pcap", "bench"] {
+        for command in ["forward", "proxy", "up", "down", "status", "check", "doctor", "pcap", "bench"] {
             #expect(result.output.contains("  \(command) "), "\(command) missing from --help")
         }
     }
@@ -45,7 +45,13 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
-    @Test(arguments: [("up", 7), ("bench", 6)])
+    @Test func upRefusesAnIncompleteGuestBeforeStartingAnything() throws {
+        let result = try run(["up", "--guest", "qemu", "--name", "incomplete"])
+        #expect(result.status == 64)
+        #expect(result.error.contains("guest.kernel is needed for a qemu guest"))
+    }
+
+    @Test(arguments: [("bench", 6)])
     func unbuiltCommandsSaySoAndFail(command: String, issue: Int) throws {
         let result = try run([command])
         #expect(result.status != 0)
