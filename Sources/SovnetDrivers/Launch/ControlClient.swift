@@ -60,7 +60,7 @@ public struct ControlClient: Sendable {
     /// Splits an HTTP/1.1 answer into status and body (plain or chunked).
     static func parse(_ answer: [UInt8], from endpoint: Endpoint) throws -> Response {
         let separator: [UInt8] = [13, 10, 13, 10]
-        guard let end = KernelImage.offsets(of: separator, in: answer[...]).first else {
+        guard let end = answer.firstRange(of: separator)?.lowerBound else {
             throw LaunchError("\(endpoint): not an HTTP answer")
         }
         let head = String(decoding: answer[..<end], as: UTF8.self)
@@ -79,7 +79,7 @@ public struct ControlClient: Sendable {
         var out: [UInt8] = []
         var index = 0
         while index < bytes.count {
-            guard let lineEnd = KernelImage.offsets(of: [13, 10], in: bytes[index...]).first else { break }
+            guard let lineEnd = bytes[index...].firstRange(of: [13, 10])?.lowerBound else { break }
             let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
             guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
                 throw LaunchError("\(endpoint): bad chunk size")

@@ -489,16 +489,17 @@ public final class Proxy {
             let shared = proxy.shared
             for sequence in 1...UInt16(clamping: max(1, count)) {
                 if sequence > 1 { sleep(interval) }
-                let time = mailbox.perform { [proxy] in proxy.sendEcho(to: address, identifier: identifier, sequence: sequence) }
-                guard let time else {
+                // nil: the loop has stopped; .some(nil): no guest has the address.
+                switch mailbox.perform({ [proxy] in proxy.sendEcho(to: address, identifier: identifier, sequence: sequence) }) {
+                case nil:
                     return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [], error: "the proxy is shutting down")
-                }
-                guard let time else {
+                case .some(nil):
                     _ = shared.withLock { $0.endEcho(identifier: identifier) }
                     return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [],
                                       error: "no guest has \(address)")
+                case .some(let time?):
+                    sent[sequence] = time
                 }
-                sent[sequence] = time
                 replies += shared.withLock { $0.takeEchoReplies(identifier: identifier) }
             }
             let deadline = ContinuousClock.now + timeout

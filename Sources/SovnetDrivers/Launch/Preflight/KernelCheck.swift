@@ -12,7 +12,6 @@ public struct KernelCheck {
     public var missingOther: [KernelRequirement] = []
     /// Why the configuration could not be checked (a warning), if it could not.
     public var unchecked: String?
-    public var report: KernelReport?
 
     /// Options whose absence stops a launch of `kind`.
     public static func essential(_ configuration: LaunchConfiguration) -> Set<String> {
@@ -49,7 +48,7 @@ public struct KernelCheck {
         }
         let report = KernelReport(config: config, source: source, vsock: configuration.guest.kind == .crosvm)
         let essential = essential(configuration)
-        var check = KernelCheck(source: "\(source)", report: report)
+        var check = KernelCheck(source: "\(source)")
         for requirement in report.missing {
             if requirement.anyOf.contains(where: essential.contains) {
                 check.missingEssential.append(requirement)

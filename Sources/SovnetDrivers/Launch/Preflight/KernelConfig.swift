@@ -120,13 +120,9 @@ public enum KernelVerdict: Sendable, Equatable {
 }
 
 /// The result of checking a configuration: a line per requirement.
-public struct KernelReport: Sendable, Equatable {
+public struct KernelReport: Sendable {
     public var source: KernelConfig.Source
     public var lines: [(requirement: KernelRequirement, verdict: KernelVerdict)]
-
-    public static func == (a: KernelReport, b: KernelReport) -> Bool {
-        a.source == b.source && a.lines.elementsEqual(b.lines) { $0.requirement == $1.requirement && $0.verdict == $1.verdict }
-    }
 
     public init(config: KernelConfig, source: KernelConfig.Source, vsock: Bool) {
         self.source = source
