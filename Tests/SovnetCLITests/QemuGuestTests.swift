@@ -67,4 +67,44 @@ struct QemuGuestTests {
                                + "-T fields -e frame.protocols")
         #expect(frames.contains("dhcp") && frames.contains("dns"))
     }
+
+    /// `sovnet up --guest qemu` as a user runs it: the same VM image in its
+    /// serve mode (`sovnet.serve`: the console on hvc0 once virtio_console is
+    /// loaded, a lease, a TCP echo on 8080), launched, checked and stopped.
+    /// TCG: this machine's /dev/kvm opens but its guests hang.
+    @Test func sovnetUpLaunchesAndChecksAQemuGuest() throws {
+        try shell("\(Self.root)/scripts/guest-image \(Self.root)/.build-guest", seconds: 600)
+        let work = NSTemporaryDirectory() + "sovnet-qemu-up-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work + "/run", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let host = try TestNamespace("svt-qup")
+        defer { host.close() }
+        try """
+            name: qlab
+            guest:
+              kind: qemu
+              kernel: \(Self.root)/.build-guest/vmlinuz
+              initrd: \(Self.root)/.build-guest/initrd.gz
+              kernel-config: \(Self.root)/.build-guest/config
+              params: sovnet.serve panic=-1
+              accel: tcg
+            checks:
+              lease-timeout: 120
+              tcp: [8080]
+            """.write(toFile: work + "/sovnet.yaml", atomically: true, encoding: .utf8)
+        let up = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) up --config \(work)/sovnet.yaml "
+                             + "--once --run-dir \(work)/run", log: work + "/up.log")
+        let status = up.wait(240)
+        let console = (try? String(contentsOfFile: work + "/run/console.log", encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(up.output)\nconsole:\n\(console.suffix(2000))")
+        #expect(up.output.contains("accelerator tcg"))
+        #expect(up.output.contains("CONFIG_VIRTIO_CONSOLE=m: the initramfs must load it"), "Debian's console is a module")
+        #expect(up.output.contains("✓ lease: 192.168.127.2 for 5a:94:ef:e4:0c:ee"), "\(up.output)")
+        #expect(up.output.contains("✓ tcp 192.168.127.2:8080: open"), "\(up.output)")
+        #expect(up.output.contains(" received, "), "\(up.output)")
+        // The console came through the virtio console (hvc0) into the run directory.
+        #expect(console.contains("SOVNET-GUEST serving"), "\(console.suffix(2000))")
+        // QEMU is gone with the launcher.
+        #expect(!(try shell("pgrep -f '[q]emu-system-x86_64.*\(work)' || true")).contains(where: \.isNumber))
+    }
 }

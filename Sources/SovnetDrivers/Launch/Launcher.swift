@@ -130,7 +130,7 @@ public final class Launcher {
             if kind == .crosvm || configuration.guest.accel == "kvm" {
                 guard kvm else { throw LaunchError("/dev/kvm is not usable (\(String(cString: strerror(errno)))): \(kind) needs KVM") }
             }
-            facts.append(kvm ? "KVM" : "no KVM: TCG")
+            facts.append(kind == .qemu ? "accelerator \(QemuCommand.accelerator(configuration.guest.accel, kvmUsable: kvm))" : "KVM")
             for (key, path) in [("kernel", configuration.guest.kernel), ("initrd", configuration.guest.initrd),
                                 ("disk", configuration.guest.disk)] {
                 guard let path else { continue }
@@ -146,7 +146,10 @@ public final class Launcher {
         }
         if let unchecked = check.unchecked { warnings.append(unchecked) }
         for requirement in check.missingOther { warnings.append("kernel lacks \(Self.describe(requirement))") }
-        if check.unchecked == nil { facts.append("kernel config ok for \(kind) (\(check.source))") }
+        for option in check.earlyModules {
+            warnings.append("\(option)=m: the initramfs must load it (kernel messages before that are lost)")
+        }
+        if check.unchecked == nil { facts.append("kernel config checked for \(kind) (\(check.source))") }
         for warning in warnings { progress.note("warning: \(warning)") }
         return (warnings.isEmpty ? "" : "warning: \(warnings.count) warning(s); ") + facts.joined(separator: ", ")
     }

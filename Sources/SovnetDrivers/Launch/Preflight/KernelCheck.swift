@@ -10,6 +10,9 @@ public struct KernelCheck {
     public var source: String
     public var missingEssential: [KernelRequirement] = []
     public var missingOther: [KernelRequirement] = []
+    /// Options the guest has only as modules that its initramfs must load
+    /// early (the console's: kernel messages before that are lost).
+    public var earlyModules: [String] = []
     /// Why the configuration could not be checked (a warning), if it could not.
     public var unchecked: String?
 
@@ -46,9 +49,13 @@ public struct KernelCheck {
             if configuration.guest.kernelConfig != nil { throw LaunchError("\(error)") }
             return KernelCheck(source: "the guest kernel", unchecked: "kernel configuration not checked: \(error)")
         }
-        let report = KernelReport(config: config, source: source, vsock: configuration.guest.kind == .crosvm)
+        let report = KernelReport(config: config, source: source, vsock: configuration.guest.kind == .crosvm,
+                                  initramfs: configuration.guest.initrd != nil)
         let essential = essential(configuration)
         var check = KernelCheck(source: "\(source)")
+        for (requirement, verdict) in report.lines where !requirement.moduleAllowed {
+            if case .module(let option) = verdict { check.earlyModules.append("CONFIG_\(option)") }
+        }
         for requirement in report.missing {
             if requirement.anyOf.contains(where: essential.contains) {
                 check.missingEssential.append(requirement)

@@ -99,12 +99,13 @@ public struct KernelRequirement: Sendable, Equatable {
         return requirements
     }
 
-    /// How the requirement stands in `config`.
-    public func verdict(in config: KernelConfig) -> KernelVerdict {
+    /// How the requirement stands in `config`. With an `initramfs` to load
+    /// modules early, a module does for every requirement.
+    public func verdict(in config: KernelConfig, initramfs: Bool = false) -> KernelVerdict {
         let values = anyOf.compactMap { option in config.value(option).map { (option, $0) } }
         if let built = values.first(where: { $0.1 == "y" }) { return .present(built.0) }
         if let module = values.first(where: { $0.1 == "m" }) {
-            return moduleAllowed ? .module(module.0) : .missing
+            return moduleAllowed || initramfs ? .module(module.0) : .missing
         }
         return .missing
     }
@@ -124,9 +125,9 @@ public struct KernelReport: Sendable {
     public var source: KernelConfig.Source
     public var lines: [(requirement: KernelRequirement, verdict: KernelVerdict)]
 
-    public init(config: KernelConfig, source: KernelConfig.Source, vsock: Bool) {
+    public init(config: KernelConfig, source: KernelConfig.Source, vsock: Bool, initramfs: Bool = false) {
         self.source = source
-        lines = KernelRequirement.all(vsock: vsock).map { ($0, $0.verdict(in: config)) }
+        lines = KernelRequirement.all(vsock: vsock).map { ($0, $0.verdict(in: config, initramfs: initramfs)) }
     }
 
     /// The requirements not met.
