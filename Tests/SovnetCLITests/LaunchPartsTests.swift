@@ -122,6 +122,9 @@ import Testing
         #expect(throws: LaunchConfiguration.Problem("name 'a b' must be 1 to 32 letters, digits, '-' or '_'")) {
             try LaunchConfiguration.parse("name: a b\n")
         }
+        #expect(throws: LaunchConfiguration.Problem("proxy.listen must be the running proxy's unix:// listener for a netns guest")) {
+            try LaunchConfiguration.parse("proxy:\n  api: unix:///run/sovnet/api.sock\n")
+        }
         #expect((try? LaunchConfiguration.parse(""))?.guest.kind == .netns)
     }
 

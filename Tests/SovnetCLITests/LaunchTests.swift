@@ -27,9 +27,9 @@ struct LaunchTests {
             #expect(waitUntil(10) { localAPI.output.contains("serving") }, "\(localAPI.output)")
         }
 
-        func configuration(ports: [Int]) throws -> String {
+        func configuration(ports: [Int], extra: String = "") throws -> String {
             let text = """
-                name: \(name)
+                \(extra)name: \(name)
                 guest:
                   kind: netns
                   mac: 5a:94:ef:e4:0c:42
@@ -163,5 +163,28 @@ struct LaunchTests {
         #expect(up.output.contains("signal 15: stopping"))
         #expect(!(try shell("ip netns exec \(setup.host.name) ip netns list")).contains("sovnet-serve"))
         #expect(throws: ShellError.self) { try shell(setup.sovnet("status --name serve")) }
+    }
+
+    /// With `proxy:` the launcher uses a `sovnet proxy` already running (its
+    /// API and its `-listen` socket) and leaves it running afterwards.
+    @Test func aRunningProxyIsUsedAndLeftRunning() throws {
+        let setup = try Setup("existing")
+        let proxy = try Spawned("ip netns exec \(setup.host.name) \(CommandLineTests.binary.path) proxy -ssh-port -1 "
+                                + "-listen unix://\(setup.work)/vm.sock --services unix://\(setup.work)/api.sock",
+                                log: setup.work + "/proxy.log")
+        defer { proxy.stop() }
+        #expect(waitUntil(10) { FileManager.default.fileExists(atPath: setup.work + "/api.sock") }, "\(proxy.output)")
+        let config = try setup.configuration(ports: [8080], extra: """
+            proxy:
+              api: unix://\(setup.work)/api.sock
+              listen: unix://\(setup.work)/vm.sock
+
+            """)
+        let up = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/up.log")
+        #expect(up.wait(90) == 0, "\(up.output)\n\(proxy.output)")
+        #expect(up.output.contains("✓ network: using the running proxy at unix://\(setup.work)/api.sock"), "\(up.output)")
+        #expect(up.output.contains("✓ tcp 192.168.127.3:8080: open"), "\(up.output)")
+        #expect(proxy.isRunning, "the running proxy is not the launcher's to stop")
+        #expect(proxy.output.contains("guest on port 1 disconnected"), "the guest left when the launch ended: \(proxy.output)")
     }
 }

@@ -19,7 +19,8 @@
 //     accel: auto                # qemu: auto | kvm | tcg
 //     kernel-config: /path/config      # preflight: the guest kernel's .config
 //   proxy:                       # an already running proxy instead of one in-process
-//     api: unix:///run/sovnet/api.sock
+//     api: unix:///run/sovnet/api.sock       # its --services endpoint
+//     listen: unix:///run/sovnet/vm.sock     # netns: its -listen; qemu: its -listen-qemu
 //   checks:
 //     lease-timeout: 30          # seconds
 //     ping: 3                    # echo requests from the gateway (0: none)
@@ -29,6 +30,7 @@
 //       status-command: [ssh, guest, tailscale, status, --json]
 //       host-ping: auto          # auto | true | false: `tailscale ping` from this host
 import Glibc
+import SovnetLink
 import SovnetWire
 import Yams
 
@@ -89,6 +91,15 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
     public struct ExistingProxy: Codable, Sendable, Equatable {
         /// The control API of a running `sovnet proxy` (its `--services` endpoint).
         public var api: String
+        /// Where the guest connects: the proxy's `-listen` (netns, `vm`
+        /// framing) or `-listen-qemu` (qemu) unix socket. crosvm guests reach
+        /// the proxy over vsock themselves.
+        public var listen: String?
+
+        public init(api: String, listen: String? = nil) {
+            self.api = api
+            self.listen = listen
+        }
     }
 
     public struct Checks: Codable, Sendable, Equatable {
@@ -177,6 +188,14 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
             guard guest.kernel != nil else { throw Problem("guest.kernel is needed for a \(guest.kind) guest") }
         }
         if guest.kind == .crosvm, guest.disk == nil { throw Problem("guest.disk is needed for a crosvm guest") }
+        if let proxy {
+            guard (try? Endpoint(url: proxy.api)) != nil else { throw Problem("proxy.api '\(proxy.api)' is not an endpoint URL") }
+            if guest.kind != .crosvm {
+                guard let listen = proxy.listen, case .unix? = try? Endpoint(url: listen) else {
+                    throw Problem("proxy.listen must be the running proxy's unix:// listener for a \(guest.kind) guest")
+                }
+            }
+        }
         if let timeout = checks.leaseTimeout, !(1...3600).contains(timeout) {
             throw Problem("checks.lease-timeout \(timeout) must be 1 to 3600 seconds")
         }

@@ -165,13 +165,12 @@ public final class Launcher {
             throw LaunchError("\(configuration.name) is already up (sovnet up pid \(state.launcherPID)): "
                               + "`sovnet down --name \(configuration.name)` first")
         }
-        var paths = [apiPath]
+        // The sockets this launch binds: a running proxy's are its own.
+        var paths = configuration.proxy == nil ? [apiPath] : []
         switch configuration.guest.kind {
-        case .netns: paths.append(runDirectory + "/network.sock")
-        case .qemu: paths.append(QemuCommand.networkSocket(runDirectory: runDirectory))
+        case .netns, .qemu: if configuration.proxy == nil { paths.append(guestSocket) }
         case .crosvm: paths.append(CrosvmCommand.controlSocket(runDirectory: runDirectory))
         }
-        if configuration.proxy != nil { paths.removeAll { $0 == apiPath || $0.hasSuffix("/network.sock") } }
         var removed: [String] = []
         for path in paths {
             switch SocketProbe.probe(path) {
@@ -186,11 +185,19 @@ public final class Launcher {
         return removed.isEmpty ? "\(paths.count) free" : "removed stale \(removed.joined(separator: ", "))"
     }
 
-    /// Where the guest reaches the network: the proxy's listener for its kind.
+    /// The unix socket a netns or qemu guest connects to: the running
+    /// proxy's listener, or the one the in-process proxy opens.
+    private var guestSocket: String {
+        if let listen = configuration.proxy?.listen, case .unix(let path)? = try? Endpoint(url: listen) { return path }
+        return configuration.guest.kind == .qemu ? QemuCommand.networkSocket(runDirectory: runDirectory)
+            : runDirectory + "/network.sock"
+    }
+
+    /// Where the in-process proxy listens for the guest, with the framing.
     private var guestEndpoint: (Endpoint, Framing) {
         switch configuration.guest.kind {
-        case .netns: (.unix(path: runDirectory + "/network.sock"), .vm)
-        case .qemu: (.unix(path: QemuCommand.networkSocket(runDirectory: runDirectory)), .qemu)
+        case .netns: (.unix(path: guestSocket), .vm)
+        case .qemu: (.unix(path: guestSocket), .qemu)
         case .crosvm: (.vsock(cid: nil, port: 1024, path: nil), .vm)
         }
     }
@@ -242,13 +249,11 @@ public final class Launcher {
         let guest: LaunchedGuest
         switch configuration.guest.kind {
         case .netns:
-            let path = configuration.proxy == nil ? runDirectory + "/network.sock" : nil
-            guard let path else { throw LaunchError("a netns guest with proxy.api needs the proxy's listener; not supported yet") }
-            guest = NetnsGuest(configuration: configuration, runDirectory: runDirectory, networkURL: "unix://\(path)")
+            guest = NetnsGuest(configuration: configuration, runDirectory: runDirectory, networkURL: "unix://\(guestSocket)")
         case .qemu:
             guest = HypervisorGuest(configuration: configuration, runDirectory: runDirectory,
                                     arguments: QemuCommand.arguments(configuration, runDirectory: runDirectory,
-                                                                     kvmUsable: QemuCommand.kvmUsable))
+                                                                     kvmUsable: QemuCommand.kvmUsable, networkSocket: guestSocket))
         case .crosvm:
             guest = HypervisorGuest(configuration: configuration, runDirectory: runDirectory,
                                     arguments: CrosvmCommand.arguments(configuration, runDirectory: runDirectory))
