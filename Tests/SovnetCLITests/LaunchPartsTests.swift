@@ -61,6 +61,40 @@ import Testing
         #expect(guest.consoleTail(lines: 5).contains("guest console line --extended-status run --disable-sandbox"))
     }
 
+    /// Stopping a crosvm guest asks it first: `crosvm powerbtn` on the control
+    /// socket, which the stand-in turns into a clean power-off of its `run`.
+    @Test func crosvmIsStoppedWithThePowerButton() throws {
+        let work = NSTemporaryDirectory() + "sovnet-crosvm-stop-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let standIn = work + "/crosvm"
+        try """
+            #!/bin/sh
+            echo "crosvm $*" >> \(work)/calls
+            case "$1" in
+                --extended-status) echo $$ > \(work)/run.pid; trap 'echo powered off; exit 0' USR1
+                                   i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; exit 36 ;;
+                powerbtn) kill -USR1 "$(cat \(work)/run.pid)" ;;
+                stop) kill -KILL "$(cat \(work)/run.pid)" ;;
+            esac
+            """.write(toFile: standIn, atomically: true, encoding: .utf8)
+        chmod(standIn, 0o755)
+        var configuration = LaunchConfiguration()
+        configuration.guest.kind = .crosvm
+        configuration.guest.binary = standIn
+        configuration.guest.kernel = "/k"
+        configuration.guest.disk = "/d"
+        let guest = HypervisorGuest(configuration: configuration, runDirectory: work,
+                                    arguments: CrosvmCommand.arguments(configuration, runDirectory: work))
+        try guest.start()
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/run.pid") })
+        guest.stop()
+        #expect(guest.process?.exitStatus == 0)
+        let calls = try String(contentsOfFile: work + "/calls", encoding: .utf8)
+        #expect(calls.contains("crosvm powerbtn \(work)/vm.sock") && !calls.contains("crosvm stop"), "\(calls)")
+        #expect(guest.consoleTail(lines: 3).contains("powered off"))
+    }
+
     @Test func debianKernelConfigurationIsChecked() throws {
         try shell("\(CommandLineTests.root.path)/scripts/guest-image \(CommandLineTests.root.path)/.build-guest", seconds: 600)
         let build = CommandLineTests.root.path + "/.build-guest"
