@@ -13,8 +13,9 @@
 //
 // The gateway answers ARP for its own and the virtual addresses, ICMP echo
 // to its own address, DHCP (`DHCPServer`) and DNS over UDP (`DNSResolver`,
-// which may ask the driver to forward a query upstream). Every frame it
-// refuses is counted under a `DropReason`.
+// which may ask the driver to forward a query upstream); it also sends echo
+// requests of its own for reachability checks (`GatewayEcho`). Every frame
+// it refuses is counted under a `DropReason`.
 import SovnetWire
 
 /// A switch port: one guest connection.
