@@ -7,7 +7,7 @@ import Testing
 /// udhcpc, pings the gateway, resolves a local name, fetches a page and
 /// moves 4 MB down and 3 MB up (checked by SHA-256), asks a DNS server over
 /// UDP and pings, all through the NAT to the proxy side's loopback, then powers off.
-@Suite(.enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
+@Suite(.serialized, .enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
                 "needs root and qemu-system-x86_64 (scripts/test installs it)"))
 struct QemuGuestTests {
     static let root = CommandLineTests.root.path
