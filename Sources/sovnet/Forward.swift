@@ -19,7 +19,7 @@ struct ForwardCommand: ParsableCommand {
     )
 
     @Option(name: [.customLong("url", withSingleDash: true), .customLong("url")],
-            help: "Where the host listens: vsock://CID:PORT/connect, unix:///PATH, tcp://HOST:PORT or stdio:.")
+            help: "Where the host listens: vsock://CID:PORT/connect, unix:///PATH, tcp://HOST:PORT, stdio:, or serial:///dev/hvc1 (a virtio console port).")
     var url = "vsock://2:1024/connect"
 
     @Option(name: [.customLong("protocol")],

@@ -31,6 +31,10 @@ struct ProxyCommand: ParsableCommand {
             help: "Accept one guest with 4-byte framing (QEMU -netdev stream): unix:///PATH or tcp://IP:PORT.")
     var listenQemu: String?
 
+    @Option(name: .customLong("listen-serial"),
+            help: "Accept hypervisors carrying a guest's serial line (sovnet forward -url serial:///dev/hvc1): unix:///PATH.")
+    var listenSerial: [String] = []
+
     @Option(name: [.customLong("listen-bess", withSingleDash: true), .customLong("listen-bess")],
             help: "Accept one guest over SOCK_SEQPACKET: unixpacket:///PATH.")
     var listenBess: String?
@@ -120,8 +124,9 @@ struct ProxyCommand: ParsableCommand {
         if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
-        if listen.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil, services.isEmpty {
-            throw ValidationError("nothing to listen on: give -listen, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
+        if listen.isEmpty, listenSerial.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil,
+           services.isEmpty {
+            throw ValidationError("nothing to listen on: give -listen, --listen-serial, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
         if let mtu, !(576...65521).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65521 (a frame must fit the 16-bit framing)") }
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
@@ -255,6 +260,7 @@ struct ProxyCommand: ParsableCommand {
             pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
         var withServices = options
         withServices.services = try services.map(endpoint)
+        withServices.listenSerial = try listenSerial.map(endpoint)
         withServices.nat = try natConfiguration(file: file, network: network)
         let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }

@@ -12,6 +12,10 @@
 // When the host goes away the tap and its address stay (guest sockets
 // survive), the connection is retried with backoff from 100 ms to 5 s, and
 // the lease is confirmed again (INIT-REBOOT) once it is back.
+//
+// Over a serial line (`serial:///dev/hvc1`) there is no connection to lose:
+// the link's markers name the host's session, and a new session (the proxy
+// restarted, or the hypervisor reconnected) is what confirms the lease again.
 import CSovnetShim
 import Glibc
 import Logging
@@ -34,6 +38,8 @@ public final class Forwarder {
     /// Frames dropped because they were not well-formed Ethernet.
     public private(set) var malformedFromHost = 0
     private var batch: [UnsafeRawBufferPointer] = []
+    /// The host session a serial line last named.
+    private var hostSession: UInt64?
 
     public init(options: ForwarderOptions, logger: Logger) {
         self.options = options
@@ -81,7 +87,9 @@ public final class Forwarder {
             backoff = .milliseconds(100)
             logger.notice("connected to \(options.endpoint) (\(options.framing) framing)")
             let now = ContinuousClock.now
-            if let actions = everConnected ? dhcp?.linkRestored(now: now) : dhcp?.start(now: now) {
+            if !everConnected, let actions = dhcp?.start(now: now) {
+                perform(actions)
+            } else if everConnected, !isSerial, let actions = dhcp?.linkRestored(now: now) {
                 perform(actions)
             }
             everConnected = true
@@ -90,6 +98,11 @@ public final class Forwarder {
             connection = nil
             logger.warning("connection to host lost; reconnecting")
         }
+    }
+
+    private var isSerial: Bool {
+        if case .serial = options.endpoint { return true }
+        return false
     }
 
     // MARK: Setup
@@ -129,7 +142,7 @@ public final class Forwarder {
             pollfd(fd: tap.readDescriptor, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            let timeout = dhcpTimeout()
+            let timeout = Self.milliseconds(until: [dhcp?.nextDeadline, connection.linkDeadline].compactMap { $0 }.min())
             let ready = poll(&descriptors, 3, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -139,6 +152,12 @@ public final class Forwarder {
             if let dhcp = self.dhcp, let deadline = dhcp.nextDeadline, ContinuousClock.now >= deadline {
                 perform(self.dhcp!.tick(now: ContinuousClock.now))
             }
+            do {
+                try connection.linkTimer(now: .now)
+            } catch {
+                logger.warning("host connection: \(error)")
+                return false
+            }
             if descriptors[1].revents != 0 {
                 do {
                     if try fromHost(connection) == .closed { return false }
@@ -146,6 +165,7 @@ public final class Forwarder {
                     logger.warning("host connection: \(error)")
                     return false
                 }
+                noteHostSession(connection)
             }
             if descriptors[2].revents != 0 {
                 do {
@@ -196,9 +216,24 @@ public final class Forwarder {
         capture?.flush()
     }
 
+    /// A serial line names the host's session in its markers: a new one is
+    /// a new host (or a reconnected hypervisor), so the lease is confirmed again.
+    private func noteHostSession(_ connection: FrameEndpoint) {
+        guard let session = (connection as? StreamFrameConnection)?.peerSession, session != hostSession else { return }
+        let previous = hostSession
+        hostSession = session
+        logger.info("serial line synchronised with host session \(String(session, radix: 16))")
+        if previous != nil, let actions = dhcp?.linkRestored(now: .now) { perform(actions) }
+    }
+
     /// Milliseconds until the DHCP client's next deadline, or -1.
     private func dhcpTimeout() -> Int32 {
-        guard let deadline = dhcp?.nextDeadline else { return -1 }
+        Self.milliseconds(until: dhcp?.nextDeadline)
+    }
+
+    /// Milliseconds until `deadline` (rounded up), or -1 for none.
+    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
+        guard let deadline else { return -1 }
         let left = deadline - ContinuousClock.now
         if left <= .zero { return 0 }
         let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1

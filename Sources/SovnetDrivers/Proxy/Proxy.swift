@@ -94,6 +94,9 @@ public final class Proxy {
         for endpoint in options.listen {
             try addListener(try open(endpoint, .vm), single: false)
         }
+        for endpoint in options.listenSerial {
+            try addListener(try open(endpoint, .vm, serial: true), single: false)
+        }
         for (endpoint, framing) in options.singleGuest {
             try addListener(try open(endpoint, framing), single: true)
         }
@@ -252,11 +255,11 @@ public final class Proxy {
         return fd
     }
 
-    private func open(_ endpoint: Endpoint, _ framing: Framing) throws -> FrameListener {
+    private func open(_ endpoint: Endpoint, _ framing: Framing, serial: Bool = false) throws -> FrameListener {
         let listener = try FrameListener(endpoint: endpoint, framing: framing,
                                          maximumFrameLength: options.maximumFrameLength,
-                                         socketMode: mode_t(options.socketMode), logger: logger)
-        logger.notice("listening on \(endpoint) (\(framing))")
+                                         socketMode: mode_t(options.socketMode), serial: serial, logger: logger)
+        logger.notice("listening on \(endpoint) (\(framing)\(serial ? " over a serial line" : ""))")
         return listener
     }
 

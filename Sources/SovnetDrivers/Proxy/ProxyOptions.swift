@@ -6,6 +6,8 @@ import SovnetWire
 public struct ProxyOptions: Sendable {
     /// `-listen`: endpoints accepting any number of `vm` guests.
     public var listen: [Endpoint]
+    /// `--listen-serial`: unix sockets hypervisors connect to with a guest's serial line.
+    public var listenSerial: [Endpoint] = []
     /// `-listen-qemu`, `-listen-bess`, `-listen-vfkit`, `-listen-stdio`: one guest each.
     public var singleGuest: [(Endpoint, Framing)]
     public var network: VirtualNetworkConfiguration

@@ -8,6 +8,9 @@
 //   vsock://:1024                listen on port 1024 of any CID
 //   tcp://127.0.0.1:7777         TCP, IPv4 or [IPv6]
 //   stdio:                       standard input and output
+//   serial:///dev/hvc1           a character device (virtio console port,
+//                                tty, pty) carrying the `vm` framing; a
+//                                sovnet extension (docs/wire-compatibility.md)
 
 /// Where a framed connection goes or comes from.
 public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
@@ -18,6 +21,8 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
     case vsock(cid: UInt32?, port: UInt32, path: String?)
     case tcp(host: String, port: UInt16)
     case stdio
+    /// A character device the guest side opens (a virtio console port).
+    case serial(path: String)
 
     /// Parses an endpoint URL; the error says what is wrong with it.
     public init(url: String) throws(EndpointError) {
@@ -53,6 +58,11 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
                 cid = value
             }
             self = .vsock(cid: cid, port: port, path: path.isEmpty ? nil : String(path))
+        case "serial":
+            guard rest.hasPrefix("/"), rest.count > 1 else {
+                throw EndpointError(url: url, reason: "expected a device path, as in serial:///dev/hvc1")
+            }
+            self = .serial(path: rest)
         case "tcp":
             let authority = rest.prefix { $0 != "/" }
             guard let colon = authority.lastIndex(of: ":"), let port = UInt16(authority[authority.index(after: colon)...]) else {
@@ -63,7 +73,7 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
             guard !host.isEmpty else { throw EndpointError(url: url, reason: "missing host") }
             self = .tcp(host: host, port: port)
         default:
-            throw EndpointError(url: url, reason: "unknown scheme '\(scheme)' (unix, unixpacket, unixgram, vsock, tcp, stdio)")
+            throw EndpointError(url: url, reason: "unknown scheme '\(scheme)' (unix, unixpacket, unixgram, vsock, tcp, stdio, serial)")
         }
     }
 
@@ -93,6 +103,7 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
         case .vsock(let cid, let port, let path): "vsock://\(cid.map(String.init) ?? ""):\(port)\(path ?? "")"
         case .tcp(let host, let port): host.contains(":") ? "tcp://[\(host)]:\(port)" : "tcp://\(host):\(port)"
         case .stdio: "stdio:"
+        case .serial(let path): "serial://\(path)"
         }
     }
 }

@@ -138,6 +138,7 @@ enum Sockets {
         case .unix, .unixPacket, .unixDatagram: family = AF_UNIX
         case .tcp(let host, _): family = host.contains(":") ? AF_INET6 : AF_INET
         case .stdio: throw LinkError.unsupported("stdio is not a socket")
+        case .serial(let path): throw LinkError.unsupported("\(path) is a device, not a socket")
         }
         let fd = socket(family, type(of: endpoint) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw LinkError.lastError("socket for \(endpoint)") }
@@ -204,8 +205,8 @@ enum Sockets {
             withUnsafeMutableBytes(of: &storage) { raw in
                 raw.copyMemory(from: UnsafeRawBufferPointer(start: list.pointee.ai_addr, count: Int(length)))
             }
-        case .stdio:
-            throw LinkError.unsupported("stdio has no socket address")
+        case .stdio, .serial:
+            throw LinkError.unsupported("\(endpoint) has no socket address")
         }
         return try withUnsafePointer(to: &storage) { (pointer) throws(LinkError) -> R in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(LinkError) -> R in

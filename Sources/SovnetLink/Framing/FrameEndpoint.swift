@@ -26,9 +26,17 @@ public protocol FrameEndpoint: AnyObject {
     var hasBacklog: Bool { get }
     /// The descriptor to watch for writability while there is a backlog.
     var sendDescriptor: Int32 { get }
+
+    /// When the link needs `linkTimer` called (a serial line's next head); nil for never.
+    var linkDeadline: ContinuousClock.Instant? { get }
+    /// Does the link's timed work that is due at `now`.
+    func linkTimer(now: ContinuousClock.Instant) throws
 }
 
 extension FrameEndpoint {
+    public var linkDeadline: ContinuousClock.Instant? { nil }
+    public func linkTimer(now: ContinuousClock.Instant) throws {}
+
     /// Sends one frame.
     public func send(_ frame: UnsafeRawBufferPointer) throws {
         try send([frame])

@@ -8,6 +8,14 @@
 // For the `vm` framing's serving side, the decoder first consumes the
 // connecting side's HTTP request head, and any frame bytes that arrived with
 // it are decoded as frames (gvproxy must do the same).
+//
+// On a serial line (`SerialLink.swift`) the decoder is given the marker its
+// peer sends: it discards bytes until a whole marker, takes markers that
+// stand where a frame may, and on a length no frame can have it discards
+// again until the next marker, counting what it dropped instead of throwing.
+
+import CSovnetShim
+import Glibc
 
 /// Decodes length-prefixed frames from a stream.
 public final class FrameStreamDecoder {
@@ -17,6 +25,17 @@ public final class FrameStreamDecoder {
     public let expectedRequestPath: String?
     /// The request head once it has been read.
     public private(set) var requestHead: String?
+    /// On a serial line, the marker that resynchronises the stream.
+    public let marker: SerialMarker?
+    /// Whether frame boundaries are known (always, without a marker).
+    public private(set) var isSynchronized: Bool
+    /// Markers read so far, and the last one whole.
+    public private(set) var markersRead = 0
+    public private(set) var lastMarker: [UInt8] = []
+    /// Bytes discarded while looking for a marker.
+    public private(set) var discardedBytes = 0
+    /// Times a length no frame can have made the decoder look for a marker again.
+    public private(set) var lostSynchronization = 0
 
     /// Longest request head accepted before giving up.
     public static let maximumRequestHeadLength = 8192
@@ -29,13 +48,17 @@ public final class FrameStreamDecoder {
     /// - Parameters:
     ///   - expectedRequestPath: for the serving side of `vm`, the path of the
     ///     request head to expect first (gvproxy: `/connect`).
+    ///   - marker: on a serial line, the peer's marker: the decoder starts
+    ///     unsynchronised and never throws.
     ///   - bufferCapacity: bytes read at most per call; at least one prefix
     ///     and one maximum-length frame.
     public init(prefix: LengthPrefix, maximumFrameLength: Int, expectedRequestPath: String? = nil,
-                bufferCapacity: Int = 256 * 1024) {
+                marker: SerialMarker? = nil, bufferCapacity: Int = 256 * 1024) {
         self.prefix = prefix
         self.maximumFrameLength = min(maximumFrameLength, prefix.maximumLength)
         self.expectedRequestPath = expectedRequestPath
+        self.marker = marker
+        isSynchronized = marker == nil
         let capacity = max(bufferCapacity, prefix.size + self.maximumFrameLength,
                            expectedRequestPath == nil ? 0 : Self.maximumRequestHeadLength)
         storage = .allocate(byteCount: capacity, alignment: 16)
@@ -89,8 +112,28 @@ public final class FrameStreamDecoder {
         }
         var frames = 0
         let base = UnsafeRawPointer(storage.baseAddress!)
-        while end - start >= prefix.size {
+        reading: while end - start >= prefix.size {
+            if let marker {
+                if !isSynchronized {
+                    guard seek(marker) else { break }
+                    continue
+                }
+                switch markerAtStart(marker) {
+                case .whole:
+                    takeMarker(marker)
+                    continue reading
+                case .partial:
+                    break reading
+                case .none:
+                    break
+                }
+            }
             let length = prefix.load(from: base + start)
+            if marker != nil, length < 14 || length > maximumFrameLength {
+                isSynchronized = false
+                lostSynchronization += 1
+                continue
+            }
             try FramingError.check(length: length, maximum: maximumFrameLength)
             let frameStart = start + prefix.size
             guard end - frameStart >= length else { break }
@@ -115,7 +158,49 @@ public final class FrameStreamDecoder {
 
     /// Throws if the stream ended inside a frame (call at end of file).
     public func finish() throws(FramingError) {
-        if end > start { throw FramingError.closedMidFrame(bufferedBytes: end - start) }
+        if end > start, marker == nil { throw FramingError.closedMidFrame(bufferedBytes: end - start) }
+    }
+
+    private enum MarkerMatch { case whole, partial, none }
+
+    /// Whether the unconsumed bytes begin with a marker (or could, with more of them).
+    private func markerAtStart(_ marker: SerialMarker) -> MarkerMatch {
+        let available = end - start
+        let compared = min(available, marker.prefix.count)
+        let matches = marker.prefix.withUnsafeBytes { expected in
+            memcmp(storage.baseAddress! + start, expected.baseAddress!, compared) == 0
+        }
+        guard matches else { return .none }
+        return available >= marker.length ? .whole : .partial
+    }
+
+    /// Consumes the marker at the start of the unconsumed bytes.
+    private func takeMarker(_ marker: SerialMarker) {
+        lastMarker = Array(UnsafeRawBufferPointer(rebasing: storage[start..<(start + marker.length)]))
+        start += marker.length
+        markersRead += 1
+        isSynchronized = true
+    }
+
+    /// Discards bytes up to the next marker and takes it; false when more
+    /// bytes are needed (the tail that may begin a marker is kept).
+    private func seek(_ marker: SerialMarker) -> Bool {
+        let available = end - start
+        let found = marker.prefix.withUnsafeBytes { needle in
+            sovnet_memmem(storage.baseAddress! + start, available, needle.baseAddress!, needle.count)
+        }
+        guard let found else {
+            let kept = min(available, marker.prefix.count - 1)
+            discardedBytes += available - kept
+            start = end - kept
+            return false
+        }
+        let offset = UnsafeRawPointer(storage.baseAddress!).distance(to: found)
+        discardedBytes += offset - start
+        start = offset
+        guard end - start >= marker.length else { return false }
+        takeMarker(marker)
+        return true
     }
 
     private func compact() {

@@ -19,6 +19,14 @@ public enum FrameTransport {
             return StreamFrameConnection(framing: framing, readDescriptor: 0, writeDescriptor: 1,
                                          maximumFrameLength: maximumFrameLength, logger: logger)
         }
+        if case .serial(let path) = endpoint {
+            let fd = try SerialDevice.open(path)
+            let connection = StreamFrameConnection(framing: framing, readDescriptor: fd, writeDescriptor: fd,
+                                                   maximumFrameLength: maximumFrameLength,
+                                                   serial: .guest(requestPath: "/connect"), logger: logger)
+            try connection.beginSerialLink()
+            return connection
+        }
         let fd = try Sockets.connect(to: endpoint)
         switch framing {
         case .bess, .vfkit:
@@ -44,6 +52,7 @@ public enum FrameTransport {
         case .unixPacket: framing == .bess
         case .unixDatagram: framing == .vfkit
         case .unix, .vsock, .tcp, .stdio: framing.lengthPrefix != nil
+        case .serial: framing == .vm
         }
         guard fits else {
             throw LinkError.unsupported("the \(framing) framing cannot run over \(endpoint)")
@@ -56,11 +65,15 @@ public enum FrameTransport {
 /// Stream and seqpacket endpoints accept any number of connections. A
 /// datagram (vfkit) or stdio endpoint has one peer: `accept` returns its
 /// connection once. The socket path is created with `socketMode` and removed
-/// by `close`.
+/// by `close`. A serial listener's connections come from a hypervisor that
+/// carries a guest's serial line (`SerialLink.swift`): `vm` frames with
+/// markers, no request head first.
 public final class FrameListener {
     public let endpoint: Endpoint
     public let framing: Framing
     public let maximumFrameLength: Int
+    /// Whether connections are the host end of a serial line.
+    public let serial: Bool
     /// The listening descriptor (for polling); -1 for stdio.
     public let descriptor: Int32
     private let logger: Logger
@@ -68,12 +81,19 @@ public final class FrameListener {
     private var closed = false
 
     public init(endpoint: Endpoint, framing: Framing, maximumFrameLength: Int = FrameTransport.defaultMaximumFrameLength,
-                socketMode: mode_t = 0o600, logger: Logger = Logger(label: "sovnet.link")) throws {
+                socketMode: mode_t = 0o600, serial: Bool = false, logger: Logger = Logger(label: "sovnet.link")) throws {
         self.endpoint = endpoint
         self.framing = framing
         self.maximumFrameLength = maximumFrameLength
+        self.serial = serial
         self.logger = logger
         try FrameTransport.checkCompatible(endpoint, framing)
+        if serial {
+            guard case .unix = endpoint, framing == .vm else {
+                throw LinkError.unsupported("a serial line is served on a unix:// socket with the vm framing")
+            }
+        }
+        if case .serial = endpoint { throw LinkError.unsupported("\(endpoint) is a guest's device; the host serves a unix:// socket") }
         descriptor = endpoint == .stdio ? -1 : try Sockets.listen(on: endpoint, mode: socketMode)
     }
 
@@ -98,6 +118,11 @@ public final class FrameListener {
         case (_, .bess), (_, .vfkit):
             return PacketFrameConnection(framing: framing, descriptor: try Sockets.accept(descriptor),
                                          maximumFrameLength: maximumFrameLength, logger: logger)
+        case _ where serial:
+            let fd = try Sockets.accept(descriptor)
+            return StreamFrameConnection(framing: framing, readDescriptor: fd, writeDescriptor: fd,
+                                         maximumFrameLength: maximumFrameLength,
+                                         serial: .host(session: UInt64.random(in: 1...UInt64.max)), logger: logger)
         default:
             var expectedPath: String?
             if framing == .vm {

@@ -9,6 +9,11 @@
 // `send` waits for room; `enqueue` does not: the bytes the kernel did not
 // take (a frame may be cut in the middle) go to a backlog that `flushBacklog`
 // writes later, so a server never blocks on one slow peer.
+//
+// On a serial line (`SerialLink.swift`) the connection also keeps the
+// markers: the guest's end writes its head when opened and on a timer
+// (`linkTimer`), the host's end answers each head it reads with its reply,
+// queued behind whatever frames are already on their way.
 import Glibc
 import Logging
 
@@ -27,6 +32,12 @@ public final class StreamFrameConnection: FrameEndpoint {
     private var backlogStart = 0
     public var backlogLimit = defaultBacklogLimit
     public private(set) var drops = DropCounters()
+    /// Which end of a serial line this is; nil on a socket.
+    public let serial: SerialRole?
+    /// The session named by the host's last reply (guest end of a serial line).
+    public private(set) var peerSession: UInt64?
+    private var markersHandled = 0
+    private var nextHead: ContinuousClock.Instant?
 
     /// Frames per system call when sending.
     public static let sendBatch = 512
@@ -34,18 +45,22 @@ public final class StreamFrameConnection: FrameEndpoint {
     private let prefixes: UnsafeMutableRawPointer
 
     /// Wraps connected descriptors (the same one twice for a socket).
-    /// - Parameter expectedRequestPath: on the serving side of `vm`, the
-    ///   request path to read before frames (`/connect`).
+    /// - Parameters:
+    ///   - expectedRequestPath: on the serving side of `vm`, the request
+    ///     path to read before frames (`/connect`).
+    ///   - serial: the end of a serial line this is (the `vm` framing with markers).
     public init(framing: Framing, readDescriptor: Int32, writeDescriptor: Int32, maximumFrameLength: Int,
-                expectedRequestPath: String? = nil, logger: Logger = Logger(label: "sovnet.link")) {
+                expectedRequestPath: String? = nil, serial: SerialRole? = nil,
+                logger: Logger = Logger(label: "sovnet.link")) {
         let prefix = framing.lengthPrefix ?? .littleEndian16
         self.framing = framing
         self.prefix = prefix
         self.readDescriptor = readDescriptor
         self.writeDescriptor = writeDescriptor
         self.logger = logger
+        self.serial = serial
         decoder = FrameStreamDecoder(prefix: prefix, maximumFrameLength: maximumFrameLength,
-                                     expectedRequestPath: expectedRequestPath)
+                                     expectedRequestPath: expectedRequestPath, marker: serial?.incomingMarker)
         writesToSocket = Descriptor.isSocket(writeDescriptor)
         vectors = .allocate(capacity: 2 * Self.sendBatch)
         prefixes = .allocate(byteCount: 4 * Self.sendBatch, alignment: 4)
@@ -78,7 +93,9 @@ public final class StreamFrameConnection: FrameEndpoint {
         }
         decoder.commit(count)
         do {
-            return .frames(try decoder.forEachFrame(body))
+            let frames = try decoder.forEachFrame(body)
+            if serial != nil, decoder.markersRead != markersHandled { try markersArrived() }
+            return .frames(frames)
         } catch let error as FramingError {
             if error != .otherRequest { logger.warning("closing \(framing) connection: \(error)") }
             throw LinkError.framing(error)
@@ -184,7 +201,56 @@ public final class StreamFrameConnection: FrameEndpoint {
         backlogStart = 0
     }
 
-    /// Writes raw bytes before any frame (the `vm` request head).
+    // MARK: Serial line
+
+    /// When `linkTimer` must run next: the guest end's next head.
+    public var linkDeadline: ContinuousClock.Instant? { nextHead }
+
+    /// Writes the guest end's head when it is due: every 2 s, or every
+    /// 250 ms while the host's replies are not being read.
+    public func linkTimer(now: ContinuousClock.Instant) throws {
+        guard case .guest(let path) = serial, let due = nextHead, now >= due else { return }
+        try sendRaw(Framing.vmRequestHead(path: path))
+        nextHead = now + (decoder.isSynchronized ? SerialRole.headInterval : SerialRole.unsynchronisedHeadInterval)
+    }
+
+    /// Opens the guest end of a serial line: the first head goes out now.
+    func beginSerialLink() throws {
+        guard case .guest(let path) = serial else { return }
+        try sendRaw(Framing.vmRequestHead(path: path))
+        nextHead = .now + SerialRole.unsynchronisedHeadInterval
+    }
+
+    /// The host end answers heads; the guest end learns the host's session.
+    private func markersArrived() throws {
+        markersHandled = decoder.markersRead
+        switch serial {
+        case .host(let session):
+            try enqueueRaw(SerialMarker.hostReply(session: session))
+        case .guest:
+            peerSession = decoder.lastMarker.withUnsafeBytes { SerialMarker.session(inHostReply: $0) }
+        case nil:
+            break
+        }
+    }
+
+    /// Queues raw bytes between two frames, whatever the backlog's limit.
+    private func enqueueRaw(_ bytes: [UInt8]) throws {
+        if !hasBacklog {
+            let written = try bytes.withUnsafeBytes { raw in
+                var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress!), iov_len: raw.count)
+                return try withUnsafeMutablePointer(to: &vector) {
+                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: $0, count: 1), isSocket: writesToSocket)
+                }
+            }
+            if written == bytes.count { return }
+            backlog.append(contentsOf: bytes[written...])
+            return
+        }
+        backlog.append(contentsOf: bytes)
+    }
+
+    /// Writes raw bytes between frames (the `vm` request head).
     func sendRaw(_ bytes: [UInt8]) throws {
         var copy = bytes
         try copy.withUnsafeMutableBytes { raw in
