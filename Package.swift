@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "sovnet",
             dependencies: [
-                "SovnetDrivers", "SovnetLink",
+                "SovnetDrivers", "SovnetLink", "SovnetCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

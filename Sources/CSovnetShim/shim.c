@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <linux/module.h>
 #include <linux/vm_sockets.h>
 #include <net/if.h>
 #include <fcntl.h>
@@ -14,6 +15,8 @@
 #include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int copy_name(struct ifreq *request, const char *name) {
@@ -98,27 +101,76 @@ static void write_signal(int number) {
     errno = saved;
 }
 
-int sovnet_signal_pipe(void) {
+int sovnet_signal_pipe_with(const int *numbers, int count) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
     signal_pipe_write = fds[1];
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = write_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGHUP, &action, NULL);
-    signal(SIGPIPE, SIG_IGN);
     sigset_t wanted;
     sigemptyset(&wanted);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, SIGINT);
-    sigaddset(&wanted, SIGHUP);
+    for (int i = 0; i < count; i++) {
+        struct sigaction action;
+        memset(&action, 0, sizeof(action));
+        action.sa_handler = write_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = numbers[i] == SIGCHLD ? SA_NOCLDSTOP : SA_RESTART;
+        sigaction(numbers[i], &action, NULL);
+        sigaddset(&wanted, numbers[i]);
+    }
+    signal(SIGPIPE, SIG_IGN);
     pthread_sigmask(SIG_UNBLOCK, &wanted, NULL);
     return fds[0];
 }
+
+int sovnet_signal_pipe(void) {
+    const int numbers[] = {SIGTERM, SIGINT, SIGHUP};
+    return sovnet_signal_pipe_with(numbers, 3);
+}
+
+int sovnet_spawn_service(const char *file, char *const argv[], char *const envp[]) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+    pid_t child = -1;
+    int result = posix_spawnp(&child, file, &actions, &attributes, argv, envp);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    if (result != 0) {
+        errno = result;
+        return -1;
+    }
+    return child;
+}
+
+int sovnet_finit_module(int fd, const char *parameters, int flags) {
+    return (int)syscall(SYS_finit_module, fd, parameters, flags);
+}
+
+int sovnet_init_module(const void *image, unsigned long length, const char *parameters) {
+    return (int)syscall(SYS_init_module, image, length, parameters);
+}
+
+int sovnet_module_init_compressed_file(void) {
+#ifdef MODULE_INIT_COMPRESSED_FILE
+    return MODULE_INIT_COMPRESSED_FILE;
+#else
+    return 4;
+#endif
+}
+
+int sovnet_power_off(void) { return reboot(RB_POWER_OFF); }
+
+int sovnet_restart(void) { return reboot(RB_AUTOBOOT); }
+
+int sovnet_disable_ctrl_alt_del(void) { return reboot(RB_DISABLE_CAD); }
 
 extern char **environ;
 

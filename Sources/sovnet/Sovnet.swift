@@ -1,6 +1,8 @@
 // The `sovnet` command: parses options and hands them to the drivers.
 import ArgumentParser
+import Glibc
 import Logging
+import SovnetDrivers
 
 @main
 struct Sovnet: AsyncParsableCommand {
@@ -11,14 +13,34 @@ struct Sovnet: AsyncParsableCommand {
         abstract: "User-mode networking for virtual machines, wire-compatible with gvisor-tap-vsock.",
         discussion: """
             forward runs in the guest (replaces gvforwarder); proxy runs on the host \
-            (replaces gvproxy); up boots a guest and checks that it is reachable.
+            (replaces gvproxy); up boots a guest and checks that it is reachable; guest install \
+            and init put sovnet into a guest and start it first.
             """,
         version: version,
         subcommands: [
             ForwardCommand.self, ProxyCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self,
-            CheckCommand.self, DoctorCommand.self, PcapCommand.self, BenchCommand.self,
+            CheckCommand.self, DoctorCommand.self, PcapCommand.self, BenchCommand.self, GuestCommand.self,
+            InitCommand.self,
         ]
     )
+
+    /// Run as `sovnet-init` (the link `sovnet guest install` makes), the
+    /// binary is the guest's init; otherwise the command line chooses.
+    /// Swift reads the command line from /proc/self/cmdline, which the
+    /// kernel's first process does not have yet: PID 1 without one is the init.
+    static func main() async {
+        let arguments = CommandLine.arguments
+        let invokedAs = arguments.first?.split(separator: "/").last.map(String.init)
+        if invokedAs == GuestLayout.initName || arguments.isEmpty && getpid() == 1 {
+            await main(["init"] + arguments.dropFirst())
+        } else if arguments.isEmpty {
+            let message = Array("sovnet: cannot read the command line: /proc is not mounted\n".utf8)
+            _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            Glibc.exit(2)
+        } else {
+            await main(nil)
+        }
+    }
 }
 
 /// Logs to standard error at `level` and above, one line per event.

@@ -43,6 +43,33 @@ int sovnet_accept_nonblocking(int fd);
 /// are unblocked in the calling thread, whatever its parent left blocked.
 int sovnet_signal_pipe(void);
 
+/// Like `sovnet_signal_pipe`, for the `count` signals in `numbers` (the
+/// handler is installed without SA_RESTART for SIGCHLD only, so that a
+/// blocked poll returns). SIGPIPE is ignored.
+int sovnet_signal_pipe_with(const int *numbers, int count);
+
+/// Starts a service for an init: posix_spawnp(3) of `file` (PATH searched)
+/// with `argv` and `envp` in a new session (its own process group, no
+/// controlling terminal), standard input from /dev/null, standard output and
+/// error inherited, no other descriptor, every signal at its default and
+/// none blocked. Returns the PID, or -1 with errno set.
+int sovnet_spawn_service(const char *file, char *const argv[], char *const envp[]);
+
+/// finit_module(2): loads the kernel module in `fd` with `parameters`.
+int sovnet_finit_module(int fd, const char *parameters, int flags);
+
+/// init_module(2): loads a kernel module image from memory.
+int sovnet_init_module(const void *image, unsigned long length, const char *parameters);
+
+/// MODULE_INIT_COMPRESSED_FILE: the kernel decompresses the module itself (5.17+).
+int sovnet_module_init_compressed_file(void);
+
+/// reboot(2) with RB_POWER_OFF, RB_AUTOBOOT (restart) or RB_HALT_SYSTEM.
+int sovnet_power_off(void);
+int sovnet_restart(void);
+/// reboot(2) with RB_DISABLE_CAD: Ctrl-Alt-Del sends SIGINT to init.
+int sovnet_disable_ctrl_alt_del(void);
+
 /// posix_spawn(3) of `path` with `argv` and the caller's environment, with
 /// standard input from /dev/null, standard output appended to `output_path`
 /// (created if needed) and standard error the same, no other descriptor of

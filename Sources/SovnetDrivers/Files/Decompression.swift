@@ -1,7 +1,7 @@
-// Whole-buffer decompression for kernel images: gzip (zlib) and xz
-// (liblzma). A kernel image carries its payload, and its embedded
-// configuration, in one of these; the data may be followed by other bytes,
-// which are ignored. Output is capped so a hostile file cannot exhaust memory.
+// Whole-buffer decompression: gzip (zlib) and xz (liblzma), for kernel
+// images (their payload and embedded configuration are in one of these) and
+// compressed kernel modules. The data may be followed by other bytes, which
+// are ignored. Output is capped so a hostile file cannot exhaust memory.
 import CLzma
 import CZlib
 

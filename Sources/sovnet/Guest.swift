@@ -1,0 +1,95 @@
+import ArgumentParser
+import Logging
+import SovnetCore
+import SovnetDrivers
+
+/// `sovnet init`: the guest's PID 1, also run as `/sbin/sovnet-init`.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "PID 1 for a guest: mounts, modules, sovnet forward and the services of /etc/sovnet/services.",
+        discussion: """
+            Boot the guest with init=/sbin/sovnet-init (rdinit= for an initramfs), which \
+            `sovnet guest install` links to this binary. It starts sovnet forward with the arguments \
+            in /etc/sovnet/forward, then each line of /etc/sovnet/services, restarts them when they \
+            exit, reaps orphans, and on SIGTERM, poweroff or the power button stops them in reverse \
+            order, syncs and powers off. See docs/guest.md.
+            """
+    )
+
+    @Flag(name: .customLong("debug"), help: "Log every reaped orphan and other details.")
+    var debug = false
+
+    func run() throws {
+        bootstrapLogging(level: debug ? .debug : .info)
+        try GuestInit(logger: Logger(label: "sovnet.init"), version: Sovnet.version).run()
+    }
+}
+
+/// `sovnet guest`: putting sovnet into a guest.
+struct GuestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guest",
+        abstract: "Put sovnet into a guest's root file system.",
+        subcommands: [GuestInstallCommand.self]
+    )
+}
+
+/// `sovnet guest install --rootfs DIR`.
+struct GuestInstallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Copy this sovnet binary (and what it links) into a root file system and make it start first.",
+        discussion: """
+            --init sovnet (the default) links /sbin/sovnet-init and writes /etc/sovnet/forward, \
+            /etc/sovnet/services and /etc/sovnet/modules where they are missing; openrc and systemd \
+            write and enable a service for sovnet forward instead. Prints the kernel parameters to boot with.
+            """
+    )
+
+    @Option(name: .customLong("rootfs"), help: "The guest's root file system, a directory.")
+    var rootfs: String
+
+    @Option(name: .customLong("init"), help: "What starts sovnet forward: sovnet, openrc or systemd.")
+    var initKind = "sovnet"
+
+    @Option(name: .customLong("url"), help: "Where sovnet forward reaches the host (written to /etc/sovnet/forward).")
+    var url: String?
+
+    @Option(name: .customLong("forward-args"),
+            help: "All of sovnet forward's arguments, as one command line (instead of --url).")
+    var forwardArguments: String?
+
+    @Flag(name: .customLong("no-libraries"), help: "Do not copy the dynamic loader and shared libraries.")
+    var noLibraries = false
+
+    func validate() throws {
+        guard GuestInstall.InitKind(rawValue: initKind) != nil else { throw ValidationError("--init must be sovnet, openrc or systemd") }
+        if url != nil, forwardArguments != nil { throw ValidationError("give --url or --forward-args, not both") }
+    }
+
+    func run() throws {
+        var options = GuestInstall.Options(root: rootfs)
+        options.initKind = GuestInstall.InitKind(rawValue: initKind) ?? .sovnet
+        options.copyLibraries = !noLibraries
+        if let url { options.forwardArguments = ["-url", url] }
+        if let forwardArguments {
+            do {
+                options.forwardArguments = try ServiceList.split(forwardArguments)
+            } catch {
+                throw ValidationError("--forward-args: \(error)")
+            }
+        }
+        let report: GuestInstall.Report
+        do {
+            report = try GuestInstall.run(options)
+        } catch let problem as GuestInstall.Problem {
+            throw ValidationError(problem.description)
+        }
+        for path in report.written { print("wrote \(rootfs)\(path)") }
+        if !report.libraries.isEmpty { print("copied the loader and \(report.libraries.count - 1) libraries") }
+        for path in report.kept { print("kept the root file system's \(path)") }
+        for note in report.notes { print("note: \(note)") }
+        print("kernel parameters: \(report.kernelParameters)")
+    }
+}
