@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import SovnetCore
 import SovnetDrivers
+import SovnetLink
 
 /// `sovnet init`: the guest's PID 1, also run as `/sbin/sovnet-init`.
 struct InitCommand: ParsableCommand {
@@ -56,7 +57,7 @@ struct GuestInstallCommand: ParsableCommand {
     @Option(name: .customLong("url"), help: "Where sovnet forward reaches the host (written to /etc/sovnet/forward).")
     var url: String?
 
-    @Option(name: .customLong("forward-args"),
+    @Option(name: .customLong("forward-args"), parsing: .unconditional,
             help: "All of sovnet forward's arguments, as one command line (instead of --url).")
     var forwardArguments: String?
 
@@ -66,6 +67,13 @@ struct GuestInstallCommand: ParsableCommand {
     func validate() throws {
         guard GuestInstall.InitKind(rawValue: initKind) != nil else { throw ValidationError("--init must be sovnet, openrc or systemd") }
         if url != nil, forwardArguments != nil { throw ValidationError("give --url or --forward-args, not both") }
+        if let url {
+            do {
+                _ = try Endpoint(url: url)
+            } catch {
+                throw ValidationError("--url: \(error)")
+            }
+        }
     }
 
     func run() throws {

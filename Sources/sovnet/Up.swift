@@ -73,6 +73,10 @@ struct UpCommand: ParsableCommand {
     @Option(name: .customLong("console"), help: "hvc0 (virtio console, default) or ttyS0.")
     var console: String?
 
+    @Option(name: .customLong("transport"),
+            help: "How the guest's frames reach the proxy: qemu virtio-net (default) or serial; crosvm vsock (default) or serial.")
+    var transport: LaunchConfiguration.Transport?
+
     @Option(name: .customLong("mac"), help: "The guest's MAC address.")
     var mac: String?
 
@@ -112,6 +116,7 @@ struct UpCommand: ParsableCommand {
         if let disk { configuration.guest.disk = disk }
         if let params { configuration.guest.params = params }
         if let console { configuration.guest.console = console }
+        if let transport { configuration.guest.transport = transport }
         if let mac { configuration.guest.mac = mac }
         if !tcp.isEmpty { configuration.checks.tcp = tcp }
         if let ping { configuration.checks.ping = ping }
@@ -280,6 +285,10 @@ struct DoctorCommand: ParsableCommand {
     @Option(name: .customLong("guest"), help: "The guest kind the kernel is for (default crosvm: vsock checked too).")
     var kind: LaunchConfiguration.Kind = .crosvm
 
+    @Option(name: .customLong("transport"),
+            help: "How the guest reaches the proxy: virtio-net, vsock or serial (default: the kind's).")
+    var transport: LaunchConfiguration.Transport?
+
     func run() throws {
         let config: KernelConfig
         let source: KernelConfig.Source
@@ -299,10 +308,16 @@ struct DoctorCommand: ParsableCommand {
         } catch let error as KernelImage.Problem {
             throw ValidationError(error.description)
         }
-        let report = KernelReport(config: config, source: source, vsock: kind == .crosvm)
-        print(report.text, terminator: "")
         var guest = LaunchConfiguration()
         guest.guest.kind = kind
+        guest.guest.transport = transport
+        do {
+            try guest.checkTransport()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let report = KernelReport(config: config, source: source, vsock: guest.transport == .vsock)
+        print(report.text, terminator: "")
         let essential = KernelCheck.essential(guest)
         let fatal = report.missing.filter { $0.anyOf.contains(where: essential.contains) }
         if !fatal.isEmpty {
@@ -318,3 +333,4 @@ struct DoctorCommand: ParsableCommand {
 }
 
 extension LaunchConfiguration.Kind: ExpressibleByArgument {}
+extension LaunchConfiguration.Transport: ExpressibleByArgument {}

@@ -88,6 +88,7 @@ struct QemuGuestTests {
               kernel-config: \(Self.root)/.build-guest/config
               params: sovnet.serve panic=-1
               accel: tcg
+              stop-timeout: 2
             checks:
               lease-timeout: 120
               tcp: [8080]

@@ -82,11 +82,12 @@ public final class GuestInit {
         }
         setenv("PATH", GuestLayout.path, 1)
         setenv("HOME", "/root", 0)
-        let (loaded, moduleProblems) = loadModules()
+        let modules = loadModules()
         if attachingConsole { attachConsole() }
         logger.notice("sovnet-init \(version) starting (kernel \(KernelModules.release))")
-        for problem in problems + moduleProblems { logger.warning("\(problem)") }
-        if !loaded.isEmpty { logger.info("modules loaded: \(loaded.joined(separator: " "))") }
+        for problem in problems + modules.problems { logger.warning("\(problem)") }
+        if !modules.loaded.isEmpty { logger.info("modules loaded: \(modules.loaded.joined(separator: " "))") }
+        if !modules.absent.isEmpty { logger.info("not in this kernel: \(modules.absent.joined(separator: " "))") }
         setHostName()
         bringUpLoopback()
         if sovnet_disable_ctrl_alt_del() != 0 { logger.debug("Ctrl-Alt-Del stays the kernel's: \(Self.lastError)") }
@@ -95,31 +96,36 @@ public final class GuestInit {
         loadServices()
     }
 
-    /// Loads /etc/sovnet/modules (or the defaults, whose absence is no
-    /// problem): the names loaded, and the problems.
-    private func loadModules() -> (loaded: [String], problems: [String]) {
-        let listed = Self.readFile(GuestLayout.modules)
-        let lines = listed.map { text in
+    /// What loading the modules came to.
+    private struct ModuleReport {
+        var loaded: [String] = []
+        var absent: [String] = []
+        var problems: [String] = []
+    }
+
+    /// Loads /etc/sovnet/modules, or the defaults when there is none.
+    private func loadModules() -> ModuleReport {
+        var report = ModuleReport()
+        let lines = Self.readFile(GuestLayout.modules).map { text in
             text.split(separator: "\n").map { $0.trimmingSpaces }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         } ?? GuestLayout.defaultModules
-        guard !lines.isEmpty else { return ([], []) }
+        guard !lines.isEmpty else { return report }
         guard var modules = KernelModules() else {
-            return ([], listed == nil ? [] : ["no /lib/modules/\(KernelModules.release): modules not loaded"])
+            report.absent = ["/lib/modules/\(KernelModules.release) (every driver is built in, or none is there)"]
+            return report
         }
-        var loaded: [String] = []
-        var problems: [String] = []
         for line in lines {
             let words = line.split(separator: " ", maxSplits: 1)
             let name = String(words[0])
             let outcome = modules.load(name, parameters: words.count > 1 ? String(words[1]) : "")
             switch outcome {
-            case .loaded: loaded.append(name)
+            case .loaded: report.loaded.append(name)
             case .alreadyLoaded, .builtIn: break
-            case .notFound where listed == nil: break
-            default: problems.append("module \(name): \(outcome)")
+            case .notFound: report.absent.append(name)
+            case .failed: report.problems.append("module \(name): \(outcome)")
             }
         }
-        return (loaded, problems)
+        return report
     }
 
     /// Makes /dev/console descriptors 0 to 2. The console device may appear
@@ -293,12 +299,12 @@ public final class GuestInit {
         case .started(let index, let pid):
             logger.info("started \(name(index)), pid \(pid)")
         case .failedToStart(let index, let reason, let delay):
-            logger.error("cannot start \(name(index)): \(reason); retrying in \(delay)")
+            logger.error("cannot start \(name(index)): \(reason); retrying in \(Self.seconds(delay))")
         case .exited(let index, let pid, let exit, let ranFor, let restartIn):
-            let restart = restartIn.map { "; restarting in \($0)" } ?? ""
-            logger.notice("\(name(index)) (pid \(pid)) exited with \(exit) after \(ranFor)\(restart)")
+            let restart = restartIn.map { "; restarting in \(Self.seconds($0))" } ?? ""
+            logger.notice("\(name(index)) (pid \(pid)) exited with \(exit) after \(Self.seconds(ranFor))\(restart)")
         case .networkWaitExpired(let wait):
-            logger.warning("no default route after \(wait): starting services anyway")
+            logger.warning("no default route after \(Self.seconds(wait)): starting services anyway")
         case .stopping(let index, let pid):
             logger.notice("stopping \(name(index)) (pid \(pid))")
         case .killing(let index, let pid):
@@ -396,6 +402,12 @@ public final class GuestInit {
     }
 
     static var lastError: String { String(cString: strerror(errno)) }
+
+    /// `0.25 s`, `12 s`: a duration for a log line.
+    static func seconds(_ duration: Duration) -> String {
+        let tenths = Int((duration.milliseconds / 100).rounded())
+        return tenths < 100 ? "\(tenths / 10).\(tenths % 10) s" : "\(tenths / 10) s"
+    }
 }
 
 extension Substring {

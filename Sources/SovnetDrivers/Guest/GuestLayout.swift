@@ -29,9 +29,11 @@ public enum GuestLayout {
     public static let defaultForwardArguments = ["-url", "vsock://2:1024/connect", "-iface", "tap0"]
 
     /// Modules a guest's network and console need, loaded when the kernel
-    /// has them as modules (built-in ones are skipped): tap devices, the
+    /// has them as modules (built-in ones are skipped): the virtio buses
+    /// (with no udev to load them for the devices found), tap devices, the
     /// virtio console (hvc0, and the serial transport's port), vsock over
     /// virtio, and the power button (ACPI button and its input events) so
     /// that the host can ask for a clean shutdown.
-    public static let defaultModules = ["tun", "virtio_console", "vmw_vsock_virtio_transport", "button", "evdev"]
+    public static let defaultModules = ["virtio_pci", "virtio_mmio", "tun", "virtio_console", "vmw_vsock_virtio_transport",
+                                        "button", "evdev"]
 }

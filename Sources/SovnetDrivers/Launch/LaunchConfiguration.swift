@@ -14,9 +14,17 @@
 //     memory: 1024               # MiB
 //     cpus: 2
 //     console: hvc0              # hvc0 (virtio console, default) | ttyS0
+//     transport: serial          # how the guest's network reaches the proxy:
+//                                # qemu: virtio-net (default) | serial;
+//                                # crosvm: vsock (default) | serial (a second
+//                                # virtio console port, hvc1, for sovnet forward
+//                                # -url serial:///dev/hvc1)
 //     params: init=/sbin/sovnet-init   # kernel parameters after console=
 //     cid: 3                     # crosvm: the guest's vsock CID
 //     accel: auto                # qemu: auto | kvm | tcg
+//     stop-timeout: 20           # seconds the guest has to power off after its
+//                                # power button (QMP system_powerdown, crosvm
+//                                # powerbtn) before it is stopped harder
 //     kernel-config: /path/config      # preflight: the guest kernel's .config
 //   proxy:                       # an already running proxy instead of one in-process
 //     api: unix:///run/sovnet/api.sock       # its --services endpoint
@@ -57,14 +65,17 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
         public var memory: Int?
         public var cpus: Int?
         public var console: String?
+        public var transport: Transport?
         public var params: String?
         public var cid: UInt32?
         public var accel: String?
         public var kernelConfig: String?
+        public var stopTimeout: Int?
 
         enum CodingKeys: String, CodingKey {
-            case kind, mac, services, binary, kernel, initrd, disk, memory, cpus, console, params, cid, accel
+            case kind, mac, services, binary, kernel, initrd, disk, memory, cpus, console, transport, params, cid, accel
             case kernelConfig = "kernel-config"
+            case stopTimeout = "stop-timeout"
         }
 
         public init() {}
@@ -81,11 +92,24 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
             memory = try container.decodeIfPresent(Int.self, forKey: .memory)
             cpus = try container.decodeIfPresent(Int.self, forKey: .cpus)
             console = try container.decodeIfPresent(String.self, forKey: .console)
+            transport = try container.decodeIfPresent(Transport.self, forKey: .transport)
             params = try container.decodeIfPresent(String.self, forKey: .params)
             cid = try container.decodeIfPresent(UInt32.self, forKey: .cid)
             accel = try container.decodeIfPresent(String.self, forKey: .accel)
             kernelConfig = try container.decodeIfPresent(String.self, forKey: .kernelConfig)
+            stopTimeout = try container.decodeIfPresent(Int.self, forKey: .stopTimeout)
         }
+    }
+
+    /// How a hypervisor guest's frames reach the proxy.
+    public enum Transport: String, Codable, Sendable, CaseIterable {
+        /// QEMU's virtio-net on `-netdev stream` (qemu framing); the guest's own DHCP client.
+        case virtioNet = "virtio-net"
+        /// vsock, for `sovnet forward -url vsock://2:1024/connect` (crosvm).
+        case vsock
+        /// A virtio console port (hvc1) carrying the `vm` framing, for
+        /// `sovnet forward -url serial:///dev/hvc1`: for hypervisors without vsock.
+        case serial
     }
 
     public struct ExistingProxy: Codable, Sendable, Equatable {
@@ -178,11 +202,18 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
         if let console = guest.console, !["hvc0", "ttyS0"].contains(console) {
             throw Problem("guest.console '\(console)' must be hvc0 or ttyS0")
         }
+        try checkTransport()
+        if guest.transport == .serial, proxy != nil {
+            throw Problem("guest.transport serial needs the in-process proxy (its --listen-serial socket), not proxy:")
+        }
         if let accel = guest.accel, !["auto", "kvm", "tcg"].contains(accel) {
             throw Problem("guest.accel '\(accel)' must be auto, kvm or tcg")
         }
         if let memory = guest.memory, memory < 32 { throw Problem("guest.memory \(memory) MiB is too small") }
         if let cpus = guest.cpus, !(1...256).contains(cpus) { throw Problem("guest.cpus \(cpus) must be 1 to 256") }
+        if let timeout = guest.stopTimeout, !(0...600).contains(timeout) {
+            throw Problem("guest.stop-timeout \(timeout) must be 0 to 600 seconds")
+        }
         if let cid = guest.cid, cid < 3 { throw Problem("guest.cid \(cid) must be 3 or more (0-2 are reserved)") }
         if guest.kind != .netns {
             guard guest.kernel != nil else { throw Problem("guest.kernel is needed for a \(guest.kind) guest") }
@@ -206,9 +237,24 @@ public struct LaunchConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Checks that the guest's transport fits its kind.
+    public func checkTransport() throws(Problem) {
+        switch (guest.kind, guest.transport) {
+        case (_, nil), (.qemu, .virtioNet?), (.qemu, .serial?), (.crosvm, .vsock?), (.crosvm, .serial?): break
+        case (let kind, let transport?):
+            throw Problem("guest.transport \(transport.rawValue) does not fit a \(kind) guest"
+                          + (kind == .netns ? " (it reaches the proxy over a unix socket)" : ""))
+        }
+    }
+
     /// The guest's MAC: configured, or gvforwarder's default.
     public var guestMAC: MACAddress {
         guest.mac.flatMap(MACAddress.init) ?? MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE)
+    }
+
+    /// How the guest's frames reach the proxy, by default for its kind.
+    public var transport: Transport? {
+        guest.transport ?? (guest.kind == .qemu ? .virtioNet : guest.kind == .crosvm ? .vsock : nil)
     }
 
     /// The kernel command line: the console, then the user's parameters.

@@ -169,8 +169,11 @@ public final class Launcher {
         var paths = configuration.proxy == nil ? [apiPath] : []
         switch configuration.guest.kind {
         case .netns, .qemu: if configuration.proxy == nil { paths.append(guestSocket) }
-        case .crosvm: paths.append(CrosvmCommand.controlSocket(runDirectory: runDirectory))
+        case .crosvm:
+            paths.append(CrosvmCommand.controlSocket(runDirectory: runDirectory))
+            if configuration.transport == .serial { paths.append(guestSocket) }
         }
+        if configuration.guest.kind == .qemu { paths.append(QemuCommand.monitorSocket(runDirectory: runDirectory)) }
         var removed: [String] = []
         for path in paths {
             switch SocketProbe.probe(path) {
@@ -185,20 +188,24 @@ public final class Launcher {
         return removed.isEmpty ? "\(paths.count) free" : "removed stale \(removed.joined(separator: ", "))"
     }
 
-    /// The unix socket a netns or qemu guest connects to: the running
-    /// proxy's listener, or the one the in-process proxy opens.
+    /// The unix socket a netns guest or a hypervisor connects to: the
+    /// running proxy's listener, or the one the in-process proxy opens.
     private var guestSocket: String {
         if let listen = configuration.proxy?.listen, case .unix(let path)? = try? Endpoint(url: listen) { return path }
-        return configuration.guest.kind == .qemu ? QemuCommand.networkSocket(runDirectory: runDirectory)
-            : runDirectory + "/network.sock"
+        switch configuration.transport {
+        case .serial?: return QemuCommand.serialSocket(runDirectory: runDirectory)
+        case .virtioNet?: return QemuCommand.networkSocket(runDirectory: runDirectory)
+        default: return runDirectory + "/network.sock"
+        }
     }
 
     /// Where the in-process proxy listens for the guest, with the framing.
     private var guestEndpoint: (Endpoint, Framing) {
-        switch configuration.guest.kind {
-        case .netns: (.unix(path: guestSocket), .vm)
-        case .qemu: (.unix(path: guestSocket), .qemu)
-        case .crosvm: (.vsock(cid: nil, port: 1024, path: nil), .vm)
+        switch (configuration.guest.kind, configuration.transport) {
+        case (_, .serial?): (.unix(path: guestSocket), .vm)
+        case (.netns, _): (.unix(path: guestSocket), .vm)
+        case (.qemu, _): (.unix(path: guestSocket), .qemu)
+        case (.crosvm, _): (.vsock(cid: nil, port: 1024, path: nil), .vm)
         }
     }
 
@@ -212,11 +219,14 @@ public final class Launcher {
         if let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
             upstreams = ProxyOptions.nameservers(inResolvConf: text)
         }
-        var options = ProxyOptions(listen: framing == .vm ? [endpoint] : [], singleGuest: framing == .vm ? [] : [(endpoint, framing)],
+        let serial = configuration.transport == .serial
+        var options = ProxyOptions(listen: framing == .vm && !serial ? [endpoint] : [],
+                                   singleGuest: framing == .vm ? [] : [(endpoint, framing)],
                                    network: VirtualNetworkConfiguration(), exitOnDisconnect: false, socketMode: 0o600,
                                    pcapPath: self.options.pcap, pcapFilter: nil, pidFile: nil, debug: self.options.debug,
                                    dnsUpstreams: upstreams)
         options.services = [.unix(path: apiPath)]
+        if serial { options.listenSerial = [endpoint] }
         options.handleSignals = false
         let logPath = runDirectory + "/proxy.log"
         let level: Logger.Level = self.options.debug ? .debug : .info
@@ -238,7 +248,7 @@ public final class Launcher {
         while ContinuousClock.now < deadline {
             if finished.done { throw LaunchError("the proxy stopped: \(finished.error ?? "see \(logPath)")") }
             if (try? api.request("GET", "/stats"))?.status == 200 {
-                return "proxy listening on \(endpoint) (\(framing)), API on \(apiPath)"
+                return "proxy listening on \(endpoint) (\(serial ? "vm over a serial line" : "\(framing)")), API on \(apiPath)"
             }
             usleep(20_000)
         }

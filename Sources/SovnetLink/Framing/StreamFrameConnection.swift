@@ -37,6 +37,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     /// The session named by the host's last reply (guest end of a serial line).
     public private(set) var peerSession: UInt64?
     private var markersHandled = 0
+    private var discardsReported = 0
     private var nextHead: ContinuousClock.Instant?
 
     /// Frames per system call when sending.
@@ -224,6 +225,11 @@ public final class StreamFrameConnection: FrameEndpoint {
     /// The host end answers heads; the guest end learns the host's session.
     private func markersArrived() throws {
         markersHandled = decoder.markersRead
+        if decoder.discardedBytes > discardsReported, decoder.isSynchronized {
+            let lost = decoder.lostSynchronization > 0 ? " (step lost \(decoder.lostSynchronization) times so far)" : ""
+            logger.info("serial line synchronised: \(decoder.discardedBytes - discardsReported) bytes before the marker discarded\(lost)")
+            discardsReported = decoder.discardedBytes
+        }
         switch serial {
         case .host(let session):
             try enqueueRaw(SerialMarker.hostReply(session: session))

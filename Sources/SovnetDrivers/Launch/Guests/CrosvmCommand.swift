@@ -3,7 +3,10 @@
 // console port wired to standard output and input (hvc0, which the field
 // deployment needed), the root disk, the kernel parameters, a control socket
 // for `crosvm stop`, and a vsock device whose CID the guest's
-// `sovnet forward -url vsock://2:1024/connect` reaches the host from.
+// `sovnet forward -url vsock://2:1024/connect` reaches the host from; or,
+// with the serial transport, a second virtio console port (hvc1) that
+// crosvm connects to the proxy's serial socket, for
+// `sovnet forward -url serial:///dev/hvc1`.
 
 /// Builds crosvm's arguments.
 public enum CrosvmCommand {
@@ -16,10 +19,15 @@ public enum CrosvmCommand {
         var arguments = [guest.binary ?? "crosvm", "--extended-status", "run", "--disable-sandbox",
                          "--mem", "\(guest.memory ?? 1024)", "--cpus", "\(guest.cpus ?? 2)",
                          "--serial", "type=stdout,hardware=virtio-console,console,stdin"]
+        if configuration.transport == .serial {
+            arguments += ["--serial", "type=unix-stream,path=\(QemuCommand.serialSocket(runDirectory: runDirectory)),"
+                          + "hardware=virtio-console,num=2"]
+        }
         if let disk = guest.disk { arguments += ["--block", "\(disk),root"] }
         if let initrd = guest.initrd { arguments += ["--initrd", initrd] }
-        arguments += ["-p", configuration.kernelParameters, "-s", controlSocket(runDirectory: runDirectory),
-                      "--vsock", "cid=\(guest.cid ?? 3)", guest.kernel ?? ""]
+        arguments += ["-p", configuration.kernelParameters, "-s", controlSocket(runDirectory: runDirectory)]
+        if configuration.transport != .serial { arguments += ["--vsock", "cid=\(guest.cid ?? 3)"] }
+        arguments.append(guest.kernel ?? "")
         return arguments
     }
 

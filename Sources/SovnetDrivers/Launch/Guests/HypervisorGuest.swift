@@ -2,7 +2,7 @@
 // output is the guest console's log (crosvm's console goes to stdout; QEMU
 // writes its console log itself). Stopping asks nicely first: crosvm gets
 // `crosvm powerbtn` on its control socket, then `crosvm stop`; QEMU gets
-// SIGTERM. Their exit statuses are explained in the user's terms.
+// `system_powerdown` on its monitor (the guest's power button), then SIGTERM. Their exit statuses are explained in the user's terms.
 import Foundation
 import Glibc
 
@@ -47,14 +47,23 @@ public final class HypervisorGuest: LaunchedGuest {
 
     public func stop() {
         guard let process, process.isRunning else { return }
+        let timeout = Double(configuration.guest.stopTimeout ?? 20)
         if kind == .crosvm {
             let control = runDirectory + "/crosvm-control.log"
             _ = try? ChildProcess(CrosvmCommand.control("powerbtn", binary: configuration.guest.binary, runDirectory: runDirectory),
                                   log: control).wait(seconds: 5)
-            if process.wait(seconds: 10) != nil { return }
+            if process.wait(seconds: timeout) != nil { return }
             _ = try? ChildProcess(CrosvmCommand.control("stop", binary: configuration.guest.binary, runDirectory: runDirectory),
                                   log: control).wait(seconds: 5)
             if process.wait(seconds: 5) != nil { return }
+        }
+        if kind == .qemu {
+            do {
+                try QemuMonitor.powerDown(socket: QemuCommand.monitorSocket(runDirectory: runDirectory))
+                if process.wait(seconds: timeout) != nil { return }
+            } catch {
+                // QEMU without its monitor (or a guest that ignores the button): SIGTERM below.
+            }
         }
         process.stop(SIGTERM, grace: 10)
     }

@@ -1,14 +1,20 @@
 // The QEMU command line for a guest: the kernel (and initrd or root disk),
-// virtio-net on `-netdev stream` to the proxy's qemu-framed unix socket,
-// the console on a virtio console port (hvc0) written to a log file (or
-// ttyS0, for kernels without a built-in virtio console), no display, and
-// KVM when /dev/kvm is usable, TCG otherwise.
+// virtio-net on `-netdev stream` to the proxy's qemu-framed unix socket (or,
+// with the serial transport, a second virtio console port, hvc1, on the
+// proxy's serial socket), the console on a virtio console port (hvc0)
+// written to a log file (or ttyS0, for kernels without a built-in virtio
+// console), a QMP socket for a clean power-down, no display, and KVM when
+// /dev/kvm is usable, TCG otherwise.
 import Glibc
 
 /// Builds QEMU's arguments.
 public enum QemuCommand {
     /// The socket the proxy listens on with the qemu framing.
     public static func networkSocket(runDirectory: String) -> String { runDirectory + "/qemu.sock" }
+    /// The socket the proxy serves the serial transport on.
+    public static func serialSocket(runDirectory: String) -> String { runDirectory + "/serial.sock" }
+    /// QEMU's monitor (QMP), for `system_powerdown`.
+    public static func monitorSocket(runDirectory: String) -> String { runDirectory + "/qmp.sock" }
     /// Where the guest's console goes.
     public static func consoleLog(runDirectory: String) -> String { runDirectory + "/console.log" }
 
@@ -44,14 +50,22 @@ public enum QemuCommand {
             arguments += ["-drive", "file=\(disk),if=virtio,format=raw"]
         }
         arguments += ["-append", configuration.kernelParameters]
+        let serial = configuration.transport == .serial
         if guest.console == "ttyS0" {
             arguments += ["-serial", "file:\(log)"]
+            if serial { arguments += ["-device", "virtio-serial-pci"] }
         } else {
             arguments += ["-chardev", "file,id=console,path=\(log)", "-device", "virtio-serial-pci",
                           "-device", "virtconsole,chardev=console"]
         }
-        arguments += ["-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=\(networkSocket ?? Self.networkSocket(runDirectory: runDirectory))",
-                      "-device", "virtio-net-pci,netdev=net0,mac=\(configuration.guestMAC)"]
+        if serial {
+            arguments += ["-chardev", "socket,id=net0,path=\(networkSocket ?? serialSocket(runDirectory: runDirectory)),reconnect=1",
+                          "-device", "virtconsole,chardev=net0,name=sovnet.net"]
+        } else {
+            arguments += ["-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=\(networkSocket ?? Self.networkSocket(runDirectory: runDirectory))",
+                          "-device", "virtio-net-pci,netdev=net0,mac=\(configuration.guestMAC)"]
+        }
+        arguments += ["-qmp", "unix:\(monitorSocket(runDirectory: runDirectory)),server=on,wait=off"]
         return arguments
     }
 }

@@ -18,10 +18,15 @@ public struct KernelCheck {
 
     /// Options whose absence stops a launch of `kind`.
     public static func essential(_ configuration: LaunchConfiguration) -> Set<String> {
+        let serial: Set<String> = configuration.transport == .serial ? ["VIRTIO_CONSOLE", "TUN"] : []
         switch configuration.guest.kind {
-        case .netns: ["TUN"]
-        case .qemu: configuration.guest.console == "ttyS0" ? ["VIRTIO_PCI"] : ["VIRTIO_PCI", "VIRTIO_CONSOLE"]
-        case .crosvm: ["VIRTIO_CONSOLE", "VIRTIO_PCI", "VIRTIO_BLK", "TUN", "VSOCKETS", "VIRTIO_VSOCKETS"]
+        case .netns: return ["TUN"]
+        case .qemu:
+            let console: Set<String> = configuration.guest.console == "ttyS0" ? ["VIRTIO_PCI"] : ["VIRTIO_PCI", "VIRTIO_CONSOLE"]
+            return console.union(serial)
+        case .crosvm:
+            let vsock: Set<String> = configuration.transport == .serial ? [] : ["VSOCKETS", "VIRTIO_VSOCKETS"]
+            return vsock.union(["VIRTIO_CONSOLE", "VIRTIO_PCI", "VIRTIO_BLK", "TUN"])
         }
     }
 
@@ -49,7 +54,7 @@ public struct KernelCheck {
             if configuration.guest.kernelConfig != nil { throw LaunchError("\(error)") }
             return KernelCheck(source: "the guest kernel", unchecked: "kernel configuration not checked: \(error)")
         }
-        let report = KernelReport(config: config, source: source, vsock: configuration.guest.kind == .crosvm,
+        let report = KernelReport(config: config, source: source, vsock: configuration.transport == .vsock,
                                   initramfs: configuration.guest.initrd != nil)
         let essential = essential(configuration)
         var check = KernelCheck(source: "\(source)")
