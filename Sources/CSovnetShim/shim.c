@@ -260,3 +260,21 @@ int sovnet_open_pty(char *slave_path, size_t length) {
     }
     return master;
 }
+
+// A process started with descriptor 0, 1 or 2 closed (the kernel's first
+// process, when no console is there yet at boot) would see the runtime's
+// own descriptors (Dispatch's epoll, eventfd and timerfd) take those
+// numbers, and its log lines written into them. This runs before the
+// runtime starts and fills the gaps: with /dev/null, or, where there is no
+// /dev yet, with the root directory, which takes nothing written to it.
+__attribute__((constructor(101))) static void sovnet_reserve_standard_descriptors(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0) continue;
+        int placeholder = open("/dev/null", O_RDWR);
+        if (placeholder < 0) placeholder = open("/", O_RDONLY);
+        if (placeholder >= 0 && placeholder != fd) {
+            dup2(placeholder, fd);
+            close(placeholder);
+        }
+    }
+}

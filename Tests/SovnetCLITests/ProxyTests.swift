@@ -96,6 +96,23 @@ final class ProxyTests {
         #expect(dhcp.contains("192.168.127.2") && dhcp.contains("192.168.127.3"), "both leases released")
     }
 
+    /// A resolver with no route to it does not stop the proxy: names it
+    /// would answer get SERVFAIL, local names still resolve.
+    @Test func anUnreachableUpstreamResolver() throws {
+        let extra = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/noroute.sock "
+                                + "--dns-upstream 10.255.255.53 -ssh-port -1", log: "\(work)/noroute.log")
+        processes.append(extra)
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: "\(work)/noroute.sock") }, "\(extra.output)")
+        #expect(extra.output.contains("DNS upstream 10.255.255.53:53: connect"), "\(extra.output)")
+        let (namespace, forward) = try guest("svt-pnor", socket: "noroute.sock")
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        let far = try namespace.run("dig +tries=1 +time=10 @192.168.127.1 far.example.test A", seconds: 20)
+        #expect(far.contains("status: SERVFAIL"), "\(far)")
+        let near = try namespace.run("dig +short +time=5 @192.168.127.1 gateway.containers.internal A")
+        #expect(near.contains("192.168.127.1"), "\(near)")
+        #expect(extra.isRunning)
+    }
+
     /// A short lease: sovnet forward renews at T1 with a unicast REQUEST and keeps its address.
     @Test func renewal() throws {
         _ = try extraProxy("short.sock", "--lease-time 10")

@@ -108,4 +108,80 @@ struct QemuGuestTests {
         // QEMU is gone with the launcher.
         #expect(!(try shell("pgrep -f '[q]emu-system-x86_64.*\(work)' || true")).contains(where: \.isNumber))
     }
+
+    /// A guest that runs sovnet the way the field deployment should: a root
+    /// file system made here (busybox, the Debian kernel's modules, and
+    /// sovnet put in with `sovnet guest install`), booted under TCG with
+    /// `rdinit=/sbin/sovnet-init` and launched by `sovnet up --guest qemu
+    /// --transport serial`. The init loads the virtio console, tun and the
+    /// power button, starts `sovnet forward -url serial:///dev/hvc1`, which
+    /// reaches the proxy over the second virtio console port and takes its
+    /// lease; then the services of /etc/sovnet/services: a TCP echo on 8080,
+    /// which `sovnet up` checks, and a probe that prints the mounts and
+    /// leaves orphans behind. `sovnet up` stops the guest with its power
+    /// button (QMP system_powerdown): the init stops the services in reverse
+    /// order, the forwarder releases its lease, and the VM powers off.
+    @Test func sovnetInitGuestOverTheVirtioConsole() throws {
+        try shell("\(Self.root)/scripts/guest-image \(Self.root)/.build-guest", seconds: 600)
+        let work = NSTemporaryDirectory() + "sovnet-qemu-init-\(getpid())"
+        let root = work + "/root"
+        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: work + "/run", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try shell("cp /bin/busybox \(root)/bin/ && for tool in sh nc sleep cat echo grep; do ln -s busybox \(root)/bin/$tool; done "
+                  + "&& cp -a \(Self.root)/.build-guest/modules/lib \(root)/")
+        let installed = try shell("\(CommandLineTests.binary.path) guest install --rootfs \(root) --url serial:///dev/hvc1")
+        #expect(installed.contains("init=/sbin/sovnet-init"))
+        try "vm-guest\n".write(toFile: root + "/etc/hostname", atomically: true, encoding: .utf8)
+        try """
+            nc -ll -p 8080 -e /bin/cat
+            sh -c 'echo "SOVNET-INIT $(cat /proc/sys/kernel/hostname) PATH=$PATH"; grep -E " /(proc|sys|dev|dev/pts|dev/shm|run) " /proc/mounts | while read -r what where type rest; do echo "SOVNET-INIT mount $where $type"; done; sleep 0.5 & exec sleep 100000'
+            """.write(toFile: root + "/etc/sovnet/services", atomically: true, encoding: .utf8)
+        try shell("cd \(root) && find . | cpio -o -H newc --quiet > \(work)/initrd.cpio", seconds: 120)
+        try """
+            name: initlab
+            guest:
+              kind: qemu
+              kernel: \(Self.root)/.build-guest/vmlinuz
+              initrd: \(work)/initrd.cpio
+              kernel-config: \(Self.root)/.build-guest/config
+              params: rdinit=/sbin/sovnet-init panic=-1
+              transport: serial
+              memory: 768
+              accel: tcg
+              stop-timeout: 60
+            checks:
+              lease-timeout: 150
+              tcp: [8080]
+            """.write(toFile: work + "/sovnet.yaml", atomically: true, encoding: .utf8)
+        let host = try TestNamespace("svt-qinit")
+        defer { host.close() }
+        let up = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) up --config \(work)/sovnet.yaml "
+                             + "--once --run-dir \(work)/run --pcap \(work)/net.pcap", log: work + "/up.log")
+        let status = up.wait(400)
+        let console = (try? String(contentsOfFile: work + "/run/console.log", encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(up.output)\nconsole:\n\(console.suffix(4000))")
+        #expect(up.output.contains("proxy listening on unix://\(work)/run/serial.sock (vm over a serial line)"), "\(up.output)")
+        #expect(up.output.contains("✓ lease: 192.168.127.2 for 5a:94:ef:e4:0c:ee"), "\(up.output)")
+        #expect(up.output.contains("✓ tcp 192.168.127.2:8080: open"), "\(up.output)")
+        #expect(up.output.contains(" received, "), "\(up.output)")
+        // The init, on the hvc0 console: boot, the probe's view, then the shutdown in order.
+        for line in ["sovnet-init 0.1.0 starting", "virtio_console", "host name vm-guest",
+                     "connected to serial:///dev/hvc1 (vm framing)", "serial line synchronised with host session",
+                     "lease obtained: 192.168.127.2/24", "network up: starting services",
+                     "SOVNET-INIT vm-guest PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                     "SOVNET-INIT mount /proc proc", "SOVNET-INIT mount /sys sysfs", "SOVNET-INIT mount /dev devtmpfs",
+                     "SOVNET-INIT mount /dev/pts devpts", "SOVNET-INIT mount /dev/shm tmpfs", "SOVNET-INIT mount /run tmpfs"] {
+            #expect(console.contains(line), "\(line)\nconsole:\n\(console.suffix(4000))")
+        }
+        let order = ["power button pressed", "stopping service 2 (sh)", "stopping service 1 (nc)", "stopping sovnet forward",
+                     "released 192.168.127.2", "powering off now"].map { console.range(of: $0)?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil } && zip(order, order.dropFirst()).allSatisfy { $0! < $1! },
+                "console:\n\(console.suffix(4000))")
+        let reaped = console.components(separatedBy: "reaped ").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+        #expect(reaped >= 1, "the probe's orphan was reaped")
+        let release = try shell("tshark -r \(work)/net.pcap -Y 'dhcp.option.dhcp == 7' -T fields -e ip.src")
+        #expect(release.contains("192.168.127.2"), "the DHCPRELEASE reached the proxy")
+        #expect(!(try shell("pgrep -f '[q]emu-system-x86_64.*\(work)' || true")).contains(where: \.isNumber))
+    }
 }

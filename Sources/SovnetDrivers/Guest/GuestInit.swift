@@ -63,11 +63,10 @@ public final class GuestInit {
         }
         umask(0o022)
         _ = chdir("/")
-        let awaitingConsole = !Self.standardDescriptorsOpen()
-        if awaitingConsole { Self.occupyStandardDescriptors() }
+        let descriptorsMissing = !Self.standardDescriptorsUsable()
         let wanted: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPWR]
         signals = wanted.withUnsafeBufferPointer { sovnet_signal_pipe_with($0.baseAddress, Int32($0.count)) }
-        boot(attachingConsole: awaitingConsole)
+        boot(descriptorsMissing: descriptorsMissing)
         supervise()
         finish()
     }
@@ -75,15 +74,19 @@ public final class GuestInit {
     // MARK: Boot
 
     /// Mounts, modules, the console, then everything that logs.
-    private func boot(attachingConsole: Bool) {
+    private func boot(descriptorsMissing: Bool) {
         var problems: [String] = []
         for (mount, outcome) in EarlyMounts.mountAll() {
             if case .failed(let reason) = outcome { problems.append("cannot mount \(mount.type) on \(mount.target): \(reason)") }
         }
+        if descriptorsMissing { Self.nullStandardDescriptors() }
         setenv("PATH", GuestLayout.path, 1)
         setenv("HOME", "/root", 0)
+        // The kernel gives init /dev/console as it stands at boot: nothing, or
+        // the VT, when the console asked for (hvc0) comes from a module.
+        let onKernelConsole = descriptorsMissing || Self.link("/proc/self/fd/1") == "/dev/console"
         let modules = loadModules()
-        if attachingConsole { attachConsole() }
+        if onKernelConsole { attachConsole() }
         logger.notice("sovnet-init \(version) starting (kernel \(KernelModules.release))")
         for problem in problems + modules.problems { logger.warning("\(problem)") }
         if !modules.loaded.isEmpty { logger.info("modules loaded: \(modules.loaded.joined(separator: " "))") }
@@ -128,18 +131,22 @@ public final class GuestInit {
         return report
     }
 
-    /// Makes /dev/console descriptors 0 to 2. The console device may appear
-    /// only once its driver has loaded and probed: it is retried for 3 s.
+    /// Makes /dev/console descriptors 0 to 2 again, once the console the
+    /// kernel command line names (`console=hvc0`) is registered: its driver
+    /// may have just been loaded, and its device appears a little later.
     private func attachConsole() {
+        let wanted = Self.readFile("/proc/cmdline")?.split(separator: " ")
+            .last { $0.hasPrefix("console=") }
+            .map { String($0.dropFirst("console=".count).prefix { $0 != "," }).trimmingSpaces }
         for _ in 0..<30 {
-            let fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
-            if fd >= 0 {
-                for target in Int32(0)...2 { dup2(fd, target) }
-                if fd > 2 { close(fd) }
-                return
-            }
+            let registered = Self.readFile("/proc/consoles")?.split(separator: "\n").map { $0.prefix { $0 != " " } } ?? []
+            if wanted == nil || registered.contains(where: { $0 == wanted! }) { break }
             usleep(100_000)
         }
+        let fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        for target in Int32(0)...2 { dup2(fd, target) }
+        if fd > 2 { close(fd) }
     }
 
     private func setHostName() {
@@ -369,23 +376,33 @@ public final class GuestInit {
         return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0
     }
 
-    static func standardDescriptorsOpen() -> Bool {
-        (Int32(0)...2).allSatisfy { fcntl($0, F_GETFD) >= 0 }
+    /// Where a symbolic link points, or nil.
+    static func link(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink(path, &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Fills descriptors 0 to 2 with /dev/null until the console can be opened,
-    /// so that no descriptor opened meanwhile takes their place.
-    static func occupyStandardDescriptors() {
-        if access("/dev/null", F_OK) != 0 {
-            _ = Glibc.mount("devtmpfs", "/dev", "devtmpfs", UInt(MS_NOSUID), "mode=0755")
+    /// Whether descriptors 0 to 2 lead somewhere: not the placeholders
+    /// (/dev/null, or the root directory) that the shim put where the
+    /// kernel gave init no console.
+    static func standardDescriptorsUsable() -> Bool {
+        (Int32(0)...2).allSatisfy { fd in
+            var status = stat()
+            guard fstat(fd, &status) == 0 else { return false }
+            let kind = status.st_mode & S_IFMT
+            let null = kind == S_IFCHR && status.st_rdev == 0x103  // makedev(1, 3), /dev/null
+            return kind != S_IFDIR && !null
         }
-        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 {
-            let null = open("/dev/null", O_RDWR)
-            if null >= 0, null != fd {
-                dup2(null, fd)
-                close(null)
-            }
-        }
+    }
+
+    /// Points descriptors 0 to 2 at /dev/null until the console can be opened.
+    static func nullStandardDescriptors() {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        guard null >= 0 else { return }
+        for fd in Int32(0)...2 { dup2(null, fd) }
+        close(null)
     }
 
     static func readFile(_ path: String) -> String? {

@@ -44,7 +44,8 @@ public final class Proxy {
     private var made: [([UInt8], PortID)] = []
     /// What the network core decided for one frame, reused frame after frame.
     private var deliveries: [Delivery] = []
-    /// One connected UDP socket per upstream resolver.
+    /// One connected UDP socket per upstream resolver; -1 while it cannot be
+    /// connected (no route to it yet): tried again with the next query.
     private var upstreams: [Int32] = []
     private var stopping = false
     /// Guests whose connection has a backlog (watched for writability).
@@ -104,8 +105,8 @@ public final class Proxy {
             try api.listen(on: endpoint, mode: mode_t(options.socketMode))
         }
         for (index, (address, port)) in options.dnsUpstreams.enumerated() {
-            upstreams.append(try Self.connectUDP(to: address, port: port))
-            try epoll.add(upstreams[index], [.readable], token: LoopToken.upstream(index).rawValue)
+            upstreams.append(-1)
+            connectUpstream(index, quietly: false)
             logger.info("forwarding DNS to \(address):\(port)")
         }
         for forward in options.nat.forwards {
@@ -237,8 +238,24 @@ public final class Proxy {
         capture?.flush()
     }
 
+    /// Connects upstream resolver `index`'s socket; a failure is logged and
+    /// its queries go unanswered (the resolver answers SERVFAIL) until it works.
+    private func connectUpstream(_ index: Int, quietly: Bool) {
+        let (address, port) = options.dnsUpstreams[index]
+        do {
+            let fd = try Self.connectUDP(to: address, port: port)
+            try epoll.add(fd, [.readable], token: LoopToken.upstream(index).rawValue)
+            upstreams[index] = fd
+        } catch {
+            let message: Logger.Message = "DNS upstream \(address):\(port): \(error); trying again with the next query"
+            if quietly { logger.debug(message) } else { logger.warning(message) }
+        }
+    }
+
     private func sendUpstream(_ query: [UInt8], _ upstream: Int) {
         guard upstreams.indices.contains(upstream) else { return }
+        if upstreams[upstream] < 0 { connectUpstream(upstream, quietly: true) }
+        guard upstreams[upstream] >= 0 else { return }
         let sent = query.withUnsafeBytes { send(upstreams[upstream], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if sent < 0 { logger.debug("DNS upstream \(upstream): \(String(cString: strerror(errno)))") }
     }
@@ -428,7 +445,7 @@ public final class Proxy {
         for guest in guests.values { guest.connection.close() }
         guests.removeAll()
         for entry in listeners { entry.listener.close() }
-        for fd in upstreams { close(fd) }
+        for fd in upstreams where fd >= 0 { close(fd) }
         api.shutDown()
         if let pidFile = options.pidFile { unlink(pidFile) }
         capture?.flush()
