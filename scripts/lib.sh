@@ -25,3 +25,13 @@ install_packages() {
 build_packages=(libpcap-dev pkg-config zlib1g-dev liblzma-dev)
 # What the tests use as real peers and references.
 test_packages=(tshark iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat)
+
+# check_release_binary PATH: the release build runs and links no Swift runtime library.
+check_release_binary() {
+    "$1" --version >/dev/null
+    if ldd "$1" | grep -q 'libswift'; then
+        echo "$1 links the Swift runtime dynamically: build it with --static-swift-stdlib" >&2
+        return 1
+    fi
+    echo "release build: $1 ($(du -h "$1" | cut -f1)), Swift runtime linked in"
+}

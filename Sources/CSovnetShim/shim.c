@@ -101,6 +101,34 @@ static void write_signal(int number) {
     errno = saved;
 }
 
+extern char **environ;
+
+/// posix_spawn(3), or posix_spawnp(3) when `search_path`, with `actions`
+/// (which it destroys): the child starts with no signal blocked and every
+/// signal at its default, whatever the spawning thread had (Dispatch's
+/// worker threads block every signal; init ignores some), plus `flags`.
+static int spawn_clean(const char *file, int search_path, posix_spawn_file_actions_t *actions, short flags,
+                       char *const argv[], char *const envp[]) {
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | flags);
+    pid_t child = -1;
+    int result = search_path ? posix_spawnp(&child, file, actions, &attributes, argv, envp)
+                             : posix_spawn(&child, file, actions, &attributes, argv, envp);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(actions);
+    if (result != 0) {
+        errno = result;
+        return -1;
+    }
+    return child;
+}
+
 int sovnet_signal_pipe_with(const int *numbers, int count) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
@@ -131,23 +159,7 @@ int sovnet_spawn_service(const char *file, char *const argv[], char *const envp[
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &all);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-    pid_t child = -1;
-    int result = posix_spawnp(&child, file, &actions, &attributes, argv, envp);
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
-    if (result != 0) {
-        errno = result;
-        return -1;
-    }
-    return child;
+    return spawn_clean(file, 1, &actions, POSIX_SPAWN_SETSID, argv, envp);
 }
 
 int sovnet_finit_module(int fd, const char *parameters, int flags) {
@@ -172,8 +184,6 @@ int sovnet_restart(void) { return reboot(RB_AUTOBOOT); }
 
 int sovnet_disable_ctrl_alt_del(void) { return reboot(RB_DISABLE_CAD); }
 
-extern char **environ;
-
 int sovnet_spawn(const char *path, char *const argv[], const char *output_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -181,29 +191,7 @@ int sovnet_spawn(const char *path, char *const argv[], const char *output_path) 
     posix_spawn_file_actions_addopen(&actions, 1, output_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    // The child starts with no signal blocked and default dispositions, whatever
-    // the spawning thread had (dispatch's worker threads block every signal).
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGHUP);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &defaults);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t child = -1;
-    int result = posix_spawn(&child, path, &actions, &attributes, argv, environ);
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
-    if (result != 0) {
-        errno = result;
-        return -1;
-    }
-    return child;
+    return spawn_clean(path, 0, &actions, 0, argv, environ);
 }
 
 int sovnet_unshare_network(void) { return unshare(CLONE_NEWNET); }
@@ -267,6 +255,8 @@ int sovnet_open_pty(char *slave_path, size_t length) {
 // numbers, and its log lines written into them. This runs before the
 // runtime starts and fills the gaps: with /dev/null, or, where there is no
 // /dev yet, with the root directory, which takes nothing written to it.
+static int standard_descriptors_filled = 0;
+
 __attribute__((constructor(101))) static void sovnet_reserve_standard_descriptors(void) {
     for (int fd = 0; fd <= 2; fd++) {
         if (fcntl(fd, F_GETFD) >= 0) continue;
@@ -276,5 +266,8 @@ __attribute__((constructor(101))) static void sovnet_reserve_standard_descriptor
             dup2(placeholder, fd);
             close(placeholder);
         }
+        standard_descriptors_filled |= 1 << fd;
     }
 }
+
+int sovnet_standard_descriptors_filled(void) { return standard_descriptors_filled; }

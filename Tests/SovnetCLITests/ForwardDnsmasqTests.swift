@@ -36,6 +36,8 @@ final class ForwardDnsmasqTests {
         echo = try Spawned("ip netns exec \(host.name) python3 -c \(quote(echoServer(port: 7777, host: "192.168.127.1")))",
                            log: work + "/echo.log")
         try bridge.start()
+        let echo = self.echo
+        #expect(waitUntil(10) { echo.output.contains("ready") }, "the echo server listens: \(echo.output)")
     }
 
     deinit {

@@ -68,6 +68,7 @@ func echoServer(port: Int, host: String = "127.0.0.1") -> String {
     import socket, threading, time
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("\(host)", \(port))); s.listen(16); s.settimeout(60)
+    print("ready", flush=True)
     def serve(c):
         while True:
             d = c.recv(65536)

@@ -17,6 +17,14 @@ import Testing
         #expect(output == (try String(contentsOfFile: Self.golden + "/crosvm-command.txt", encoding: .utf8)))
     }
 
+    /// Without vsock: the network on a second virtio console port that crosvm connects to the proxy's socket.
+    @Test func crosvmSerialTransportCommandLineMatchesGolden() throws {
+        let output = try shell("\(CommandLineTests.binary.path) up --guest crosvm --kernel /data/vm/Image "
+                               + "--disk /data/vm/rootfs.img --params 'init=/sbin/sovnet-init rw' --name phone "
+                               + "--transport serial --run-dir /run/sovnet/phone --dry-run")
+        #expect(output == (try String(contentsOfFile: Self.golden + "/crosvm-serial-command.txt", encoding: .utf8)))
+    }
+
     @Test func qemuCommandLineMatchesGolden() throws {
         let config = NSTemporaryDirectory() + "sovnet-qemu-\(getpid()).yaml"
         defer { unlink(config) }
@@ -32,6 +40,9 @@ import Testing
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let output = try shell("\(CommandLineTests.binary.path) up --config \(config) --run-dir /run/sovnet/lab --dry-run")
         #expect(output == (try String(contentsOfFile: Self.golden + "/qemu-command.txt", encoding: .utf8)))
+        let serial = try shell("\(CommandLineTests.binary.path) up --config \(config) --run-dir /run/sovnet/lab "
+                               + "--transport serial --dry-run")
+        #expect(serial == (try String(contentsOfFile: Self.golden + "/qemu-serial-command.txt", encoding: .utf8)))
     }
 
     /// A stand-in crosvm prints a console line and exits with each of crosvm's
@@ -159,7 +170,18 @@ import Testing
         #expect(throws: LaunchConfiguration.Problem("proxy.listen must be the running proxy's unix:// listener for a netns guest")) {
             try LaunchConfiguration.parse("proxy:\n  api: unix:///run/sovnet/api.sock\n")
         }
+        #expect(throws: LaunchConfiguration.Problem("guest.transport vsock does not fit a qemu guest")) {
+            try LaunchConfiguration.parse("guest:\n  kind: qemu\n  kernel: /k\n  transport: vsock\n")
+        }
+        #expect(throws: LaunchConfiguration.Problem(
+            "guest.transport serial does not fit a netns guest (it reaches the proxy over a unix socket)")) {
+            try LaunchConfiguration.parse("guest:\n  transport: serial\n")
+        }
+        #expect(throws: LaunchConfiguration.Problem("guest.stop-timeout 900 must be 0 to 600 seconds")) {
+            try LaunchConfiguration.parse("guest:\n  kind: qemu\n  kernel: /k\n  stop-timeout: 900\n")
+        }
         #expect((try? LaunchConfiguration.parse(""))?.guest.kind == .netns)
+        #expect((try? LaunchConfiguration.parse("guest:\n  kind: crosvm\n  kernel: /k\n  disk: /d\n"))?.transport == .vsock)
     }
 
     @Test func tailscaleOutputsAreRead() throws {

@@ -70,6 +70,11 @@ int sovnet_restart(void);
 /// reboot(2) with RB_DISABLE_CAD: Ctrl-Alt-Del sends SIGINT to init.
 int sovnet_disable_ctrl_alt_del(void);
 
+/// Which of descriptors 0, 1 and 2 (bits 0 to 2) were closed when the
+/// process started, and were filled with placeholders before the runtime
+/// could take them.
+int sovnet_standard_descriptors_filled(void);
+
 /// posix_spawn(3) of `path` with `argv` and the caller's environment, with
 /// standard input from /dev/null, standard output appended to `output_path`
 /// (created if needed) and standard error the same, no other descriptor of

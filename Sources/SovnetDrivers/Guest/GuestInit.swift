@@ -63,7 +63,7 @@ public final class GuestInit {
         }
         umask(0o022)
         _ = chdir("/")
-        let descriptorsMissing = !Self.standardDescriptorsUsable()
+        let descriptorsMissing = sovnet_standard_descriptors_filled() != 0
         let wanted: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPWR]
         signals = wanted.withUnsafeBufferPointer { sovnet_signal_pipe_with($0.baseAddress, Int32($0.count)) }
         boot(descriptorsMissing: descriptorsMissing)
@@ -384,20 +384,8 @@ public final class GuestInit {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Whether descriptors 0 to 2 lead somewhere: not the placeholders
-    /// (/dev/null, or the root directory) that the shim put where the
-    /// kernel gave init no console.
-    static func standardDescriptorsUsable() -> Bool {
-        (Int32(0)...2).allSatisfy { fd in
-            var status = stat()
-            guard fstat(fd, &status) == 0 else { return false }
-            let kind = status.st_mode & S_IFMT
-            let null = kind == S_IFCHR && status.st_rdev == 0x103  // makedev(1, 3), /dev/null
-            return kind != S_IFDIR && !null
-        }
-    }
-
-    /// Points descriptors 0 to 2 at /dev/null until the console can be opened.
+    /// Points descriptors 0 to 2 (the shim's placeholders, where the kernel
+    /// gave init none) at /dev/null until the console can be opened.
     static func nullStandardDescriptors() {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard null >= 0 else { return }
