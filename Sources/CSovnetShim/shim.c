@@ -196,6 +196,8 @@ int sovnet_spawn(const char *path, char *const argv[], const char *output_path) 
 
 int sovnet_unshare_network(void) { return unshare(CLONE_NEWNET); }
 
+int sovnet_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET); }
+
 int sovnet_af_vsock(void) { return AF_VSOCK; }
 
 unsigned int sovnet_vmaddr_cid_any(void) { return VMADDR_CID_ANY; }

@@ -34,7 +34,7 @@ import Testing
     @Test func helpListsEverySubcommand() throws {
         let result = try run(["--help"])
         #expect(result.status == 0)
-        for command in ["forward", "proxy", "up", "down", "status", "check", "doctor", "pcap", "bench"] {
+        for command in ["forward", "proxy", "up", "down", "status", "check", "doctor", "pcap", "bench", "guest", "init"] {
             #expect(result.output.contains("  \(command) "), "\(command) missing from --help")
         }
     }
@@ -49,13 +49,6 @@ import Testing
         let result = try run(["up", "--guest", "qemu", "--name", "incomplete"])
         #expect(result.status == 64)
         #expect(result.error.contains("guest.kernel is needed for a qemu guest"))
-    }
-
-    @Test(arguments: [("bench", 6)])
-    func unbuiltCommandsSaySoAndFail(command: String, issue: Int) throws {
-        let result = try run([command])
-        #expect(result.status != 0)
-        #expect(result.error.contains("sovnet \(command) is not built yet (issue #\(issue))"))
     }
 
     @Test func forwardExitsQuietlyWhenTheGuestHasANetwork() throws {

@@ -84,6 +84,10 @@ int sovnet_spawn(const char *path, char *const argv[], const char *output_path);
 /// unshare(CLONE_NEWNET): moves the calling thread into a new network namespace.
 int sovnet_unshare_network(void);
 
+/// setns(fd, CLONE_NEWNET): moves the calling thread into the network
+/// namespace `fd` refers to (an open /run/netns/NAME).
+int sovnet_enter_network_namespace(int fd);
+
 /// AF_VSOCK, which older C libraries do not export to Swift.
 int sovnet_af_vsock(void);
 

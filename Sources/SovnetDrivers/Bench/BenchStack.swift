@@ -1,0 +1,181 @@
+// The user-mode network stacks `sovnet bench` can measure, each started in
+// a `BenchTopology`: its host side in `host`, its guest side (or the
+// interface it makes) in `guest`. Each says where the guest reaches the
+// host's 127.0.0.1 and which address its gateway answers pings on.
+//
+//   sovnet       sovnet proxy -listen unix://… in host; sovnet forward in guest
+//   gvisor       gvproxy and gvforwarder, the same way (the user's binaries)
+//   pasta        pasta --config-net --netns guest, run in host; the gateway
+//                address is remapped to the host's loopback
+//   slirp4netns  slirp4netns --configure, run in host; 10.0.2.2 is the
+//                host's loopback and answers pings
+import Foundation
+import Glibc
+
+/// A stack to measure.
+public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
+    case sovnet(binary: String)
+    case gvisor(proxy: String, forwarder: String)
+    case pasta
+    case slirp4netns
+
+    public var description: String {
+        switch self {
+        case .sovnet: "sovnet"
+        case .gvisor: "gvisor-tap-vsock"
+        case .pasta: "pasta"
+        case .slirp4netns: "slirp4netns"
+        }
+    }
+
+    /// The programs it needs, for a clear error when one is missing.
+    public var programs: [String] {
+        switch self {
+        case .sovnet(let binary): [binary]
+        case .gvisor(let proxy, let forwarder): [proxy, forwarder]
+        case .pasta: ["pasta"]
+        case .slirp4netns: ["slirp4netns"]
+        }
+    }
+
+    /// Starts the stack at `mtu` and waits until the guest has an address.
+    func start(in topology: BenchTopology, mtu: Int, directory: String) throws -> RunningStack {
+        for program in programs where Executable.find(program) == nil {
+            throw LaunchError("\(description): \(program) is not installed")
+        }
+        let logName = "\(self)-\(mtu)"
+        let started = ContinuousClock.now
+        var running: RunningStack
+        switch self {
+        case .sovnet(let binary), .gvisor(let binary, _):
+            let socket = directory + "/vm.sock"
+            unlink(socket)
+            var proxyArguments = [binary, "proxy", "-listen", "unix://\(socket)", "-mtu", "\(mtu)"]
+            if case .gvisor(let proxy, _) = self { proxyArguments = [proxy, "-listen", "unix://\(socket)", "-mtu", "\(mtu)"] }
+            let proxy = try ChildProcess(topology.inNamespace(topology.host, proxyArguments), log: directory + "/\(logName)-host.log")
+            running = RunningStack(stack: self, hostAlias: "192.168.127.254", gateway: "192.168.127.1", host: proxy)
+            guard Self.wait(seconds: 10, { access(socket, F_OK) == 0 || !proxy.isRunning }), proxy.isRunning else {
+                running.stop()
+                throw LaunchError("\(description): the proxy did not listen: \(proxy.tail(5))")
+            }
+            var forwarderArguments = [binary, "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
+                                      "-stop-if-exist", "", "--resolv-conf", "none"]
+            if case .gvisor(_, let forwarder) = self {
+                forwarderArguments = [forwarder, "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)", "-stop-if-exist", ""]
+            }
+            running.guest = try ChildProcess(topology.inNamespace(topology.guest, forwarderArguments), log: directory + "/\(logName)-guest.log")
+        case .pasta:
+            let pasta = try ChildProcess(topology.inNamespace(topology.host, [
+                "pasta", "--foreground", "--quiet", "--runas", "0", "--config-net", "--ipv4-only", "--mtu", "\(mtu)",
+                "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--netns", topology.guest,
+            ]), log: directory + "/\(logName)-host.log")
+            running = RunningStack(stack: self, hostAlias: BenchTopology.worldAddress, gateway: BenchTopology.worldAddress, host: pasta)
+        case .slirp4netns:
+            let slirp = try ChildProcess(topology.inNamespace(topology.host, [
+                "slirp4netns", "--configure", "--mtu=\(mtu)", "--netns-type=path", "/run/netns/\(topology.guest)", "tap0",
+            ]), log: directory + "/\(logName)-host.log")
+            running = RunningStack(stack: self, hostAlias: "10.0.2.2", gateway: "10.0.2.2", host: slirp)
+        }
+        let guest = topology.guest
+        let gotAddress = Self.wait(seconds: 20) {
+            (try? NamespaceThread.run(in: guest) { InterfaceAddress.hasIPv4(excludingLoopback: true) }) == true
+                || running.host?.isRunning == false
+        }
+        guard gotAddress, running.host?.isRunning != false else {
+            let log = (running.host?.tail(5) ?? "") + "\n" + (running.guest?.tail(5) ?? "")
+            running.stop()
+            throw LaunchError("\(description): the guest got no address within 20 s: \(log)")
+        }
+        running.addressAfter = ContinuousClock.now - started
+        // sovnet forward logs its DHCP exchange just after applying the lease.
+        if let log = running.guest?.log {
+            _ = Self.wait(seconds: 1) { Self.leaseMilliseconds(inLog: log) != nil }
+            running.leaseMilliseconds = Self.leaseMilliseconds(inLog: log)
+        }
+        return running
+    }
+
+    /// The `in X ms` of sovnet forward's `lease obtained` line.
+    static func leaseMilliseconds(inLog path: String) -> Double? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.contains("lease obtained: ") }),
+              let range = line.range(of: #" in [0-9.]+ ms"#, options: .regularExpression) else { return nil }
+        return Double(line[range].dropFirst(4).dropLast(3))
+    }
+
+    /// Polls `condition` every millisecond for up to `seconds`.
+    static func wait(seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            usleep(1000)
+        }
+        return condition()
+    }
+}
+
+/// A started stack.
+struct RunningStack {
+    let stack: BenchStack
+    /// The address the guest reaches the host's 127.0.0.1 at.
+    let hostAlias: String
+    /// The address that answers the guest's pings.
+    let gateway: String
+    /// The host side's process (proxy, pasta, slirp4netns).
+    var host: ChildProcess?
+    /// The guest side's process (the forwarder), where there is one.
+    var guest: ChildProcess?
+    /// From starting the stack to the guest's interface having an address.
+    var addressAfter: Duration = .zero
+    /// The forwarder's own account of its DHCP exchange.
+    var leaseMilliseconds: Double?
+
+    init(stack: BenchStack, hostAlias: String, gateway: String, host: ChildProcess) {
+        self.stack = stack
+        self.hostAlias = hostAlias
+        self.gateway = gateway
+        self.host = host
+    }
+
+    /// Peak resident set sizes in bytes (VmHWM), while the processes run.
+    func peakResidentBytes() -> (host: Int?, guest: Int?) {
+        (host.flatMap { ProcessMemory.peakResident(pid: $0.pid) }, guest.flatMap { ProcessMemory.peakResident(pid: $0.pid) })
+    }
+
+    mutating func stop() {
+        guest?.stop(SIGTERM, grace: 5)
+        host?.stop(SIGTERM, grace: 5)
+        guest = nil
+        host = nil
+    }
+}
+
+/// Reads /proc/PID/status.
+enum ProcessMemory {
+    /// VmHWM: the peak resident set size, in bytes.
+    static func peakResident(pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kilobytes * 1024
+    }
+}
+
+/// The calling thread's network namespace's addresses.
+enum InterfaceAddress {
+    /// Whether an interface other than lo has an IPv4 address.
+    static func hasIPv4(excludingLoopback: Bool) -> Bool {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return false }
+        defer { freeifaddrs(list) }
+        var entry = list
+        while let current = entry {
+            if let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+               !excludingLoopback || String(cString: current.pointee.ifa_name) != "lo" {
+                return true
+            }
+            entry = current.pointee.ifa_next
+        }
+        return false
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import SovnetDrivers
+
+/// `sovnet bench`: throughput, latency, connection rate, lease time and
+/// memory through the stack, side by side with other stacks.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure latency and throughput through the stack (root; makes and removes its own namespaces).",
+        discussion: """
+            A guest namespace runs sovnet forward, another runs sovnet proxy with iperf3 and echo servers on \
+            its 127.0.0.1, reached from the guest through the host alias; a third is the only place the host \
+            side's route leads to, so nothing leaves the machine. --compare runs the same against pasta and \
+            slirp4netns, --gvproxy/--gvforwarder against gvisor-tap-vsock. See benchmarks/README.md.
+            """
+    )
+
+    @Option(name: .customLong("mtu"), help: "MTUs to measure at, comma-separated.")
+    var mtu = "1500,65520"
+
+    @Option(name: .customLong("runs"), help: "iperf3 runs per direction (the median is reported).")
+    var runs = 3
+
+    @Option(name: .customLong("time"), help: "Seconds per iperf3 run.")
+    var seconds = 3
+
+    @Option(name: .customLong("samples"), help: "Exchanges per latency probe (ICMP at most 2000).")
+    var samples = 5000
+
+    @Option(name: .customLong("compare"), help: "Other stacks to measure the same way: pasta, slirp4netns (comma-separated).")
+    var compare: String?
+
+    @Option(name: .customLong("gvproxy"), help: "gvisor-tap-vsock's gvproxy, to measure with --gvforwarder.")
+    var gvproxy: String?
+
+    @Option(name: .customLong("gvforwarder"), help: "gvisor-tap-vsock's gvforwarder, to measure with --gvproxy.")
+    var gvforwarder: String?
+
+    @Option(name: .customLong("json"), help: "Write the results as JSON to this file.")
+    var json: String?
+
+    @Option(name: .customLong("chart"), help: "Draw throughput and latency to this SVG file.")
+    var chart: String?
+
+    func validate() throws {
+        guard !mtus.isEmpty, mtus.allSatisfy({ (576...65520).contains($0) }) else {
+            throw ValidationError("--mtu wants MTUs from 576 to 65520, comma-separated")
+        }
+        guard (1...20).contains(runs), (1...60).contains(seconds), (10...1_000_000).contains(samples) else {
+            throw ValidationError("--runs 1-20, --time 1-60 and --samples 10-1000000")
+        }
+        if (gvproxy == nil) != (gvforwarder == nil) { throw ValidationError("--gvproxy and --gvforwarder go together") }
+        for name in compared where !["pasta", "slirp4netns"].contains(name) {
+            throw ValidationError("--compare knows pasta and slirp4netns, not '\(name)'")
+        }
+    }
+
+    var mtus: [Int] { mtu.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    var compared: [String] { compare?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [] }
+
+    func run() throws {
+        var stacks: [BenchStack] = [.sovnet(binary: Executable.current)]
+        if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
+        for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
+        var options = Bench.Options(stacks: stacks)
+        options.mtus = mtus
+        options.runs = runs
+        options.seconds = seconds
+        options.samples = samples
+        let report: BenchReport
+        do {
+            report = try Bench(options: options).run()
+        } catch let error as LaunchError {
+            throw ValidationError(error.description)
+        }
+        print(report.text, terminator: "")
+        if let json { try report.json.write(toFile: json, atomically: true, encoding: .utf8) }
+        if let chart { try BenchChart.svg(report).write(toFile: chart, atomically: true, encoding: .utf8) }
+        if report.results.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
+    }
+}
