@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "sovnet", targets: ["sovnet"]),
         .library(name: "SovnetWire", targets: ["SovnetWire"]),
         .library(name: "SovnetLink", targets: ["SovnetLink"]),
+        .library(name: "SovnetCore", targets: ["SovnetCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
