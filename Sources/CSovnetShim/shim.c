@@ -39,14 +39,19 @@ static int with_control_socket(unsigned long op, struct ifreq *request) {
     return result;
 }
 
-int sovnet_tap_attach(int fd, const char *name, char *name_out) {
+int sovnet_tap_attach(int fd, const char *name, char *name_out, int virtio_headers) {
     struct ifreq request;
     if (copy_name(&request, name) < 0) return -1;
-    request.ifr_flags = IFF_TAP | IFF_NO_PI;
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | (virtio_headers ? IFF_VNET_HDR : 0);
     if (ioctl(fd, TUNSETIFF, &request) < 0) return -1;
     memcpy(name_out, request.ifr_name, IFNAMSIZ);
     name_out[IFNAMSIZ - 1] = 0;
     return 0;
+}
+
+int sovnet_tap_set_offload(int fd, int on) {
+    unsigned int flags = on ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) : 0;
+    return ioctl(fd, TUNSETOFFLOAD, flags);
 }
 
 int sovnet_set_hwaddr(const char *name, const uint8_t mac[6]) {

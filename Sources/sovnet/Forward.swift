@@ -62,6 +62,10 @@ struct ForwardCommand: ParsableCommand {
     @Option(name: .customLong("hostname"), help: "Host name sent to the DHCP server (default: this host's name).")
     var hostName: String?
 
+    @Flag(name: .customLong("no-offload"),
+          help: "Do not ask the host for offloads (TCP superframes and unfinished checksums between tap and proxy).")
+    var noOffload = false
+
     @Option(name: .customLong("pcap"), help: "Record every frame crossing in either direction to this pcap file.")
     var pcap: String?
 
@@ -113,12 +117,16 @@ struct ForwardCommand: ParsableCommand {
             }
             fixed = .init(address: address, prefixLength: prefix, gateway: router, dns: servers)
         }
-        return ForwarderOptions(
+        var options = ForwarderOptions(
             endpoint: endpoint, framing: framing, interface: iface, mac: macAddress, mtu: mtu,
             preexisting: preexisting,
             stopIfExist: stopIfExist.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty },
             resolvConf: resolvConf == "none" ? nil : resolvConf, staticAddress: fixed,
             hostName: hostName ?? Self.systemHostName(), pcapPath: pcap, pcapFilter: pcapFilter, debug: debug)
+        // Offloads need a vm socket, a tap of our own, and frames whose header still fits the 16-bit length.
+        options.offload = !noOffload && framing == .vm && endpoint.isStreamSocket && !preexisting
+            && options.maximumFrameLength <= OffloadLink.superframeLimit
+        return options
     }
 
     static func systemHostName() -> String? {

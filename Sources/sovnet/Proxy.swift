@@ -111,6 +111,10 @@ struct ProxyCommand: ParsableCommand {
             help: "Translate a virtual address to a host address, VIRTUAL=HOST (repeatable; default 192.168.127.254=127.0.0.1).")
     var nat: [String] = []
 
+    @Flag(name: .customLong("no-offload"),
+          help: "Refuse sovnet forward's requests for offloads (TCP superframes, checksums left to complete), as gvproxy does.")
+    var noOffload = false
+
     @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
     var allowLinkLocal = false
 
@@ -261,6 +265,7 @@ struct ProxyCommand: ParsableCommand {
         var withServices = options
         withServices.services = try services.map(endpoint)
         withServices.listenSerial = try listenSerial.map(endpoint)
+        withServices.offload = !noOffload
         withServices.nat = try natConfiguration(file: file, network: network)
         let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }

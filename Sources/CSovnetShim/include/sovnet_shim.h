@@ -12,9 +12,16 @@
 #include <sys/eventfd.h>
 
 /// Attaches `fd` (an open /dev/net/tun) to the tap interface `name` with
-/// IFF_TAP | IFF_NO_PI, creating it if needed. The kernel's chosen name is
-/// written to `name_out` (at least 16 bytes). Returns 0 or -1 with errno set.
-int sovnet_tap_attach(int fd, const char *name, char *name_out);
+/// IFF_TAP | IFF_NO_PI, and IFF_VNET_HDR when `virtio_headers` (each frame
+/// then comes and goes after a 10-byte virtio-net header), creating it if
+/// needed. The kernel's chosen name is written to `name_out` (at least 16
+/// bytes). Returns 0 or -1 with errno set.
+int sovnet_tap_attach(int fd, const char *name, char *name_out, int virtio_headers);
+
+/// TUNSETOFFLOAD: with `on`, the kernel may hand over TCP superframes (TSO
+/// over IPv4 and IPv6, ECN) and frames whose checksum is left to complete;
+/// without, it segments and checksums every frame itself.
+int sovnet_tap_set_offload(int fd, int on);
 
 /// Sets the hardware address of interface `name`. Returns 0 or -1 with errno.
 int sovnet_set_hwaddr(const char *name, const uint8_t mac[6]);

@@ -19,13 +19,16 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(guest):\(guestPort)-\(remote):\(remotePort)" }
 }
 
-/// Where a guest's frames go back to: the switch port and the guest's MAC.
+/// Where a guest's frames go back to: the switch port and the guest's MAC,
+/// and whether frames on that port carry virtio-net headers (`OffloadLink`).
 public struct GuestLink: Hashable, Sendable {
     public var port: PortID
     public var mac: MACAddress
+    public var offload: Bool
 
-    public init(port: PortID, mac: MACAddress) {
+    public init(port: PortID, mac: MACAddress, offload: Bool = false) {
         self.port = port
         self.mac = mac
+        self.offload = offload
     }
 }

@@ -3,6 +3,10 @@
 // checksums); the driver sends each port's frames with one call and clears
 // the buffer, keeping its capacity, so the steady path allocates nothing.
 // Datagrams longer than the link MTU are split into IPv4 fragments.
+//
+// Frames for a guest on an offloading link (`GuestLink.offload`) begin with
+// a virtio-net header; their TCP checksums are left to the guest's kernel to
+// complete, and a TCP segment may be a superframe standing for several.
 import SovnetWire
 
 /// Frames for guests, gathered between two sends.
@@ -11,6 +15,8 @@ public final class GuestFrames {
     public struct Frame: Sendable {
         public var port: PortID
         public var range: Range<Int>
+        /// The virtio-net header's bytes at the start of `range` (0 or 10).
+        public var headerLength: Int
     }
 
     public let gatewayMAC: MACAddress
@@ -39,17 +45,20 @@ public final class GuestFrames {
         bytesByPort.removeAll(keepingCapacity: true)
     }
 
-    /// Calls `body` with each port's frames, in the order they were added.
-    public func withFramesByPort(_ body: (PortID, [UnsafeRawBufferPointer]) -> Void) {
+    /// Calls `body` with each port's frames, in the order they were added,
+    /// and the length of the virtio-net header they begin with (0 for none).
+    public func withFramesByPort(_ body: (PortID, [UnsafeRawBufferPointer], Int) -> Void) {
         storage.withUnsafeBytes { bytes in
             var pending: [PortID: [UnsafeRawBufferPointer]] = [:]
+            var headers: [PortID: Int] = [:]
             var order: [PortID] = []
             for frame in frames {
                 let slice = UnsafeRawBufferPointer(rebasing: bytes[frame.range])
                 if pending[frame.port] == nil { order.append(frame.port) }
                 pending[frame.port, default: []].append(slice)
+                headers[frame.port] = frame.headerLength
             }
-            for port in order { body(port, pending[port]!) }
+            for port in order { body(port, pending[port]!, headers[port] ?? 0) }
         }
     }
 
@@ -62,6 +71,7 @@ public final class GuestFrames {
                        protocol: IPProtocol, payloadLength: Int, dontFragment: Bool = true,
                        moreFragments: Bool = false, fragmentOffset: Int = 0, identification: UInt16? = nil) -> Int {
         let start = storage.count
+        if link.offload { storage.append(contentsOf: VirtioNetHeader.plain) }
         EthernetHeader(destination: link.mac, source: gatewayMAC, etherType: .ipv4).emit(into: &storage)
         IPv4Header(source: source, destination: destination, protocol: `protocol`, payloadLength: payloadLength,
                    ttl: 64, identification: identification ?? nextIdentification(), dontFragment: dontFragment,
@@ -70,17 +80,28 @@ public final class GuestFrames {
     }
 
     private func end(_ link: GuestLink, from start: Int) {
-        EthernetHeader.padToMinimum(&storage, frameStart: start)
-        frames.append(Frame(port: link.port, range: start..<storage.count))
+        let headerLength = link.offload ? VirtioNetHeader.size : 0
+        EthernetHeader.padToMinimum(&storage, frameStart: start + headerLength)
+        frames.append(Frame(port: link.port, range: start..<storage.count, headerLength: headerLength))
         bytesByPort[link.port, default: 0] += storage.count - start
     }
 
-    /// A TCP segment from `source` to the guest at `destination`.
+    /// A TCP segment from `source` to the guest at `destination`. On an
+    /// offloading link its checksum is left to complete, and a payload longer
+    /// than `segmentSize` makes it a superframe of segments of that size.
     public func appendTCP(_ link: GuestLink, source: IPv4Address, destination: IPv4Address,
-                          header: TCPHeader, payload: UnsafeRawBufferPointer) {
+                          header: TCPHeader, payload: UnsafeRawBufferPointer, segmentSize: Int? = nil) {
         let start = begin(link, source: source, destination: destination, protocol: .tcp,
                           payloadLength: header.bufferLength + payload.count)
-        header.emit(payload: payload, source: source, destination: destination, into: &storage)
+        header.emit(payload: payload, source: source, destination: destination,
+                    checksum: link.offload ? .partial : .full, into: &storage)
+        if link.offload {
+            let transportStart = EthernetView.headerLength + IPv4View.minimumHeaderLength
+            let superframe = segmentSize.flatMap { payload.count > $0 ? $0 : nil }
+            let virtio = VirtioNetHeader(tcpv4HeaderLength: transportStart + header.bufferLength,
+                                         transportStart: transportStart, segmentSize: superframe)
+            storage.withUnsafeMutableBytes { virtio.store(at: $0.baseAddress! + start) }
+        }
         end(link, from: start)
     }
 

@@ -24,6 +24,11 @@ public struct TCPSettings: Sendable {
     public init(mtu: Int) {
         maximumSegmentSize = max(536, mtu - 40)
     }
+
+    /// The most payload one superframe toward an offloading guest carries:
+    /// with its virtio-net, Ethernet, IPv4 and TCP headers it fits a 16-bit
+    /// frame length, and its IPv4 packet the 16-bit total length.
+    public static let superframePayload = 65_535 - 10 - 14 - 20 - 20
 }
 
 /// Byte and packet totals for one protocol of the NAT, both ways.

@@ -11,7 +11,10 @@
 //   largest window (`TCPSettings.maximumWindow`).
 // - host → guest: bytes are peeked from the socket's receive queue, cut into
 //   segments of the guest's MSS and sent as far as the guest's window allows;
-//   they leave the queue only when the guest acknowledges them. A timeout or
+//   they leave the queue only when the guest acknowledges them. On an
+//   offloading link (`GuestLink.offload`) many segments go as one
+//   superframe, left for the guest's kernel to take as the segments it
+//   stands for. A timeout or
 //   three duplicate ACKs rewind the peek and send again (go-back-N). A full
 //   guest window stops the reading, so a slow guest slows the host peer.
 //
@@ -478,18 +481,20 @@ public final class TCPFlow {
 
     // MARK: Sending
 
-    /// Cuts `bytes` into segments and sends them; returns how many.
+    /// Cuts `bytes` into segments (superframes of whole segments on an
+    /// offloading link) and sends them; returns how many segments that is.
     private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> Int {
         var offset = 0
         var segments = 0
+        let piece = link.offload ? max(segmentSize, TCPSettings.superframePayload / segmentSize * segmentSize) : segmentSize
         while offset < bytes.count {
-            let length = min(segmentSize, bytes.count - offset)
+            let length = min(piece, bytes.count - offset)
             let last = offset + length == bytes.count
             emit(flags: last ? [.ack, .psh] : [.ack], sequence: nextToSend,
                  payload: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]))
             nextToSend = nextToSend &+ UInt32(length)
             offset += length
-            segments += 1
+            segments += (length + segmentSize - 1) / segmentSize
         }
         if TCPSequence.less(highestSent, nextToSend) { highestSent = nextToSend }
         if deadline == nil { deadline = now + retransmissionTimeout }
@@ -560,7 +565,8 @@ public final class TCPFlow {
         let header = TCPHeader(sourcePort: key.remotePort, destinationPort: key.guestPort, sequenceNumber: sequence,
                                acknowledgmentNumber: acknowledging ? receiveNext : 0, flags: flags,
                                window: UInt16(clamping: window), options: options)
-        context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header, payload: payload)
+        context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header, payload: payload,
+                                 segmentSize: segmentSize)
         if acknowledging {
             let edge = receiveNext &+ UInt32(flags.contains(.syn) ? window : window << Int(ownShift))
             if TCPSequence.less(windowEdge, edge) { windowEdge = edge }

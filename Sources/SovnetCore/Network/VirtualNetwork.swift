@@ -55,12 +55,21 @@ public final class VirtualNetwork {
     /// Where the guest using `address` is: learned from its packets, or from
     /// the DHCP binding of the address and the port its MAC was seen on.
     public func neighbor(_ address: IPv4Address) -> GuestLink? {
-        if let link = neighbors[address], ports.contains(link.port) { return link }
+        if let link = neighbors[address], ports.contains(link.port) {
+            return GuestLink(port: link.port, mac: link.mac, offload: offloadPorts.contains(link.port))
+        }
         guard let lease = dhcp.leases.first(where: { $0.address == address && $0.state == .bound }),
               let port = macTable[lease.mac], ports.contains(port) else { return nil }
-        return GuestLink(port: port, mac: lease.mac)
+        return GuestLink(port: port, mac: lease.mac, offload: offloadPorts.contains(port))
     }
     private var ports: Set<PortID> = []
+    /// Ports whose frames carry virtio-net headers (`OffloadLink`).
+    private var offloadPorts: Set<PortID> = []
+
+    /// Records that frames on `port` carry virtio-net headers.
+    public func setOffload(_ port: PortID) {
+        offloadPorts.insert(port)
+    }
     /// Broadcast allowance per port: tokens left and when they were counted.
     private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
     private var nextPort = 0
@@ -135,6 +144,7 @@ public final class VirtualNetwork {
     /// guest that reconnects gets its address back.
     public func detach(_ port: PortID) {
         ports.remove(port)
+        offloadPorts.remove(port)
         broadcastTokens[port] = nil
         macTable = macTable.filter { $0.value != port }
         neighbors = neighbors.filter { $0.value.port != port }

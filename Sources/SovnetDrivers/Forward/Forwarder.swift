@@ -13,6 +13,13 @@
 // survive), the connection is retried with backoff from 100 ms to 5 s, and
 // the lease is confirmed again (INIT-REBOOT) once it is back.
 //
+// Offloads: the tap is opened with virtio-net headers, and a `vm` socket
+// asks the host for them (`OffloadLink`). Granted, the tap hands over TCP
+// superframes with their checksums left to complete and frames go both ways
+// header and all, untouched; refused (gvproxy, `--no-offload`), the tap is
+// told to segment and checksum everything and headers are taken off and
+// put on at the tap.
+//
 // Over a serial line (`serial:///dev/hvc1`) there is no connection to lose:
 // the link's markers name the host's session, and a new session (the proxy
 // restarted, or the hypervisor reconnected) is what confirms the lease again.
@@ -38,6 +45,11 @@ public final class Forwarder {
     /// Frames dropped because they were not well-formed Ethernet.
     public private(set) var malformedFromHost = 0
     private var batch: [UnsafeRawBufferPointer] = []
+    /// Frames between the tap and the host carry virtio-net headers.
+    private var linkHeaders = false
+    /// Frames finished in software: handed over with offloads on while the
+    /// link has none (a moment around a reconnect), or too large for it.
+    public private(set) var finishedInSoftware = 0
     /// The host session a serial line last named.
     private var hostSession: UInt64?
 
@@ -77,7 +89,9 @@ public final class Forwarder {
             if try waitForSignal(timeout: .zero) { return shutDown() }
             do {
                 connection = try FrameTransport.connect(to: options.endpoint, framing: options.framing,
-                                                        maximumFrameLength: options.maximumFrameLength, logger: logger)
+                                                        maximumFrameLength: options.maximumFrameLength,
+                                                        offload: tap.virtioHeaders, logger: logger)
+                try useOffloads((connection as? StreamFrameConnection)?.virtioHeaders ?? false)
             } catch {
                 logger.warning("cannot reach host at \(options.endpoint): \(error); retrying in \(backoff)")
                 if try idle(for: backoff) { return shutDown() }
@@ -85,7 +99,7 @@ public final class Forwarder {
                 continue
             }
             backoff = .milliseconds(100)
-            logger.notice("connected to \(options.endpoint) (\(options.framing) framing)")
+            logger.notice("connected to \(options.endpoint) (\(options.framing) framing\(linkHeaders ? ", offloads" : ""))")
             let now = ContinuousClock.now
             if !everConnected, let actions = dhcp?.start(now: now) {
                 perform(actions)
@@ -109,7 +123,8 @@ public final class Forwarder {
 
     private func openTap() throws {
         do {
-            tap = try TapDevice(name: options.interface, maximumFrameLength: options.maximumFrameLength)
+            tap = try TapDevice(name: options.interface, maximumFrameLength: options.maximumFrameLength,
+                                virtioHeaders: options.offload)
         } catch {
             if case .system(_, let errno) = error, errno.rawValue == ENOENT || errno.rawValue == ENODEV {
                 throw StartError(description: "cannot open /dev/net/tun (\(errno)): the kernel needs CONFIG_TUN "
@@ -129,6 +144,13 @@ public final class Forwarder {
         }
         interfaceIndex = index
         try netlink?.setLinkUp(index: index, mtu: options.mtu)
+        if tap.virtioHeaders { try netlink?.setSegmentationLimit(index: index, bytes: OffloadLink.superframeLimit) }
+    }
+
+    /// Turns the tap's offloads on or off to match what the host granted.
+    private func useOffloads(_ granted: Bool) throws {
+        linkHeaders = granted
+        if tap.virtioHeaders { try tap.setOffload(granted) }
     }
 
     // MARK: The loop
@@ -184,7 +206,13 @@ public final class Forwarder {
         batch.removeAll(keepingCapacity: true)
         let now = ContinuousClock.now
         var dhcpActions: [DHCPClientAction] = []
-        let status = try connection.receive { frame in
+        let headerLength = linkHeaders ? VirtioNetHeader.size : 0
+        let status = try connection.receive { whole in
+            guard whole.count > headerLength else {
+                malformedFromHost += 1
+                return
+            }
+            let frame = UnsafeRawBufferPointer(rebasing: whole[headerLength...])
             guard (try? EthernetView(frame)) != nil else {
                 malformedFromHost += 1
                 logger.debug("dropped malformed frame of \(frame.count) bytes from host")
@@ -196,9 +224,11 @@ public final class Forwarder {
                 dhcpActions += actions
                 return
             }
-            batch.append(frame)
+            batch.append(linkHeaders ? whole : frame)
         }
-        if !batch.isEmpty { try tap.send(batch) }
+        if !batch.isEmpty {
+            if linkHeaders { try tap.send(batch) } else { try tap.send(plain: batch) }
+        }
         capture?.flush()
         perform(dhcpActions)
         return status
@@ -207,12 +237,23 @@ public final class Forwarder {
     /// Frames from the guest kernel, to the host in one batch.
     private func fromTap(to connection: FrameEndpoint) throws {
         batch.removeAll(keepingCapacity: true)
-        _ = try tap.receive { frame in
+        var finished: [[UInt8]] = []
+        let headerLength = tap.virtioHeaders ? VirtioNetHeader.size : 0
+        _ = try tap.receive { whole in
+            let frame = UnsafeRawBufferPointer(rebasing: whole[headerLength...])
             capture?.write(frame)
             if options.debug { logger.debug("guest> \(FrameSummary.describe(Array(frame)).text)") }
-            batch.append(frame)
+            if headerLength == 0 || linkHeaders && whole.count <= OffloadLink.maximumFrameLength {
+                batch.append(whole)
+            } else if let header = try? VirtioNetHeader(whole), !header.isPlain || linkHeaders {
+                finishedInSoftware += 1
+                finished += SoftwareOffload.frames(of: frame, header: header) ?? []
+            } else {
+                batch.append(frame)
+            }
         }
         if !batch.isEmpty { try connection.send(batch) }
+        for frame in finished { try connection.send(linkHeaders ? VirtioNetHeader.plain + frame : frame) }
         capture?.flush()
     }
 
@@ -270,7 +311,7 @@ public final class Forwarder {
                 capture?.write(frame)
                 if options.debug { logger.debug("dhcp> \(FrameSummary.describe(frame).text)") }
                 do {
-                    try connection?.send(frame)
+                    try connection?.send(linkHeaders ? VirtioNetHeader.plain + frame : frame)
                 } catch {
                     logger.warning("cannot send DHCP message: \(error)")
                 }

@@ -21,6 +21,9 @@ public struct ForwarderOptions: Sendable {
     public var pcapFilter: String?
     /// Log every frame.
     public var debug: Bool
+    /// Ask the host for offloads (`OffloadLink`): open the tap with
+    /// virtio-net headers and pass TCP superframes through when granted.
+    public var offload = true
 
     /// `--static ADDR/PREFIX --gateway IP [--dns IP]`.
     public struct StaticAddress: Sendable {

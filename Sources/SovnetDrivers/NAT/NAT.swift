@@ -110,13 +110,17 @@ final class NAT {
     // MARK: From guests
 
     /// An IPv4 frame from `port` that the virtual network marked for the NAT.
-    func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant) {
+    /// On an offloading port (`offload`), a TCP segment may be a superframe,
+    /// and `checksumTrusted` says its checksum was left to complete by a
+    /// kernel on this host, as a NIC's checksum offload would: it is not summed.
+    func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, offload: Bool = false, checksumTrusted: Bool = false,
+                 now: ContinuousClock.Instant) {
         guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload) else {
             drop(.malformedIPv4)
             return
         }
-        let link = GuestLink(port: port, mac: ethernet.source)
-        guard ip.isFragment else { return receive(ip, link: link, now: now) }
+        let link = GuestLink(port: port, mac: ethernet.source, offload: offload)
+        guard ip.isFragment else { return receive(ip, link: link, checksumTrusted: checksumTrusted, now: now) }
         switch reassembler.add(ip, now: now) {
         case .incomplete:
             break
@@ -132,7 +136,7 @@ final class NAT {
     }
 
     /// A whole IPv4 packet from a guest.
-    private func receive(_ ip: IPv4View, link: GuestLink, now: ContinuousClock.Instant) {
+    private func receive(_ ip: IPv4View, link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
         var target: IPv4Address?
         if ip.destination != gatewayAddress {
@@ -143,9 +147,9 @@ final class NAT {
         }
         switch ip.protocol {
         case .tcp:
-            guard let segment = try? TCPView(ip.payload, source: ip.source, destination: ip.destination) else {
-                return drop(.badChecksum)
-            }
+            let parsed = checksumTrusted ? try? TCPView(ip.payload)
+                : try? TCPView(ip.payload, source: ip.source, destination: ip.destination)
+            guard let segment = parsed else { return drop(.badChecksum) }
             let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
                               remotePort: segment.destinationPort)
             if target == nil, !tcp.hasFlow(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),

@@ -36,6 +36,16 @@ public final class RouteNetlink {
         try transact(body, "set link \(index) up")
     }
 
+    /// Caps the packets the interface's segmentation offload takes at
+    /// `bytes` (`ip link set … gso_max_size`), so a superframe and its
+    /// headers fit a 16-bit frame length.
+    public func setSegmentationLimit(index: Int32, bytes: Int) throws(LinkError) {
+        var body = Message(type: Self.newLink, flags: Self.request | Self.ack, sequence: nextSequence())
+        body.appendInterfaceInfo(index: index, flags: 0, change: 0)
+        body.appendAttribute(type: Self.linkGSOMaximumSize, u32: UInt32(bytes))
+        try transact(body, "set link \(index) gso_max_size \(bytes)")
+    }
+
     /// Adds `address/prefixLength` (with its broadcast address) to the interface.
     public func addAddress(_ address: IPv4Address, prefixLength: Int, index: Int32) throws(LinkError) {
         var body = Message(type: Self.newAddress, flags: Self.request | Self.ack | Self.create | Self.replace,
@@ -116,7 +126,7 @@ public final class RouteNetlink {
     static let errorMessage: UInt16 = 2
     static let newLink: UInt16 = 16, newAddress: UInt16 = 20, deleteAddress: UInt16 = 21
     static let newRoute: UInt16 = 24, deleteRoute: UInt16 = 25
-    static let linkMTU: UInt16 = 4
+    static let linkMTU: UInt16 = 4, linkGSOMaximumSize: UInt16 = 41
     static let addressAddress: UInt16 = 1, addressLocal: UInt16 = 2, addressBroadcast: UInt16 = 4
     static let routeOutputInterface: UInt16 = 4, routeGateway: UInt16 = 5
     static let unicastRoute: UInt8 = 1

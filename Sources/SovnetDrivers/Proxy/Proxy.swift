@@ -50,6 +50,10 @@ public final class Proxy {
     private var stopping = false
     /// Guests whose connection has a backlog (watched for writability).
     private var blockedPorts: Set<PortID> = []
+    /// Guests whose frames carry virtio-net headers (`OffloadLink`).
+    private var offloadPorts: Set<PortID> = []
+    /// Frames from offloading guests whose virtio-net header did not parse.
+    private var malformedHeaders = 0
     private var published = ContinuousClock.now
     /// Something happened since the statistics were last published.
     private var unpublished = false
@@ -193,14 +197,16 @@ public final class Proxy {
         return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
     }
 
-    /// Sends the frames the NAT made, each port's in one call.
+    /// Sends the frames the NAT made, each port's in one call (with the
+    /// virtio-net headers the NAT put before them for an offloading guest).
     private func flushNAT() {
         guard !nat.frames.isEmpty else { return }
-        nat.frames.withFramesByPort { port, frames in
+        nat.frames.withFramesByPort { port, frames, headerLength in
             guard guests[port] != nil else { return }
             let bytes = nat.frames.bytesByPort[port, default: 0]
             shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: bytes) }
-            for frame in frames {
+            for whole in frames {
+                let frame = UnsafeRawBufferPointer(rebasing: whole[headerLength...])
                 capture?.write(frame)
                 if options.debug { logger.debug("nat>\(port) \(FrameSummary.describe(Array(frame)).text)") }
             }
@@ -228,7 +234,7 @@ public final class Proxy {
             switch delivery {
             case .send(let bytes, let target):
                 capture?.write(bytes)
-                bytes.withUnsafeBytes { transmit([$0], to: target) }
+                transmit(bare: bytes, to: target)
             case .resolve(let query, let upstream):
                 sendUpstream(query, upstream)
             case .forward, .nat:
@@ -275,7 +281,8 @@ public final class Proxy {
     private func open(_ endpoint: Endpoint, _ framing: Framing, serial: Bool = false) throws -> FrameListener {
         let listener = try FrameListener(endpoint: endpoint, framing: framing,
                                          maximumFrameLength: options.maximumFrameLength,
-                                         socketMode: mode_t(options.socketMode), serial: serial, logger: logger)
+                                         socketMode: mode_t(options.socketMode), serial: serial,
+                                         acceptsOffload: options.offload, logger: logger)
         logger.notice("listening on \(endpoint) (\(framing)\(serial ? " over a serial line" : ""))")
         return listener
     }
@@ -312,25 +319,21 @@ public final class Proxy {
         outgoing.removeAll(keepingCapacity: true)
         made.removeAll(keepingCapacity: true)
         let now = ContinuousClock.now
+        let stream = guest.connection as? StreamFrameConnection
         let status: ReceiveStatus
         do {
-            status = try shared.withLock { network in try guest.connection.receive { frame in
-                capture?.write(frame)
-                if options.debug { logger.debug("\(port)> \(FrameSummary.describe(Array(frame)).text)") }
-                deliveries.removeAll(keepingCapacity: true)
-                network.receive(frame, from: port, now: now, into: &deliveries)
-                for delivery in deliveries {
-                    switch delivery {
-                    case .forward(let targets):
-                        for target in targets { outgoing[target, default: []].append(frame) }
-                    case .send(let bytes, let target):
-                        made.append((bytes, target))
-                    case .resolve(let query, let upstream):
-                        sendUpstream(query, upstream)
-                    case .nat:
-                        nat.receive(frame, from: port, now: now)
-                    }
+            status = try shared.withLock { network in try guest.connection.receive { whole in
+                guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, network, now: now) }
+                if !offloadPorts.contains(port) {
+                    offloadPorts.insert(port)
+                    network.setOffload(port)
+                    logger.info("\(port) carries offloads (virtio-net headers)")
                 }
+                guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength, let header = try? VirtioNetHeader(whole) else {
+                    malformedHeaders += 1
+                    return
+                }
+                route(whole, header: header, from: port, network, now: now)
             } }
         } catch LinkError.framing(.otherRequest) {
             handOverToAPI(port)
@@ -343,10 +346,66 @@ public final class Proxy {
         for (bytes, target) in made {
             capture?.write(bytes)
             if options.debug { logger.debug("gateway>\(target) \(FrameSummary.describe(bytes).text)") }
-            bytes.withUnsafeBytes { transmit([$0], to: target) }
+            transmit(bare: bytes, to: target)
         }
         capture?.flush()
         return status != .closed
+    }
+
+    /// One frame from a guest, through the network core. `header` is its
+    /// virtio-net header on an offloading port: a checksum left to complete
+    /// is completed here unless the frame is TCP (the NAT trusts those, as
+    /// it would a NIC's checksum offload), so every other parser can check it.
+    private func route(_ whole: UnsafeRawBufferPointer, header: VirtioNetHeader?, from port: PortID,
+                       _ network: VirtualNetwork, now: ContinuousClock.Instant) {
+        var header = header
+        let frame = header == nil ? whole : UnsafeRawBufferPointer(rebasing: whole[VirtioNetHeader.size...])
+        if var pending = header, pending.flags & VirtioNetHeader.needsChecksum != 0, pending.gsoType == 0, !Self.isTCP(frame) {
+            SoftwareOffload.completeChecksum(UnsafeMutableRawBufferPointer(mutating: frame), header: pending)
+            pending.flags = VirtioNetHeader.dataValid
+            pending.store(at: UnsafeMutableRawPointer(mutating: whole.baseAddress!))
+            header = pending
+        }
+        capture?.write(frame)
+        if options.debug { logger.debug("\(port)> \(FrameSummary.describe(Array(frame)).text)") }
+        deliveries.removeAll(keepingCapacity: true)
+        network.receive(frame, from: port, now: now, into: &deliveries)
+        for delivery in deliveries {
+            switch delivery {
+            case .forward(let targets):
+                for target in targets { forward(whole, frame, header: header, to: target) }
+            case .send(let bytes, let target):
+                made.append((bytes, target))
+            case .resolve(let query, let upstream):
+                sendUpstream(query, upstream)
+            case .nat:
+                let trusted = header.map { $0.flags & (VirtioNetHeader.needsChecksum | VirtioNetHeader.dataValid) != 0 } ?? false
+                nat.receive(frame, from: port, offload: header != nil, checksumTrusted: trusted, now: now)
+            }
+        }
+    }
+
+    /// A frame switched to another guest: as it is between ports alike;
+    /// onto an offloading port with a plain header; off one as the plain
+    /// frames it stands for (checksum completed, superframe segmented).
+    private func forward(_ whole: UnsafeRawBufferPointer, _ frame: UnsafeRawBufferPointer, header: VirtioNetHeader?,
+                         to target: PortID) {
+        switch (header, offloadPorts.contains(target)) {
+        case (.some, true): outgoing[target, default: []].append(whole)
+        case (nil, false): outgoing[target, default: []].append(frame)
+        case (nil, true): made.append((Array(frame), target))
+        case (let header?, false):
+            if header.isPlain {
+                made.append((Array(frame), target))
+            } else {
+                for plain in SoftwareOffload.frames(of: frame, header: header) ?? [] { made.append((plain, target)) }
+            }
+        }
+    }
+
+    /// Whether an Ethernet frame holds an untagged IPv4 TCP packet.
+    static func isTCP(_ frame: UnsafeRawBufferPointer) -> Bool {
+        frame.count > 23 && frame[12] == 0x08 && frame[13] == 0x00 && frame[23] == 6
     }
 
     /// A `-listen` connection that asked for the control API, not /connect:
@@ -362,6 +421,16 @@ public final class Proxy {
         }
         let buffered = stream.decoder.drainBuffered()
         api.adopt(descriptor: stream.releaseDescriptor(), buffered: buffered)
+    }
+
+    /// Sends a frame that has no virtio-net header, giving it a plain one
+    /// when `port` is an offloading guest's.
+    private func transmit(bare bytes: [UInt8], to port: PortID) {
+        if offloadPorts.contains(port) {
+            (VirtioNetHeader.plain + bytes).withUnsafeBytes { transmit([$0], to: port) }
+        } else {
+            bytes.withUnsafeBytes { transmit([$0], to: port) }
+        }
     }
 
     private func deliver(to target: PortID) {
@@ -422,6 +491,7 @@ public final class Proxy {
     private func disconnect(_ port: PortID) throws -> Bool {
         guard let guest = guests.removeValue(forKey: port) else { return false }
         epoll.remove(guest.connection.readDescriptor)
+        offloadPorts.remove(port)
         if blockedPorts.remove(port) != nil {
             if guest.connection.sendDescriptor != guest.connection.readDescriptor { epoll.remove(guest.connection.sendDescriptor) }
             nat.setBlocked(port, false)

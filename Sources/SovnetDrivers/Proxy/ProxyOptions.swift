@@ -24,6 +24,8 @@ public struct ProxyOptions: Sendable {
     public var services: [Endpoint] = []
     /// Address translation, flow limits and port forwards.
     public var nat = NATConfiguration()
+    /// Grant `sovnet forward`'s requests for offloads (`OffloadLink`).
+    public var offload = true
     /// Stop on SIGTERM, SIGINT and SIGHUP; off when the proxy runs inside
     /// `sovnet up`, which handles signals itself and calls `Proxy.stop()`.
     public var handleSignals = true

@@ -85,6 +85,14 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether it is a stream socket (unix, vsock or TCP).
+    public var isStreamSocket: Bool {
+        switch self {
+        case .unix, .vsock, .tcp: true
+        default: false
+        }
+    }
+
     /// The framing gvproxy uses on this kind of endpoint by default.
     public var defaultFraming: Framing {
         switch self {

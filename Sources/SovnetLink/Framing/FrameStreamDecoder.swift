@@ -25,6 +25,11 @@ public final class FrameStreamDecoder {
     public let expectedRequestPath: String?
     /// The request head once it has been read.
     public private(set) var requestHead: String?
+    /// Where a connecting side asks for virtio-net headers (`OffloadLink`);
+    /// nil when this side does not offer them.
+    public let offloadRequestPath: String?
+    /// The connecting side asked for virtio-net headers with its request head.
+    public private(set) var offloadRequested = false
     /// On a serial line, the marker that resynchronises the stream.
     public let marker: SerialMarker?
     /// Whether frame boundaries are known (always, without a marker).
@@ -53,10 +58,11 @@ public final class FrameStreamDecoder {
     ///   - bufferCapacity: bytes read at most per call; at least one prefix
     ///     and one maximum-length frame.
     public init(prefix: LengthPrefix, maximumFrameLength: Int, expectedRequestPath: String? = nil,
-                marker: SerialMarker? = nil, bufferCapacity: Int = 256 * 1024) {
+                offloadRequestPath: String? = nil, marker: SerialMarker? = nil, bufferCapacity: Int = 256 * 1024) {
         self.prefix = prefix
         self.maximumFrameLength = min(maximumFrameLength, prefix.maximumLength)
         self.expectedRequestPath = expectedRequestPath
+        self.offloadRequestPath = offloadRequestPath
         self.marker = marker
         isSynchronized = marker == nil
         let capacity = max(bufferCapacity, prefix.size + self.maximumFrameLength,
@@ -148,6 +154,32 @@ public final class FrameStreamDecoder {
         return frames
     }
 
+    /// Takes an HTTP response head at the start of the buffered bytes (the
+    /// answer to an offload request): its text once it is whole, or nil
+    /// while its end has not arrived. Frame bytes after it stay buffered.
+    /// Throws when the bytes cannot begin a response head.
+    public func takeResponseHead() throws(FramingError) -> String? {
+        let bytes = UnsafeRawBufferPointer(rebasing: storage[start..<end])
+        let expected = Array("HTTP/1.".utf8)
+        guard bytes.starts(with: expected.prefix(bytes.count)) else {
+            throw FramingError.badRequestHead(String(decoding: bytes.prefix(40), as: UTF8.self))
+        }
+        let terminator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4,
+              let found = terminator.withUnsafeBytes({ sovnet_memmem(bytes.baseAddress!, bytes.count, $0.baseAddress!, 4) }) else {
+            if bytes.count >= Self.maximumRequestHeadLength { throw FramingError.badRequestHead("no end of response head") }
+            return nil
+        }
+        let length = UnsafeRawPointer(bytes.baseAddress!).distance(to: found) + 4
+        let head = String(decoding: bytes[..<length], as: UTF8.self)
+        start += length
+        if start == end {
+            start = 0
+            end = 0
+        }
+        return head
+    }
+
     /// Takes every buffered byte (to hand a connection over to another server).
     public func drainBuffered() -> [UInt8] {
         let bytes = Array(UnsafeRawBufferPointer(rebasing: storage[start..<end]))
@@ -236,9 +268,11 @@ public final class FrameStreamDecoder {
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1."), parts[1].hasPrefix("/") else {
             throw FramingError.badRequestHead(String(requestLine.prefix(200)))
         }
-        guard parts[0] == "POST", parts[1] == expectedRequestPath ?? "" else {
+        let path = String(parts[1])
+        guard parts[0] == "POST", path == expectedRequestPath ?? "" || path == offloadRequestPath else {
             throw FramingError.otherRequest
         }
+        offloadRequested = path == offloadRequestPath
         requestHead = head
         start += headEnd
         return true

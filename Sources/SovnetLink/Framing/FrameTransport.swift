@@ -10,11 +10,17 @@ public enum FrameTransport {
     public static let defaultMaximumFrameLength = 1518
 
     /// Connects to `endpoint` and speaks `framing`. For `vm`, the request head
-    /// (path from the URL, `/connect` by default) is written first.
+    /// (path from the URL, `/connect` by default) is written first. With
+    /// `offload`, a `vm` socket first asks for virtio-net headers
+    /// (`OffloadLink`) and, if the server does not grant them, connects again
+    /// plainly; the connection's `virtioHeaders` says which it got.
     public static func connect(to endpoint: Endpoint, framing: Framing,
-                               maximumFrameLength: Int = defaultMaximumFrameLength,
+                               maximumFrameLength: Int = defaultMaximumFrameLength, offload: Bool = false,
                                logger: Logger = Logger(label: "sovnet.link")) throws -> FrameEndpoint {
         try checkCompatible(endpoint, framing)
+        if offload, framing == .vm, endpoint.isStreamSocket, let offloading = try connectOffloading(to: endpoint, logger: logger) {
+            return offloading
+        }
         if endpoint == .stdio {
             return StreamFrameConnection(framing: framing, readDescriptor: 0, writeDescriptor: 1,
                                          maximumFrameLength: maximumFrameLength, logger: logger)
@@ -46,6 +52,22 @@ public enum FrameTransport {
         }
     }
 
+    /// Asks `endpoint` for offloads; the connection if they were granted, nil
+    /// (the socket closed) otherwise.
+    private static func connectOffloading(to endpoint: Endpoint, logger: Logger) throws -> StreamFrameConnection? {
+        let fd = try Sockets.connect(to: endpoint)
+        let connection = StreamFrameConnection(framing: .vm, readDescriptor: fd, writeDescriptor: fd,
+                                               maximumFrameLength: OffloadLink.maximumFrameLength, logger: logger)
+        do {
+            try connection.sendRaw(Framing.vmRequestHead(path: OffloadLink.requestPath))
+            if try connection.awaitOffloadAnswer(timeout: OffloadLink.replyTimeout) { return connection }
+        } catch {
+            logger.debug("offload request to \(endpoint): \(error)")
+        }
+        connection.close()
+        return nil
+    }
+
     /// Packet framings need packet sockets, and stream framings stream ones.
     static func checkCompatible(_ endpoint: Endpoint, _ framing: Framing) throws(LinkError) {
         let fits = switch endpoint {
@@ -74,6 +96,8 @@ public final class FrameListener {
     public let maximumFrameLength: Int
     /// Whether connections are the host end of a serial line.
     public let serial: Bool
+    /// Whether `vm` connections that ask for offloads get them.
+    public let acceptsOffload: Bool
     /// The listening descriptor (for polling); -1 for stdio.
     public let descriptor: Int32
     private let logger: Logger
@@ -81,11 +105,13 @@ public final class FrameListener {
     private var closed = false
 
     public init(endpoint: Endpoint, framing: Framing, maximumFrameLength: Int = FrameTransport.defaultMaximumFrameLength,
-                socketMode: mode_t = 0o600, serial: Bool = false, logger: Logger = Logger(label: "sovnet.link")) throws {
+                socketMode: mode_t = 0o600, serial: Bool = false, acceptsOffload: Bool = false,
+                logger: Logger = Logger(label: "sovnet.link")) throws {
         self.endpoint = endpoint
         self.framing = framing
         self.maximumFrameLength = maximumFrameLength
         self.serial = serial
+        self.acceptsOffload = acceptsOffload && framing == .vm && !serial
         self.logger = logger
         try FrameTransport.checkCompatible(endpoint, framing)
         if serial {
@@ -132,6 +158,7 @@ public final class FrameListener {
             let fd = try Sockets.accept(descriptor)
             return StreamFrameConnection(framing: framing, readDescriptor: fd, writeDescriptor: fd,
                                          maximumFrameLength: maximumFrameLength, expectedRequestPath: expectedPath,
+                                         acceptsOffload: acceptsOffload,
                                          logger: logger)
         }
     }

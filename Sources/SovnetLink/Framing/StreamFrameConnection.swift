@@ -14,6 +14,10 @@
 // markers: the guest's end writes its head when opened and on a timer
 // (`linkTimer`), the host's end answers each head it reads with its reply,
 // queued behind whatever frames are already on their way.
+//
+// With offloads (`OffloadLink`) frames carry a virtio-net header: the
+// serving side answers an offload request before anything else it sends;
+// the dialling side awaits that answer (`awaitOffloadAnswer`).
 import Glibc
 import Logging
 
@@ -39,6 +43,11 @@ public final class StreamFrameConnection: FrameEndpoint {
     private var markersHandled = 0
     private var discardsReported = 0
     private var nextHead: ContinuousClock.Instant?
+    private var offloadAnswered = false
+    /// Frames begin with a virtio-net header: the peer asked for it (serving
+    /// side) or agreed to it (dialling side).
+    public var virtioHeaders: Bool { offloadAgreed || decoder.offloadRequested }
+    private var offloadAgreed = false
 
     /// Frames per system call when sending.
     public static let sendBatch = 512
@@ -50,8 +59,9 @@ public final class StreamFrameConnection: FrameEndpoint {
     ///   - expectedRequestPath: on the serving side of `vm`, the request
     ///     path to read before frames (`/connect`).
     ///   - serial: the end of a serial line this is (the `vm` framing with markers).
+    ///   - acceptsOffload: the serving side of `vm` grants offload requests.
     public init(framing: Framing, readDescriptor: Int32, writeDescriptor: Int32, maximumFrameLength: Int,
-                expectedRequestPath: String? = nil, serial: SerialRole? = nil,
+                expectedRequestPath: String? = nil, serial: SerialRole? = nil, acceptsOffload: Bool = false,
                 logger: Logger = Logger(label: "sovnet.link")) {
         let prefix = framing.lengthPrefix ?? .littleEndian16
         self.framing = framing
@@ -60,8 +70,11 @@ public final class StreamFrameConnection: FrameEndpoint {
         self.writeDescriptor = writeDescriptor
         self.logger = logger
         self.serial = serial
-        decoder = FrameStreamDecoder(prefix: prefix, maximumFrameLength: maximumFrameLength,
-                                     expectedRequestPath: expectedRequestPath, marker: serial?.incomingMarker)
+        decoder = FrameStreamDecoder(prefix: prefix,
+                                     maximumFrameLength: acceptsOffload ? OffloadLink.maximumFrameLength : maximumFrameLength,
+                                     expectedRequestPath: expectedRequestPath,
+                                     offloadRequestPath: acceptsOffload ? OffloadLink.requestPath : nil,
+                                     marker: serial?.incomingMarker)
         writesToSocket = Descriptor.isSocket(writeDescriptor)
         vectors = .allocate(capacity: 2 * Self.sendBatch)
         prefixes = .allocate(byteCount: 4 * Self.sendBatch, alignment: 4)
@@ -94,7 +107,17 @@ public final class StreamFrameConnection: FrameEndpoint {
         }
         decoder.commit(count)
         do {
-            let frames = try decoder.forEachFrame(body)
+            let frames: Int
+            if decoder.offloadRequestPath != nil, !offloadAnswered {
+                // The answer goes out before anything the frames make the peer be sent.
+                frames = try decoder.forEachFrame { frame in
+                    try answerOffload()
+                    try body(frame)
+                }
+                try answerOffload()
+            } else {
+                frames = try decoder.forEachFrame(body)
+            }
             if serial != nil, decoder.markersRead != markersHandled { try markersArrived() }
             return .frames(frames)
         } catch let error as FramingError {
@@ -200,6 +223,42 @@ public final class StreamFrameConnection: FrameEndpoint {
         }
         backlog.removeAll(keepingCapacity: backlog.capacity <= backlogLimit)
         backlogStart = 0
+    }
+
+    // MARK: Offloads
+
+    /// Sends the 200 once the peer's head asked for offloads.
+    private func answerOffload() throws {
+        guard decoder.offloadRequested, !offloadAnswered else { return }
+        offloadAnswered = true
+        try enqueueRaw(OffloadLink.reply)
+    }
+
+    /// The dialling side's wait for the answer to its offload request:
+    /// true once the 200 came (frames carry headers from then on), false
+    /// for any other answer, a closed connection or no answer in time.
+    func awaitOffloadAnswer(timeout: Duration) throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                if let head = try decoder.takeResponseHead() {
+                    offloadAgreed = OffloadLink.accepts(head)
+                    return offloadAgreed
+                }
+            } catch {
+                return false
+            }
+            let left = deadline - .now
+            guard left > .zero else { return false }
+            var poller = pollfd(fd: readDescriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)) > 0
+            else { continue }
+            let space = decoder.writableSpace
+            let count = read(readDescriptor, space.baseAddress, space.count)
+            if count < 0, errno == EINTR || errno == EAGAIN { continue }
+            guard count > 0 else { return false }
+            decoder.commit(count)
+        }
     }
 
     // MARK: Serial line

@@ -1,4 +1,4 @@
-// Big-endian field access on raw bytes.
+// Big-endian field access on raw bytes (and little-endian, for the virtio-net header).
 //
 // Readers are only called after a view has checked that the bytes are long
 // enough; `loadUnaligned` still checks bounds in debug builds. Writers append
@@ -13,6 +13,11 @@ extension UnsafeRawBufferPointer {
     @inlinable
     func be16(_ offset: Int) -> UInt16 {
         UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inlinable
+    func le16(_ offset: Int) -> UInt16 {
+        UInt16(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
     @inlinable

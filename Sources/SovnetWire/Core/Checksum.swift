@@ -1,15 +1,25 @@
 // The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 //
 // The one's-complement sum does not depend on byte order (RFC 1071 §2(B)),
-// so bytes are summed as native 32-bit words into a 64-bit accumulator and
+// so bytes are summed as native 64-bit words with end-around carry and
 // the folded result is converted to network order once at the end. Chunks may
 // have any length: when a chunk starts at an odd offset of the whole, its sum
 // is byte-swapped before it is added, which is the same as shifting every
 // byte into its proper half of the 16-bit word.
 
+/// How a transport checksum is written.
+public enum ChecksumMode: Sendable {
+    /// Computed over the pseudo-header, header and payload.
+    case full
+    /// Only the pseudo-header's sum, folded and not complemented, for the
+    /// receiver to complete (a virtio-net header's NEEDS_CSUM, Linux's
+    /// CHECKSUM_PARTIAL): the payload is never read.
+    case partial
+}
+
 /// A running Internet checksum over one or more chunks of bytes.
 public struct InternetChecksum: Sendable {
-    /// Sum of native-order words, with carries kept in the upper bits.
+    /// One's-complement sum of native-order 64-bit words (end-around carry).
     private var sum: UInt64 = 0
     /// Whether the bytes added so far have an odd length.
     private var odd = false
@@ -22,7 +32,7 @@ public struct InternetChecksum: Sendable {
         if odd {
             chunkSum = UInt64(Self.fold(chunkSum).byteSwapped)
         }
-        sum &+= chunkSum
+        sum = Self.addWithCarry(sum, chunkSum)
         if chunk.count & 1 == 1 { odd.toggle() }
     }
 
@@ -33,7 +43,7 @@ public struct InternetChecksum: Sendable {
 
     /// Adds a 16-bit value as it would appear on the wire, at an even offset.
     public mutating func add(be16 value: UInt16) {
-        sum &+= UInt64(value.bigEndian)
+        sum = Self.addWithCarry(sum, UInt64(value.bigEndian))
     }
 
     /// Adds a 32-bit value as it would appear on the wire, at an even offset.
@@ -92,24 +102,41 @@ public struct InternetChecksum: Sendable {
         return UInt16(truncatingIfNeeded: sum)
     }
 
+    /// The one's-complement sum of `bytes` as native 64-bit words, with the
+    /// carry out of each addition added back in (end-around carry): 2^64 - 1
+    /// is a multiple of 2^16 - 1, so the sum folds to the 16-bit one. Two
+    /// accumulators over 32 bytes a turn keep the adds from waiting on each other.
     private static func nativeSum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var sum: UInt64 = 0
+        var first: UInt64 = 0
+        var second: UInt64 = 0
         var offset = 0
         let count = bytes.count
+        while offset + 32 <= count {
+            first = addWithCarry(first, bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            second = addWithCarry(second, bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+            first = addWithCarry(first, bytes.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self))
+            second = addWithCarry(second, bytes.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self))
+            offset += 32
+        }
         while offset + 8 <= count {
-            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            sum &+= word & 0xFFFF_FFFF
-            sum &+= word >> 32
+            first = addWithCarry(first, bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
             offset += 8
         }
+        var sum = addWithCarry(first, second)
         while offset + 2 <= count {
-            sum &+= UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            sum = addWithCarry(sum, UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
             offset += 2
         }
         if offset < count {
             // The trailing byte is the high-order byte of a zero-padded word.
-            sum &+= UInt64(UInt16(littleEndian: UInt16(bytes[offset])))
+            sum = addWithCarry(sum, UInt64(UInt16(littleEndian: UInt16(bytes[offset]))))
         }
         return sum
+    }
+
+    @inline(__always)
+    private static func addWithCarry(_ sum: UInt64, _ word: UInt64) -> UInt64 {
+        let (result, overflow) = sum.addingReportingOverflow(word)
+        return result &+ (overflow ? 1 : 0)
     }
 }

@@ -307,9 +307,10 @@ public struct TCPHeader: Hashable, Sendable {
     public var bufferLength: Int { TCPView.minimumHeaderLength + options.bufferLength }
 
     /// Appends the header, its options and `payload`, with the checksum over
-    /// the pseudo-header, header and payload.
+    /// the pseudo-header, header and payload (or, `.partial`, the
+    /// pseudo-header's sum for the receiver to complete).
     public func emit(payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
-                     into out: inout [UInt8]) {
+                     checksum: ChecksumMode = .full, into out: inout [UInt8]) {
         let start = out.count
         out.appendBE16(sourcePort)
         out.appendBE16(destinationPort)
@@ -323,8 +324,13 @@ public struct TCPHeader: Hashable, Sendable {
         out.append(contentsOf: payload)
         var sum = InternetChecksum()
         sum.addPseudoHeader(source: source, destination: destination, protocol: .tcp, length: out.count - start)
-        out.withUnsafeBytes { sum.add($0.suffix(from: start)) }
-        out.storeBE16(sum.value, at: start + 16)
+        switch checksum {
+        case .full:
+            out.withUnsafeBytes { sum.add($0.suffix(from: start)) }
+            out.storeBE16(sum.value, at: start + 16)
+        case .partial:
+            out.storeBE16(sum.sum16, at: start + 16)
+        }
     }
 
     public func emit(payload: [UInt8], source: IPv4Address, destination: IPv4Address, into out: inout [UInt8]) {

@@ -1,0 +1,99 @@
+// What a virtio-net header left undone, done in software, for a frame from
+// an offloading link that goes somewhere offloads are not understood (a
+// guest on a plain link, the gateway's own services): a checksum that holds
+// only the pseudo-header's sum is completed, and a TCP superframe is cut
+// into the segments it stands for, each with its own IPv4 and TCP headers
+// and checksums, as Linux's software GSO does.
+import SovnetWire
+
+/// Finishing offloaded frames.
+public enum SoftwareOffload {
+    /// Completes the checksum of a NEEDS_CSUM frame in place: the one's
+    /// complement of the sum from `checksumStart` to the end, the field's
+    /// pseudo-header sum included (UDP's 0 is sent as 0xFFFF). False when
+    /// the header points outside the frame.
+    @discardableResult
+    public static func completeChecksum(_ frame: UnsafeMutableRawBufferPointer, header: VirtioNetHeader) -> Bool {
+        let start = Int(header.checksumStart)
+        let field = start + Int(header.checksumOffset)
+        guard header.flags & VirtioNetHeader.needsChecksum != 0, start <= frame.count, field + 2 <= frame.count else {
+            return false
+        }
+        var sum = InternetChecksum()
+        sum.add(UnsafeRawBufferPointer(rebasing: frame[start...]))
+        var value = sum.value
+        if header.checksumOffset == 6, value == 0 { value = 0xFFFF }
+        frame[field] = UInt8(value >> 8)
+        frame[field + 1] = UInt8(value & 0xFF)
+        return true
+    }
+
+    /// The plain frames `frame` stands for: itself with its checksum
+    /// completed, or the segments of a TCP/IPv4 superframe. Nil for a frame
+    /// that does not parse or a segmentation this code does not do.
+    public static func frames(of frame: UnsafeRawBufferPointer, header: VirtioNetHeader) -> [[UInt8]]? {
+        switch header.segmentation {
+        case .none?:
+            var copy = Array(frame)
+            if header.flags & VirtioNetHeader.needsChecksum != 0 {
+                guard copy.withUnsafeMutableBytes({ completeChecksum($0, header: header) }) else { return nil }
+            }
+            return [copy]
+        case .tcpv4?:
+            return segments(frame, segmentSize: Int(header.segmentSize))
+        default:
+            return nil
+        }
+    }
+
+    /// Cuts a TCP/IPv4 superframe into segments of `segmentSize` payload bytes.
+    static func segments(_ frame: UnsafeRawBufferPointer, segmentSize: Int) -> [[UInt8]]? {
+        guard segmentSize > 0, let ethernet = try? EthernetView(frame),
+              let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
+              let tcp = try? TCPView(ip.payload) else { return nil }
+        let linkLength = ethernet.payloadOffset
+        let ipLength = ip.headerLength
+        let tcpLength = tcp.headerLength
+        let headers = linkLength + ipLength + tcpLength
+        let payload = tcp.payload
+        let flags = tcp.flags
+        var frames: [[UInt8]] = []
+        frames.reserveCapacity(payload.count / segmentSize + 1)
+        var offset = 0
+        repeat {
+            let length = min(segmentSize, payload.count - offset)
+            let last = offset + length >= payload.count
+            var segment = Array(UnsafeRawBufferPointer(rebasing: frame[..<headers]))
+            segment.append(contentsOf: UnsafeRawBufferPointer(rebasing: payload[offset..<(offset + length)]))
+            segment.withUnsafeMutableBytes { bytes in
+                let ipStart = linkLength
+                let tcpStart = linkLength + ipLength
+                storeBE16(bytes, ipStart + 2, UInt16(ipLength + tcpLength + length))
+                storeBE16(bytes, ipStart + 4, ip.identification &+ UInt16(truncatingIfNeeded: frames.count))
+                storeBE16(bytes, ipStart + 10, 0)
+                storeBE16(bytes, ipStart + 10, InternetChecksum.of(UnsafeRawBufferPointer(rebasing: bytes[ipStart..<tcpStart])))
+                let sequence = tcp.sequenceNumber &+ UInt32(truncatingIfNeeded: offset)
+                for index in 0..<4 { bytes[tcpStart + 4 + index] = UInt8(truncatingIfNeeded: sequence >> (24 - 8 * index)) }
+                var segmentFlags = flags
+                if !last { segmentFlags.remove([.fin, .psh]) }
+                if offset > 0 { segmentFlags.remove(.cwr) }
+                let word = UInt16(bytes[tcpStart + 12]) << 8 & 0xF000 | segmentFlags.rawValue
+                storeBE16(bytes, tcpStart + 12, word)
+                storeBE16(bytes, tcpStart + 16, 0)
+                var sum = InternetChecksum()
+                sum.addPseudoHeader(source: ip.source, destination: ip.destination, protocol: .tcp,
+                                    length: tcpLength + length)
+                sum.add(UnsafeRawBufferPointer(rebasing: bytes[tcpStart...]))
+                storeBE16(bytes, tcpStart + 16, sum.value)
+            }
+            frames.append(segment)
+            offset += length
+        } while offset < payload.count
+        return frames
+    }
+
+    private static func storeBE16(_ bytes: UnsafeMutableRawBufferPointer, _ offset: Int, _ value: UInt16) {
+        bytes[offset] = UInt8(value >> 8)
+        bytes[offset + 1] = UInt8(value & 0xFF)
+    }
+}
