@@ -1,0 +1,90 @@
+import SovnetWire
+import Testing
+@testable import SovnetCore
+
+/// What the switch does for a plain guest with an offloading guest's frames:
+/// checksums left to complete are completed, and a TCP superframe becomes
+/// the segments it stands for, each a valid packet of its own.
+@Suite struct SoftwareOffloadTests {
+    let source = IPv4Address(192, 168, 127, 2)
+    let destination = IPv4Address(192, 168, 127, 3)
+
+    /// A TCP/IPv4 frame as an offloading kernel hands it over: the TCP
+    /// checksum holds the pseudo-header's sum only.
+    func superframe(payload: [UInt8], flags: TCPFlags) -> [UInt8] {
+        var frame: [UInt8] = []
+        EthernetHeader(destination: MACAddress(2, 0, 0, 0, 0, 3), source: MACAddress(2, 0, 0, 0, 0, 2), etherType: .ipv4).emit(into: &frame)
+        let header = TCPHeader(sourcePort: 40_000, destinationPort: 7200, sequenceNumber: 0xFFFF_F000,
+                               acknowledgmentNumber: 99, flags: flags, window: 1024,
+                               options: TCPOptions(timestamps: (value: 7, echoReply: 8)))
+        IPv4Header(source: source, destination: destination, protocol: .tcp, payloadLength: header.bufferLength + payload.count,
+                   identification: 500).emit(into: &frame)
+        payload.withUnsafeBytes { header.emit(payload: $0, source: source, destination: destination, checksum: .partial, into: &frame) }
+        return frame
+    }
+
+    @Test func aSuperframeBecomesValidSegmentsInOrder() throws {
+        let payload = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let frame = superframe(payload: payload, flags: [.ack, .psh, .fin])
+        let header = VirtioNetHeader(tcpv4HeaderLength: 14 + 20 + 32, transportStart: 34, segmentSize: 1448)
+        let segments = try #require(frame.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) })
+        #expect(segments.count == 7)
+        var joined: [UInt8] = []
+        var expected: UInt32 = 0xFFFF_F000
+        for (index, segment) in segments.enumerated() {
+            try segment.withUnsafeBytes { raw in
+                let ip = try IPv4View(try EthernetView(raw).payload)
+                #expect(ip.identification == 500 &+ UInt16(index))
+                let tcp = try TCPView(ip.payload, source: ip.source, destination: ip.destination)
+                #expect(tcp.sequenceNumber == expected, "sequence numbers wrap and follow on")
+                #expect(tcp.payload.count == (index < 6 ? 1448 : 10_000 - 6 * 1448))
+                let last = index == segments.count - 1
+                #expect(tcp.flags == (last ? [.ack, .psh, .fin] : [.ack]))
+                #expect(try tcp.options().timestamps?.value == 7)
+                joined += tcp.payload
+                expected = expected &+ UInt32(tcp.payload.count)
+            }
+        }
+        #expect(joined == payload)
+    }
+
+    @Test func checksumsLeftToCompleteAreCompleted() throws {
+        var frame = superframe(payload: Array(repeating: 0x5A, count: 333), flags: [.ack])
+        let header = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: nil)
+        try frame.withUnsafeBytes { raw in
+            let ip = try IPv4View(try EthernetView(raw).payload)
+            #expect(throws: WireError.self, "partial until completed") { _ = try TCPView(ip.payload, source: ip.source, destination: ip.destination) }
+        }
+        #expect(frame.withUnsafeMutableBytes { SoftwareOffload.completeChecksum($0, header: header) })
+        try frame.withUnsafeBytes { raw in
+            let ip = try IPv4View(try EthernetView(raw).payload)
+            _ = try TCPView(ip.payload, source: ip.source, destination: ip.destination)
+        }
+        let plainCopy = try #require(frame.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: VirtioNetHeader()) })
+        #expect(plainCopy == [frame])
+    }
+
+    @Test func badHeadersAndFramesAreRefused() {
+        var short = [UInt8](repeating: 0, count: 40)
+        var header = VirtioNetHeader()
+        header.flags = VirtioNetHeader.needsChecksum
+        header.checksumStart = 34
+        header.checksumOffset = 16
+        #expect(!short.withUnsafeMutableBytes { SoftwareOffload.completeChecksum($0, header: header) }, "field beyond the frame")
+        header.gsoType = VirtioNetHeader.SegmentationType.tcpv4.rawValue
+        header.segmentSize = 1448
+        #expect(short.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) } == nil, "not a TCP packet")
+        header.gsoType = VirtioNetHeader.SegmentationType.udp.rawValue
+        #expect(short.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) } == nil, "UDP segmentation is not done")
+    }
+
+    @Test func virtioNetHeadersRoundTrip() throws {
+        let header = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: 1448)
+        var bytes: [UInt8] = []
+        header.emit(into: &bytes)
+        #expect(bytes == [1, 1, 66, 0, 0xA8, 5, 34, 0, 16, 0])
+        #expect(try bytes.withUnsafeBytes { try VirtioNetHeader($0) } == header)
+        #expect(throws: WireError.self) { _ = try [UInt8](repeating: 0, count: 9).withUnsafeBytes { try VirtioNetHeader($0) } }
+        #expect(VirtioNetHeader().isPlain && !header.isPlain)
+    }
+}
