@@ -18,7 +18,7 @@ public struct TCPSettings: Sendable {
     public var connectTimeout: Duration = .seconds(30)
     /// How long a closed flow keeps answering retransmitted FINs.
     public var timeWait: Duration = .seconds(5)
-    /// Most frames one flow sends in one go before others get their turn.
+    /// Most segments' worth of bytes one flow sends in one go before others get their turn.
     public var framesPerTurn = 64
 
     public init(mtu: Int) {

@@ -346,9 +346,9 @@ public final class TCPFlow {
             wantsTurn = true
             return
         }
-        let limit = context.settings.framesPerTurn
+        let budget = context.settings.framesPerTurn * segmentSize
         var sent = 0
-        while sent < limit {
+        while sent < budget {
             let room = guestWindow - TCPSequence.distance(from: unacknowledged, to: nextToSend)
             guard room > 0 else {
                 if guestWindow == 0, deadline == nil { deadline = now + retransmissionTimeout }
@@ -358,10 +358,11 @@ public final class TCPFlow {
                 sendFIN(now: now)
                 break
             }
-            let want = min(room, (limit - sent) * segmentSize, context.scratch.count)
+            let want = min(room, budget - sent, context.scratch.count)
             switch socket.peek(into: UnsafeMutableRawBufferPointer(rebasing: context.scratch[0..<want])) {
             case .data(let count):
-                sent += sendData(UnsafeRawBufferPointer(rebasing: context.scratch[0..<count]), now: now)
+                sendData(UnsafeRawBufferPointer(rebasing: context.scratch[0..<count]), now: now)
+                sent += count
                 if context.isHeldBack(link.port) {
                     wantsTurn = true
                     return
@@ -377,7 +378,7 @@ public final class TCPFlow {
                 return
             }
         }
-        wantsTurn = sent >= limit
+        wantsTurn = sent >= budget
     }
 
     // MARK: Receiving
@@ -482,10 +483,9 @@ public final class TCPFlow {
     // MARK: Sending
 
     /// Cuts `bytes` into segments (superframes of whole segments on an
-    /// offloading link) and sends them; returns how many segments that is.
-    private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> Int {
+    /// offloading link) and sends them.
+    private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) {
         var offset = 0
-        var segments = 0
         let piece = link.offload ? max(segmentSize, TCPSettings.superframePayload / segmentSize * segmentSize) : segmentSize
         while offset < bytes.count {
             let length = min(piece, bytes.count - offset)
@@ -494,11 +494,9 @@ public final class TCPFlow {
                  payload: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]))
             nextToSend = nextToSend &+ UInt32(length)
             offset += length
-            segments += (length + segmentSize - 1) / segmentSize
         }
         if TCPSequence.less(highestSent, nextToSend) { highestSent = nextToSend }
         if deadline == nil { deadline = now + retransmissionTimeout }
-        return segments
     }
 
     private func sendFIN(now: ContinuousClock.Instant) {
