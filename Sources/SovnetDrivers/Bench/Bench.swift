@@ -1,9 +1,10 @@
-// `sovnet bench`: for each stack and MTU, a fresh `BenchTopology`, the
-// servers on the host side's loopback (iperf3, TCP and UDP echo), the stack
-// started, and then, from inside the guest: the latency probes, the
-// connection rate, and iperf3 both ways `runs` times; the peak memory of
-// the stack's processes last. A stack that fails is reported and the run
-// goes on. Every stage shows on the progress line.
+// `sovnet bench`: for each MTU, every stack in a `BenchTopology` of its own,
+// with servers on its host side's loopback (iperf3, TCP and UDP echo), all
+// started first; then, from inside each guest and in turns across the
+// stacks: the latency probes, the connection rate, and iperf3 both ways
+// `runs` times; the peak memory of each stack's processes last. Taking turns
+// lets a shared machine's drift touch every stack alike. A stack that fails
+// is reported and the run goes on. Every stage shows on the progress line.
 import Foundation
 import Glibc
 
@@ -47,99 +48,135 @@ public final class Bench {
         }
         var report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: Self.machine(),
                                  runs: options.runs, seconds: options.seconds, samples: options.samples)
-        for stack in options.stacks {
-            for mtu in options.mtus {
-                report.results.append(measure(stack, mtu: mtu))
-            }
+        for mtu in options.mtus {
+            report.results += measure(options.stacks, mtu: mtu)
         }
         return report
     }
 
-    /// One stack at one MTU, in namespaces of its own.
-    private func measure(_ stack: BenchStack, mtu: Int) -> BenchResult {
-        var result = BenchResult(stack: "\(stack)", mtu: mtu)
+    /// One stack under measurement: its namespaces, servers, processes and figures.
+    private final class Subject {
+        let stack: BenchStack
+        let label: String
+        var result: BenchResult
         var errors: [String] = []
-        measure(stack, mtu: mtu, into: &result, errors: &errors)
-        result.errors = errors
-        return result
-    }
-
-    private func measure(_ stack: BenchStack, mtu: Int, into result: inout BenchResult, errors: inout [String]) {
-        let label = "\(stack) MTU \(mtu)"
-        let topology: BenchTopology
-        do {
-            topology = try BenchTopology(prefix: "svbench\(getpid() % 100_000)")
-        } catch {
-            errors.append("namespaces: \(error)")
-            return
-        }
-        defer { topology.close() }
+        var topology: BenchTopology?
         var servers: BenchEchoServers?
         var iperf: ChildProcess?
         var running: RunningStack?
-        defer {
+
+        init(stack: BenchStack, mtu: Int) {
+            self.stack = stack
+            label = "\(stack) MTU \(mtu)"
+            result = BenchResult(stack: "\(stack)", mtu: mtu)
+        }
+
+        func stop() {
             running?.stop()
             iperf?.stop(SIGTERM, grace: 2)
             servers?.stop()
+            topology?.close()
         }
-        guard stage("\(label): start", into: &errors, {
-            servers = try NamespaceThread.run(in: topology.host) {
-                try BenchEchoServers(tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort)
-            }
-            iperf = try ChildProcess(topology.inNamespace(topology.host, [options.iperf, "-s", "-B", "127.0.0.1", "-p", "\(Self.iperfPort)"]),
-                                     log: directory + "/iperf-server.log")
-            running = try stack.start(in: topology, mtu: mtu, directory: directory)
-            result.addressMilliseconds = running!.addressAfter.milliseconds
-            result.leaseMilliseconds = running!.leaseMilliseconds
-            return "address after \(BenchReport.number(result.addressMilliseconds, 1)) ms"
-        }), let stackRunning = running else { return }
-        let (host, gateway, guest) = (stackRunning.hostAlias, stackRunning.gateway, topology.guest)
+    }
+
+    /// Every stack at one MTU, each in namespaces of its own, all started
+    /// first and then measured in turns, probe by probe and run by run, so
+    /// that the machine's drift touches every stack alike.
+    private func measure(_ stacks: [BenchStack], mtu: Int) -> [BenchResult] {
+        let subjects = stacks.enumerated().map { index, stack in
+            start(Subject(stack: stack, mtu: mtu), index: index, mtu: mtu)
+        }
+        defer { subjects.forEach { $0.stop() } }
+        let live = subjects.filter { $0.running != nil }
         let samples = options.samples
-        stage("\(label): ICMP echo to \(gateway)", into: &errors) {
-            result.icmp = try NamespaceThread.run(in: guest) {
-                try BenchProbes.icmpEcho(gateway: gateway, samples: min(samples, 2000), deadline: .seconds(10))
+        for subject in live {
+            let (gateway, guest) = (subject.running!.gateway, subject.topology!.guest)
+            stage("\(subject.label): ICMP echo to \(gateway)", into: &subject.errors) {
+                subject.result.icmp = try NamespaceThread.run(in: guest) {
+                    try BenchProbes.icmpEcho(gateway: gateway, samples: min(samples, 2000), deadline: .seconds(10))
+                }
+                return BenchReport.latency(subject.result.icmp)
             }
-            return BenchReport.latency(result.icmp)
         }
-        stage("\(label): UDP echo", into: &errors) {
-            result.udp = try NamespaceThread.run(in: guest) {
-                try BenchProbes.udpEcho(host: host, port: Self.udpEchoPort, samples: samples, deadline: .seconds(10))
+        for subject in live {
+            let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
+            stage("\(subject.label): UDP echo", into: &subject.errors) {
+                subject.result.udp = try NamespaceThread.run(in: guest) {
+                    try BenchProbes.udpEcho(host: host, port: Self.udpEchoPort, samples: samples, deadline: .seconds(10))
+                }
+                return BenchReport.latency(subject.result.udp)
             }
-            return BenchReport.latency(result.udp)
         }
-        stage("\(label): TCP request/response", into: &errors) {
-            result.tcp = try NamespaceThread.run(in: guest) {
-                try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples, deadline: .seconds(10))
+        for subject in live {
+            let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
+            stage("\(subject.label): TCP request/response", into: &subject.errors) {
+                subject.result.tcp = try NamespaceThread.run(in: guest) {
+                    try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples, deadline: .seconds(10))
+                }
+                return BenchReport.latency(subject.result.tcp)
             }
-            return BenchReport.latency(result.tcp)
         }
-        stage("\(label): new connections", into: &errors) {
-            let (rate, latency) = try NamespaceThread.run(in: guest) {
-                try BenchProbes.connectionRate(host: host, port: Self.tcpEchoPort, limit: 10_000, deadline: .seconds(3))
+        for subject in live {
+            let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
+            stage("\(subject.label): new connections", into: &subject.errors) {
+                let (rate, latency) = try NamespaceThread.run(in: guest) {
+                    try BenchProbes.connectionRate(host: host, port: Self.tcpEchoPort, limit: 10_000, deadline: .seconds(3))
+                }
+                subject.result.connectionsPerSecond = rate
+                subject.result.connection = latency
+                return "\(BenchReport.number(rate, 0))/s"
             }
-            result.connectionsPerSecond = rate
-            result.connection = latency
-            return "\(BenchReport.number(rate, 0))/s"
         }
         for run in 1...options.runs {
             for reverse in [false, true] {
-                let direction = reverse ? "host→guest" : "guest→host"
-                stage("\(label): \(direction) run \(run)/\(options.runs)", into: &errors) {
-                    let rate = try throughput(topology: topology, host: host, reverse: reverse)
-                    if reverse { result.hostToGuest.append(rate) } else { result.guestToHost.append(rate) }
-                    return "\(BenchReport.number(rate, 2)) Gbit/s"
+                for subject in live {
+                    let direction = reverse ? "host→guest" : "guest→host"
+                    stage("\(subject.label): \(direction) run \(run)/\(options.runs)", into: &subject.errors) {
+                        let rate = try throughput(topology: subject.topology!, host: subject.running!.hostAlias, reverse: reverse)
+                        if reverse { subject.result.hostToGuest.append(rate) } else { subject.result.guestToHost.append(rate) }
+                        return "\(BenchReport.number(rate, 2)) Gbit/s"
+                    }
                 }
             }
         }
-        let peaks = stackRunning.peakResidentBytes()
-        result.hostPeakMB = peaks.host.map { Double($0) / 1_048_576 }
-        result.guestPeakMB = peaks.guest.map { Double($0) / 1_048_576 }
-        if stackRunning.host?.isRunning == false { errors.append("the host side ended: \(stackRunning.host?.tail(3) ?? "")") }
+        for subject in live {
+            let peaks = subject.running!.peakResidentBytes()
+            subject.result.hostPeakMB = peaks.host.map { Double($0) / 1_048_576 }
+            subject.result.guestPeakMB = peaks.guest.map { Double($0) / 1_048_576 }
+            if subject.running!.host?.isRunning == false {
+                subject.errors.append("the host side ended: \(subject.running!.host?.tail(3) ?? "")")
+            }
+        }
+        return subjects.map { subject in
+            var result = subject.result
+            result.errors = subject.errors
+            return result
+        }
+    }
+
+    /// Makes a subject's namespaces, starts its servers and its stack.
+    private func start(_ subject: Subject, index: Int, mtu: Int) -> Subject {
+        stage("\(subject.label): start", into: &subject.errors) {
+            let topology = try BenchTopology(prefix: "svbench\(getpid() % 100_000)s\(index)")
+            subject.topology = topology
+            subject.servers = try NamespaceThread.run(in: topology.host) {
+                try BenchEchoServers(tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort)
+            }
+            subject.iperf = try ChildProcess(topology.inNamespace(topology.host, [options.iperf, "-s", "-B", "127.0.0.1",
+                                                                                 "-p", "\(Self.iperfPort)"]),
+                                             log: directory + "/iperf-server-\(index).log")
+            let running = try subject.stack.start(in: topology, mtu: mtu, directory: directory)
+            subject.running = running
+            subject.result.addressMilliseconds = running.addressAfter.milliseconds
+            subject.result.leaseMilliseconds = running.leaseMilliseconds
+            return "address after \(BenchReport.number(subject.result.addressMilliseconds, 1)) ms"
+        }
+        return subject
     }
 
     /// One iperf3 run of `seconds`, a single stream; the receiver's Gbit/s.
     private func throughput(topology: BenchTopology, host: String, reverse: Bool) throws -> Double {
-        let log = directory + "/iperf-client.log"
+        let log = directory + "/iperf-client-\(topology.guest).log"
         unlink(log)
         let client = try ChildProcess(topology.inNamespace(topology.guest, [options.iperf, "-c", host, "-p", "\(Self.iperfPort)",
                                                                            "-t", "\(options.seconds)", "-J"] + (reverse ? ["-R"] : [])),
