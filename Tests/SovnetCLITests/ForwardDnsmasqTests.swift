@@ -11,7 +11,7 @@ import Testing
                 "needs root, iproute2 and dnsmasq to run guest and host in network namespaces"),
        .serialized)
 final class ForwardDnsmasqTests {
-    let work = NSTemporaryDirectory() + "sovnet-dnsmasq-\(getpid())"
+    let work = uniqueTemporaryPath("dnsmasq")
     let host: TestNamespace
     let guest: TestNamespace
     let bridge: TapBridge

@@ -7,7 +7,7 @@ import Testing
 /// `sovnet proxy` outside reached through a socket inside the tree.
 @Suite(.serialized)
 final class GuestTests {
-    let work = NSTemporaryDirectory() + "sovnet-guest-\(getpid())"
+    let work = uniqueTemporaryPath("guest")
     var root: String { work + "/root" }
     var processes: [Spawned] = []
 

@@ -10,7 +10,7 @@ import Testing
 final class NATTests {
     static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Peers/peers.py").path
-    let work = NSTemporaryDirectory() + "sovnet-nat-\(getpid())"
+    let work = uniqueTemporaryPath("nat")
     static let maximumFlows = 250
     let world: TestNamespace
     let host: TestNamespace

@@ -1,19 +1,37 @@
 import CSovnetShim
 import Foundation
 import Glibc
+import Synchronization
 
 /// Whether the end-to-end tests can make network namespaces here.
 let canMakeNamespaces = geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip")
     || geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/sbin/ip")
 
+/// A number no other call in this process gets.
+private let uniqueNumbers = Mutex(0)
+func uniqueNumber() -> Int {
+    uniqueNumbers.withLock { value in
+        value += 1
+        return value
+    }
+}
+
+/// A temporary path of one test instance's own. Suites run their tests one
+/// after another, but an instance's deinit may run after the next instance
+/// started: a path shared between instances would be removed under it.
+func uniqueTemporaryPath(_ prefix: String) -> String {
+    NSTemporaryDirectory() + "sovnet-\(prefix)-\(getpid())-\(uniqueNumber())"
+}
+
 /// A network namespace made by a test, with its own empty resolv.conf so
 /// that nothing run inside can rewrite the machine's. Deleted on `close`.
+/// Its name is its own too, for the same reason as `uniqueTemporaryPath`.
 final class TestNamespace {
     let name: String
     private(set) var closed = false
 
     init(_ base: String) throws {
-        name = "\(base)-\(getpid() % 100_000)"
+        name = "\(base)-\(getpid() % 100_000)-\(uniqueNumber())"
         _ = try? shell("ip netns del \(name)")
         try FileManager.default.createDirectory(atPath: "/etc/netns/\(name)", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: "/etc/netns/\(name)/resolv.conf", contents: Data())

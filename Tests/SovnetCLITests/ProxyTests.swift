@@ -10,7 +10,7 @@ import Testing
                 "needs root, iproute2 and dnsmasq to run guests in network namespaces"),
        .serialized)
 final class ProxyTests {
-    let work = NSTemporaryDirectory() + "sovnet-proxy-\(getpid())"
+    let work = uniqueTemporaryPath("proxy")
     /// Strings of a TXT record too large for a 512-byte UDP answer.
     static let bigText = (0..<12).map { "part-\($0)-" + String(repeating: "x", count: 60) }
     let host: TestNamespace

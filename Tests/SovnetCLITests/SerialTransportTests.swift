@@ -11,7 +11,7 @@ import Testing
 final class SerialTransportTests {
     static let hypervisor = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Peers/serial_hypervisor.py").path
-    let work = NSTemporaryDirectory() + "sovnet-serial-\(getpid())"
+    let work = uniqueTemporaryPath("serial")
     let host: TestNamespace
     let guest: TestNamespace
     var processes: [Spawned] = []
