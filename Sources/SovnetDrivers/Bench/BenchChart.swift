@@ -35,11 +35,11 @@ public enum BenchChart {
 
     /// Bars of Gbit/s, grouped by MTU.
     static func throughput(_ report: BenchReport, stacks: [String], colour: (String) -> String) -> String {
-        let top = 70.0, height = 260.0, left = 60.0, right = width - 20
+        let top = 88.0, height = 245.0, left = 60.0, right = width - 20
         let mtus = report.results.map(\.mtu).reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }
         let values = report.results.flatMap { [$0.guestToHostMedian, $0.hostToGuestMedian].compactMap { $0 } }
         let scale = niceMaximum(values.max() ?? 1)
-        var out = "<text x=\"\(left)\" y=\"\(top - 6)\" font-weight=\"bold\">Throughput, Gbit/s (solid: guest→host, pale: host→guest)</text>\n"
+        var out = "<text x=\"\(left)\" y=\"\(top - 18)\" font-weight=\"bold\">Throughput, Gbit/s (solid: guest→host, pale: host→guest)</text>\n"
         for step in 0...4 {
             let value = scale * Double(step) / 4
             let y = top + height - height * Double(step) / 4
