@@ -89,32 +89,14 @@ public final class Bench {
         defer { subjects.forEach { $0.stop() } }
         let live = subjects.filter { $0.running != nil }
         let samples = options.samples
-        for subject in live {
-            let (gateway, guest) = (subject.running!.gateway, subject.topology!.guest)
-            stage("\(subject.label): ICMP echo to \(gateway)", into: &subject.errors) {
-                subject.result.icmp = try NamespaceThread.run(in: guest) {
-                    try BenchProbes.icmpEcho(gateway: gateway, samples: min(samples, 2000), deadline: .seconds(10))
-                }
-                return BenchReport.latency(subject.result.icmp)
-            }
+        latencyProbe(live, "ICMP echo to the gateway", into: \.icmp) { gateway, _ in
+            try BenchProbes.icmpEcho(gateway: gateway, samples: min(samples, 2000), deadline: .seconds(10))
         }
-        for subject in live {
-            let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
-            stage("\(subject.label): UDP echo", into: &subject.errors) {
-                subject.result.udp = try NamespaceThread.run(in: guest) {
-                    try BenchProbes.udpEcho(host: host, port: Self.udpEchoPort, samples: samples, deadline: .seconds(10))
-                }
-                return BenchReport.latency(subject.result.udp)
-            }
+        latencyProbe(live, "UDP echo", into: \.udp) { _, host in
+            try BenchProbes.udpEcho(host: host, port: Self.udpEchoPort, samples: samples, deadline: .seconds(10))
         }
-        for subject in live {
-            let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
-            stage("\(subject.label): TCP request/response", into: &subject.errors) {
-                subject.result.tcp = try NamespaceThread.run(in: guest) {
-                    try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples, deadline: .seconds(10))
-                }
-                return BenchReport.latency(subject.result.tcp)
-            }
+        latencyProbe(live, "TCP request/response", into: \.tcp) { _, host in
+            try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples, deadline: .seconds(10))
         }
         for subject in live {
             let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
@@ -151,6 +133,20 @@ public final class Bench {
             var result = subject.result
             result.errors = subject.errors
             return result
+        }
+    }
+
+    /// Runs one latency probe from every live subject's guest namespace in
+    /// turn; the probe is given the stack's gateway and host addresses.
+    private func latencyProbe(_ live: [Subject], _ name: String, into field: WritableKeyPath<BenchResult, LatencySummary?>,
+                              _ probe: @escaping @Sendable (_ gateway: String, _ host: String) throws -> LatencySummary) {
+        for subject in live {
+            let (gateway, host) = (subject.running!.gateway, subject.running!.hostAlias)
+            stage("\(subject.label): \(name)", into: &subject.errors) {
+                let summary = try NamespaceThread.run(in: subject.topology!.guest) { try probe(gateway, host) }
+                subject.result[keyPath: field] = summary
+                return BenchReport.latency(summary)
+            }
         }
     }
 
