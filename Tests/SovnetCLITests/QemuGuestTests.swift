@@ -160,7 +160,10 @@ struct QemuGuestTests {
                              + "--once --run-dir \(work)/run --pcap \(work)/net.pcap", log: work + "/up.log")
         let status = up.wait(400)
         let console = (try? String(contentsOfFile: work + "/run/console.log", encoding: .utf8)) ?? ""
-        #expect(status == 0, "\(up.output)\nconsole:\n\(console.suffix(4000))")
+        let boot = (try? String(contentsOfFile: work + "/run/boot.log", encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(up.output)\nconsole:\n\(console.suffix(4000))\nboot.log:\n\(boot.suffix(4000))")
+        // The kernel's messages from the first, before virtio_console is loaded, on ttyS0.
+        #expect(boot.contains("Linux version") && boot.contains("Run /sbin/sovnet-init as init process"), "\(boot.suffix(4000))")
         #expect(up.output.contains("proxy listening on unix://\(work)/run/serial.sock (vm over a serial line)"), "\(up.output)")
         #expect(up.output.contains("✓ lease: 192.168.127.2 for 5a:94:ef:e4:0c:ee"), "\(up.output)")
         #expect(up.output.contains("✓ tcp 192.168.127.2:8080: open"), "\(up.output)")

@@ -24,6 +24,34 @@ import Testing
         #expect(image.soname == "libswiftCore.so" && image.interpreter == nil)
     }
 
+    @Test func aProgramNamesWhereItsLibrariesAre() throws {
+        let image = try ELFImage(try Self.bytes("/proc/self/exe"))
+        let swiftCore = try #require(GuestInstall.mappedLibraries().first { $0.hasSuffix("/libswiftCore.so") })
+        let directory = (swiftCore as NSString).deletingLastPathComponent
+        #expect(image.searchPath.contains { GuestInstall.realPath($0) == directory }, "\(image.searchPath)")
+        #expect(try ELFImage(try Self.bytes("/bin/sh")).searchPath.isEmpty)
+    }
+
+    /// A library found through a RUNPATH entry that is a symlink goes where
+    /// the entry says, so the guest's loader finds it by the same name.
+    @Test func librariesGoWhereTheRunpathLooks() throws {
+        let work = NSTemporaryDirectory() + "sovnet-runpath-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try FileManager.default.createDirectory(atPath: work + "/toolchain-6.3/lib", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: work + "/toolchain", withDestinationPath: work + "/toolchain-6.3")
+        let library = GuestInstall.realPath(work + "/toolchain-6.3/lib") + "/libswiftCore.so"
+        let origins = (host: "/build/debug", guest: "/usr/bin")
+        #expect(GuestInstall.libraryDirectory(library, searchPath: [work + "/toolchain/lib", "$ORIGIN"], origins: origins)
+                == work + "/toolchain/lib")
+        #expect(GuestInstall.libraryDirectory(library, searchPath: ["/nowhere"], origins: origins)
+                == GuestInstall.realPath(work + "/toolchain-6.3/lib"))
+        let beside = GuestInstall.realPath(work) + "/libbeside.so"
+        #expect(GuestInstall.libraryDirectory(beside, searchPath: ["$ORIGIN/../lib", "${ORIGIN}"],
+                                              origins: (host: GuestInstall.realPath(work), guest: "/usr/bin")) == "/usr/bin")
+        #expect(GuestInstall.libraryDirectory("/usr/lib/x86_64-linux-gnu/libc.so.6", searchPath: [], origins: origins)
+                == "/usr/lib/x86_64-linux-gnu")
+    }
+
     @Test func badBytesAreErrors() throws {
         #expect(throws: ELFImage.Problem(description: "not an ELF file")) { try ELFImage(Array("#!/bin/sh\n".utf8)) }
         #expect(throws: ELFImage.Problem.self) { try ELFImage([0x7F, 0x45, 0x4C, 0x46, 1, 1] + [UInt8](repeating: 0, count: 58)) }

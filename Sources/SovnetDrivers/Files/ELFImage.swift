@@ -1,7 +1,8 @@
 // The few facts of a 64-bit little-endian ELF file (x86_64, aarch64) that
 // putting a program into another root file system needs: its interpreter
 // (PT_INTERP, the dynamic loader's path) and, for a shared library, its
-// SONAME, the name the loader looks it up by. Every offset is checked
+// SONAME, the name the loader looks it up by, and the directories it asks
+// the loader to search (DT_RUNPATH, or the older DT_RPATH). Every offset is checked
 // against the file's length, so a truncated or hostile file is an error.
 
 /// A parsed ELF file header and dynamic section.
@@ -12,6 +13,9 @@ public struct ELFImage: Sendable, Equatable {
     public let soname: String?
     /// The libraries it needs (DT_NEEDED), in order.
     public let needed: [String]
+    /// The directories the loader searches for them first (DT_RUNPATH, else
+    /// DT_RPATH), as written: `$ORIGIN` is the program's own directory.
+    public let searchPath: [String]
 
     /// Why a file is not an ELF file this can read.
     public struct Problem: Error, Equatable, CustomStringConvertible {
@@ -69,7 +73,7 @@ public struct ELFImage: Sendable, Equatable {
                 let value = try u64(entry + 8)
                 if tag == 0 { break }
                 if tag == 5 { stringTable = value }
-                if tag == 1 || tag == 14 { names.append((tag, value)) }
+                if [1, 14, 15, 29].contains(tag) { names.append((tag, value)) }
                 entry += 16
             }
         }
@@ -81,12 +85,20 @@ public struct ELFImage: Sendable, Equatable {
         }
         var soname: String?
         var needed: [String] = []
+        var runPath: String?
+        var rPath: String?
         for (tag, value) in names {
             guard let table else { throw Problem(description: "dynamic strings outside every segment") }
             let name = try string(table + value)
-            if tag == 14 { soname = name } else { needed.append(name) }
+            switch tag {
+            case 14: soname = name
+            case 29: runPath = name
+            case 15: rPath = name
+            default: needed.append(name)
+            }
         }
         self.soname = soname
         self.needed = needed
+        searchPath = (runPath ?? rPath)?.split(separator: ":").map(String.init) ?? []
     }
 }

@@ -133,12 +133,13 @@ public final class GuestInit {
 
     /// Makes /dev/console descriptors 0 to 2 again, once the console the
     /// kernel command line names (`console=hvc0`) is registered: its driver
-    /// may have just been loaded, and its device appears a little later.
+    /// may have just been loaded, and its device appears a little later
+    /// (seconds later, under emulation on a busy host): it waits up to 10 s.
     private func attachConsole() {
         let wanted = Self.readFile("/proc/cmdline")?.split(separator: " ")
             .last { $0.hasPrefix("console=") }
             .map { String($0.dropFirst("console=".count).prefix { $0 != "," }).trimmingSpaces }
-        for _ in 0..<30 {
+        for _ in 0..<100 {
             let registered = Self.readFile("/proc/consoles")?.split(separator: "\n").map { $0.prefix { $0 != " " } } ?? []
             if wanted == nil || registered.contains(where: { $0 == wanted! }) { break }
             usleep(100_000)

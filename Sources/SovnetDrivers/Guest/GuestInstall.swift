@@ -4,8 +4,11 @@
 // The binary goes to /usr/bin/sovnet. A dynamically linked one brings what
 // it links: the loader at the path it names (PT_INTERP), and each shared
 // library mapped into this process, under its SONAME, in the directory the
-// library came from (a system directory the loader searches, or the
-// binary's RUNPATH), unless the root file system has it already.
+// loader will look in: the binary's RUNPATH entry that leads to the
+// library's directory, as written (a symlinked toolchain directory stays a
+// name the guest's loader can follow), else the directory the library came
+// from (a system directory the loader searches); unless the root file
+// system has it already.
 //
 // Then the init: `sovnet` links /sbin/sovnet-init to the binary and writes
 // /etc/sovnet/{forward,services,modules} where they are missing; `openrc`
@@ -63,7 +66,9 @@ public enum GuestInstall {
         report.written.append(GuestLayout.binary)
         let image = try ELFImage(readAll(options.binary))
         if options.copyLibraries, let interpreter = image.interpreter {
-            try copyRuntime(interpreter: interpreter, root: root, report: &report)
+            let origins = (host: (realPath(options.binary) as NSString).deletingLastPathComponent,
+                           guest: (GuestLayout.binary as NSString).deletingLastPathComponent)
+            try copyRuntime(interpreter: interpreter, searchPath: image.searchPath, origins: origins, root: root, report: &report)
         }
         let forwardLine = options.forwardArguments.map(commandLine)
         switch options.initKind {
@@ -103,7 +108,8 @@ public enum GuestInstall {
     }
 
     /// The loader and every shared library this process has mapped.
-    static func copyRuntime(interpreter: String, root: String, report: inout Report) throws {
+    static func copyRuntime(interpreter: String, searchPath: [String], origins: (host: String, guest: String),
+                            root: String, report: inout Report) throws {
         let loader = realPath(interpreter)
         if try install(loader, at: root + interpreter) {
             report.libraries.append(interpreter)
@@ -112,13 +118,29 @@ public enum GuestInstall {
         }
         for library in mappedLibraries() where library != loader {
             let soname = (try? ELFImage(readAll(library)))?.soname ?? (library as NSString).lastPathComponent
-            let target = (library as NSString).deletingLastPathComponent + "/" + soname
+            let target = libraryDirectory(library, searchPath: searchPath, origins: origins) + "/" + soname
             if try install(library, at: root + target) {
                 report.libraries.append(target)
             } else {
                 report.kept.append(target)
             }
         }
+    }
+
+    /// Where the guest's loader will look for `library` (a real path): the
+    /// first RUNPATH entry whose directory, `$ORIGIN` read as the host
+    /// binary's, is the library's; that entry with `$ORIGIN` read as the
+    /// guest binary's. Else the library's own directory.
+    static func libraryDirectory(_ library: String, searchPath: [String], origins: (host: String, guest: String)) -> String {
+        let directory = (library as NSString).deletingLastPathComponent
+        for entry in searchPath {
+            func expanded(_ origin: String) -> String {
+                entry.replacingOccurrences(of: "${ORIGIN}", with: origin).replacingOccurrences(of: "$ORIGIN", with: origin)
+            }
+            let host = expanded(origins.host)
+            if host.hasPrefix("/"), realPath(host) == directory { return expanded(origins.guest) }
+        }
+        return directory
     }
 
     /// The shared objects mapped into this process (`/proc/self/maps`), by real path.

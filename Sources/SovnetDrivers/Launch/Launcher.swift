@@ -147,7 +147,8 @@ public final class Launcher {
         if let unchecked = check.unchecked { warnings.append(unchecked) }
         for requirement in check.missingOther { warnings.append("kernel lacks \(Self.describe(requirement))") }
         for option in check.earlyModules {
-            warnings.append("\(option)=m: the initramfs must load it (kernel messages before that are lost)")
+            let early = kind == .qemu ? "kernel messages before that go to boot.log, on ttyS0" : "kernel messages before that are lost"
+            warnings.append("\(option)=m: the initramfs must load it (\(early))")
         }
         if check.unchecked == nil { facts.append("kernel config checked for \(kind) (\(check.source))") }
         for warning in warnings { progress.note("warning: \(warning)") }

@@ -28,7 +28,10 @@ public final class HypervisorGuest: LaunchedGuest {
 
     public func start() throws {
         unlink(processLog)
-        if kind == .qemu { unlink(QemuCommand.consoleLog(runDirectory: runDirectory)) }
+        if kind == .qemu {
+            unlink(QemuCommand.consoleLog(runDirectory: runDirectory))
+            unlink(QemuCommand.bootLog(runDirectory: runDirectory))
+        }
         process = try ChildProcess(arguments, log: processLog)
     }
 
@@ -40,8 +43,10 @@ public final class HypervisorGuest: LaunchedGuest {
     }
 
     public func consoleTail(lines: Int) -> String {
-        let console = kind == .qemu ? QemuCommand.consoleLog(runDirectory: runDirectory) : processLog
-        return [LogFile.tail(console, lines: lines), kind == .qemu ? LogFile.tail(processLog, lines: 5) : ""]
+        guard kind == .qemu else { return LogFile.tail(processLog, lines: lines) }
+        let boot = LogFile.tail(QemuCommand.bootLog(runDirectory: runDirectory), lines: lines)
+        return [LogFile.tail(QemuCommand.consoleLog(runDirectory: runDirectory), lines: lines),
+                boot.isEmpty ? "" : "kernel messages (boot.log):\n" + boot, LogFile.tail(processLog, lines: 5)]
             .filter { !$0.isEmpty }.joined(separator: "\n")
     }
 

@@ -4,7 +4,10 @@
 // proxy's serial socket), the console on a virtio console port (hvc0)
 // written to a log file (or ttyS0, for kernels without a built-in virtio
 // console), a QMP socket for a clean power-down, no display, and KVM when
-// /dev/kvm is usable, TCG otherwise.
+// /dev/kvm is usable, TCG otherwise. With the console on hvc0 the kernel
+// also writes to ttyS0, kept as boot.log: a kernel whose virtio console is a
+// module has no console of its own until the initramfs loads it, and a
+// panic before that (no init, no root) would otherwise leave no trace.
 import Glibc
 
 /// Builds QEMU's arguments.
@@ -17,6 +20,8 @@ public enum QemuCommand {
     public static func monitorSocket(runDirectory: String) -> String { runDirectory + "/qmp.sock" }
     /// Where the guest's console goes.
     public static func consoleLog(runDirectory: String) -> String { runDirectory + "/console.log" }
+    /// The kernel's messages on ttyS0, from the first, when the console is hvc0.
+    public static func bootLog(runDirectory: String) -> String { runDirectory + "/boot.log" }
 
     /// Whether /dev/kvm can be opened for reading and writing.
     public static var kvmUsable: Bool {
@@ -49,13 +54,15 @@ public enum QemuCommand {
         if let disk = guest.disk {
             arguments += ["-drive", "file=\(disk),if=virtio,format=raw"]
         }
-        arguments += ["-append", configuration.kernelParameters]
         let serial = configuration.transport == .serial
         if guest.console == "ttyS0" {
-            arguments += ["-serial", "file:\(log)"]
+            arguments += ["-append", configuration.kernelParameters, "-serial", "file:\(log)"]
             if serial { arguments += ["-device", "virtio-serial-pci"] }
         } else {
-            arguments += ["-chardev", "file,id=console,path=\(log)", "-device", "virtio-serial-pci",
+            // The last console= is /dev/console; the first only mirrors the kernel's messages.
+            arguments += ["-append", "console=ttyS0 " + configuration.kernelParameters,
+                          "-serial", "file:\(bootLog(runDirectory: runDirectory))",
+                          "-chardev", "file,id=console,path=\(log)", "-device", "virtio-serial-pci",
                           "-device", "virtconsole,chardev=console"]
         }
         if serial {
