@@ -38,11 +38,13 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
 
-        // Layer 2: how frames travel: framings, endpoints, tap, capture.
+        // Layer 2: how frames travel. The framings, pure (length prefixes,
+        // the stream decoder, serial markers); then endpoints, tap, capture.
+        .target(name: "SovnetFraming", dependencies: ["CSovnetShim"]),
         .target(
             name: "SovnetLink",
             dependencies: [
-                "SovnetWire", "CSovnetShim", "CPcap",
+                "SovnetWire", "SovnetFraming", "CSovnetShim", "CPcap",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,0 +1,4 @@
+// The framings are the link layer's, kept in a module of their own without
+// I/O or dependencies so that the fuzzers can build them alone; whoever
+// imports SovnetLink sees them as part of it.
+@_exported import SovnetFraming
