@@ -87,8 +87,17 @@ let package = Package(
             ]
         ),
 
+        // Fuzz targets for every parser, framing decoder and state machine,
+        // and the proxy's frame input (docs/reliability.md). No package
+        // dependencies, so that a sanitized build of them is quick.
+        .target(name: "SovnetFuzz", dependencies: ["SovnetWire", "SovnetFraming", "SovnetCore"]),
+        // Their program: a libFuzzer binary when built by scripts/fuzz, a
+        // replay and seeding tool otherwise.
+        .executableTarget(name: "sovnet-fuzz", dependencies: ["SovnetFuzz", "CPcap"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+
         .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire", "SovnetLink"]),
-        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink"]),
+        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink", "SovnetFuzz"]),
         .testTarget(
             name: "SovnetLinkTests",
             dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]

@@ -1,0 +1,120 @@
+// The wire parsers under a fuzzer. `frame` takes the layered path the packet
+// loops take (Ethernet, then ARP or IPv4, then ICMP, TCP with its options, or
+// UDP with DNS and DHCP inside) and the value parsers beside it; `dhcp` and
+// `dns` take one message each; `virtio` a virtio-net header and the frame it
+// describes, through the software offloads. Whatever parses must also
+// survive a round trip: emitted again, it parses to the same value.
+import SovnetCore
+import SovnetWire
+
+enum WireTargets {
+    /// An Ethernet frame, layer by layer.
+    static func frame(_ bytes: [UInt8]) -> Set<String> {
+        var reached: Set<String> = []
+        _ = try? EthernetHeader.parse(bytes)
+        _ = try? ARPPacket.parse(bytes)
+        bytes.withUnsafeBytes { raw in
+            guard let ethernet = try? EthernetView(raw) else { return }
+            reached.insert("ethernet")
+            if let arp = try? ARPPacket.parse(ethernet.payload) {
+                var out: [UInt8] = []
+                arp.emit(into: &out)
+                expect((try? ARPPacket.parse(out)) == arp, "ARP round trip")
+                reached.insert("arp")
+            }
+            guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: false) else { return }
+            _ = ip.isFragment ? ip.fragmentOffset : ip.totalLength
+            if (try? IPv4View(ethernet.payload)) != nil {
+                reached.insert("ipv4")
+                // The value has no options: a header without them must come back whole.
+                if ip.headerLength == IPv4View.minimumHeaderLength {
+                    var out: [UInt8] = []
+                    IPv4Header(ip).emit(into: &out)
+                    out += ip.payload
+                    expect((try? IPv4Header.parse(out)) == IPv4Header(ip), "IPv4 round trip")
+                }
+            }
+            transport(ip, &reached)
+        }
+        return reached
+    }
+
+    private static func transport(_ ip: IPv4View, _ reached: inout Set<String>) {
+        if let icmp = try? ICMPv4View(ip.payload) {
+            reached.insert("icmp")
+            var out: [UInt8] = []
+            ICMPv4Header(icmp).emit(body: icmp.body, into: &out)
+            expect((try? ICMPv4Header.parse(out)) == ICMPv4Header(icmp), "ICMP round trip")
+        }
+        if let tcp = try? TCPView(ip.payload, source: ip.source, destination: ip.destination),
+           let header = try? TCPHeader(tcp) {
+            var out: [UInt8] = []
+            header.emit(payload: tcp.payload, source: ip.source, destination: ip.destination, into: &out)
+            let again = out.withUnsafeBytes { try? TCPView($0, source: ip.source, destination: ip.destination) }
+            expect(again.flatMap { try? TCPHeader($0) } == header, "TCP round trip")
+            reached.insert("tcp")
+        } else if let tcp = try? TCPView(ip.payload) {
+            _ = try? tcp.options()
+        }
+        if let udp = try? UDPView(ip.payload) {
+            reached.insert("udp")
+            reached.formUnion(dns(Array(udp.payload)))
+            reached.formUnion(dhcp(Array(udp.payload)))
+        }
+    }
+
+    /// One DHCP message (a UDP payload).
+    static func dhcp(_ bytes: [UInt8]) -> Set<String> {
+        bytes.withUnsafeBytes { raw in
+            guard let view = try? DHCPView(raw) else { return [] }
+            _ = view.messageType
+            guard let message = try? DHCPMessage(view) else { return [] }
+            var out: [UInt8] = []
+            guard (try? message.emit(into: &out)) != nil else { return ["dhcp"] }
+            expect((try? DHCPMessage.parse(out)) == message, "DHCP round trip")
+            return ["dhcp", "dhcp-round-trip"]
+        }
+    }
+
+    /// One DNS message (a UDP payload).
+    static func dns(_ bytes: [UInt8]) -> Set<String> {
+        bytes.withUnsafeBytes { raw in
+            _ = try? DNSView(raw).firstQuestion()
+            guard let message = try? DNSMessage.parse(raw) else { return [] }
+            var out: [UInt8] = []
+            guard (try? message.emit(into: &out)) != nil else { return ["dns"] }
+            expect((try? DNSMessage.parse(out)) == message, "DNS round trip")
+            return ["dns", "dns-round-trip"]
+        }
+    }
+
+    /// A virtio-net header and its frame. Every plain frame the offloads make
+    /// carries checksums that verify, and a superframe's segments carry its
+    /// payload whole, in order.
+    static func virtio(_ bytes: [UInt8]) -> Set<String> {
+        bytes.withUnsafeBytes { raw in
+            guard let header = try? VirtioNetHeader(raw) else { return [] }
+            let frame = UnsafeRawBufferPointer(rebasing: raw[VirtioNetHeader.size...])
+            guard let frames = SoftwareOffload.frames(of: frame, header: header) else { return ["virtio-header"] }
+            guard header.segmentation == .tcpv4 else {
+                expect(frames.count == 1 && frames[0].count == frame.count, "one frame for a plain frame")
+                return header.flags & VirtioNetHeader.needsChecksum != 0 ? ["checksum-completed"] : ["plain"]
+            }
+            var payload: [UInt8] = []
+            for segment in frames {
+                segment.withUnsafeBytes { segment in
+                    let ip = (try? EthernetView(segment)).flatMap { try? IPv4View($0.payload) }
+                    expect(ip != nil, "a segment's IPv4 header parses, its checksum right")
+                    guard let ip else { return }
+                    let tcp = try? TCPView(ip.payload, source: ip.source, destination: ip.destination)
+                    expect(tcp != nil, "a segment's TCP checksum is right")
+                    payload += tcp.map { Array($0.payload) } ?? []
+                }
+            }
+            let original = (try? EthernetView(frame)).flatMap { try? IPv4View($0.payload, verifyChecksum: false) }
+                .flatMap { try? TCPView($0.payload) }.map { Array($0.payload) }
+            expect(original == payload, "the segments carry the superframe's payload")
+            return ["segmented"]
+        }
+    }
+}
