@@ -97,7 +97,8 @@ let package = Package(
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
         .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire", "SovnetLink"]),
-        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink", "SovnetFuzz"]),
+        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink", "SovnetFuzz"],
+                    exclude: ["FuzzRegressions"]),
         .testTarget(
             name: "SovnetLinkTests",
             dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]
@@ -107,6 +108,7 @@ let package = Package(
             dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "SovnetDrivers", "CSovnetShim"]),
+        .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "SovnetDrivers", "CSovnetShim"],
+                    exclude: ["Golden"]),
     ]
 )

@@ -104,8 +104,11 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible, ExpressibleB
 }
 
 /// Remembers where names were written so later names can point at them.
+/// Suffixes match byte for byte: a name is never written as a pointer to
+/// one that differs from it in case, whose spelling it would then take
+/// (RFC 4343 asks for case to be kept; 0x20-randomising resolvers check it).
 public struct DNSNameCompressor: Sendable {
-    /// Lower-cased suffix → its offset from the message start.
+    /// Suffix, as spelt → its offset from the message start.
     private var offsets: [DNSName: Int] = [:]
     /// Where offset 0 is in the output buffer.
     public let base: Int
@@ -117,9 +120,8 @@ public struct DNSNameCompressor: Sendable {
     /// Appends `name`, replacing its longest previously written suffix with a
     /// pointer when `compress` is set, and records its new suffixes.
     public mutating func write(_ name: DNSName, into out: inout [UInt8], compress: Bool = true) {
-        let key = name.lowercased
         for index in 0..<name.labels.count {
-            let suffix = DNSName(labels: Array(key.labels[index...]))
+            let suffix = DNSName(labels: Array(name.labels[index...]))
             if compress, let target = offsets[suffix] {
                 out.appendBE16(0xC000 | UInt16(target))
                 return
