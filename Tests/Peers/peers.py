@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -71,6 +72,24 @@ def banner(text):
     return handle
 
 
+def reset_after(count):
+    # Reads --size bytes, then closes with SO_LINGER 0: the peer gets an RST.
+    def handle(connection, address):
+        received = 0
+        while received < count and (chunk := connection.recv(1 << 16)):
+            received += len(chunk)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    return handle
+
+
+def udp_sink(listener):
+    count = 0
+    while True:
+        listener.recv(65535)
+        count += 1
+
+
 def udp_echo(listener):
     while True:
         payload, address = listener.recvfrom(65535)
@@ -120,6 +139,10 @@ def main():
         serve(a.host, a.port, source(a.size))
     elif a.role == "banner-server":
         serve(a.host, a.port, banner(a.text))
+    elif a.role == "reset-server":
+        serve(a.host, a.port, reset_after(a.size))
+    elif a.role == "udp-sink-server":
+        serve(a.host, a.port, udp_sink, socket.SOCK_DGRAM)
     elif a.role == "udp-echo-server":
         serve(a.host, a.port, udp_echo, socket.SOCK_DGRAM)
     elif a.role == "dns-server":
@@ -184,6 +207,61 @@ def main():
                     return
                 time.sleep(a.delay)
         print(f"{a.count} echoes")
+    elif a.role == "short":
+        # --count connections one after another, each echoing 16 bytes, in at most --timeout seconds.
+        deadline, good = time.monotonic() + a.timeout, 0
+        started = time.monotonic()
+        for index in range(a.count):
+            if time.monotonic() > deadline:
+                break
+            message = f"{index:015d}\n".encode()
+            try:
+                with client(a.host, a.port, 5) as connection:
+                    connection.sendall(message)
+                    received = b""
+                    while len(received) < len(message) and (chunk := connection.recv(100)):
+                        received += chunk
+                    good += received == message
+            except OSError:
+                pass
+        print(f"{good} of {a.count} ok in {time.monotonic() - started:.1f} s")
+    elif a.role == "until-open":
+        # Tries to connect and echo every 50 ms until it works or --timeout passes; prints the seconds it took.
+        started = time.monotonic()
+        while time.monotonic() - started < a.timeout:
+            try:
+                with client(a.host, a.port, 1) as connection:
+                    connection.sendall(b"ping\n")
+                    if connection.recv(100) == b"ping\n":
+                        print(f"open after {time.monotonic() - started:.2f} s")
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        print("never opened")
+    elif a.role == "reset":
+        # Sends --size bytes and waits: the server resets; prints what the guest saw and when.
+        started = time.monotonic()
+        with client(a.host, a.port, a.timeout) as connection:
+            try:
+                connection.sendall(data(a.size))
+                answer = connection.recv(100)
+                print(f"closed {answer!r}")
+            except OSError as error:
+                print(f"{type(error).__name__} after {time.monotonic() - started:.2f} s")
+    elif a.role == "flood":
+        # UDP datagrams of --size bytes as fast as the socket takes them, for --delay seconds.
+        sent, stop = 0, time.monotonic() + a.delay
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.connect((a.host, a.port))
+            payload = data(a.size)
+            while time.monotonic() < stop:
+                try:
+                    udp.send(payload)
+                    sent += 1
+                except OSError:
+                    pass
+        print(f"sent {sent}")
     elif a.role == "digest":
         print(digest(data(a.size)))
     elif a.role == "hold":

@@ -8,81 +8,36 @@ import Testing
 /// and in the guest (reached through port forwards).
 @Suite(.enabled(if: canMakeNamespaces, "needs root and iproute2 to make network namespaces"), .serialized)
 final class NATTests {
-    static let peers = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Peers/peers.py").path
-    let work = uniqueTemporaryPath("nat")
+    static var peers: String { ProxyLab.peers }
     static let maximumFlows = 250
-    let world: TestNamespace
-    let host: TestNamespace
-    let guest: TestNamespace
-    let proxy: Spawned
-    let forward: Spawned
-    var processes: [Spawned] = []
+    let lab: ProxyLab
+    var work: String { lab.work }
+    var world: TestNamespace { lab.world! }
+    var host: TestNamespace { lab.host }
+    var guest: TestNamespace { lab.guest }
+    var proxy: Spawned { lab.proxy }
+    var forward: Spawned { lab.forward }
 
     init() throws {
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        world = try TestNamespace("svt-world")
-        host = try TestNamespace("svt-nhost")
-        guest = try TestNamespace("svt-nguest")
-        try shell("ip link add svt-w0-\(getpid() % 10000) netns \(world.name) type veth peer name svt-p0 netns \(host.name)")
-        try world.run("ip link set svt-w0-\(getpid() % 10000) name w0 && ip addr add 10.55.0.1/24 dev w0 && ip link set w0 up")
-        try host.run("ip addr add 10.55.0.2/24 dev svt-p0 && ip link set svt-p0 up"
-                     + " && sysctl -q -w net.ipv4.ping_group_range='0 2147483647'")
-        let work = self.work
-        let proxy = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/vm.sock "
-                                + "--dns-upstream 127.0.0.1:5353 --forward tcp:127.0.0.1:8022=192.168.127.2:8000 "
-                                + "--forward udp:127.0.0.1:8053=192.168.127.2:5300 -pcap \(work)/nat.pcap "
-                                + "--max-flows \(Self.maximumFlows) --flow-idle-timeout 3",
-                                log: work + "/proxy.log")
-        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
-        let forward = try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "
-                                  + "-url unix://\(work)/vm.sock -stop-if-exist ''", log: work + "/forward.log")
-        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)\n\(proxy.output)")
-        self.proxy = proxy
-        self.forward = forward
-    }
-
-    deinit {
-        processes.forEach { $0.stop() }
-        forward.stop()
-        proxy.stop()
-        guest.close()
-        host.close()
-        world.close()
-        try? FileManager.default.removeItem(atPath: work)
-    }
-
-    /// Starts a peer server in `namespace` and waits until it listens.
-    func server(_ namespace: TestNamespace, _ arguments: String) throws {
-        let log = "\(work)/server-\(processes.count).log"
-        let peer = try Spawned("ip netns exec \(namespace.name) python3 -u \(Self.peers) \(arguments)", log: log)
-        processes.append(peer)
-        #expect(waitUntil(5) { peer.output.contains("ready") }, "\(arguments): \(peer.output)")
-    }
-
-    /// Runs a peer client in `namespace` and returns its one line.
-    func client(_ namespace: TestNamespace, _ arguments: String, seconds: Int = 40) throws -> String {
-        try namespace.run("python3 \(Self.peers) \(arguments)", seconds: seconds).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    func stats() throws -> [String: Any] {
-        let text = try host.run("curl -s --max-time 5 --unix-socket \(work)/vm.sock http://sovnet/stats")
-        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        lab = try ProxyLab("nat", world: true, proxyArguments: { work in
+            "--forward tcp:127.0.0.1:8022=192.168.127.2:8000 --forward udp:127.0.0.1:8053=192.168.127.2:5300 "
+                + "-pcap \(work)/nat.pcap --max-flows \(Self.maximumFlows) --flow-idle-timeout 3"
+        })
     }
 
     @Test func tcpBothWaysToTheHostAliasAndTheWorld() throws {
-        try server(host, "echo-server 127.0.0.1 7000")
-        try server(world, "echo-server 10.55.0.1 7001")
-        #expect(try client(guest, "echo 192.168.127.254 7000 --size 4000000") == "ok", "NAT of .254 to the host's loopback")
-        #expect(try client(guest, "echo 10.55.0.1 7001 --size 4000000") == "ok", "a world address, as the guest asked")
-        try server(world, "sink-server 10.55.0.1 7002")
-        try server(world, "source-server 10.55.0.1 7003 --size 20000000")
-        #expect(try client(guest, "send 10.55.0.1 7002 --size 20000000") == "ok")
-        #expect(try client(guest, "fetch 10.55.0.1 7003 --size 20000000") == "ok")
+        try lab.server(host, "echo-server 127.0.0.1 7000")
+        try lab.server(world, "echo-server 10.55.0.1 7001")
+        #expect(try lab.client(guest, "echo 192.168.127.254 7000 --size 4000000") == "ok", "NAT of .254 to the host's loopback")
+        #expect(try lab.client(guest, "echo 10.55.0.1 7001 --size 4000000") == "ok", "a world address, as the guest asked")
+        try lab.server(world, "sink-server 10.55.0.1 7002")
+        try lab.server(world, "source-server 10.55.0.1 7003 --size 20000000")
+        #expect(try lab.client(guest, "send 10.55.0.1 7002 --size 20000000") == "ok")
+        #expect(try lab.client(guest, "fetch 10.55.0.1 7003 --size 20000000") == "ok")
         // Flows end, or wait in TIME-WAIT where the host closed first.
         func ended(_ states: [String: Int]?) -> Bool { states?.keys.allSatisfy { $0 == "time-wait" } == true }
-        _ = waitUntil(3) { ended((try? stats()).flatMap { ($0["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] }) }
-        let nat = try #require(try stats()["nat"] as? [String: Any])
+        _ = waitUntil(3) { ended((try? lab.stats()).flatMap { ($0["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] }) }
+        let nat = try #require(try lab.stats()["nat"] as? [String: Any])
         let tcp = try #require(nat["tcp"] as? [String: Int])
         #expect(tcp["bytesFromGuest"]! >= 28_000_000 && tcp["bytesToGuest"]! >= 28_000_000, "\(nat)")
         #expect(nat["tcpFlowsOpened"] as? Int == 4)
@@ -91,7 +46,7 @@ final class NATTests {
 
     @Test func iperf3BothWaysThroughTheHostAlias() throws {
         let iperf = try Spawned("ip netns exec \(host.name) iperf3 -s -B 127.0.0.1 -p 5201", log: work + "/iperf3.log")
-        processes.append(iperf)
+        lab.processes.append(iperf)
         #expect(waitUntil(5) { (try? host.run("ss -ltn | grep -q 127.0.0.1:5201")) != nil })
         for direction in ["", "-R"] {
             let report = try guest.run("iperf3 -c 192.168.127.254 -p 5201 -t 2 \(direction) 2>&1", seconds: 20)
@@ -99,24 +54,12 @@ final class NATTests {
         }
     }
 
-    /// The proxy's resident memory in kB.
-    func proxyMemory() throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(proxy.pid)/status", encoding: .utf8)
-        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-    }
-
-    /// The proxy's open descriptors.
-    func proxyDescriptors() throws -> Int {
-        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(proxy.pid)/fd").count
-    }
-
     @Test func curlOfALargeFileFromTheHostsLoopback() throws {
         try FileManager.default.createDirectory(atPath: work + "/www", withIntermediateDirectories: true)
         try shell("head -c 30000000 /dev/urandom > \(work)/www/big.bin")
         let web = try Spawned("ip netns exec \(host.name) python3 -m http.server 8080 --bind 127.0.0.1 --directory \(work)/www",
                               log: work + "/web.log")
-        processes.append(web)
+        lab.processes.append(web)
         #expect(waitUntil(5) { (try? host.run("ss -ltn | grep -q 127.0.0.1:8080")) != nil })
         try guest.run("curl -sS --max-time 30 -o \(work)/got.bin http://192.168.127.254:8080/big.bin")
         let sums = try shell("sha256sum \(work)/www/big.bin \(work)/got.bin | cut -d' ' -f1 | uniq | wc -l")
@@ -124,27 +67,27 @@ final class NATTests {
     }
 
     @Test func twoHundredConcurrentConnections() throws {
-        try server(host, "echo-server 127.0.0.1 7040")
-        #expect(try client(guest, "many 192.168.127.254 7040 --count 200 --size 20000") == "200 of 200 ok")
-        let nat = try #require(try stats()["nat"] as? [String: Any])
+        try lab.server(host, "echo-server 127.0.0.1 7040")
+        #expect(try lab.client(guest, "many 192.168.127.254 7040 --count 200 --size 20000") == "200 of 200 ok")
+        let nat = try #require(try lab.stats()["nat"] as? [String: Any])
         #expect((nat["tcpFlowsOpened"] as? Int ?? 0) >= 200)
     }
 
     @Test func aGuestThatDisappearsLeavesNothingBehind() throws {
-        try server(world, "source-server 10.55.0.1 7050 --size 200000000")
-        let before = try proxyDescriptors()
+        try lab.server(world, "source-server 10.55.0.1 7050 --size 200000000")
+        let before = try lab.proxyDescriptors()
         // The guest reads nothing, so the transfer is mid-way when the forwarder is killed.
         let reader = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) fetch 10.55.0.1 7050 --size 200000000 --delay 60",
                                  log: work + "/reader.log")
-        processes.append(reader)
-        #expect(waitUntil(5) { (try? proxyDescriptors()) == before + 1 }, "a host socket for the flow")
+        lab.processes.append(reader)
+        #expect(waitUntil(5) { (try? lab.proxyDescriptors()) == before + 1 }, "a host socket for the flow")
         forward.stop(SIGKILL)
         let cleaned = waitUntil(20) {
-            (try? proxyDescriptors()) == before - 1
-                && ((try? stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:]
+            (try? lab.proxyDescriptors()) == before - 1
+                && ((try? lab.stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:]
         }
         // One descriptor fewer than before: the guest's connection went too.
-        #expect(cleaned, "descriptors \((try? proxyDescriptors()) ?? -1), was \(before); \(proxy.output.suffix(500))")
+        #expect(cleaned, "descriptors \((try? lab.proxyDescriptors()) ?? -1), was \(before); \(proxy.output.suffix(500))")
     }
 
     @Test func aForwarderThatReconnectsKeepsItsConnections() throws {
@@ -157,16 +100,16 @@ final class NATTests {
         let command = "ip netns exec \(other.name) \(CommandLineTests.binary.path) forward -url unix://\(work)/vm.sock "
             + "-iface tap0 -preexisting -stop-if-exist ''"
         var forward = try Spawned(command, log: work + "/forward2.log")
-        processes.append(forward)
-        try server(host, "echo-server 127.0.0.1 7060")
+        lab.processes.append(forward)
+        try lab.server(host, "echo-server 127.0.0.1 7060")
         let echoes = try Spawned("ip netns exec \(other.name) python3 \(Self.peers) steady 192.168.127.254 7060 --count 40 --delay 0.1",
                                  log: work + "/steady.log")
-        processes.append(echoes)
+        lab.processes.append(echoes)
         usleep(1_000_000)
         forward.stop(SIGKILL)
         usleep(1_000_000)
         forward = try Spawned(command, log: work + "/forward3.log")
-        processes.append(forward)
+        lab.processes.append(forward)
         #expect(echoes.wait(30) != nil)
         #expect(echoes.output.contains("40 echoes"), "\(echoes.output)\n\(proxy.output.suffix(800))")
     }
@@ -175,72 +118,72 @@ final class NATTests {
         // A second proxy and guest at MTU 65520: segments of 65,480 bytes, frames near the 16-bit framing's limit.
         let jumbo = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/jumbo.sock "
                                 + "-mtu 65520 -ssh-port -1 --dns-upstream 127.0.0.1:5353", log: work + "/jumbo.log")
-        processes.append(jumbo)
+        lab.processes.append(jumbo)
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/jumbo.sock") }, "\(jumbo.output)")
         let other = try TestNamespace("svt-njumbo")
         defer { other.close() }
         let forward = try Spawned("ip netns exec \(other.name) env -i \(CommandLineTests.binary.path) forward "
                                   + "-url unix://\(work)/jumbo.sock -mtu 65520 -stop-if-exist ''", log: work + "/jumbo-forward.log")
-        processes.append(forward)
+        lab.processes.append(forward)
         #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
         #expect(try other.run("ip -o link show tap0").contains("mtu 65520"), "the MTU from DHCP option 26")
-        try server(host, "echo-server 127.0.0.1 7070")
-        try server(host, "udp-echo-server 127.0.0.1 7071")
-        let done = try client(other, "echo 192.168.127.254 7070 --size 20000000")
+        try lab.server(host, "echo-server 127.0.0.1 7070")
+        try lab.server(host, "udp-echo-server 127.0.0.1 7071")
+        let done = try lab.client(other, "echo 192.168.127.254 7070 --size 20000000")
         #expect(done == "ok", "\(jumbo.output.suffix(500))")
-        #expect(try client(other, "udp 192.168.127.254 7071 --size 65000 --count 2") == "ok ok")
+        #expect(try lab.client(other, "udp 192.168.127.254 7071 --size 65000 --count 2") == "ok ok")
     }
 
     @Test func slowPeersOnEitherSideLoseNothing() throws {
         // The host peer reads nothing for 2 s: the guest is held back by the window, nothing is lost,
         // and the proxy's memory stays within its bounds (a window and a backlog, a few MiB).
-        let memory = try proxyMemory()
-        try server(world, "sink-server 10.55.0.1 7010 --delay 2")
-        #expect(try client(guest, "send 10.55.0.1 7010 --size 30000000") == "ok")
-        let growth = try proxyMemory() - memory
+        let memory = try lab.proxyMemory()
+        try lab.server(world, "sink-server 10.55.0.1 7010 --delay 2")
+        #expect(try lab.client(guest, "send 10.55.0.1 7010 --size 30000000") == "ok")
+        let growth = try lab.proxyMemory() - memory
         #expect(growth < 24_000, "resident memory grew by \(growth) kB")
         // The guest reads nothing for 2 s while the host sends.
-        try server(world, "source-server 10.55.0.1 7011 --size 30000000")
-        #expect(try client(guest, "fetch 10.55.0.1 7011 --size 30000000 --delay 2") == "ok")
+        try lab.server(world, "source-server 10.55.0.1 7011 --size 30000000")
+        #expect(try lab.client(guest, "fetch 10.55.0.1 7011 --size 30000000 --delay 2") == "ok")
     }
 
     @Test func refusedAndUnreachableDestinations() throws {
         let started = Date()
-        #expect(try client(guest, "connect 10.55.0.1 7999 --timeout 5") == "ConnectionRefusedError 111")
-        #expect(try client(guest, "connect 192.168.127.254 7999 --timeout 5") == "ConnectionRefusedError 111")
+        #expect(try lab.client(guest, "connect 10.55.0.1 7999 --timeout 5") == "ConnectionRefusedError 111")
+        #expect(try lab.client(guest, "connect 192.168.127.254 7999 --timeout 5") == "ConnectionRefusedError 111")
         #expect(Date().timeIntervalSince(started) < 4, "an RST comes promptly, not after a timeout")
         // 10.66.0.1 has no route from the proxy's namespace: the guest hears it
         // by ICMP network unreachable, which Linux reports as ENETUNREACH.
-        #expect(try client(guest, "connect 10.66.0.1 80 --timeout 5") == "OSError 101")
+        #expect(try lab.client(guest, "connect 10.66.0.1 80 --timeout 5") == "OSError 101")
         // Link-local is refused unless allowed: dropped and counted.
-        #expect(try client(guest, "connect 169.254.169.254 80 --timeout 1") == "TimeoutError None")
-        let drops = try #require(try stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
+        #expect(try lab.client(guest, "connect 169.254.169.254 80 --timeout 1") == "TimeoutError None")
+        let drops = try #require(try lab.stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
         #expect((drops?["link-local-destination"] ?? 0) >= 1, "\(String(describing: drops))")
     }
 
     @Test func udpWithLargeDatagramsAndPortUnreachable() throws {
-        try server(world, "udp-echo-server 10.55.0.1 7020")
-        try server(host, "udp-echo-server 127.0.0.1 7021")
-        #expect(try client(guest, "udp 10.55.0.1 7020 --size 100 --count 3") == "ok ok ok")
-        #expect(try client(guest, "udp 192.168.127.254 7021 --size 60000 --count 2") == "ok ok",
+        try lab.server(world, "udp-echo-server 10.55.0.1 7020")
+        try lab.server(host, "udp-echo-server 127.0.0.1 7021")
+        #expect(try lab.client(guest, "udp 10.55.0.1 7020 --size 100 --count 3") == "ok ok ok")
+        #expect(try lab.client(guest, "udp 192.168.127.254 7021 --size 60000 --count 2") == "ok ok",
                 "datagrams of 60,000 bytes go out reassembled and come back in fragments")
-        #expect(try client(guest, "udp 10.55.0.1 7029 --size 10 --timeout 3") == "ConnectionRefusedError",
+        #expect(try lab.client(guest, "udp 10.55.0.1 7029 --size 10 --timeout 3") == "ConnectionRefusedError",
                 "the host's ICMP port unreachable reaches the guest")
-        let nat = try #require(try stats()["nat"] as? [String: Any])
+        let nat = try #require(try lab.stats()["nat"] as? [String: Any])
         #expect((nat["udpFlows"] as? Int ?? 0) >= 2)
         // --flow-idle-timeout 3: the flows end once idle, their sockets with them.
-        #expect(waitUntil(8) { ((try? stats())?["nat"] as? [String: Any])?["udpFlows"] as? Int == 0 })
+        #expect(waitUntil(8) { ((try? lab.stats())?["nat"] as? [String: Any])?["udpFlows"] as? Int == 0 })
     }
 
     @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
-        try server(host, "echo-server 127.0.0.1 7030")
-        let held = try client(guest, "hold 192.168.127.254 7030 --count \(Self.maximumFlows + 10) --timeout 5")
+        try lab.server(host, "echo-server 127.0.0.1 7030")
+        let held = try lab.client(guest, "hold 192.168.127.254 7030 --count \(Self.maximumFlows + 10) --timeout 5")
         #expect(held == "opened \(Self.maximumFlows) refused 10", "past --max-flows a SYN gets an RST")
-        let nat = try #require(try stats()["nat"] as? [String: Any])
+        let nat = try #require(try lab.stats()["nat"] as? [String: Any])
         #expect(nat["flowLimitHits"] as? Int == 10, "\(nat)")
         // The guest closed first, so its flows end without TIME-WAIT and new ones fit again.
-        _ = waitUntil(3) { ((try? stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:] }
-        #expect(try client(guest, "echo 192.168.127.254 7030 --size 100000") == "ok")
+        _ = waitUntil(3) { ((try? lab.stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int] == [:] }
+        #expect(try lab.client(guest, "echo 192.168.127.254 7030 --size 100000") == "ok")
     }
 
     @Test func pingThroughPingSocketsNeverFaked() throws {
@@ -254,24 +197,24 @@ final class NATTests {
         try host.run("sysctl -q -w net.ipv4.ping_group_range='1 0'")
         let refused = try guest.run("ping -c 2 -i 0.2 -W 1 10.55.0.1 | tail -2 || true")
         #expect(refused.contains("0 received"), "\(refused)")
-        let drops = try #require(try stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
+        let drops = try #require(try lab.stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
         #expect(drops?["ping-not-permitted"] == 2, "\(String(describing: drops))")
         #expect(proxy.output.components(separatedBy: "ping_group_range").count == 2, "said once: \(proxy.output)")
     }
 
     @Test func portForwardsIntoTheGuest() throws {
-        try server(guest, "banner-server 192.168.127.2 8000 --text web")
-        let web = try client(host, "connect 127.0.0.1 8022")
+        try lab.server(guest, "banner-server 192.168.127.2 8000 --text web")
+        let web = try lab.client(host, "connect 127.0.0.1 8022")
         #expect(web == "web 192.168.127.1", "--forward reaches the guest, which sees the gateway's address: \(web)\n\(proxy.output)")
-        try server(guest, "banner-server 192.168.127.2 22 --text SSH-2.0-test")
-        #expect(try client(host, "connect 127.0.0.1 2222") == "SSH-2.0-test 192.168.127.1", "-ssh-port's default forward")
-        try server(guest, "udp-echo-server 192.168.127.2 5300")
-        #expect(try client(host, "udp 127.0.0.1 8053 --size 3000 --count 2") == "ok ok")
+        try lab.server(guest, "banner-server 192.168.127.2 22 --text SSH-2.0-test")
+        #expect(try lab.client(host, "connect 127.0.0.1 2222") == "SSH-2.0-test 192.168.127.1", "-ssh-port's default forward")
+        try lab.server(guest, "udp-echo-server 192.168.127.2 5300")
+        #expect(try lab.client(host, "udp 127.0.0.1 8053 --size 3000 --count 2") == "ok ok")
 
         let api = "curl -s --max-time 5 --unix-socket \(work)/vm.sock"
-        try server(guest, "echo-server 192.168.127.2 9000")
+        try lab.server(guest, "echo-server 192.168.127.2 9000")
         #expect(try host.run("\(api) -X POST -d '{\"local\":\":9090\",\"remote\":\"192.168.127.2:9000\"}' -w '%{http_code}' http://sovnet/services/forwarder/expose") == "200")
-        #expect(try client(host, "echo 127.0.0.1 9090 --size 3000000") == "ok")
+        #expect(try lab.client(host, "echo 127.0.0.1 9090 --size 3000000") == "ok")
         let all = try host.run("\(api) http://sovnet/services/forwarder/all")
         #expect(all.contains(#"{"local":"127.0.0.1:9090","protocol":"tcp","remote":"192.168.127.2:9000"}"#), "\(all)")
         #expect(all.contains(#""local":"127.0.0.1:2222""#))
@@ -289,6 +232,6 @@ final class NATTests {
         #expect(viaUnix.trimmingCharacters(in: .whitespacesAndNewlines) == "web 192.168.127.1")
         #expect(try host.run("\(api) -X POST -d '{\"local\":\"\(path)\",\"protocol\":\"unix\"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose") == "200")
         #expect(!FileManager.default.fileExists(atPath: path), "the socket file is removed")
-        #expect(try client(host, "connect 127.0.0.1 9090 --timeout 2") == "ConnectionRefusedError 111")
+        #expect(try lab.client(host, "connect 127.0.0.1 9090 --timeout 2") == "ConnectionRefusedError 111")
     }
 }

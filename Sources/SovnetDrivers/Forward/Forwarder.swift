@@ -74,6 +74,7 @@ public final class Forwarder {
         try openTap()
         if let path = options.pcapPath {
             capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
+            capture?.onFailure = { [logger] error in logger.error("capture stopped: \(error); traffic goes on") }
         }
         if !options.preexisting {
             if let fixed = options.staticAddress {

@@ -87,6 +87,9 @@ public final class Proxy {
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
     public func run() throws -> Int32 {
+        if let limit = DescriptorLimit.raise(), limit.after != limit.before {
+            logger.debug("descriptor limit raised from \(limit.before) to \(limit.after)")
+        }
         if options.handleSignals {
             signals = sovnet_signal_pipe()
             try epoll.add(signals, [.readable], token: LoopToken.signals.rawValue)
@@ -95,6 +98,7 @@ public final class Proxy {
         defer { shutDown() }
         if let path = options.pcapPath {
             capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
+            capture?.onFailure = { [logger] error in logger.error("capture stopped: \(error); traffic goes on") }
         }
         for endpoint in options.listen {
             try addListener(try open(endpoint, .vm), single: false)

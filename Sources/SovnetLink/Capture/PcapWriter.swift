@@ -20,6 +20,9 @@ public final class PcapWriter {
     public private(set) var filteredOut = 0
     /// The first write error, after which nothing more is written.
     public private(set) var failure: CaptureError?
+    /// Called once, with the first write error (a full disk, say), so the
+    /// owner can say the capture stopped; the traffic is not the capture's.
+    public var onFailure: ((CaptureError) -> Void)?
 
     private let handle: OpaquePointer
     private let dumper: OpaquePointer
@@ -59,6 +62,8 @@ public final class PcapWriter {
         header.caplen = bpf_u_int32(min(frame.count, snapshotLength))
         pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
                   base.assumingMemoryBound(to: UInt8.self))
+        // stdio writes out a full buffer here: its errno is only good now.
+        if ferror(pcap_dump_file(dumper)) != 0 { return fail() }
         written += 1
     }
 
@@ -71,10 +76,15 @@ public final class PcapWriter {
     @discardableResult
     public func flush() -> CaptureError? {
         guard failure == nil else { return failure }
-        if pcap_dump_flush(dumper) != 0 || ferror(pcap_dump_file(dumper)) != 0 {
-            failure = .cannotWrite(path: path, reason: String(cString: strerror(errno)))
-        }
+        if pcap_dump_flush(dumper) != 0 || ferror(pcap_dump_file(dumper)) != 0 { fail() }
         return failure
+    }
+
+    /// Records the write error in errno and stops writing.
+    private func fail() {
+        let error = CaptureError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        failure = error
+        onFailure?(error)
     }
 
     private static func now() -> timeval {
