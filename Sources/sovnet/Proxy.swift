@@ -118,6 +118,10 @@ struct ProxyCommand: ParsableCommand {
     @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
     var allowLinkLocal = false
 
+    @Flag(name: .customLong("allow-host-addresses"),
+          help: "Let guests reach the host's own interface addresses directly, not only through --nat translations.")
+    var allowHostAddresses = false
+
     @Option(name: .customLong("max-flows"), help: "Most NATed flows per protocol; new TCP flows past it get an RST.")
     var maxFlows = 16_384
 
@@ -175,7 +179,7 @@ struct ProxyCommand: ParsableCommand {
     func natConfiguration(file: GvproxyConfiguration?, network: VirtualNetworkConfiguration) throws -> NATConfiguration {
         var configuration = NATConfiguration()
         configuration.policy = NATPolicy(translations: [network.hostAddress: IPv4Address(127, 0, 0, 1)],
-                                         allowLinkLocal: allowLinkLocal)
+                                         allowLinkLocal: allowLinkLocal, allowHostAddresses: allowHostAddresses)
         configuration.maximumFlows = maxFlows
         configuration.idleTimeout = .seconds(flowIdleTimeout)
         do {

@@ -155,10 +155,15 @@ final class NATTests {
         // 10.66.0.1 has no route from the proxy's namespace: the guest hears it
         // by ICMP network unreachable, which Linux reports as ENETUNREACH.
         #expect(try lab.client(guest, "connect 10.66.0.1 80 --timeout 5") == "OSError 101")
+        // The proxy's own address on the world link leads to its services as
+        // loopback would: dropped and counted, though a server listens on it.
+        try lab.server(host, "echo-server 0.0.0.0 7998")
+        #expect(try lab.client(guest, "connect 10.55.0.2 7998 --timeout 1") == "TimeoutError None")
         // Link-local is refused unless allowed: dropped and counted.
         #expect(try lab.client(guest, "connect 169.254.169.254 80 --timeout 1") == "TimeoutError None")
         let drops = try #require(try lab.stats()["nat"] as? [String: Any])["drops"] as? [String: Int]
         #expect((drops?["link-local-destination"] ?? 0) >= 1, "\(String(describing: drops))")
+        #expect((drops?["host-address"] ?? 0) >= 1, "\(String(describing: drops))")
     }
 
     @Test func udpWithLargeDatagramsAndPortUnreachable() throws {

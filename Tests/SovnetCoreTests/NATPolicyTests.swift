@@ -20,6 +20,16 @@ import Testing
         #expect(policy.decide(IPv4Address(127, 1, 2, 3)) == .refuse(.loopbackDestination))
     }
 
+    @Test func theHostsOwnAddressesOnlyThroughATranslationOrWhenAllowed() {
+        let own: Set = [IPv4Address(10, 55, 0, 2), IPv4Address(192, 0, 2, 10)]
+        #expect(policy.decide(IPv4Address(10, 55, 0, 2), hostAddresses: own) == .refuse(.hostAddress))
+        #expect(policy.decide(IPv4Address(10, 55, 0, 1), hostAddresses: own) == .host(IPv4Address(10, 55, 0, 1)))
+        #expect(NATPolicy(allowHostAddresses: true).decide(IPv4Address(192, 0, 2, 10), hostAddresses: own)
+                == .host(IPv4Address(192, 0, 2, 10)))
+        let translated = NATPolicy(translations: [IPv4Address(192, 168, 127, 254): IPv4Address(10, 55, 0, 2)])
+        #expect(translated.decide(IPv4Address(192, 168, 127, 254), hostAddresses: own) == .host(IPv4Address(10, 55, 0, 2)))
+    }
+
     @Test func linkLocalOnlyWhenAllowed() {
         let metadata = IPv4Address(169, 254, 169, 254)
         #expect(policy.decide(metadata) == .refuse(.linkLocalDestination))

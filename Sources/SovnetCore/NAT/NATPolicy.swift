@@ -1,8 +1,9 @@
 // Which host address a guest's packet goes to. The translation table
 // (`-nat`, gvproxy's default 192.168.127.254 → 127.0.0.1) rewrites virtual
 // addresses; every other destination goes where the guest asked, except the
-// host's loopback (reachable only through a translation) and link-local
-// 169.254.0.0/16 (cloud metadata services) unless allowed.
+// host's loopback and its own interface addresses (which lead to the same
+// services; both reachable only through a translation unless allowed), and
+// link-local 169.254.0.0/16 (cloud metadata services) unless allowed.
 import SovnetWire
 
 /// Where guest traffic may go on the host.
@@ -10,11 +11,14 @@ public struct NATPolicy: Sendable {
     /// Virtual address → host address.
     public var translations: [IPv4Address: IPv4Address]
     public var allowLinkLocal: Bool
+    /// Let guests reach the host's own interface addresses directly.
+    public var allowHostAddresses: Bool
 
     public init(translations: [IPv4Address: IPv4Address] = [IPv4Address(192, 168, 127, 254): IPv4Address(127, 0, 0, 1)],
-                allowLinkLocal: Bool = false) {
+                allowLinkLocal: Bool = false, allowHostAddresses: Bool = false) {
         self.translations = translations
         self.allowLinkLocal = allowLinkLocal
+        self.allowHostAddresses = allowHostAddresses
     }
 
     /// What happens to a packet for `address`.
@@ -25,10 +29,12 @@ public struct NATPolicy: Sendable {
         case refuse(DropReason)
     }
 
-    public func decide(_ address: IPv4Address) -> Decision {
+    /// - Parameter hostAddresses: the host's own interface addresses now.
+    public func decide(_ address: IPv4Address, hostAddresses: Set<IPv4Address> = []) -> Decision {
         if let translated = translations[address] { return .host(translated) }
         let first = address.rawValue >> 24
         if first == 127 { return .refuse(.loopbackDestination) }
+        if !allowHostAddresses, hostAddresses.contains(address) { return .refuse(.hostAddress) }
         if address.rawValue >> 16 == 0xA9FE, !allowLinkLocal { return .refuse(.linkLocalDestination) }
         if first == 0 || first >= 224 { return .refuse(.noRoute) }
         return .host(address)

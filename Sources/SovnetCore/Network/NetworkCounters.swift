@@ -34,6 +34,9 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case spoofedAddress = "spoofed-address"
     /// A packet for the host's loopback not through a NAT translation.
     case loopbackDestination = "loopback-destination"
+    /// A packet for one of the host's own interface addresses, without
+    /// `--allow-host-addresses`.
+    case hostAddress = "host-address"
     /// A packet for 169.254.0.0/16 without `--allow-link-local`.
     case linkLocalDestination = "link-local-destination"
     /// A new flow beyond `--max-flows`; TCP gets an RST.

@@ -79,6 +79,7 @@ final class NAT {
     private let serveLocally: (GatewayService, Int32) -> Void
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
+    private var hostAddresses = HostAddresses()
     private var nextForwardPort: UInt16 = 32768
     private var datagram = [UInt8](repeating: 0, count: 65_536)
     /// How often timers run while any flow exists.
@@ -140,7 +141,7 @@ final class NAT {
         if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
         var target: IPv4Address?
         if ip.destination != gatewayAddress {
-            switch configuration.policy.decide(ip.destination) {
+            switch configuration.policy.decide(ip.destination, hostAddresses: hostAddresses.current(now: now)) {
             case .host(let address): target = address
             case .refuse(let reason): return drop(reason)
             }
