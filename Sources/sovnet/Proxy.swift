@@ -125,12 +125,17 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("max-flows"), help: "Most NATed flows per protocol; new TCP flows past it get an RST.")
     var maxFlows = 16_384
 
+    @Option(name: .customLong("max-flows-per-guest"),
+            help: "Most NATed flows per protocol that one guest may open; past it as past --max-flows.")
+    var maxFlowsPerGuest = 4096
+
     @Option(name: .customLong("flow-idle-timeout"), help: "Seconds a UDP or ICMP echo flow lives without traffic. (default: 60)")
     var flowIdleTimeout = 60
 
     func validate() throws {
         if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
+        if maxFlowsPerGuest < 1 { throw ValidationError("--max-flows-per-guest must be at least 1") }
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
         if listen.isEmpty, listenSerial.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil,
            services.isEmpty {
@@ -181,6 +186,7 @@ struct ProxyCommand: ParsableCommand {
         configuration.policy = NATPolicy(translations: [network.hostAddress: IPv4Address(127, 0, 0, 1)],
                                          allowLinkLocal: allowLinkLocal, allowHostAddresses: allowHostAddresses)
         configuration.maximumFlows = maxFlows
+        configuration.maximumFlowsPerGuest = maxFlowsPerGuest
         configuration.idleTimeout = .seconds(flowIdleTimeout)
         do {
             if sshPort != -1 {

@@ -265,14 +265,14 @@ def main():
     elif a.role == "digest":
         print(digest(data(a.size)))
     elif a.role == "hold":
-        # Opens --count connections at once and keeps them; counts the refused.
+        # Opens --count connections at once and keeps them (--delay seconds, at least 0.2); counts the refused.
         held, refused = [], 0
         for _ in range(a.count):
             try:
                 held.append(client(a.host, a.port, a.timeout))
             except (ConnectionRefusedError, ConnectionResetError):
                 refused += 1
-        time.sleep(0.2)
+        time.sleep(max(0.2, a.delay))
         for connection in held:
             connection.close()
         print(f"opened {len(held)} refused {refused}")

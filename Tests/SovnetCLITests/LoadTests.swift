@@ -40,6 +40,30 @@ final class LoadTests {
         #expect(returned, "descriptors \((try? lab.proxyDescriptors()) ?? -1), were \(before)")
     }
 
+    /// One guest holding every flow it may (`--max-flows-per-guest 20`) is
+    /// refused more, counted; another guest on the same proxy still gets its own.
+    @Test func oneGuestCannotTakeEveryFlow() throws {
+        let lab = try ProxyLab("quota", proxyArguments: { _ in "--max-flows-per-guest 20" })
+        try lab.server(lab.host, "echo-server 127.0.0.1 7210")
+        let other = try TestNamespace("svt-quota2")
+        defer { other.close() }
+        let forward = try Spawned("ip netns exec \(other.name) env -i \(CommandLineTests.binary.path) forward "
+                                  + "-url unix://\(lab.work)/vm.sock -mac 5a:94:ef:e4:0c:ef -stop-if-exist ''",
+                                  log: lab.work + "/forward2.log")
+        lab.processes.append(forward)
+        #expect(waitUntil(10) { forward.output.contains("lease obtained") }, "\(forward.output)")
+        // The first guest asks for 30 and holds what it got for 5 s; meanwhile the other asks for 20.
+        let hold = try Spawned("ip netns exec \(lab.guest.name) python3 \(ProxyLab.peers) hold 192.168.127.254 7210 "
+                               + "--count 30 --delay 5 --timeout 5", log: lab.work + "/hold.log")
+        lab.processes.append(hold)
+        usleep(2_000_000)
+        #expect(try lab.client(other, "hold 192.168.127.254 7210 --count 20") == "opened 20 refused 0")
+        #expect(hold.wait(30) == 0)
+        #expect(hold.output.contains("opened 20 refused 10"), "\(hold.output)")
+        let drops = try lab.nat()["drops"] as? [String: Int] ?? [:]
+        #expect(drops["guest-flow-limit"] == 10, "\(drops)")
+    }
+
     /// The guest floods UDP at the host's loopback for 5 s while a TCP echo
     /// goes on and the control API is asked for its stats: every echo comes
     /// back and every API call is answered.

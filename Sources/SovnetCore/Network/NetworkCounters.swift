@@ -41,6 +41,9 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case linkLocalDestination = "link-local-destination"
     /// A new flow beyond `--max-flows`; TCP gets an RST.
     case flowLimit = "flow-limit"
+    /// A new flow from a guest that holds `--max-flows-per-guest` of them
+    /// already; TCP gets an RST.
+    case guestFlowLimit = "guest-flow-limit"
     /// The host could not open a socket for a new flow (descriptors exhausted, say).
     case hostSocket = "host-socket"
     /// A TCP segment for no flow (answered with an RST) or a UDP datagram for no forward.

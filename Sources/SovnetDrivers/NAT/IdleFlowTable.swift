@@ -1,7 +1,8 @@
 // The flow table of the NAT's UDP and ICMP echo parts: flows found by the
 // guest's view of them (`FlowKey`) or by the number in their epoll token,
-// and ended when idle or when their guest goes away. The parts own the
-// sockets; the table only says which flows to end.
+// and ended when idle or when their guest goes away; it counts each guest's
+// flows against the limit per guest. The parts own the sockets; the table
+// only says which flows to end.
 import SovnetCore
 
 /// A flow that ends when it carries nothing for a while.
@@ -16,6 +17,11 @@ struct IdleFlowTable<Flow: IdleFlow> {
     private var ids: [FlowKey: UInt64] = [:]
     private(set) var entries: [UInt64: Flow] = [:]
     private var nextID: UInt64 = 1
+    private(set) var quota: FlowQuota
+
+    init(perGuestLimit: Int) {
+        quota = FlowQuota(limit: perGuestLimit)
+    }
 
     var count: Int { entries.count }
 
@@ -30,6 +36,7 @@ struct IdleFlowTable<Flow: IdleFlow> {
     mutating func insert(_ flow: Flow, id: UInt64) {
         ids[flow.key] = id
         entries[id] = flow
+        quota.opened(flow.key.guest)
     }
 
     /// Changes a flow in place.
@@ -41,6 +48,7 @@ struct IdleFlowTable<Flow: IdleFlow> {
     mutating func remove(_ id: UInt64) -> Flow? {
         guard let flow = entries.removeValue(forKey: id) else { return nil }
         ids[flow.key] = nil
+        quota.closed(flow.key.guest)
         return flow
     }
 

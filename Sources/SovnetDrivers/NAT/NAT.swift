@@ -23,6 +23,9 @@ public struct NATConfiguration: Sendable {
     /// Flows of each protocol at once; past it a new TCP flow gets an RST and
     /// other new flows are dropped (`flow-limit`).
     public var maximumFlows = 16_384
+    /// Flows of each protocol one guest may open; past it, as past
+    /// `maximumFlows`, but counted as `guest-flow-limit`.
+    public var maximumFlowsPerGuest = 4096
     /// How long a UDP or ICMP flow lives without traffic.
     public var idleTimeout: Duration = .seconds(60)
     /// Forwards opened at start (`-ssh-port`, `--forward`, the configuration file).
@@ -96,11 +99,13 @@ final class NAT {
         self.serveLocally = serveLocally
         frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu)
         let context = TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames)
-        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, maximumFlows: configuration.maximumFlows, logger: logger)
+        let perGuest = configuration.maximumFlowsPerGuest
+        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, maximumFlows: configuration.maximumFlows,
+                     maximumFlowsPerGuest: perGuest, logger: logger)
         udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
-                     maximumFlows: configuration.maximumFlows, logger: logger)
+                     maximumFlows: configuration.maximumFlows, maximumFlowsPerGuest: perGuest, logger: logger)
         ping = PingNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
-                       maximumFlows: configuration.maximumFlows, logger: logger)
+                       maximumFlows: configuration.maximumFlows, maximumFlowsPerGuest: perGuest, logger: logger)
         forwards = ForwardTable(epoll: epoll, socketMode: socketMode)
     }
 

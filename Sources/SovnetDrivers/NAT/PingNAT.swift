@@ -30,12 +30,14 @@ final class PingNAT {
     private let logger: Logger
     let idleTimeout: Duration
     let maximumFlows: Int
-    private var table = IdleFlowTable<Flow>()
+    private var table: IdleFlowTable<Flow>
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     private var refusalLogged = false
     var counters = TrafficCounters()
 
-    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, logger: Logger) {
+    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, maximumFlowsPerGuest: Int,
+         logger: Logger) {
+        table = IdleFlowTable(perGuestLimit: maximumFlowsPerGuest)
         self.frames = frames
         self.epoll = epoll
         self.idleTimeout = idleTimeout
@@ -54,6 +56,7 @@ final class PingNAT {
             id = existing
         } else {
             guard table.count < maximumFlows else { return .flowLimit }
+            guard table.quota.admits(guest) else { return .guestFlowLimit }
             switch open(key: key, link: link, target: target, now: now) {
             case .success(let opened): id = opened
             case .failure(let refusal): return refusal.reason

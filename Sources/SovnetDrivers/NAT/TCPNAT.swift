@@ -32,6 +32,8 @@ final class TCPNAT {
     private let logger: Logger
     /// Most flows at once; a SYN beyond gets an RST.
     let maximumFlows: Int
+    /// Each guest's flows, against the most one guest may open.
+    private var quota: FlowQuota
     private var flows: [FlowKey: UInt64] = [:]
     private var entries: [UInt64: Entry] = [:]
     private var nextID: UInt64 = 1
@@ -42,7 +44,9 @@ final class TCPNAT {
     private(set) var flowLimitHits = 0
     private(set) var opened = 0
 
-    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, maximumFlows: Int, logger: Logger) {
+    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, maximumFlows: Int, maximumFlowsPerGuest: Int,
+         logger: Logger) {
+        quota = FlowQuota(limit: maximumFlowsPerGuest)
         self.context = context
         self.epoll = epoll
         self.epoch = epoch
@@ -84,10 +88,9 @@ final class TCPNAT {
             if !flags.contains(.rst) { refuse(segment, key: key, link: link) }
             return .noFlow
         }
-        guard entries.count < maximumFlows else {
-            flowLimitHits += 1
+        if let refusal = refusal(for: key.guest) {
             refuse(segment, key: key, link: link)
-            return .flowLimit
+            return refusal
         }
         let fd: Int32
         switch InetAddress.socket(SOCK_STREAM) {
@@ -102,8 +105,7 @@ final class TCPNAT {
         let socket = HostTCPSocket(descriptor: fd, token: LoopToken.tcpFlow(id).rawValue, epoll: epoll, clock: epoch)
         let flow = TCPFlow(guestSYN: segment, key: key, link: link, socket: socket, context: context, now: now)
         let entry = Entry(flow: flow, socket: socket)
-        flows[key] = id
-        entries[id] = entry
+        add(entry, id: id)
         opened += 1
         let result = InetAddress.connect(fd, target.0, target.1)
         if result == 0 {
@@ -125,10 +127,9 @@ final class TCPNAT {
     /// host end is one side of a socketpair, connected at once; the other
     /// side is returned for the service to serve. Nil when refused.
     func local(_ segment: TCPView, key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) -> (Int32, DropReason?) {
-        guard entries.count < maximumFlows else {
-            flowLimitHits += 1
+        if let refusal = refusal(for: key.guest) {
             refuse(segment, key: key, link: link)
-            return (-1, .flowLimit)
+            return (-1, refusal)
         }
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
@@ -141,8 +142,7 @@ final class TCPNAT {
         let socket = HostTCPSocket(descriptor: pair[0], token: LoopToken.tcpFlow(id).rawValue, epoll: epoll, clock: epoch)
         let flow = TCPFlow(guestSYN: segment, key: key, link: link, socket: socket, context: context, now: now)
         let entry = Entry(flow: flow, socket: socket)
-        flows[key] = id
-        entries[id] = entry
+        add(entry, id: id)
         opened += 1
         connected(id, entry, now: now)
         settle(id, entry)
@@ -170,8 +170,7 @@ final class TCPNAT {
         }
         let flow = TCPFlow(connectingTo: key, link: link, socket: socket, context: context, now: now)
         let entry = Entry(flow: flow, socket: socket)
-        flows[key] = id
-        entries[id] = entry
+        add(entry, id: id)
         opened += 1
         return id
     }
@@ -289,8 +288,25 @@ final class TCPNAT {
         }
     }
 
+    /// Why a guest's new flow may not open: the NAT's limit, or the guest's own.
+    private func refusal(for guest: IPv4Address) -> DropReason? {
+        if entries.count >= maximumFlows {
+            flowLimitHits += 1
+            return .flowLimit
+        }
+        return quota.admits(guest) ? nil : .guestFlowLimit
+    }
+
+    /// Files a new flow under its key and its guest.
+    private func add(_ entry: Entry, id: UInt64) {
+        flows[entry.flow.key] = id
+        entries[id] = entry
+        quota.opened(entry.flow.key.guest)
+    }
+
     private func remove(_ id: UInt64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
+        quota.closed(entry.flow.key.guest)
         orphans[id] = nil
         handshakeWatchers.removeValue(forKey: id)?(.failed(entry.flow.endReason ?? "the flow was removed"))
         if let reason = entry.flow.endReason { logger.debug("TCP \(entry.flow.key) ended: \(reason)") }

@@ -33,12 +33,14 @@ final class UDPNAT {
     private let logger: Logger
     let idleTimeout: Duration
     let maximumFlows: Int
-    private var table = IdleFlowTable<Flow>()
+    private var table: IdleFlowTable<Flow>
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     var counters = TrafficCounters()
     private(set) var flowLimitHits = 0
 
-    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, logger: Logger) {
+    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, maximumFlowsPerGuest: Int,
+         logger: Logger) {
+        table = IdleFlowTable(perGuestLimit: maximumFlowsPerGuest)
         self.frames = frames
         self.epoll = epoll
         self.idleTimeout = idleTimeout
@@ -64,6 +66,7 @@ final class UDPNAT {
                 flowLimitHits += 1
                 return .flowLimit
             }
+            guard table.quota.admits(key.guest) else { return .guestFlowLimit }
             guard let opened = open(key: key, link: link, target: target) else { return .hostSocket }
             id = opened
         }
