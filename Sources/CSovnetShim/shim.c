@@ -2,6 +2,7 @@
 #include "sovnet_shim.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <linux/module.h>
 #include <linux/vm_sockets.h>
@@ -15,6 +16,7 @@
 #include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -278,3 +280,24 @@ __attribute__((constructor(101))) static void sovnet_reserve_standard_descriptor
 }
 
 int sovnet_standard_descriptors_filled(void) { return standard_descriptors_filled; }
+
+int sovnet_keep_capabilities(unsigned long long keep_mask) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    int may_drop_bounding = (data[0].effective >> CAP_SETPCAP) & 1;
+    for (int cap = 0; cap < 64; cap++) {
+        if ((keep_mask >> cap) & 1) continue;
+        if (may_drop_bounding && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    }
+    for (int word = 0; word < 2; word++) {
+        unsigned int keep = (unsigned int)(keep_mask >> (32 * word));
+        data[word].permitted &= keep;
+        data[word].effective &= keep;
+        data[word].inheritable &= keep;
+    }
+    return (int)syscall(SYS_capset, &header, data);
+}

@@ -118,6 +118,11 @@ struct ProxyCommand: ParsableCommand {
     @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
     var allowLinkLocal = false
 
+    /// Acted on in `Sovnet.main`, before any thread starts (see there).
+    @Flag(name: .customLong("drop-capabilities"),
+          help: "Keep only CAP_NET_BIND_SERVICE and set no_new_privs (for a proxy started as root).")
+    var dropCapabilities = false
+
     @Flag(name: .customLong("allow-host-addresses"),
           help: "Let guests reach the host's own interface addresses directly, not only through --nat translations.")
     var allowHostAddresses = false

@@ -38,7 +38,22 @@ struct Sovnet: AsyncParsableCommand {
             _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             Glibc.exit(2)
         } else {
+            if arguments.dropFirst().first == "proxy", arguments.contains("--drop-capabilities") { dropCapabilities() }
             await main(nil)
+        }
+    }
+
+    /// `sovnet proxy --drop-capabilities`. Linux keeps capabilities per
+    /// thread, and the subcommand runs on a thread of Swift's pool, after
+    /// others have started: only here, on the main thread before the first
+    /// `await`, does every thread to come inherit the drop.
+    static func dropCapabilities() {
+        do {
+            try Capabilities.keepOnly([Capabilities.netBindService])
+        } catch {
+            let message = Array("sovnet proxy: \(error)\n".utf8)
+            _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            Glibc.exit(1)
         }
     }
 }

@@ -28,6 +28,7 @@ final class FaultTests {
         let opened = try lab.client(lab.guest, "until-open 192.168.127.254 7300 --timeout 10", seconds: 20)
         let seconds = Double(opened.split(separator: " ").dropFirst(2).first ?? "") ?? .infinity
         #expect(seconds < 2, "\(opened)\n\(lab.forward.output.suffix(1500))")
+        print("fault: proxy restarted, a new flow \(opened)")
         #expect(waitUntil(5) { lab.forward.output.components(separatedBy: "lease obtained").count > leaseLines },
                 "the lease confirmed with the new proxy: \(lab.forward.output.suffix(1500))")
         #expect(lab.forward.output.contains("connection to host lost; reconnecting"))
@@ -46,6 +47,7 @@ final class FaultTests {
         #expect(outcome.hasPrefix("ConnectionResetError after "), "\(outcome)")
         let seconds = Double(outcome.split(separator: " ").dropLast().last ?? "") ?? .infinity
         #expect(seconds < 2, "the RST reached the guest in \(seconds) s")
+        print("fault: host reset, the guest saw \(outcome)")
         try lab.server(lab.host, "echo-server 127.0.0.1 7311")
         #expect(try lab.client(lab.guest, "echo 192.168.127.254 7311 --size 100000") == "ok")
     }

@@ -31,6 +31,7 @@ final class LoadTests {
         #expect(many == "1000 of 1000 ok", "\(lab.proxy.output.suffix(1000))")
         let short = try lab.client(lab.guest, "short 192.168.127.254 7100 --count 10000 --timeout 100", seconds: 120)
         #expect(short.hasPrefix("10000 of 10000 ok"), "\(short)\n\(lab.proxy.output.suffix(1000))")
+        print("load: \(many) at once; short connections: \(short)")
         let nat = try lab.nat()
         #expect((nat["tcpFlowsOpened"] as? Int ?? 0) >= 11_000, "\(nat)")
         let drops = nat["drops"] as? [String: Int] ?? [:]
@@ -38,6 +39,7 @@ final class LoadTests {
         // TIME-WAIT holds no host socket: the descriptors return once the flows end.
         let returned = waitUntil(20) { (try? lab.proxyDescriptors()) ?? .max <= before }
         #expect(returned, "descriptors \((try? lab.proxyDescriptors()) ?? -1), were \(before)")
+        print("load: proxy descriptors \(before) before, \((try? lab.proxyDescriptors()) ?? -1) after")
     }
 
     /// One guest holding every flow it may (`--max-flows-per-guest 20`) is
@@ -91,6 +93,7 @@ final class LoadTests {
         #expect(flood.wait(20) == 0)
         let sent = Int(flood.output.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "") ?? 0
         #expect(sent > 10_000, "the flood was a flood: \(flood.output)")
+        print("load: UDP flood of \(sent) datagrams; 40 echoes and \(answered) API calls answered, slowest \(slowest) s")
         let nat = try lab.nat()
         let udp = try #require(nat["udp"] as? [String: Int], "\(nat)")
         #expect((udp["packetsFromGuest"] ?? 0) > 1_000, "\(nat)")

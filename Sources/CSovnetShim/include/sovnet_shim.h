@@ -125,4 +125,10 @@ const void *sovnet_memmem(const void *haystack, size_t haystack_length, const vo
 /// into `slave_path` (`length` bytes). Returns the master, or -1 with errno.
 int sovnet_open_pty(char *slave_path, size_t length);
 
+/// Keeps only the capabilities in `keep_mask` (bit N: capability N, below
+/// 64): sets no_new_privs, clears the ambient set, drops the rest from the
+/// bounding set when allowed (CAP_SETPCAP), and sets the effective,
+/// permitted and inheritable sets to what remains. Returns 0, or -1 with errno.
+int sovnet_keep_capabilities(unsigned long long keep_mask);
+
 #endif
