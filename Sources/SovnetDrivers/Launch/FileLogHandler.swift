@@ -25,11 +25,10 @@ public struct FileLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         let time = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
                                                formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        let text = Array("\(time) \(level) \(label): \(message)\n".utf8)
+        let text = Array("\(time) \(event.level) \(label): \(event.message)\n".utf8)
         _ = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 }
