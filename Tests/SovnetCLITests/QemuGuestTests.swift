@@ -117,8 +117,9 @@ struct QemuGuestTests {
     /// power button, starts `sovnet forward -url serial:///dev/hvc1`, which
     /// reaches the proxy over the second virtio console port and takes its
     /// lease; then the services of /etc/sovnet/services: a TCP echo on 8080,
-    /// which `sovnet up` checks, and a probe that prints the mounts and
-    /// leaves orphans behind. `sovnet up` stops the guest with its power
+    /// which `sovnet up` checks, and a probe that prints the mounts, leaves
+    /// an orphan behind and then serves 8081, which `sovnet up` checks too,
+    /// so that it stops the guest only once the probe has printed. `sovnet up` stops the guest with its power
     /// button (QMP system_powerdown): the init stops the services in reverse
     /// order, the forwarder releases its lease, and the VM powers off.
     @Test func sovnetInitGuestOverTheVirtioConsole() throws {
@@ -135,7 +136,7 @@ struct QemuGuestTests {
         try "vm-guest\n".write(toFile: root + "/etc/hostname", atomically: true, encoding: .utf8)
         try """
             nc -ll -p 8080 -e /bin/cat
-            sh -c 'echo "SOVNET-INIT $(cat /proc/sys/kernel/hostname) PATH=$PATH"; grep -E " /(proc|sys|dev|dev/pts|dev/shm|run) " /proc/mounts | while read -r what where type rest; do echo "SOVNET-INIT mount $where $type"; done; sleep 0.5 & exec sleep 100000'
+            sh -c 'echo "SOVNET-INIT $(cat /proc/sys/kernel/hostname) PATH=$PATH"; grep -E " /(proc|sys|dev|dev/pts|dev/shm|run) " /proc/mounts | while read -r what where type rest; do echo "SOVNET-INIT mount $where $type"; done; (sleep 0.5 &); exec nc -ll -p 8081 -e /bin/cat'
             """.write(toFile: root + "/etc/sovnet/services", atomically: true, encoding: .utf8)
         try shell("cd \(root) && find . | cpio -o -H newc --quiet > \(work)/initrd.cpio", seconds: 120)
         try """
@@ -152,7 +153,7 @@ struct QemuGuestTests {
               stop-timeout: 60
             checks:
               lease-timeout: 150
-              tcp: [8080]
+              tcp: [8080, 8081]
             """.write(toFile: work + "/sovnet.yaml", atomically: true, encoding: .utf8)
         let host = try TestNamespace("svt-qinit")
         defer { host.close() }
