@@ -4,6 +4,7 @@
 // reached, so that tests can tell a seed that goes deep from one that stops
 // at the first check. `seeds` turns recorded frames into starting inputs in
 // each target's format.
+import SovnetCore
 import SovnetWire
 
 /// A fuzz target of sovnet.
@@ -78,7 +79,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         if tcp.payload > 1 {
             var superframe: [UInt8] = []
             VirtioNetHeader(tcpv4HeaderLength: tcp.header, transportStart: tcp.transport,
-                            segmentSize: max(1, tcp.payload / 3)).emit(into: &superframe)
+                            segmentSize: max(SoftwareOffload.minimumSegmentSize, tcp.payload / 3)).emit(into: &superframe)
             seeds.append(superframe + frame)
         }
         return seeds

@@ -133,7 +133,7 @@ final class NetworkTarget {
             }
             settle(key)
         default:
-            network.detach(ports[1])
+            network.detach(ports[1], now: now)
             ports[1] = network.attach()
         }
         checkFrames()

@@ -96,6 +96,8 @@ enum WireTargets {
             guard let header = try? VirtioNetHeader(raw) else { return [] }
             let frame = UnsafeRawBufferPointer(rebasing: raw[VirtioNetHeader.size...])
             guard let frames = SoftwareOffload.frames(of: frame, header: header) else { return ["virtio-header"] }
+            expect(header.segmentation != .tcpv4 || Int(header.segmentSize) >= SoftwareOffload.minimumSegmentSize,
+                   "no superframe is cut into segments under the minimum size")
             guard header.segmentation == .tcpv4 else {
                 expect(frames.count == 1 && frames[0].count == frame.count, "one frame for a plain frame")
                 return header.flags & VirtioNetHeader.needsChecksum != 0 ? ["checksum-completed"] : ["plain"]

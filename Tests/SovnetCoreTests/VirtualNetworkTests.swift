@@ -67,10 +67,12 @@ import Testing
         spoofed.replaceSubrange(6..<12, with: [0x02, 0, 0, 0, 0, 0x99])
         #expect(receive(network, spoofed, from: second).isEmpty)
         #expect(network.counters.drops[.spoofedAddress] == 1)
-        // Once the first guest is gone, the address is free to take.
-        network.detach(first)
-        #expect(!receive(network, spoofed, from: second).isEmpty)
-        #expect(network.neighbor(IPv4Address(192, 168, 127, 2))?.port == second)
+        // Once the first guest is gone, the static address is still its MAC's only: the guest may come back on another port.
+        network.detach(first, now: now)
+        #expect(receive(network, spoofed, from: second).isEmpty)
+        #expect(network.counters.drops[.spoofedAddress] == 2)
+        #expect(!receive(network, requests[0], from: second).isEmpty)
+        #expect(network.neighbor(IPv4Address(192, 168, 127, 2)) == GuestLink(port: second, mac: Self.guestMAC))
     }
 
     @Test func dhcpFromRecordedUdhcpcGetsGvproxysAnswers() throws {
@@ -120,7 +122,7 @@ import Testing
         #expect(client.state == .bound)
         #expect(network.counters.dhcp["acks"] == 2)
 
-        network.detach(port)
+        network.detach(port, now: now)
         port = network.attach()
         run(client.linkRestored(now: now + .seconds(1900)), at: now + .seconds(1900))
         #expect(client.state == .bound && client.lease?.address == IPv4Address(192, 168, 127, 3))
@@ -141,34 +143,42 @@ import Testing
             message.options.serverIdentifier = id
             return message
         }
+        // Each client on a port of its own.
+        var ports: [MACAddress: PortID] = [:]
+        func handle(_ message: DHCPMessage, now: ContinuousClock.Instant) -> (reply: DHCPMessage?, event: DHCPServerEvent) {
+            let mac = message.clientMAC!
+            let port = ports[mac] ?? PortID(ports.count + 1)
+            ports[mac] = port
+            return server.handle(message, from: port, now: now)
+        }
         // INIT-REBOOT for an address of another subnet, and for the static address of another MAC.
-        #expect(server.handle(request(other, .request, requested: IPv4Address(10, 0, 0, 5)), now: now).reply?.messageType == .nak)
-        #expect(server.handle(request(other, .request, requested: IPv4Address(192, 168, 127, 2)), now: now).reply?.messageType == .nak)
+        #expect(handle(request(other, .request, requested: IPv4Address(10, 0, 0, 5)), now: now).reply?.messageType == .nak)
+        #expect(handle(request(other, .request, requested: IPv4Address(192, 168, 127, 2)), now: now).reply?.messageType == .nak)
         // A free address of the subnet is granted (authoritative).
-        #expect(server.handle(request(other, .request, requested: IPv4Address(192, 168, 127, 40)), now: now).reply?.yourAddress
+        #expect(handle(request(other, .request, requested: IPv4Address(192, 168, 127, 40)), now: now).reply?.yourAddress
                 == IPv4Address(192, 168, 127, 40))
         // A third client cannot take it.
         let third = MACAddress(0x02, 0, 0, 0, 0, 0x30)
-        #expect(server.handle(request(third, .request, requested: IPv4Address(192, 168, 127, 40)), now: now).reply?.messageType == .nak)
+        #expect(handle(request(third, .request, requested: IPv4Address(192, 168, 127, 40)), now: now).reply?.messageType == .nak)
         // DECLINE keeps an address out of the pool.
-        let offered = server.handle(request(third, .discover), now: now).reply?.yourAddress
+        let offered = handle(request(third, .discover), now: now).reply?.yourAddress
         #expect(offered == IPv4Address(192, 168, 127, 3))
-        _ = server.handle(request(third, .decline, requested: offered), now: now)
-        #expect(server.handle(request(third, .discover), now: now).reply?.yourAddress == IPv4Address(192, 168, 127, 4))
+        _ = handle(request(third, .decline, requested: offered), now: now)
+        #expect(handle(request(third, .discover), now: now).reply?.yourAddress == IPv4Address(192, 168, 127, 4))
         // A REQUEST for another server's offer withdraws ours silently.
-        let chosenElsewhere = server.handle(request(third, .request, requested: IPv4Address(192, 168, 127, 4),
+        let chosenElsewhere = handle(request(third, .request, requested: IPv4Address(192, 168, 127, 4),
                                                     server: IPv4Address(192, 168, 127, 9)), now: now)
         #expect(chosenElsewhere.reply == nil)
         #expect(!server.leases.contains { $0.mac == third })
         // Offers lapse after a minute; declined addresses come back after ten.
-        #expect(server.handle(request(third, .discover), now: now).reply?.yourAddress == IPv4Address(192, 168, 127, 4))
-        #expect(server.handle(request(MACAddress(0x02, 0, 0, 0, 0, 0x40), .discover), now: now + .seconds(61)).reply?.yourAddress
+        #expect(handle(request(third, .discover), now: now).reply?.yourAddress == IPv4Address(192, 168, 127, 4))
+        #expect(handle(request(MACAddress(0x02, 0, 0, 0, 0, 0x40), .discover), now: now + .seconds(61)).reply?.yourAddress
                 == IPv4Address(192, 168, 127, 4))
-        #expect(server.handle(request(third, .discover), now: now + .seconds(601)).reply?.yourAddress
+        #expect(handle(request(third, .discover), now: now + .seconds(601)).reply?.yourAddress
                 == IPv4Address(192, 168, 127, 3))
         // Bindings expire after the lease time.
         #expect(server.leases.contains { $0.address == IPv4Address(192, 168, 127, 40) })
-        _ = server.handle(request(third, .discover), now: now + .seconds(3601))
+        _ = handle(request(third, .discover), now: now + .seconds(3601))
         #expect(!server.leases.contains { $0.address == IPv4Address(192, 168, 127, 40) })
     }
 
@@ -197,7 +207,7 @@ import Testing
         #expect(receive(network, arpRequest(from: macB, ip: 10, for: 11), from: a).isEmpty)
         #expect(network.counters.drops[.spoofedSource] == 1)
         // Once B's port is gone, its MAC may appear elsewhere.
-        network.detach(b)
+        network.detach(b, now: now)
         #expect(receive(network, arpRequest(from: macB, ip: 11, for: 1), from: a).count == 1)
         #expect(network.counters.ports[a.rawValue]?.framesIn == 3)
     }

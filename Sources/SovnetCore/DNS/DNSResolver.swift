@@ -14,6 +14,14 @@
 //
 // A query that does not parse gets FORMERR when its header can be read, and
 // nothing otherwise.
+//
+// Forwarding state is bounded, since a guest can ask about names whose
+// upstream never answers as fast as it likes: each switch port may have
+// `maximumPendingPerPort` queries waiting and all ports together
+// `maximumPending`; a query beyond either gets SERVFAIL at once (counted as
+// `servfail-limit`). The forwarded ID is drawn at random and, when taken,
+// the next free one after it is used: with the table bounded well below
+// 65,536 entries a free ID is always a short step away.
 import SovnetWire
 
 /// Who asked: where the answer must go back to.
@@ -42,6 +50,10 @@ public struct DNSResolver: Sendable {
     public private(set) var zoneDefaults: [DNSName: IPv4Address] = [:]
     public let upstreamCount: Int
     public var timeout: Duration = .seconds(2)
+    /// Queries waiting for an upstream, from all ports together.
+    public var maximumPending = 4096
+    /// Queries waiting for an upstream, from one switch port.
+    public var maximumPendingPerPort = 256
     /// Counters for `/stats`.
     public private(set) var counters: [String: Int] = [:]
 
@@ -53,6 +65,10 @@ public struct DNSResolver: Sendable {
         var deadline: ContinuousClock.Instant
     }
     private var pending: [UInt16: Pending] = [:]
+    /// How many of `pending` each switch port has.
+    private var pendingByPort: [PortID: Int] = [:]
+    /// Queries waiting for an upstream answer.
+    public var pendingCount: Int { pending.count }
     private var random: SplitMix
 
     public init(zones: [DNSName], records: [DNSName: [IPv4Address]], upstreamCount: Int, seed: UInt64) {
@@ -126,10 +142,11 @@ public struct DNSResolver: Sendable {
         return .forward
     }
 
-    /// The SERVFAIL answer for a query no upstream answered.
-    public mutating func serverFailure(for query: UnsafeRawBufferPointer) -> [UInt8]? {
+    /// The SERVFAIL answer for a query no upstream answered (or that found
+    /// too many waiting already: `counter` "servfail-limit").
+    public mutating func serverFailure(for query: UnsafeRawBufferPointer, counter: String = "servfail") -> [UInt8]? {
         guard let header = try? DNSView(query) else { return nil }
-        counters["servfail", default: 0] += 1
+        counters[counter, default: 0] += 1
         return Self.bareReply(to: header, code: .serverFailure, question: try? header.firstQuestion())
     }
 
@@ -144,13 +161,17 @@ public struct DNSResolver: Sendable {
         case .forward:
             break
         }
-        var id: UInt16
-        repeat { id = UInt16(truncatingIfNeeded: random.next()) } while pending[id] != nil
+        guard pending.count < min(maximumPending, 65_536), pendingByPort[client.switchPort, default: 0] < maximumPendingPerPort else {
+            return serverFailure(for: bytes, counter: "servfail-limit").map { [.answer($0, to: client)] } ?? []
+        }
+        var id = UInt16(truncatingIfNeeded: random.next())
+        while pending[id] != nil { id &+= 1 }
         var forwarded = Array(bytes)
         let clientID = UInt16(forwarded[0]) << 8 | UInt16(forwarded[1])
         forwarded[0] = UInt8(id >> 8)
         forwarded[1] = UInt8(id & 0xFF)
         pending[id] = Pending(client: client, clientID: clientID, query: forwarded, upstream: 0, deadline: now + timeout)
+        pendingByPort[client.switchPort, default: 0] += 1
         return [.forward(forwarded, upstream: 0)]
     }
 
@@ -161,7 +182,7 @@ public struct DNSResolver: Sendable {
             counters["stray-replies", default: 0] += 1
             return []
         }
-        pending[header.id] = nil
+        finish(header.id)
         counters["answered", default: 0] += 1
         var reply = Array(bytes)
         reply[0] = UInt8(entry.clientID >> 8)
@@ -178,7 +199,7 @@ public struct DNSResolver: Sendable {
                 pending[id]?.deadline = now + timeout
                 actions.append(.forward(entry.query, upstream: entry.upstream + 1))
             } else {
-                pending[id] = nil
+                finish(id)
                 if var reply = entry.query.withUnsafeBytes({ serverFailure(for: $0) }) {
                     reply[0] = UInt8(entry.clientID >> 8)
                     reply[1] = UInt8(entry.clientID & 0xFF)
@@ -187,6 +208,13 @@ public struct DNSResolver: Sendable {
             }
         }
         return actions
+    }
+
+    /// Forgets a query that was answered or failed.
+    private mutating func finish(_ id: UInt16) {
+        guard let entry = pending.removeValue(forKey: id) else { return }
+        let port = entry.client.switchPort
+        pendingByPort[port] = pendingByPort[port, default: 1] > 1 ? pendingByPort[port]! - 1 : nil
     }
 
     private func localAnswer(to query: DNSMessage, question: DNSQuestion, name: DNSName) -> [UInt8] {

@@ -507,6 +507,21 @@ public final class TCPFlow {
         if deadline == nil { deadline = now + retransmissionTimeout }
     }
 
+    /// The guest came back on a new port (a forwarder that reconnected):
+    /// what went to the old one is sent again, and an ACK probe with an old
+    /// sequence number makes the guest state its window, or reset a
+    /// connection it no longer knows.
+    public func resume(now: ContinuousClock.Instant) {
+        guard phase == .open else { return }
+        emit(flags: [.ack], sequence: unacknowledged &- 1)
+        if TCPSequence.less(unacknowledged, highestSent) {
+            retries = 0
+            retransmit(now: now)
+        } else {
+            wantsTurn = true
+        }
+    }
+
     /// Go-back-N: everything unacknowledged is sent again.
     private func retransmit(now: ContinuousClock.Instant) {
         retries += 1

@@ -46,9 +46,14 @@ public enum SoftwareOffload {
         }
     }
 
+    /// The smallest segment size cut in software: Linux's floor for the MSS
+    /// it sends (net.ipv4.tcp_min_snd_mss). A smaller one would turn one
+    /// 64 KB superframe into tens of thousands of frames.
+    public static let minimumSegmentSize = 48
+
     /// Cuts a TCP/IPv4 superframe into segments of `segmentSize` payload bytes.
     static func segments(_ frame: UnsafeRawBufferPointer, segmentSize: Int) -> [[UInt8]]? {
-        guard segmentSize > 0, let ethernet = try? EthernetView(frame),
+        guard segmentSize >= minimumSegmentSize, let ethernet = try? EthernetView(frame),
               let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
               let tcp = try? TCPView(ip.payload) else { return nil }
         let linkLength = ethernet.payloadOffset

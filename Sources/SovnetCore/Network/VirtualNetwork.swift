@@ -4,12 +4,24 @@
 // performs the returned deliveries; the core owns no socket and no clock.
 //
 // Switching: the source MAC is learned on the port it arrives from (a group
-// address as source, or a MAC already held by another port, is dropped);
-// broadcast and multicast go to every other port and to the gateway; unicast
-// goes to the port that owns the destination, or to the gateway for its MAC;
-// unknown unicast is dropped. Guests reach each other at layer 2 only. Each
-// port's broadcast and multicast go through a token bucket, so one guest's
-// storm cannot flood the others.
+// address as source, a MAC already held by another port, or a port's MAC
+// beyond `maximumMACsPerPort`, is dropped); broadcast and multicast go to
+// every other port and to the gateway; unicast goes to the port that owns
+// the destination, or to the gateway for its MAC; unknown unicast is
+// dropped. Guests reach each other at layer 2 only. Each port's broadcast
+// and multicast go through a token bucket, so one guest's storm cannot flood
+// the others.
+//
+// Addresses: a guest's IPv4 source address and ARP sender address must be
+// bound to its port, whether the frame is for the gateway or switched to
+// another guest, so no guest can answer ARP for the gateway or for another
+// guest, nor send as one. Bound means a DHCP binding made on the port, a
+// static binding of the frame's MAC, or a free address the port takes by
+// using it (`DHCPServer.claim`, within its limit of bindings). The source
+// 0.0.0.0 is allowed for DHCP to the server and for ARP probes only. When a
+// binding moves to a new port (the same MAC back on a new connection), the
+// change is kept for the driver (`takeBindingChanges`) so that the NAT's
+// flows follow it.
 //
 // The gateway answers ARP for its own and the virtual addresses, ICMP echo
 // to its own address, DHCP (`DHCPServer`) and DNS over UDP (`DNSResolver`,
@@ -24,6 +36,15 @@ public struct PortID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public init(_ rawValue: Int) { self.rawValue = rawValue }
     public static func < (a: PortID, b: PortID) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "port \(rawValue)" }
+}
+
+/// A guest address whose binding is now on another port: a guest that came
+/// back on a new connection (`from` its old port), or a free address a port
+/// took by using it (`from` nil).
+public struct BindingChange: Equatable, Sendable {
+    public var address: IPv4Address
+    public var link: GuestLink
+    public var from: PortID?
 }
 
 /// What the driver must do with a frame.
@@ -49,18 +70,26 @@ public final class VirtualNetwork {
     public private(set) var counters = NetworkCounters()
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
-    /// Guests' IPv4 addresses, learned from the IPv4 and ARP packets they send.
-    public private(set) var neighbors: [IPv4Address: GuestLink] = [:]
+    /// How many MACs each port has in `macTable`.
+    private var macCounts: [PortID: Int] = [:]
+    /// Bindings that moved to a new port, until the driver takes them.
+    private var bindingChanges: [BindingChange] = []
 
-    /// Where the guest using `address` is: learned from its packets, or from
-    /// the DHCP binding of the address and the port its MAC was seen on.
+    /// Where the guest using `address` is: the live port its binding is on
+    /// (an expired one still says where the guest was), or the port of the
+    /// MAC a static binding names.
     public func neighbor(_ address: IPv4Address) -> GuestLink? {
-        if let link = neighbors[address], ports.contains(link.port) {
-            return GuestLink(port: link.port, mac: link.mac, offload: offloadPorts.contains(link.port))
+        if let lease = dhcp.holder(of: address), ports.contains(lease.port) {
+            return GuestLink(port: lease.port, mac: lease.mac, offload: offloadPorts.contains(lease.port))
         }
-        guard let lease = dhcp.leases.first(where: { $0.address == address && $0.state == .bound }),
-              let port = macTable[lease.mac], ports.contains(port) else { return nil }
-        return GuestLink(port: port, mac: lease.mac, offload: offloadPorts.contains(port))
+        guard let mac = dhcp.staticOwner(of: address), let port = macTable[mac], ports.contains(port) else { return nil }
+        return GuestLink(port: port, mac: mac, offload: offloadPorts.contains(port))
+    }
+
+    /// The bindings that moved to another port since the last call.
+    public func takeBindingChanges() -> [BindingChange] {
+        defer { bindingChanges.removeAll() }
+        return bindingChanges
     }
     private var ports: Set<PortID> = []
     /// Ports whose frames carry virtio-net headers (`OffloadLink`).
@@ -102,9 +131,10 @@ public final class VirtualNetwork {
         dns.decide(query)
     }
 
-    /// SERVFAIL for a DNS query over TCP that no upstream answered.
-    public func dnsServerFailure(for query: UnsafeRawBufferPointer) -> [UInt8]? {
-        dns.serverFailure(for: query)
+    /// SERVFAIL for a DNS query over TCP that no upstream answered, or that
+    /// found too many waiting (`counter` "servfail-limit").
+    public func dnsServerFailure(for query: UnsafeRawBufferPointer, counter: String = "servfail") -> [UInt8]? {
+        dns.serverFailure(for: query, counter: counter)
     }
 
     /// When `tick` must next run.
@@ -140,20 +170,25 @@ public final class VirtualNetwork {
         return port
     }
 
-    /// Forgets a port and the MACs learned on it; DHCP bindings stay, so a
-    /// guest that reconnects gets its address back.
-    public func detach(_ port: PortID) {
-        ports.remove(port)
+    /// Forgets a port and the MACs learned on it, and folds its counters
+    /// into those of departed ports; DHCP bindings stay, so a guest that
+    /// reconnects gets its address back.
+    public func detach(_ port: PortID, now: ContinuousClock.Instant) {
+        guard ports.remove(port) != nil else { return }
         offloadPorts.remove(port)
         broadcastTokens[port] = nil
-        macTable = macTable.filter { $0.value != port }
-        neighbors = neighbors.filter { $0.value.port != port }
+        if macCounts.removeValue(forKey: port) != nil { macTable = macTable.filter { $0.value != port } }
+        dhcp.detach(port, now: now)
+        if let departed = counters.ports.removeValue(forKey: port.rawValue) {
+            counters.departedPorts.add(departed)
+            counters.departedPortCount += 1
+        }
     }
 
     /// Detaches a port that never was a guest's (a control API connection) and drops its counters.
-    public func forget(_ port: PortID) {
-        detach(port)
+    public func forget(_ port: PortID, now: ContinuousClock.Instant) {
         counters.ports[port.rawValue] = nil
+        detach(port, now: now)
     }
 
     /// Handles a frame that arrived on `port`.
@@ -183,7 +218,20 @@ public final class VirtualNetwork {
             counters.drop(.spoofedSource)
             return
         }
-        if macTable[source] != port { macTable[source] = port }
+        if macTable[source] != port {
+            guard macCounts[port, default: 0] < configuration.maximumMACsPerPort else {
+                counters.drop(.macLimit)
+                return
+            }
+            if let previous = macTable.updateValue(port, forKey: source), let count = macCounts[previous] {
+                macCounts[previous] = count > 1 ? count - 1 : nil
+            }
+            macCounts[port, default: 0] += 1
+        }
+        if let refusal = checkSource(ethernet, port: port, now: now) {
+            counters.drop(refusal)
+            return
+        }
         let destination = ethernet.destination
         if destination.isMulticast, !takeBroadcastToken(port, now: now) {
             counters.drop(.broadcastStorm)
@@ -221,19 +269,45 @@ public final class VirtualNetwork {
         address.masked(prefixLength: configuration.prefixLength) == configuration.network
     }
 
-    /// Records which guest uses `address`; false when the address is not one a
-    /// guest may use (outside the subnet, the gateway's) or another live port holds it.
-    private func learn(_ address: IPv4Address, _ mac: MACAddress, _ port: PortID) -> Bool {
-        if address == .any { return true }
+    /// Why a frame's IPv4 source or ARP sender may not be used on `port`, if
+    /// it may not (see the top of the file); nil for other EtherTypes.
+    private func checkSource(_ ethernet: EthernetView, port: PortID, now: ContinuousClock.Instant) -> DropReason? {
+        switch ethernet.etherType {
+        case .ipv4:
+            guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: false) else { return .malformedIPv4 }
+            if ip.source == .any { return Self.isDHCPToServer(ip) ? nil : .spoofedAddress }
+            return mayUse(ip.source, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
+        case .arp:
+            guard let arp = try? ARPPacket.parse(ethernet.payload) else { return .malformedARP }
+            guard arp.senderMAC == ethernet.source else { return .spoofedAddress }
+            if arp.senderIP == .any { return nil }
+            return mayUse(arp.senderIP, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
+        default:
+            return nil
+        }
+    }
+
+    /// A DHCP client's message to the server (UDP to port 67), the one thing
+    /// a guest without an address may send.
+    private static func isDHCPToServer(_ ip: IPv4View) -> Bool {
+        let udp = ip.payload
+        return ip.protocol == .udp && !ip.isFragment && udp.count >= 8 && udp[2] == 0 && udp[3] == 67
+    }
+
+    /// Whether the guest on `port` may send from `address` with `mac`,
+    /// binding a free address to it (`DHCPServer.claim`).
+    private func mayUse(_ address: IPv4Address, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> Bool {
         guard isInSubnet(address), address != configuration.gatewayAddress, address != subnetBroadcast,
               !configuration.virtualAddresses.contains(address), address != configuration.network else { return false }
-        let link = GuestLink(port: port, mac: mac)
-        if let holder = neighbors[address] {
-            if holder == link { return true }
-            if holder.port != port, ports.contains(holder.port) { return false }
+        switch dhcp.claim(address, mac: mac, port: port, now: now) {
+        case .held:
+            return true
+        case .granted(let from):
+            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: from))
+            return true
+        case .refused:
+            return false
         }
-        neighbors[address] = link
-        return true
     }
 
     /// Token bucket: refills at `broadcastRate` per second up to `broadcastBurst`.
@@ -248,13 +322,20 @@ public final class VirtualNetwork {
         return allowed
     }
 
+    /// Counts a frame the driver dropped (one too long for its target port, say).
+    public func countDrop(_ reason: DropReason) {
+        counters.drop(reason)
+    }
+
     /// Counts frames the NAT sent to a port.
     public func countDelivered(to port: PortID, frames: Int, bytes: Int) {
+        guard ports.contains(port) else { return }
         counters.ports[port.rawValue, default: PortCounters()].framesOut += frames
         counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
     }
 
     func count(out bytes: Int, to port: PortID) {
+        guard ports.contains(port) else { return }
         counters.ports[port.rawValue, default: PortCounters()].framesOut += 1
         counters.ports[port.rawValue, default: PortCounters()].bytesOut += bytes
     }
@@ -277,10 +358,6 @@ public final class VirtualNetwork {
     private func arp(_ ethernet: EthernetView, from port: PortID) -> [Delivery] {
         guard let request = try? ARPPacket.parse(ethernet.payload) else {
             counters.drop(.malformedARP)
-            return []
-        }
-        if request.senderMAC == ethernet.source, !learn(request.senderIP, request.senderMAC, port) {
-            counters.drop(.spoofedAddress)
             return []
         }
         let owned = request.targetIP == configuration.gatewayAddress
@@ -309,10 +386,6 @@ public final class VirtualNetwork {
         }
         let forGateway = ip.destination == configuration.gatewayAddress
         let isBroadcast = ip.destination == .broadcast || ip.destination == subnetBroadcast
-        if !isBroadcast, !ethernet.destination.isMulticast, !learn(ip.source, ethernet.source, port) {
-            counters.drop(.spoofedAddress)
-            return
-        }
         if !forGateway, !isBroadcast {
             guard !ethernet.destination.isMulticast else { return }
             guard !isInSubnet(ip.destination) || configuration.virtualAddresses.contains(ip.destination) else {
@@ -412,8 +485,13 @@ public final class VirtualNetwork {
             counters.drop(.malformedDHCP)
             return []
         }
-        let (reply, event) = dhcp.handle(request, now: now)
+        let asked = request.options.requestedIPAddress ?? request.clientAddress
+        let before = dhcp.holder(of: asked)
+        let (reply, event) = dhcp.handle(request, from: port, now: now)
         counters.dhcp[Self.counterName(event), default: 0] += 1
+        if case .acknowledged(let address, let mac) = event, address == asked, let before, before.port != port, before.mac == mac {
+            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: before.port))
+        }
         guard let reply, let clientMAC = request.clientMAC else {
             if case .ignored = event { counters.drop(.dhcpIgnored) }
             return []

@@ -36,6 +36,10 @@ public struct VirtualNetworkConfiguration: Sendable {
     /// and in one burst; beyond that they are dropped as a storm.
     public var broadcastRate: Int = 1000
     public var broadcastBurst: Int = 200
+    /// Source MACs one port may use (guests bridging containers use several).
+    public var maximumMACsPerPort = 256
+    /// DHCP bindings (offers included, and addresses taken by use) one port may hold.
+    public var maximumLeasesPerPort = 16
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
@@ -68,9 +72,11 @@ public struct VirtualNetworkConfiguration: Sendable {
         let hostBits = UInt32(32 - prefixLength)
         let first = IPv4Address(rawValue: network.rawValue + 1)
         let last = IPv4Address(rawValue: network.rawValue + (hostBits >= 32 ? UInt32.max : (1 << hostBits) - 2))
-        return DHCPServerConfiguration(
+        var dhcp = DHCPServerConfiguration(
             serverAddress: gatewayAddress, prefixLength: prefixLength, router: gatewayAddress,
             dnsServers: [gatewayAddress], searchDomains: searchDomains, mtu: mtu, leaseTime: leaseTime,
             staticBindings: staticBindings, pool: first...last, reserved: Set(virtualAddresses + [gatewayAddress]))
+        dhcp.maximumLeasesPerPort = maximumLeasesPerPort
+        return dhcp
     }
 }

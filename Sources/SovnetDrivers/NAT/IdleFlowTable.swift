@@ -1,9 +1,10 @@
 // The flow table of the NAT's UDP and ICMP echo parts: flows found by the
 // guest's view of them (`FlowKey`) or by the number in their epoll token,
-// and ended when idle or when their guest goes away; it counts each guest's
-// flows against the limit per guest. The parts own the sockets; the table
-// only says which flows to end.
+// and ended when idle or when their guest goes away; it counts its flows in
+// the NAT's `FlowAdmission`. The parts own the sockets; the table only says
+// which flows to end.
 import SovnetCore
+import SovnetWire
 
 /// A flow that ends when it carries nothing for a while.
 protocol IdleFlow {
@@ -17,11 +18,16 @@ struct IdleFlowTable<Flow: IdleFlow> {
     private var ids: [FlowKey: UInt64] = [:]
     private(set) var entries: [UInt64: Flow] = [:]
     private var nextID: UInt64 = 1
-    private(set) var quota: FlowQuota
+    let proto: IPProtocol
+    let admission: FlowAdmission
 
-    init(perGuestLimit: Int) {
-        quota = FlowQuota(limit: perGuestLimit)
+    init(_ proto: IPProtocol, admission: FlowAdmission) {
+        self.proto = proto
+        self.admission = admission
     }
+
+    /// Why a new flow may not open (see `FlowAdmission.refusal`).
+    func refusal(port: PortID?) -> DropReason? { admission.refusal(proto, port: port) }
 
     var count: Int { entries.count }
 
@@ -36,7 +42,7 @@ struct IdleFlowTable<Flow: IdleFlow> {
     mutating func insert(_ flow: Flow, id: UInt64) {
         ids[flow.key] = id
         entries[id] = flow
-        quota.opened(flow.key.guest)
+        admission.opened(proto, port: flow.link.port)
     }
 
     /// Changes a flow in place.
@@ -48,7 +54,7 @@ struct IdleFlowTable<Flow: IdleFlow> {
     mutating func remove(_ id: UInt64) -> Flow? {
         guard let flow = entries.removeValue(forKey: id) else { return nil }
         ids[flow.key] = nil
-        quota.closed(flow.key.guest)
+        admission.closed(proto, port: flow.link.port)
         return flow
     }
 

@@ -23,9 +23,12 @@ public struct NATConfiguration: Sendable {
     /// Flows of each protocol at once; past it a new TCP flow gets an RST and
     /// other new flows are dropped (`flow-limit`).
     public var maximumFlows = 16_384
-    /// Flows of each protocol one guest may open; past it, as past
-    /// `maximumFlows`, but counted as `guest-flow-limit`.
+    /// Flows of each protocol one guest (switch port) may open; past it, as
+    /// past `maximumFlows`, but counted as `guest-flow-limit`.
     public var maximumFlowsPerGuest = 4096
+    /// Flows of all protocols together: what the descriptor limit can carry
+    /// (`DescriptorLimit.flowBudget`), set by the proxy at start.
+    public var maximumTotalFlows = Int.max
     /// How long a UDP or ICMP flow lives without traffic.
     public var idleTimeout: Duration = .seconds(60)
     /// Forwards opened at start (`-ssh-port`, `--forward`, the configuration file).
@@ -74,12 +77,13 @@ final class NAT {
     private let udp: UDPNAT
     private let ping: PingNAT
     private let configuration: NATConfiguration
+    private let admission: FlowAdmission
     private let gatewayAddress: IPv4Address
     private let logger: Logger
     private let neighbor: (IPv4Address) -> GuestLink?
     /// Serves a connection to one of the gateway's own TCP services, given
-    /// the socket that carries it.
-    private let serveLocally: (GatewayService, Int32) -> Void
+    /// the socket that carries it and the guest's port.
+    private let serveLocally: (GatewayService, Int32, PortID) -> Void
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
     private var hostAddresses = HostAddresses()
@@ -91,7 +95,7 @@ final class NAT {
 
     init(configuration: NATConfiguration, network: VirtualNetworkConfiguration, epoll: Epoll, epoch: LoopEpoch,
          socketMode: mode_t, logger: Logger, neighbor: @escaping (IPv4Address) -> GuestLink?,
-         serveLocally: @escaping (GatewayService, Int32) -> Void) {
+         serveLocally: @escaping (GatewayService, Int32, PortID) -> Void) {
         self.configuration = configuration
         self.gatewayAddress = network.gatewayAddress
         self.logger = logger
@@ -99,13 +103,12 @@ final class NAT {
         self.serveLocally = serveLocally
         frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu)
         let context = TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames)
-        let perGuest = configuration.maximumFlowsPerGuest
-        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, maximumFlows: configuration.maximumFlows,
-                     maximumFlowsPerGuest: perGuest, logger: logger)
-        udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
-                     maximumFlows: configuration.maximumFlows, maximumFlowsPerGuest: perGuest, logger: logger)
-        ping = PingNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout,
-                       maximumFlows: configuration.maximumFlows, maximumFlowsPerGuest: perGuest, logger: logger)
+        admission = FlowAdmission(maximumFlows: configuration.maximumFlows,
+                                  maximumFlowsPerGuest: configuration.maximumFlowsPerGuest,
+                                  maximumTotal: configuration.maximumTotalFlows)
+        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, admission: admission, logger: logger)
+        udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout, admission: admission, logger: logger)
+        ping = PingNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout, admission: admission, logger: logger)
         forwards = ForwardTable(epoll: epoll, socketMode: socketMode)
     }
 
@@ -162,7 +165,7 @@ final class NAT {
                let service = GatewayService(port: segment.destinationPort) {
                 let (descriptor, refusal) = tcp.local(segment, key: key, link: link, now: now)
                 if let refusal { return drop(refusal) }
-                serveLocally(service, descriptor)
+                serveLocally(service, descriptor, link.port)
                 return
             }
             if let reason = tcp.guest(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },
@@ -310,6 +313,12 @@ final class NAT {
         ping.detach(port)
     }
 
+    /// A guest's address is bound to another port now: its TCP flows left
+    /// on a port that is gone follow it (`TCPNAT.follow`).
+    func follow(_ change: BindingChange, now: ContinuousClock.Instant) {
+        tcp.follow(change.address, to: change.link, now: now)
+    }
+
     /// Marks a guest's port blocked or free (see `TCPNAT.setBlocked`).
     func setBlocked(_ port: PortID, _ blocked: Bool) {
         tcp.setBlocked(port, blocked)
@@ -342,7 +351,7 @@ final class NAT {
         result.tcpRetransmissions = tcp.context.retransmissions
         result.udpFlows = udp.count
         result.icmpFlows = ping.count
-        result.flowLimitHits = tcp.flowLimitHits + udp.flowLimitHits
+        result.flowLimitHits = admission.limitHits
         result.drops = Dictionary(uniqueKeysWithValues: drops.map { ($0.key.rawValue, $0.value) })
         return result
     }

@@ -29,19 +29,16 @@ final class PingNAT {
     private let epoll: Epoll
     private let logger: Logger
     let idleTimeout: Duration
-    let maximumFlows: Int
     private var table: IdleFlowTable<Flow>
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     private var refusalLogged = false
     var counters = TrafficCounters()
 
-    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, maximumFlowsPerGuest: Int,
-         logger: Logger) {
-        table = IdleFlowTable(perGuestLimit: maximumFlowsPerGuest)
+    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, admission: FlowAdmission, logger: Logger) {
+        table = IdleFlowTable(.icmp, admission: admission)
         self.frames = frames
         self.epoll = epoll
         self.idleTimeout = idleTimeout
-        self.maximumFlows = maximumFlows
         self.logger = logger
     }
 
@@ -55,8 +52,7 @@ final class PingNAT {
         if let existing = table.id(of: key) {
             id = existing
         } else {
-            guard table.count < maximumFlows else { return .flowLimit }
-            guard table.quota.admits(guest) else { return .guestFlowLimit }
+            if let refusal = table.refusal(port: link.port) { return refusal }
             switch open(key: key, link: link, target: target, now: now) {
             case .success(let opened): id = opened
             case .failure(let refusal): return refusal.reason

@@ -30,10 +30,8 @@ final class TCPNAT {
     private let epoll: Epoll
     private let epoch: LoopEpoch
     private let logger: Logger
-    /// Most flows at once; a SYN beyond gets an RST.
-    let maximumFlows: Int
-    /// Each guest's flows, against the most one guest may open.
-    private var quota: FlowQuota
+    /// The NAT's limits on new flows, shared with its other parts.
+    private let admission: FlowAdmission
     private var flows: [FlowKey: UInt64] = [:]
     private var entries: [UInt64: Entry] = [:]
     private var nextID: UInt64 = 1
@@ -41,16 +39,13 @@ final class TCPNAT {
     private var wantingTurn: Set<UInt64> = []
     /// Flows that want a turn but whose guest's port is blocked, by port.
     private var parked: [PortID: Set<UInt64>] = [:]
-    private(set) var flowLimitHits = 0
     private(set) var opened = 0
 
-    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, maximumFlows: Int, maximumFlowsPerGuest: Int,
-         logger: Logger) {
-        quota = FlowQuota(limit: maximumFlowsPerGuest)
+    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, admission: FlowAdmission, logger: Logger) {
+        self.admission = admission
         self.context = context
         self.epoll = epoll
         self.epoch = epoch
-        self.maximumFlows = maximumFlows
         self.logger = logger
     }
 
@@ -75,8 +70,12 @@ final class TCPNAT {
                 remove(id)
             } else {
                 if entry.flow.link != link {
-                    entry.flow.link = link
-                    orphans[id] = nil
+                    // The address is bound to this port; the flow follows only its own guest's MAC.
+                    guard entry.flow.link.mac == link.mac else {
+                        if !segment.flags.contains(.rst) { refuse(segment, key: key, link: link) }
+                        return .flowOwner
+                    }
+                    relink(id, entry, to: link)
                 }
                 entry.flow.guest(segment, now: now)
                 settle(id, entry)
@@ -88,7 +87,7 @@ final class TCPNAT {
             if !flags.contains(.rst) { refuse(segment, key: key, link: link) }
             return .noFlow
         }
-        if let refusal = refusal(for: key.guest) {
+        if let refusal = admission.refusal(.tcp, port: link.port) {
             refuse(segment, key: key, link: link)
             return refusal
         }
@@ -127,7 +126,7 @@ final class TCPNAT {
     /// host end is one side of a socketpair, connected at once; the other
     /// side is returned for the service to serve. Nil when refused.
     func local(_ segment: TCPView, key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) -> (Int32, DropReason?) {
-        if let refusal = refusal(for: key.guest) {
+        if let refusal = admission.refusal(.tcp, port: link.port) {
             refuse(segment, key: key, link: link)
             return (-1, refusal)
         }
@@ -153,8 +152,7 @@ final class TCPNAT {
     /// returns the flow's id, or nil when it was refused (and `fd` closed).
     @discardableResult
     func forward(_ fd: Int32, to key: FlowKey, link: GuestLink, now: ContinuousClock.Instant) -> UInt64? {
-        guard entries.count < maximumFlows, flows[key] == nil else {
-            flowLimitHits += entries.count < maximumFlows ? 0 : 1
+        guard flows[key] == nil, admission.refusal(.tcp, port: nil) == nil else {
             close(fd)
             return nil
         }
@@ -266,6 +264,25 @@ final class TCPNAT {
         parked[port] = nil
     }
 
+    /// The binding of `address` moved to `link`'s port: the flows of that
+    /// guest (same address and MAC) left behind on a port that is gone
+    /// follow it and go on at once, so a flow that only the host sends on
+    /// resumes too (or is reset by the guest, if it forgot the connection).
+    func follow(_ address: IPv4Address, to link: GuestLink, now: ContinuousClock.Instant) {
+        for (id, entry) in entries where orphans[id] != nil && entry.flow.key.guest == address && entry.flow.link.mac == link.mac {
+            relink(id, entry, to: link)
+            entry.flow.resume(now: now)
+            settle(id, entry)
+        }
+    }
+
+    /// Moves a flow to its guest's new port.
+    private func relink(_ id: UInt64, _ entry: Entry, to link: GuestLink) {
+        admission.moved(.tcp, from: entry.flow.link.port, to: link.port)
+        entry.flow.link = link
+        orphans[id] = nil
+    }
+
     /// Files a flow after an event: owed ACKs and turns noted, closed flows removed.
     private func settle(_ id: UInt64, _ entry: Entry) {
         if entry.flow.phase != .synSent, let report = handshakeWatchers.removeValue(forKey: id) {
@@ -288,25 +305,16 @@ final class TCPNAT {
         }
     }
 
-    /// Why a guest's new flow may not open: the NAT's limit, or the guest's own.
-    private func refusal(for guest: IPv4Address) -> DropReason? {
-        if entries.count >= maximumFlows {
-            flowLimitHits += 1
-            return .flowLimit
-        }
-        return quota.admits(guest) ? nil : .guestFlowLimit
-    }
-
     /// Files a new flow under its key and its guest.
     private func add(_ entry: Entry, id: UInt64) {
         flows[entry.flow.key] = id
         entries[id] = entry
-        quota.opened(entry.flow.key.guest)
+        admission.opened(.tcp, port: entry.flow.link.port)
     }
 
     private func remove(_ id: UInt64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
-        quota.closed(entry.flow.key.guest)
+        admission.closed(.tcp, port: entry.flow.link.port)
         orphans[id] = nil
         handshakeWatchers.removeValue(forKey: id)?(.failed(entry.flow.endReason ?? "the flow was removed"))
         if let reason = entry.flow.endReason { logger.debug("TCP \(entry.flow.key) ended: \(reason)") }

@@ -32,19 +32,15 @@ final class UDPNAT {
     private let epoll: Epoll
     private let logger: Logger
     let idleTimeout: Duration
-    let maximumFlows: Int
     private var table: IdleFlowTable<Flow>
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     var counters = TrafficCounters()
-    private(set) var flowLimitHits = 0
 
-    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, maximumFlows: Int, maximumFlowsPerGuest: Int,
-         logger: Logger) {
-        table = IdleFlowTable(perGuestLimit: maximumFlowsPerGuest)
+    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, admission: FlowAdmission, logger: Logger) {
+        table = IdleFlowTable(.udp, admission: admission)
         self.frames = frames
         self.epoll = epoll
         self.idleTimeout = idleTimeout
-        self.maximumFlows = maximumFlows
         self.logger = logger
     }
 
@@ -62,18 +58,14 @@ final class UDPNAT {
                 unreachable(quoting: ip, link: link, code: ICMPv4UnreachableCode.port)
                 return .noFlow
             }
-            guard table.count < maximumFlows else {
-                flowLimitHits += 1
-                return .flowLimit
-            }
-            guard table.quota.admits(key.guest) else { return .guestFlowLimit }
+            if let refusal = table.refusal(port: link.port) { return refusal }
             guard let opened = open(key: key, link: link, target: target) else { return .hostSocket }
             id = opened
         }
         guard table.entries[id] != nil else { return .noFlow }
         table.update(id) { flow in
             flow.lastActive = now
-            flow.link = link
+            flow.link.offload = link.offload
             flow.quoted.removeAll(keepingCapacity: true)
             flow.quoted.append(contentsOf: ip.bytes.prefix(ip.headerLength + 8))
         }
@@ -121,10 +113,7 @@ final class UDPNAT {
         if let id = table.id(of: key) {
             table.update(id) { $0.lastActive = now }
         } else {
-            guard table.count < maximumFlows else {
-                flowLimitHits += 1
-                return
-            }
+            guard table.refusal(port: nil) == nil else { return }
             let flow = Flow(key: key, link: link, descriptor: listener, client: client, lastActive: now, quoted: [])
             table.insert(flow, id: table.reserveID())
         }

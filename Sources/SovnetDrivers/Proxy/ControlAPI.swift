@@ -153,27 +153,56 @@ public enum ControlAPI {
         return (request, kind)
     }
 
-    /// Routes one request. The caller holds whatever lock guards `network`.
-    public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork,
-                               nat: NATStatistics = NATStatistics()) -> Response {
+    /// What the read-only routes show of the network, copied under its lock
+    /// (the tables are copied on write, so this costs no more than a few
+    /// references) and encoded after the lock is let go.
+    public struct Snapshot: Sendable {
+        var counters: NetworkCounters
+        var macTable: [MACAddress: PortID]
+        var dhcp: DHCPServer
+        var dns: DNSResolver
+        var nat: NATStatistics
+
+        public init(_ network: VirtualNetwork, nat: NATStatistics = NATStatistics()) {
+            counters = network.counters
+            macTable = network.macTable
+            dhcp = network.dhcp
+            dns = network.dns
+            self.nat = nat
+        }
+    }
+
+    /// Whether a route changes the network, and so is answered under its
+    /// lock by `respond(…network:)`; the others are answered from a `Snapshot`.
+    public static func changesNetwork(_ route: String) -> Bool {
+        route == "/services/dns/add"
+    }
+
+    /// Routes a request that changes the network. The caller holds whatever lock guards `network`.
+    public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork) -> Response {
+        let route = route(path)
+        guard changesNetwork(route) else { return respond(method: method, path: path, snapshot: Snapshot(network)) }
+        guard method == "POST" else { return error(405, "\(method) is not allowed on \(route)") }
+        return addZone(body, to: network)
+    }
+
+    /// Routes a request that only reads.
+    public static func respond(method: String, path: String, snapshot: Snapshot) -> Response {
         let route = route(path)
         switch (method, route) {
         case ("GET", "/services/dhcp/leases"), ("GET", "/leases"):
             var leases: [String: String] = [:]
-            for lease in network.dhcp.leases where lease.state == .bound {
+            for lease in snapshot.dhcp.leases where lease.state == .bound {
                 leases[lease.address.description] = lease.mac.description
             }
             return json(leases)
         case ("GET", "/services/dns/all"):
-            return json(zones(of: network.dns))
-        case ("POST", "/services/dns/add"):
-            return addZone(body, to: network)
+            return json(zones(of: snapshot.dns))
         case ("GET", "/cam"):
-            return json(Dictionary(uniqueKeysWithValues: network.macTable.map { ($0.key.description, $0.value.rawValue) }))
+            return json(Dictionary(uniqueKeysWithValues: snapshot.macTable.map { ($0.key.description, $0.value.rawValue) }))
         case ("GET", "/stats"):
-            return json(Stats(network, nat: nat))
-        case (_, "/services/dhcp/leases"), (_, "/leases"), (_, "/services/dns/all"), (_, "/cam"), (_, "/stats"),
-             (_, "/services/dns/add"):
+            return json(Stats(snapshot))
+        case (_, "/services/dhcp/leases"), (_, "/leases"), (_, "/services/dns/all"), (_, "/cam"), (_, "/stats"):
             return error(405, "\(method) is not allowed on \(route)")
         default:
             return error(404, "no such endpoint: \(route)")
@@ -219,6 +248,9 @@ public enum ControlAPI {
 
     struct Stats: Encodable {
         var ports: [String: PortCounters]
+        /// The ports that have gone, their traffic together.
+        var departedPorts: PortCounters
+        var departedPortCount: Int
         var drops: [String: Int]
         var arpReplies: Int
         var echoReplies: Int
@@ -226,15 +258,17 @@ public enum ControlAPI {
         var dns: [String: Int]
         var nat: NATStatistics
 
-        init(_ network: VirtualNetwork, nat: NATStatistics) {
-            self.nat = nat
-            let counters = network.counters
+        init(_ snapshot: Snapshot) {
+            nat = snapshot.nat
+            let counters = snapshot.counters
             ports = Dictionary(uniqueKeysWithValues: counters.ports.map { (String($0.key), $0.value) })
+            departedPorts = counters.departedPorts
+            departedPortCount = counters.departedPortCount
             drops = Dictionary(uniqueKeysWithValues: counters.drops.map { ($0.key.rawValue, $0.value) })
             arpReplies = counters.arpReplies
             echoReplies = counters.echoReplies
             dhcp = counters.dhcp
-            dns = network.dns.counters
+            dns = snapshot.dns.counters
         }
     }
 

@@ -34,6 +34,12 @@ public final class SharedNetwork: @unchecked Sendable {
         try lock.withLock { try body(network) }
     }
 
+    /// What the API's read-only routes show, taken under the lock and
+    /// encoded outside it.
+    public func snapshot() -> ControlAPI.Snapshot {
+        lock.withLock { ControlAPI.Snapshot(network, nat: natStatistics) }
+    }
+
     /// The NAT's statistics as the loop last published them.
     public var nat: NATStatistics {
         get { lock.withLock { natStatistics } }
@@ -158,9 +164,12 @@ final class APIHandler: ChannelInboundHandler {
             } else if ControlAPI.isForwarderRoute(route) || ControlAPI.isCheckRoute(route) {
                 respondOffLoop(context: context, request: head, body: body)
             } else {
-                let nat = shared.nat
-                let response = shared.withLock {
-                    ControlAPI.respond(method: head.method.rawValue, path: head.uri, body: body, network: $0, nat: nat)
+                let method = head.method.rawValue
+                let response: ControlAPI.Response
+                if ControlAPI.changesNetwork(route) {
+                    response = shared.withLock { ControlAPI.respond(method: method, path: head.uri, body: body, network: $0) }
+                } else {
+                    response = ControlAPI.respond(method: method, path: head.uri, snapshot: shared.snapshot())
                 }
                 respond(context: context, request: head, with: response)
             }

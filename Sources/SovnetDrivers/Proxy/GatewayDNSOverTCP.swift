@@ -8,6 +8,11 @@
 // given two seconds, and the answer is relayed unchanged. When none answers,
 // the guest gets SERVFAIL. Queries may be pipelined; answers go back as they
 // come, which RFC 7766 §6.2.1.1 allows.
+//
+// Each forwarded query holds one upstream connection while it waits, so
+// their number is bounded: `maximumUpstreamQueries` in all and
+// `maximumUpstreamQueriesPerPort` for the connections of one switch port
+// (one guest); a query beyond either is answered SERVFAIL at once.
 import Logging
 import NIOCore
 import NIOPosix
@@ -20,6 +25,12 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
     private let upstreams: [(IPv4Address, UInt16)]
     private let logger: Logger
     static let upstreamTimeout = TimeAmount.seconds(2)
+    /// Queries waiting on upstream connections, in all and per guest port.
+    static let maximumUpstreamQueries = 128
+    static let maximumUpstreamQueriesPerPort = 16
+    /// Upstream queries in flight, touched only on the server's event loop.
+    private var upstreamQueries = 0
+    private var upstreamQueriesByPort: [PortID: Int] = [:]
 
     init(group: EventLoopGroup, shared: SharedNetwork, upstreams: [(IPv4Address, UInt16)], logger: Logger) {
         self.group = group
@@ -28,13 +39,13 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Serves the guest connection carried by `descriptor`.
-    func adopt(_ descriptor: Int32) {
+    /// Serves the connection of the guest on `port` carried by `descriptor`.
+    func adopt(_ descriptor: Int32, port: PortID) {
         ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedDNS()))
-                    try channel.pipeline.syncOperations.addHandler(QueryHandler(server: self))
+                    try channel.pipeline.syncOperations.addHandler(QueryHandler(server: self, port: port))
                 }
             }
             .withConnectedSocket(descriptor)
@@ -42,7 +53,7 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
     }
 
     /// The answer to one query: local, or from the first upstream that answers, or SERVFAIL.
-    fileprivate func answer(_ query: [UInt8], on loop: EventLoop) -> EventLoopFuture<[UInt8]?> {
+    fileprivate func answer(_ query: [UInt8], from port: PortID, on loop: EventLoop) -> EventLoopFuture<[UInt8]?> {
         let decision = shared.withLock { network in query.withUnsafeBytes { network.decideDNS($0) } }
         switch decision {
         case .drop:
@@ -50,8 +61,21 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
         case .answer(let reply):
             return loop.makeSucceededFuture(reply)
         case .forward:
-            return ask(query, upstream: 0, on: loop).map { Optional($0) }.flatMapError { [shared] _ in
-                loop.makeSucceededFuture(shared.withLock { network in query.withUnsafeBytes { network.dnsServerFailure(for: $0) } })
+            let servfail = { [shared] (counter: String) in
+                shared.withLock { network in query.withUnsafeBytes { network.dnsServerFailure(for: $0, counter: counter) } }
+            }
+            guard upstreamQueries < Self.maximumUpstreamQueries,
+                  upstreamQueriesByPort[port, default: 0] < Self.maximumUpstreamQueriesPerPort else {
+                return loop.makeSucceededFuture(servfail("servfail-limit"))
+            }
+            upstreamQueries += 1
+            upstreamQueriesByPort[port, default: 0] += 1
+            return ask(query, upstream: 0, on: loop).map { Optional($0) }.flatMapError { _ in
+                loop.makeSucceededFuture(servfail("servfail"))
+            }.always { [self] _ in
+                upstreamQueries -= 1
+                let left = upstreamQueriesByPort[port, default: 1] - 1
+                upstreamQueriesByPort[port] = left > 0 ? left : nil
             }
         }
     }
@@ -114,15 +138,17 @@ private final class QueryHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let server: GatewayDNSOverTCP
+    private let port: PortID
 
-    init(server: GatewayDNSOverTCP) {
+    init(server: GatewayDNSOverTCP, port: PortID) {
         self.server = server
+        self.port = port
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let query = Array(unwrapInboundIn(data).readableBytesView)
         let channel = context.channel
-        server.answer(query, on: context.eventLoop).whenSuccess { reply in
+        server.answer(query, from: port, on: context.eventLoop).whenSuccess { reply in
             guard let reply else {
                 channel.close(promise: nil)
                 return

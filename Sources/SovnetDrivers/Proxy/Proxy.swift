@@ -52,8 +52,12 @@ public final class Proxy {
     private var blockedPorts: Set<PortID> = []
     /// Guests whose frames carry virtio-net headers (`OffloadLink`).
     private var offloadPorts: Set<PortID> = []
-    /// Frames from offloading guests whose virtio-net header did not parse.
-    private var malformedHeaders = 0
+    /// Segments cut in software for plain guests in the current batch,
+    /// against `maximumSegmentsPerBatch`.
+    private var segmentsThisBatch = 0
+    /// The most segments one batch of frames may be cut into, so that a
+    /// guest's superframes cannot keep the loop from its other work.
+    private static let maximumSegmentsPerBatch = 8192
     private var published = ContinuousClock.now
     /// Something happened since the statistics were last published.
     private var unpublished = false
@@ -68,18 +72,26 @@ public final class Proxy {
             network.virtualAddresses.append(virtual)
         }
         shared = SharedNetwork(VirtualNetwork(configuration: network))
+        if let limit = DescriptorLimit.raise(), limit.after != limit.before {
+            logger.debug("descriptor limit raised from \(limit.before) to \(limit.after)")
+        }
+        var natConfiguration = options.nat
+        natConfiguration.maximumTotalFlows = DescriptorLimit.flowBudget()
+        if natConfiguration.maximumTotalFlows < 3 * natConfiguration.maximumFlows {
+            logger.info("NAT flows of all protocols limited to \(natConfiguration.maximumTotalFlows) by the descriptor limit")
+        }
         let api = ControlServer(shared: shared, logger: logger)
         self.api = api
         epoll = try Epoll()
         mailbox = try LoopMailbox()
         let shared = self.shared
         let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: options.dnsUpstreams, logger: logger)
-        nat = NAT(configuration: options.nat, network: options.network, epoll: epoll, epoch: epoch,
+        nat = NAT(configuration: natConfiguration, network: options.network, epoll: epoll, epoch: epoch,
                   socketMode: mode_t(options.socketMode), logger: logger,
                   neighbor: { address in shared.withLock { $0.neighbor(address) } },
-                  serveLocally: { service, descriptor in
+                  serveLocally: { service, descriptor, port in
                       switch service {
-                      case .dns: dns.adopt(descriptor)
+                      case .dns: dns.adopt(descriptor, port: port)
                       case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], forwarderOnly: true)
                       }
                   })
@@ -87,9 +99,6 @@ public final class Proxy {
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
     public func run() throws -> Int32 {
-        if let limit = DescriptorLimit.raise(), limit.after != limit.before {
-            logger.debug("descriptor limit raised from \(limit.before) to \(limit.after)")
-        }
         if options.handleSignals {
             signals = sovnet_signal_pipe()
             try epoll.add(signals, [.readable], token: LoopToken.signals.rawValue)
@@ -322,23 +331,29 @@ public final class Proxy {
         guard let guest = guests[port] else { return false }
         outgoing.removeAll(keepingCapacity: true)
         made.removeAll(keepingCapacity: true)
+        segmentsThisBatch = 0
         let now = ContinuousClock.now
         let stream = guest.connection as? StreamFrameConnection
         let status: ReceiveStatus
+        var changes: [BindingChange] = []
         do {
-            status = try shared.withLock { network in try guest.connection.receive { whole in
-                guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, network, now: now) }
-                if !offloadPorts.contains(port) {
-                    offloadPorts.insert(port)
-                    network.setOffload(port)
-                    logger.info("\(port) carries offloads (virtio-net headers)")
+            status = try shared.withLock { network in
+                defer { changes = network.takeBindingChanges() }
+                return try guest.connection.receive { whole in
+                    guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, network, now: now) }
+                    if !offloadPorts.contains(port) {
+                        offloadPorts.insert(port)
+                        network.setOffload(port)
+                        logger.info("\(port) carries offloads (virtio-net headers)")
+                    }
+                    guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength,
+                          let header = try? VirtioNetHeader(whole) else {
+                        network.countDrop(.badOffload)
+                        return
+                    }
+                    route(whole, header: header, from: port, network, now: now)
                 }
-                guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength, let header = try? VirtioNetHeader(whole) else {
-                    malformedHeaders += 1
-                    return
-                }
-                route(whole, header: header, from: port, network, now: now)
-            } }
+            }
         } catch LinkError.framing(.otherRequest) {
             handOverToAPI(port)
             return true
@@ -346,6 +361,7 @@ public final class Proxy {
             logger.warning("\(port): \(error)")
             return false
         }
+        for change in changes { follow(change, now: now) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
             capture?.write(bytes)
@@ -354,6 +370,17 @@ public final class Proxy {
         }
         capture?.flush()
         return status != .closed
+    }
+
+    /// A guest address bound to another port: logged, and the NAT's flows
+    /// of a guest that came back follow it.
+    private func follow(_ change: BindingChange, now: ContinuousClock.Instant) {
+        if let from = change.from {
+            logger.info("\(change.address) (\(change.link.mac)) is on \(change.link.port) now, back from \(from)")
+            nat.follow(change, now: now)
+        } else {
+            logger.info("\(change.link.port) uses \(change.address) (\(change.link.mac)) without a lease; bound to it")
+        }
     }
 
     /// One frame from a guest, through the network core. `header` is its
@@ -377,7 +404,7 @@ public final class Proxy {
         for delivery in deliveries {
             switch delivery {
             case .forward(let targets):
-                for target in targets { forward(whole, frame, header: header, to: target) }
+                for target in targets { forward(whole, frame, header: header, to: target, network) }
             case .send(let bytes, let target):
                 made.append((bytes, target))
             case .resolve(let query, let upstream):
@@ -391,18 +418,31 @@ public final class Proxy {
 
     /// A frame switched to another guest: as it is between ports alike;
     /// onto an offloading port with a plain header; off one as the plain
-    /// frames it stands for (checksum completed, superframe segmented).
+    /// frames it stands for (checksum completed, superframe segmented),
+    /// each no longer than a plain guest's MTU allows: a longer one is
+    /// dropped and counted, since the guest's end would take it for a
+    /// broken stream and reconnect.
     private func forward(_ whole: UnsafeRawBufferPointer, _ frame: UnsafeRawBufferPointer, header: VirtioNetHeader?,
-                         to target: PortID) {
+                         to target: PortID, _ network: VirtualNetwork) {
         switch (header, offloadPorts.contains(target)) {
         case (.some, true): outgoing[target, default: []].append(whole)
         case (nil, false): outgoing[target, default: []].append(frame)
         case (nil, true): made.append((Array(frame), target))
         case (let header?, false):
             if header.isPlain {
+                guard frame.count <= options.maximumFrameLength else { return network.countDrop(.oversizedFrame) }
                 made.append((Array(frame), target))
-            } else {
-                for plain in SoftwareOffload.frames(of: frame, header: header) ?? [] { made.append((plain, target)) }
+                return
+            }
+            guard segmentsThisBatch < Self.maximumSegmentsPerBatch,
+                  let plain = SoftwareOffload.frames(of: frame, header: header) else { return network.countDrop(.badOffload) }
+            segmentsThisBatch += plain.count
+            for segment in plain {
+                guard segment.count <= options.maximumFrameLength else {
+                    network.countDrop(.oversizedFrame)
+                    continue
+                }
+                made.append((segment, target))
             }
         }
     }
@@ -417,7 +457,7 @@ public final class Proxy {
     private func handOverToAPI(_ port: PortID) {
         guard let guest = guests.removeValue(forKey: port) else { return }
         epoll.remove(guest.connection.readDescriptor)
-        shared.withLock { $0.forget(port) }
+        shared.withLock { $0.forget(port, now: .now) }
         logger.debug("connection on \(port) is a control API request")
         guard let stream = guest.connection as? StreamFrameConnection else {
             guest.connection.close()
@@ -501,8 +541,9 @@ public final class Proxy {
             nat.setBlocked(port, false)
         }
         guest.connection.close()
-        shared.withLock { $0.detach(port) }
-        nat.detach(port, now: .now)
+        let now = ContinuousClock.now
+        shared.withLock { $0.detach(port, now: now) }
+        nat.detach(port, now: now)
         logger.notice("guest on \(port) disconnected")
         let entry = listeners[guest.listener]
         if entry.single && options.exitOnDisconnect { return true }
