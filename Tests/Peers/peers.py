@@ -72,6 +72,16 @@ def banner(text):
     return handle
 
 
+def ticker(count, delay):
+    # Pushes `tick N` lines, --delay seconds apart, and reads nothing.
+    def handle(connection, address):
+        with connection:
+            for index in range(count):
+                connection.sendall(f"tick {index}\n".encode())
+                time.sleep(delay)
+    return handle
+
+
 def reset_after(count):
     # Reads --size bytes, then closes with SO_LINGER 0: the peer gets an RST.
     def handle(connection, address):
@@ -139,6 +149,8 @@ def main():
         serve(a.host, a.port, source(a.size))
     elif a.role == "banner-server":
         serve(a.host, a.port, banner(a.text))
+    elif a.role == "ticker-server":
+        serve(a.host, a.port, ticker(a.count, a.delay))
     elif a.role == "reset-server":
         serve(a.host, a.port, reset_after(a.size))
     elif a.role == "udp-sink-server":
@@ -193,6 +205,34 @@ def main():
             good += bytes(received) == payload
             connection.close()
         print(f"{good} of {a.count} ok")
+    elif a.role == "udp-listen":
+        # Counts the datagrams that reach HOST:PORT within --timeout seconds.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        listener.bind((a.host, a.port))
+        print("ready", flush=True)
+        count, deadline = 0, time.monotonic() + a.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            listener.settimeout(left)
+            try:
+                listener.recv(65535)
+                count += 1
+            except socket.timeout:
+                break
+        print(f"received {count}", flush=True)
+    elif a.role == "ticks":
+        # Reads a ticker-server's --count lines; they must all come, in order.
+        with client(a.host, a.port, a.timeout) as connection:
+            connection.settimeout(a.timeout)
+            received = bytearray()
+            try:
+                while received.count(b"\n") < a.count and (chunk := connection.recv(1 << 16)):
+                    received += chunk
+            except OSError as error:
+                lines = received.count(b"\n")
+                print(f"{type(error).__name__} after {lines} ticks")
+                return
+        lines = received.decode().split("\n")[:a.count]
+        print(f"{a.count} ticks" if lines == [f"tick {n}" for n in range(a.count)] else f"wrong ticks {lines[:3]}")
     elif a.role == "steady":
         # One connection, --count small echoes --delay seconds apart.
         with client(a.host, a.port, a.timeout) as connection:

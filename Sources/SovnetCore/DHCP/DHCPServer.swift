@@ -92,6 +92,10 @@ public struct DHCPServerLease: Hashable, Sendable {
     public var expires: ContinuousClock.Instant
     /// The switch port the binding was made on, or last taken over by.
     public var port: PortID
+    /// Made by `claim`: a guest used the address without asking. A MAC may
+    /// hold several of these (addresses configured by hand), besides the one
+    /// binding DHCP gives its client.
+    public var takenByUse = false
 }
 
 /// What one request led to, for counters and logs.
@@ -110,9 +114,10 @@ public enum DHCPServerEvent: Equatable, Sendable {
 public enum DHCPClaim: Equatable, Sendable {
     /// The port holds the address already.
     case held
-    /// The address is the port's now: free and taken by use, or a binding of
-    /// the same MAC taken over from a port that is gone (`from`).
-    case granted(from: PortID?)
+    /// The address was free and is the port's now, taken by use.
+    case taken
+    /// The same MAC's binding came back from a port that is gone (see `takeMoves`).
+    case returned
     /// Another port or client holds it, or the port has all the bindings it may.
     case refused
 }
@@ -128,6 +133,8 @@ public struct DHCPServer: Sendable {
     private var portCounts: [PortID: Int] = [:]
     /// Ports that went away, and when; a port not here is live.
     private var departed: [PortID: ContinuousClock.Instant] = [:]
+    /// Bindings taken over from a port that is gone, until `takeMoves`.
+    private var moves: [(lease: DHCPServerLease, from: PortID)] = []
     /// Addresses a client said are in use (DECLINE), kept out of the pool until the instant given.
     public private(set) var declined: [IPv4Address: ContinuousClock.Instant] = [:]
     /// The MAC each static address is reserved for.
@@ -159,6 +166,22 @@ public struct DHCPServer: Sendable {
 
     /// Bindings held by `port`.
     public func leaseCount(on port: PortID) -> Int { portCounts[port, default: 0] }
+
+    /// The bindings that went to a new port since the last call (a guest
+    /// that came back), each with the port it left.
+    public mutating func takeMoves() -> [(lease: DHCPServerLease, from: PortID)] {
+        defer { moves.removeAll() }
+        return moves
+    }
+
+    /// `mac` appeared on `port`: the bindings it left on ports that are gone
+    /// come with it (a forwarder that reconnected, with or without asking DHCP).
+    public mutating func takeBack(mac: MACAddress, to port: PortID) {
+        guard !departed.isEmpty else { return }
+        for lease in table.values where lease.mac == mac && departed[lease.port] != nil {
+            move(lease.address, to: port)
+        }
+    }
 
     /// A port went away: its bindings stay for the guest to take back, and
     /// become reclaimable when the pool runs dry.
@@ -214,18 +237,15 @@ public struct DHCPServer: Sendable {
             if lease.port == port { return .held }
             guard departed[lease.port] != nil, lease.mac == mac, portCounts[port, default: 0] < configuration.maximumLeasesPerPort
             else { return .refused }
-            let from = lease.port
             move(address, to: port)
-            return .granted(from: from)
+            return .returned
         }
         if let owner = staticOwners[address] { return owner == mac ? .held : .refused }
         sweep(now: now)
         guard isAssignable(address, now: now), portCounts[port, default: 0] < configuration.maximumLeasesPerPort else { return .refused }
-        let key = ClientKey.mac(mac)
-        if let other = clients[key] { remove(other) }
         insert(DHCPServerLease(address: address, mac: mac, clientIdentifier: nil, hostName: nil, state: .bound,
-                               expires: now + .seconds(Int64(configuration.leaseTime)), port: port))
-        return .granted(from: nil)
+                               expires: now + .seconds(Int64(configuration.leaseTime)), port: port, takenByUse: true))
+        return .taken
     }
 
     // MARK: Messages
@@ -391,7 +411,7 @@ public struct DHCPServer: Sendable {
     private mutating func insert(_ lease: DHCPServerLease) {
         if let previous = table[lease.address] { forget(previous) }
         table[lease.address] = lease
-        clients[ClientKey(lease)] = lease.address
+        if !lease.takenByUse || clients[ClientKey(lease)] == nil { clients[ClientKey(lease)] = lease.address }
         portCounts[lease.port, default: 0] += 1
     }
 
@@ -412,9 +432,11 @@ public struct DHCPServer: Sendable {
     /// Puts a binding on another port.
     private mutating func move(_ address: IPv4Address, to port: PortID) {
         guard var lease = table[address], lease.port != port else { return }
+        let from = lease.port
         remove(address)
         lease.port = port
         insert(lease)
+        moves.append((lease, from))
     }
 
     /// Removes expired bindings and declines, at most once a second.

@@ -21,7 +21,8 @@
 // 0.0.0.0 is allowed for DHCP to the server and for ARP probes only. When a
 // binding moves to a new port (the same MAC back on a new connection), the
 // change is kept for the driver (`takeBindingChanges`) so that the NAT's
-// flows follow it.
+// flows follow it. A binding moves when its MAC appears on a new port, or
+// when a DHCP request from that MAC confirms it there.
 //
 // The gateway answers ARP for its own and the virtual addresses, ICMP echo
 // to its own address, DHCP (`DHCPServer`) and DNS over UDP (`DNSResolver`,
@@ -89,7 +90,9 @@ public final class VirtualNetwork {
     /// The bindings that moved to another port since the last call.
     public func takeBindingChanges() -> [BindingChange] {
         defer { bindingChanges.removeAll() }
-        return bindingChanges
+        return bindingChanges + dhcp.takeMoves().map {
+            BindingChange(address: $0.lease.address, link: GuestLink(port: $0.lease.port, mac: $0.lease.mac), from: $0.from)
+        }
     }
     private var ports: Set<PortID> = []
     /// Ports whose frames carry virtio-net headers (`OffloadLink`).
@@ -227,6 +230,7 @@ public final class VirtualNetwork {
                 macCounts[previous] = count > 1 ? count - 1 : nil
             }
             macCounts[port, default: 0] += 1
+            dhcp.takeBack(mac: source, to: port)
         }
         if let refusal = checkSource(ethernet, port: port, now: now) {
             counters.drop(refusal)
@@ -300,10 +304,10 @@ public final class VirtualNetwork {
         guard isInSubnet(address), address != configuration.gatewayAddress, address != subnetBroadcast,
               !configuration.virtualAddresses.contains(address), address != configuration.network else { return false }
         switch dhcp.claim(address, mac: mac, port: port, now: now) {
-        case .held:
+        case .held, .returned:
             return true
-        case .granted(let from):
-            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: from))
+        case .taken:
+            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: nil))
             return true
         case .refused:
             return false
@@ -485,13 +489,8 @@ public final class VirtualNetwork {
             counters.drop(.malformedDHCP)
             return []
         }
-        let asked = request.options.requestedIPAddress ?? request.clientAddress
-        let before = dhcp.holder(of: asked)
         let (reply, event) = dhcp.handle(request, from: port, now: now)
         counters.dhcp[Self.counterName(event), default: 0] += 1
-        if case .acknowledged(let address, let mac) = event, address == asked, let before, before.port != port, before.mac == mac {
-            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: before.port))
-        }
         guard let reply, let clientMAC = request.clientMAC else {
             if case .ignored = event { counters.drop(.dhcpIgnored) }
             return []

@@ -80,6 +80,7 @@ final class NAT {
     private let admission: FlowAdmission
     private let gatewayAddress: IPv4Address
     private let logger: Logger
+    private let warnings: WarningLimiter
     private let neighbor: (IPv4Address) -> GuestLink?
     /// Serves a connection to one of the gateway's own TCP services, given
     /// the socket that carries it and the guest's port.
@@ -99,6 +100,7 @@ final class NAT {
         self.configuration = configuration
         self.gatewayAddress = network.gatewayAddress
         self.logger = logger
+        warnings = WarningLimiter(logger: logger)
         self.neighbor = neighbor
         self.serveLocally = serveLocally
         frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu)
@@ -106,8 +108,10 @@ final class NAT {
         admission = FlowAdmission(maximumFlows: configuration.maximumFlows,
                                   maximumFlowsPerGuest: configuration.maximumFlowsPerGuest,
                                   maximumTotal: configuration.maximumTotalFlows)
-        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, admission: admission, logger: logger)
-        udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout, admission: admission, logger: logger)
+        tcp = TCPNAT(context: context, epoll: epoll, epoch: epoch, admission: admission, logger: logger,
+                     warnings: warnings)
+        udp = UDPNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout, admission: admission, logger: logger,
+                     warnings: warnings)
         ping = PingNAT(frames: frames, epoll: epoll, idleTimeout: configuration.idleTimeout, admission: admission, logger: logger)
         forwards = ForwardTable(epoll: epoll, socketMode: socketMode)
     }
@@ -217,7 +221,7 @@ final class NAT {
             let fd = sovnet_accept_nonblocking(entry.descriptor)
             guard fd >= 0 else { return }
             guard let link = neighbor(forward.remote) else {
-                logger.warning("forward \(forward): no guest has \(forward.remote) yet; connection closed")
+                warnings.warning("forward-no-guest", "forward \(forward): no guest has \(forward.remote) yet; connection closed")
                 close(fd)
                 continue
             }

@@ -30,6 +30,7 @@ final class TCPNAT {
     private let epoll: Epoll
     private let epoch: LoopEpoch
     private let logger: Logger
+    private let warnings: WarningLimiter
     /// The NAT's limits on new flows, shared with its other parts.
     private let admission: FlowAdmission
     private var flows: [FlowKey: UInt64] = [:]
@@ -41,12 +42,14 @@ final class TCPNAT {
     private var parked: [PortID: Set<UInt64>] = [:]
     private(set) var opened = 0
 
-    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, admission: FlowAdmission, logger: Logger) {
+    init(context: TCPContext, epoll: Epoll, epoch: LoopEpoch, admission: FlowAdmission, logger: Logger,
+         warnings: WarningLimiter) {
         self.admission = admission
         self.context = context
         self.epoll = epoll
         self.epoch = epoch
         self.logger = logger
+        self.warnings = warnings
     }
 
     var count: Int { entries.count }
@@ -95,7 +98,7 @@ final class TCPNAT {
         switch InetAddress.socket(SOCK_STREAM) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error):
-            logger.warning("TCP \(key): no host socket: \(error)")
+            warnings.warning("tcp-socket", "TCP \(key): no host socket: \(error)")
             refuse(segment, key: key, link: link)
             return .hostSocket
         }
@@ -162,7 +165,7 @@ final class TCPNAT {
         do {
             try socket.watchData()
         } catch {
-            logger.warning("TCP forward \(key): \(error)")
+            warnings.warning("tcp-forward", "TCP forward \(key): \(error)")
             socket.close(reset: true)
             return nil
         }

@@ -31,17 +31,20 @@ final class UDPNAT {
     private let frames: GuestFrames
     private let epoll: Epoll
     private let logger: Logger
+    private let warnings: WarningLimiter
     let idleTimeout: Duration
     private var table: IdleFlowTable<Flow>
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     var counters = TrafficCounters()
 
-    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, admission: FlowAdmission, logger: Logger) {
+    init(frames: GuestFrames, epoll: Epoll, idleTimeout: Duration, admission: FlowAdmission, logger: Logger,
+         warnings: WarningLimiter) {
         table = IdleFlowTable(.udp, admission: admission)
         self.frames = frames
         self.epoll = epoll
         self.idleTimeout = idleTimeout
         self.logger = logger
+        self.warnings = warnings
     }
 
     var count: Int { table.count }
@@ -92,7 +95,7 @@ final class UDPNAT {
 
     private func open(key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)) -> UInt64? {
         guard case .success(let fd) = InetAddress.socket(SOCK_DGRAM) else {
-            logger.warning("UDP \(key): no host socket: \(String(cString: strerror(errno)))")
+            warnings.warning("udp-socket", "UDP \(key): no host socket: \(String(cString: strerror(errno)))")
             return nil
         }
         let id = table.reserveID()

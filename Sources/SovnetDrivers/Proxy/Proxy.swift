@@ -30,6 +30,7 @@ public final class Proxy {
     public let shared: SharedNetwork
     private let api: ControlServer
     private let logger: Logger
+    private let warnings: WarningLimiter
     private let epoll: Epoll
     private let epoch = LoopEpoch()
     private let mailbox: LoopMailbox
@@ -66,6 +67,7 @@ public final class Proxy {
     public init(options: ProxyOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
+        warnings = WarningLimiter(logger: logger)
         var network = options.network
         for virtual in options.nat.policy.translations.keys.sorted()
         where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
@@ -322,7 +324,7 @@ public final class Proxy {
             }
             logger.info("connection on \(listeners[index].listener.endpoint) as \(port)")
         } catch {
-            logger.warning("accept on \(listeners[index].listener.endpoint): \(error)")
+            warnings.warning("accept", "accept on \(listeners[index].listener.endpoint): \(error)")
         }
     }
 
@@ -358,7 +360,7 @@ public final class Proxy {
             handOverToAPI(port)
             return true
         } catch {
-            logger.warning("\(port): \(error)")
+            warnings.warning("guest-read", "\(port): \(error)")
             return false
         }
         for change in changes { follow(change, now: now) }
@@ -490,7 +492,7 @@ public final class Proxy {
         do {
             try guest.connection.enqueue(frames)
         } catch {
-            logger.warning("\(port): \(error)")
+            warnings.warning("guest-write", "\(port): \(error)")
         }
         watchOutput(port)
     }
@@ -501,7 +503,7 @@ public final class Proxy {
         do {
             try guest.connection.flushBacklog()
         } catch {
-            logger.warning("\(port): \(error)")
+            warnings.warning("guest-write", "\(port): \(error)")
         }
         watchOutput(port)
     }
