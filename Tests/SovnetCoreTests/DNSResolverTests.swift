@@ -98,6 +98,53 @@ import Testing
         #expect(formerr.id == 0x1234 && formerr.flags.responseCode == .formatError)
         #expect(resolver.counters["malformed"] == 1 && resolver.counters["formerr"] == 1)
     }
+
+    @Test func waitingQueriesAreBoundedPerPortAndInAll() throws {
+        var table = resolver(upstreams: 1)
+        table.maximumPending = 6
+        table.maximumPendingPerPort = 4
+        func query(_ id: UInt16, from port: Int) -> [DNSResolverAction] {
+            let message = DNSMessage(id: id, flags: DNSFlags(rawValue: 0x0100),
+                                     questions: [DNSQuestion(name: DNSName("n\(id).never.test"), type: .a)])
+            var asker = client
+            asker.switchPort = PortID(port)
+            return (try? message.bytes())?.withUnsafeBytes { table.query($0, from: asker, now: now) } ?? []
+        }
+        func isForward(_ actions: [DNSResolverAction]) -> Bool {
+            if case .forward? = actions.first { return true }
+            return false
+        }
+        #expect((0..<4).allSatisfy { isForward(query($0, from: 1)) })
+        let refused = try DNSMessage.parse({ if case .answer(let bytes, _)? = query(4, from: 1).first { return bytes }; return [] }())
+        #expect(refused.flags.responseCode == .serverFailure && refused.id == 4)
+        #expect(isForward(query(5, from: 2)) && isForward(query(6, from: 2)))
+        #expect(!isForward(query(7, from: 3)), "six wait in all")
+        #expect(table.pendingCount == 6 && table.counters["servfail-limit"] == 2)
+        // Once they time out, new queries are forwarded again.
+        _ = table.tick(now: now + .seconds(3))
+        #expect(table.pendingCount == 0 && isForward(query(8, from: 1)))
+    }
+
+    @Test func forwardedIDsStayUniqueWhenTheTableIsNearlyFull() {
+        var table = resolver(upstreams: 1)
+        table.maximumPending = 65_536
+        table.maximumPendingPerPort = 65_536
+        var ids = Set<UInt16>()
+        for index in 0..<65_536 {
+            let message = DNSMessage(id: 1, flags: DNSFlags(rawValue: 0x0100),
+                                     questions: [DNSQuestion(name: DNSName("n\(index).test"), type: .a)])
+            let actions = (try? message.bytes())?.withUnsafeBytes { table.query($0, from: client, now: now) } ?? []
+            guard case .forward(let bytes, _)? = actions.first else { continue }
+            ids.insert(UInt16(bytes[0]) << 8 | UInt16(bytes[1]))
+        }
+        #expect(ids.count == 65_536)
+        let message = DNSMessage(id: 1, flags: DNSFlags(rawValue: 0x0100), questions: [DNSQuestion(name: "full.test", type: .a)])
+        let last = (try? message.bytes())?.withUnsafeBytes { table.query($0, from: client, now: now) } ?? []
+        guard case .answer? = last.first else {
+            Issue.record("a full table answers SERVFAIL: \(last)")
+            return
+        }
+    }
 }
 
 struct ShellLikeError: Error, CustomStringConvertible {
