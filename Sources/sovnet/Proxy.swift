@@ -134,6 +134,14 @@ struct ProxyCommand: ParsableCommand {
             help: "Most NATed flows per protocol that one guest may open; past it as past --max-flows.")
     var maxFlowsPerGuest = 4096
 
+    @Option(name: .customLong("max-leases-per-guest"),
+            help: "DHCP bindings (offers, leases and addresses used without asking) one guest connection may hold. (default: 16)")
+    var maxLeasesPerGuest = 16
+
+    @Option(name: .customLong("max-macs-per-guest"),
+            help: "Source MACs one guest connection may use (containers bridged in a guest each have one). (default: 256)")
+    var maxMACsPerGuest = 256
+
     @Option(name: .customLong("flow-idle-timeout"), help: "Seconds a UDP or ICMP echo flow lives without traffic. (default: 60)")
     var flowIdleTimeout = 60
 
@@ -141,6 +149,8 @@ struct ProxyCommand: ParsableCommand {
         if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
         if maxFlowsPerGuest < 1 { throw ValidationError("--max-flows-per-guest must be at least 1") }
+        if maxLeasesPerGuest < 1 { throw ValidationError("--max-leases-per-guest must be at least 1") }
+        if maxMACsPerGuest < 1 { throw ValidationError("--max-macs-per-guest must be at least 1") }
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
         if listen.isEmpty, listenSerial.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil,
            services.isEmpty {
@@ -159,6 +169,8 @@ struct ProxyCommand: ParsableCommand {
         try file?.apply(to: &configuration)
         if let mtu { configuration.mtu = mtu }
         if let leaseTime { configuration.leaseTime = leaseTime }
+        configuration.maximumLeasesPerPort = maxLeasesPerGuest
+        configuration.maximumMACsPerPort = maxMACsPerGuest
         guard subnet != nil || gatewayIP != nil || hostIP != nil else { return configuration }
         let subnet = self.subnet ?? "\(configuration.network)/\(configuration.prefixLength)"
         let parts = subnet.split(separator: "/")
