@@ -142,6 +142,18 @@ struct ProxyCommand: ParsableCommand {
             help: "Source MACs one guest connection may use (containers bridged in a guest each have one). (default: 256)")
     var maxMACsPerGuest = 256
 
+    @Flag(name: .customLong("no-guest-api"),
+          help: "Do not serve /services/forwarder/ to guests at the gateway's port 80 (gvproxy does).")
+    var noGuestAPI = false
+
+    @Option(name: .customLong("guest-forwards"),
+            help: "Port forwards one guest may open through the gateway's port 80, into its own address only. (default: 8)")
+    var guestForwards = 8
+
+    @Option(name: .customLong("guest-socket-dir"),
+            help: "The directory under which guests may create unix socket forwards (none without it).")
+    var guestSocketDir: String?
+
     @Option(name: .customLong("flow-idle-timeout"), help: "Seconds a UDP or ICMP echo flow lives without traffic. (default: 60)")
     var flowIdleTimeout = 60
 
@@ -149,6 +161,7 @@ struct ProxyCommand: ParsableCommand {
         if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
         if maxFlowsPerGuest < 1 { throw ValidationError("--max-flows-per-guest must be at least 1") }
+        if guestForwards < 0 { throw ValidationError("--guest-forwards must be 0 or more") }
         if maxLeasesPerGuest < 1 { throw ValidationError("--max-leases-per-guest must be at least 1") }
         if maxMACsPerGuest < 1 { throw ValidationError("--max-macs-per-guest must be at least 1") }
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
@@ -294,6 +307,9 @@ struct ProxyCommand: ParsableCommand {
         withServices.listenSerial = try listenSerial.map(endpoint)
         withServices.offload = !noOffload
         withServices.nat = try natConfiguration(file: file, network: network)
+        withServices.nat.guestAPI = !noGuestAPI
+        withServices.guestForwards.maximumForwardsPerGuest = guestForwards
+        withServices.guestForwards.socketDirectory = guestSocketDir
         let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }

@@ -139,6 +139,18 @@ struct HostileGuestTests {
         #expect(ports.count <= 3, "ports in /stats: \(ports.keys.sorted())")
     }
 
+    @Test func localRoutesAreTheHost() throws {
+        let lab = try ProxyLab("hloc")
+        // The host answers on every address of a local route; a server on 0.0.0.0 would be reached through it.
+        try lab.host.run("ip route add local 10.99.0.0/24 dev lo")
+        try lab.server(lab.host, "banner-server 0.0.0.0 7500 --text host")
+        #expect(try lab.client(lab.host, "connect 10.99.0.5 7500") == "host 10.99.0.5", "the route makes them the host's")
+        let reached = try lab.client(lab.guest, "connect 10.99.0.5 7500 --timeout 2")
+        #expect(reached.hasPrefix("TimeoutError") || reached.hasPrefix("timeout"), "\(reached)")
+        let drops = try lab.nat()["drops"] as? [String: Int] ?? [:]
+        #expect((drops["host-address"] ?? 0) >= 1, "\(drops)")
+    }
+
     @Test func framesAPlainGuestCannotTakeAreDropped() throws {
         let lab = try ProxyLab("hfrm", forwardArguments: "--no-offload")
         let reconnects = lab.forward.output.components(separatedBy: "connected to").count

@@ -21,13 +21,22 @@ import Testing
     }
 
     @Test func theHostsOwnAddressesOnlyThroughATranslationOrWhenAllowed() {
-        let own: Set = [IPv4Address(10, 55, 0, 2), IPv4Address(192, 0, 2, 10)]
+        let own = HostAddressSet(addresses: [IPv4Address(10, 55, 0, 2), IPv4Address(192, 0, 2, 10)])
         #expect(policy.decide(IPv4Address(10, 55, 0, 2), hostAddresses: own) == .refuse(.hostAddress))
         #expect(policy.decide(IPv4Address(10, 55, 0, 1), hostAddresses: own) == .host(IPv4Address(10, 55, 0, 1)))
         #expect(NATPolicy(allowHostAddresses: true).decide(IPv4Address(192, 0, 2, 10), hostAddresses: own)
                 == .host(IPv4Address(192, 0, 2, 10)))
         let translated = NATPolicy(translations: [IPv4Address(192, 168, 127, 254): IPv4Address(10, 55, 0, 2)])
         #expect(translated.decide(IPv4Address(192, 168, 127, 254), hostAddresses: own) == .host(IPv4Address(10, 55, 0, 2)))
+    }
+
+    @Test func localRoutesAreTheHostToo() {
+        let own = HostAddressSet(addresses: [IPv4Address(10, 55, 0, 2)],
+                                 prefixes: [.init(IPv4Address(10, 99, 0, 0), length: 24), .init(IPv4Address(10, 55, 0, 7), length: 32)])
+        #expect(policy.decide(IPv4Address(10, 99, 0, 200), hostAddresses: own) == .refuse(.hostAddress))
+        #expect(policy.decide(IPv4Address(10, 55, 0, 7), hostAddresses: own) == .refuse(.hostAddress))
+        #expect(policy.decide(IPv4Address(10, 99, 1, 1), hostAddresses: own) == .host(IPv4Address(10, 99, 1, 1)))
+        #expect(own.prefixes.count == 1 && own.addresses.count == 2)
     }
 
     @Test func linkLocalOnlyWhenAllowed() {

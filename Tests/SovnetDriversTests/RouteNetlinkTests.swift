@@ -66,6 +66,24 @@ struct RouteNetlinkTests {
         #expect(!observed.routesAfterRemoval.contains("tap0"))
     }
 
+    @Test func localRoutesAreRead() throws {
+        nonisolated(unsafe) var routes: [String] = []
+        let observed = try inPrivateNamespace {
+            let netlink = try RouteNetlink()
+            try netlink.setLinkUp(index: try #require(RouteNetlink.interfaceIndex("lo")), mtu: nil)
+            let tap = try TapDevice(name: "tap0")
+            let index = try #require(RouteNetlink.interfaceIndex("tap0"))
+            try netlink.setLinkUp(index: index, mtu: nil)
+            try netlink.addAddress(IPv4Address(10, 55, 0, 2), prefixLength: 24, index: index)
+            routes = netlink.localRoutes().map { "\($0.0)/\($0.1)" }
+            _ = tap
+            return Observed()
+        }
+        #expect(observed.error == nil)
+        // What `ip route show table local type local` lists in a namespace with lo up and one address.
+        #expect(Set(routes) == ["127.0.0.0/8", "127.0.0.1/32", "10.55.0.2/32"], "\(routes)")
+    }
+
     @Test func kernelErrorsComeBackAsErrno() throws {
         let observed = try inPrivateNamespace {
             var observed = Observed()

@@ -1,8 +1,9 @@
 // Which host address a guest's packet goes to. The translation table
 // (`-nat`, gvproxy's default 192.168.127.254 → 127.0.0.1) rewrites virtual
 // addresses; every other destination goes where the guest asked, except the
-// host's loopback and its own interface addresses (which lead to the same
-// services; both reachable only through a translation unless allowed), and
+// host's loopback and its own addresses (interface addresses and `local`
+// routes, `HostAddressSet`, which lead to the same services; both reachable
+// only through a translation unless allowed), and
 // link-local 169.254.0.0/16 (cloud metadata services) unless allowed.
 import SovnetWire
 
@@ -29,8 +30,8 @@ public struct NATPolicy: Sendable {
         case refuse(DropReason)
     }
 
-    /// - Parameter hostAddresses: the host's own interface addresses now.
-    public func decide(_ address: IPv4Address, hostAddresses: Set<IPv4Address> = []) -> Decision {
+    /// - Parameter hostAddresses: the host's own addresses now.
+    public func decide(_ address: IPv4Address, hostAddresses: HostAddressSet = HostAddressSet()) -> Decision {
         if let translated = translations[address] { return .host(translated) }
         let first = address.rawValue >> 24
         if first == 127 { return .refuse(.loopbackDestination) }

@@ -1,6 +1,8 @@
 // The host listeners of the port forwards, owned by the proxy loop's thread
 // (the control API reaches it through the loop's mailbox). Each listener is
-// in the loop's epoll under a `.forward(id)` token.
+// in the loop's epoll under a `.forward(id)` token, and remembers who made
+// it: a guest's forwards are listed for it and removed by it alone, and
+// listen without SO_REUSEADDR so that they never share a host service's port.
 import Glibc
 import SovnetLink
 import SovnetWire
@@ -9,6 +11,7 @@ final class ForwardTable {
     struct Entry {
         let forward: PortForward
         let descriptor: Int32
+        let owner: ForwardRequester
     }
 
     private(set) var entries: [UInt64: Entry] = [:]
@@ -25,12 +28,17 @@ final class ForwardTable {
         entries.sorted { $0.key < $1.key }.map(\.value.forward)
     }
 
-    /// Starts listening for `forward`.
-    func expose(_ forward: PortForward) throws(PortForwardError) {
+    /// The forwards `owner` made.
+    func count(madeBy owner: ForwardRequester) -> Int {
+        entries.values.filter { $0.owner == owner }.count
+    }
+
+    /// Starts listening for `forward`, made by `owner`.
+    func expose(_ forward: PortForward, owner: ForwardRequester = .host) throws(PortForwardError) {
         guard !entries.values.contains(where: { $0.forward.kind == forward.kind && $0.forward.local == forward.local }) else {
             throw PortForwardError("\(forward.kind) \(forward.local) is already forwarded")
         }
-        let fd = try listen(forward)
+        let fd = try listen(forward, sharingPorts: owner == .host)
         let id = nextID
         nextID += 1
         do {
@@ -39,14 +47,17 @@ final class ForwardTable {
             close(fd)
             throw PortForwardError("\(forward.local): \(error)")
         }
-        entries[id] = Entry(forward: forward, descriptor: fd)
+        entries[id] = Entry(forward: forward, descriptor: fd, owner: owner)
     }
 
-    /// Stops a forward; returns its descriptor's old number, now closed.
+    /// Stops a forward, if `requester` may; returns its descriptor's old number, now closed.
     @discardableResult
-    func unexpose(kind: PortForward.Kind, local: String) throws(PortForwardError) -> Int32 {
+    func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester = .host) throws(PortForwardError) -> Int32 {
         guard let (id, entry) = entries.first(where: { $0.value.forward.kind == kind && $0.value.forward.local == local }) else {
             throw PortForwardError("\(kind) \(local) is not forwarded")
+        }
+        guard requester == .host || entry.owner == requester else {
+            throw PortForwardError("\(kind) \(local) was not made by \(requester)")
         }
         entries[id] = nil
         epoll.remove(entry.descriptor)
@@ -61,7 +72,9 @@ final class ForwardTable {
         }
     }
 
-    private func listen(_ forward: PortForward) throws(PortForwardError) -> Int32 {
+    /// A listening socket for `forward`; with `sharingPorts`, SO_REUSEADDR
+    /// as the host's forwards have always had it.
+    private func listen(_ forward: PortForward, sharingPorts: Bool) throws(PortForwardError) -> Int32 {
         if forward.kind == .unix {
             do {
                 let fd = try makeListeningSocket(.unix(path: forward.local), mode: socketMode)
@@ -77,7 +90,7 @@ final class ForwardTable {
         case .success(let descriptor): fd = descriptor
         case .failure(let error): throw PortForwardError("socket for \(forward.local): \(error)")
         }
-        _ = InetAddress.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if sharingPorts { _ = InetAddress.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
         let bound = InetAddress.bind(fd, address, port)
         guard bound == 0, forward.kind == .udp || Glibc.listen(fd, 128) == 0 else {
             let reason = String(cString: strerror(bound == 0 ? errno : bound))

@@ -1,21 +1,25 @@
-// The IPv4 addresses of the proxy's own interfaces (getifaddrs), which a
-// guest may not reach directly: they lead to the same services as the
-// host's loopback, which a guest reaches only through a translation
-// (NATPolicy). Read again every few seconds, as interfaces come and go.
+// The IPv4 addresses that are the proxy's host (its interfaces' addresses,
+// from getifaddrs, and the prefixes of its `local` routes, from rtnetlink),
+// which a guest may not reach directly: they lead to the same services as
+// the host's loopback, which a guest reaches only through a translation
+// (NATPolicy). Read again every few seconds, as interfaces and routes come
+// and go.
 import Glibc
+import SovnetCore
 import SovnetWire
 
-/// This host's IPv4 interface addresses, kept fresh.
+/// This host's own IPv4 addresses, kept fresh.
 struct HostAddresses {
-    private(set) var addresses: Set<IPv4Address> = []
+    private(set) var addresses = HostAddressSet()
     private var readAt: ContinuousClock.Instant?
     static let refreshInterval: Duration = .seconds(2)
 
     /// The addresses, read again when the last reading is older than `refreshInterval`.
-    mutating func current(now: ContinuousClock.Instant) -> Set<IPv4Address> {
+    mutating func current(now: ContinuousClock.Instant) -> HostAddressSet {
         if let readAt, now - readAt < Self.refreshInterval { return addresses }
         readAt = now
-        addresses = Self.read()
+        let local = ((try? RouteNetlink())?.localRoutes() ?? []).map { HostAddressSet.LocalPrefix($0.0, length: $0.1) }
+        addresses = HostAddressSet(addresses: Self.read(), prefixes: local)
         return addresses
     }
 

@@ -31,6 +31,8 @@ public struct NATConfiguration: Sendable {
     public var maximumTotalFlows = Int.max
     /// How long a UDP or ICMP flow lives without traffic.
     public var idleTimeout: Duration = .seconds(60)
+    /// Whether the gateway's port 80 serves the forwarder API to guests.
+    public var guestAPI = true
     /// Forwards opened at start (`-ssh-port`, `--forward`, the configuration file).
     public var forwards: [PortForward] = []
 
@@ -83,8 +85,8 @@ final class NAT {
     private let warnings: WarningLimiter
     private let neighbor: (IPv4Address) -> GuestLink?
     /// Serves a connection to one of the gateway's own TCP services, given
-    /// the socket that carries it and the guest's port.
-    private let serveLocally: (GatewayService, Int32, PortID) -> Void
+    /// the socket that carries it and the guest's port and address.
+    private let serveLocally: (GatewayService, Int32, PortID, IPv4Address) -> Void
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
     private var hostAddresses = HostAddresses()
@@ -96,7 +98,7 @@ final class NAT {
 
     init(configuration: NATConfiguration, network: VirtualNetworkConfiguration, epoll: Epoll, epoch: LoopEpoch,
          socketMode: mode_t, logger: Logger, neighbor: @escaping (IPv4Address) -> GuestLink?,
-         serveLocally: @escaping (GatewayService, Int32, PortID) -> Void) {
+         serveLocally: @escaping (GatewayService, Int32, PortID, IPv4Address) -> Void) {
         self.configuration = configuration
         self.gatewayAddress = network.gatewayAddress
         self.logger = logger
@@ -166,10 +168,11 @@ final class NAT {
             let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
                               remotePort: segment.destinationPort)
             if target == nil, !tcp.hasFlow(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
-               let service = GatewayService(port: segment.destinationPort) {
+               let service = GatewayService(port: segment.destinationPort),
+               service != .forwarderAPI || configuration.guestAPI {
                 let (descriptor, refusal) = tcp.local(segment, key: key, link: link, now: now)
                 if let refusal { return drop(refusal) }
-                serveLocally(service, descriptor, link.port)
+                serveLocally(service, descriptor, link.port, key.guest)
                 return
             }
             if let reason = tcp.guest(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },
@@ -297,8 +300,8 @@ final class NAT {
     }
 
     /// Stops a forward and ends the UDP flows that answered through it.
-    func unexpose(kind: PortForward.Kind, local: String) throws(PortForwardError) {
-        let descriptor = try forwards.unexpose(kind: kind, local: local)
+    func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester = .host) throws(PortForwardError) {
+        let descriptor = try forwards.unexpose(kind: kind, local: local, by: requester)
         if kind == .udp { udp.removeFlows(listener: descriptor) }
     }
 

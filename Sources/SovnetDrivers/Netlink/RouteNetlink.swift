@@ -1,7 +1,9 @@
 // Interface configuration through rtnetlink (netlink(7), rtnetlink(7)): the
 // calls `ip link set up mtu`, `ip addr add/del` and `ip route replace/del
 // default` make, without executing `ip`. Each request asks for an ACK and
-// waits for it, so an error comes back as the errno the kernel chose.
+// waits for it, so an error comes back as the errno the kernel chose. One
+// dump reads routes back: the `local` ones (`ip route show table local type
+// local`), for the proxy's list of its host's own addresses.
 import CSovnetShim
 import Glibc
 import SovnetLink
@@ -85,6 +87,60 @@ public final class RouteNetlink {
         try transact(body, "remove default route via \(gateway)", ignoring: [ESRCH, ENODEV])
     }
 
+    /// The destinations of IPv4 routes of type `local` in the local and main
+    /// tables (those every packet meets; a policy table's, such as a TPROXY
+    /// setup's `local 0.0.0.0/0`, only marked ones), as network and prefix
+    /// length; empty when the dump fails.
+    public func localRoutes() -> [(IPv4Address, Int)] {
+        var message = Message(type: Self.getRoute, flags: Self.request | Self.dump, sequence: nextSequence())
+        message.appendRouteDumpInfo()
+        let bytes = message.finished()
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { return [] }
+        var found: [(IPv4Address, Int)] = []
+        var buffer = [UInt8](repeating: 0, count: 32_768)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return found }
+            var offset = 0
+            while offset + 16 <= count {
+                let (length, type) = buffer.withUnsafeBytes { raw in
+                    (Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)),
+                     raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self))
+                }
+                guard length >= 16, offset + length <= count else { return found }
+                if type == Self.done || type == Self.errorMessage { return found }
+                if type == Self.newRoute, length >= 28 {
+                    buffer.withUnsafeBytes { raw in
+                        if let route = Self.localRoute(UnsafeRawBufferPointer(rebasing: raw[(offset + 16)..<(offset + length)])) {
+                            found.append(route)
+                        }
+                    }
+                }
+                offset += (length + 3) & ~3
+            }
+        }
+    }
+
+    /// The destination of an IPv4 `local` route's rtmsg and attributes.
+    static func localRoute(_ body: UnsafeRawBufferPointer) -> (IPv4Address, Int)? {
+        guard body.count >= 12, body[0] == UInt8(AF_INET), body[7] == localRouteType,
+              body[4] == localTable || body[4] == mainTable, body[1] > 0 else { return nil }
+        let prefixLength = Int(body[1])
+        var offset = 12
+        while offset + 4 <= body.count {
+            let length = Int(body.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let type = body.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)
+            guard length >= 4, offset + length <= body.count else { return nil }
+            if type == routeDestination, length == 8 {
+                let octets = Array(body[(offset + 4)..<(offset + 8)])
+                return (IPv4Address(octets[0], octets[1], octets[2], octets[3]), prefixLength)
+            }
+            offset += (length + 3) & ~3
+        }
+        return nil
+    }
+
     private func nextSequence() -> UInt32 {
         sequence &+= 1
         return sequence
@@ -123,7 +179,8 @@ public final class RouteNetlink {
 
     // rtnetlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h)
     static let request: UInt16 = 0x1, ack: UInt16 = 0x4, replace: UInt16 = 0x100, create: UInt16 = 0x400
-    static let errorMessage: UInt16 = 2
+    static let errorMessage: UInt16 = 2, done: UInt16 = 3, dump: UInt16 = 0x300, getRoute: UInt16 = 26
+    static let routeDestination: UInt16 = 1, localRouteType: UInt8 = 2, localTable: UInt8 = 255, mainTable: UInt8 = 254
     static let newLink: UInt16 = 16, newAddress: UInt16 = 20, deleteAddress: UInt16 = 21
     static let newRoute: UInt16 = 24, deleteRoute: UInt16 = 25
     static let linkMTU: UInt16 = 4, linkGSOMaximumSize: UInt16 = 41
@@ -163,6 +220,12 @@ public final class RouteNetlink {
         /// struct rtmsg for a default IPv4 route in the main table, learnt by DHCP.
         mutating func appendRouteInfo(scope: UInt8, type: UInt8) {
             bytes += [UInt8(AF_INET), 0, 0, 0, 254, 16, scope, type]
+            append(u32: 0)
+        }
+
+        /// struct rtmsg asking for every IPv4 route of every table.
+        mutating func appendRouteDumpInfo() {
+            bytes += [UInt8(AF_INET), 0, 0, 0, 0, 0, 0, 0]
             append(u32: 0)
         }
 

@@ -104,13 +104,13 @@ public enum ControlAPI {
         route.hasPrefix("/services/forwarder/")
     }
 
-    /// Routes a forwarder request.
-    public static func respondForwarder(method: String, path: String, body: [UInt8],
-                                        forwarding: PortForwarding) -> Response {
+    /// Routes a forwarder request from `requester`.
+    public static func respondForwarder(method: String, path: String, body: [UInt8], forwarding: PortForwarding,
+                                        requester: ForwardRequester = .host) -> Response {
         let route = route(path)
         switch (method, route) {
         case ("GET", "/services/forwarder/all"):
-            guard let forwards = forwarding.forwards() else { return error(503, "the proxy is shutting down") }
+            guard let forwards = forwarding.forwards(for: requester) else { return error(503, "the proxy is shutting down") }
             return json(forwards.map {
                 Forward(local: $0.local, remote: "\($0.remote):\($0.remotePort)", protocol: $0.kind.rawValue)
             })
@@ -118,7 +118,9 @@ public enum ControlAPI {
             do {
                 let (request, kind) = try decodeForward(body)
                 let forward = try PortForward(kind: kind, local: request.local, remote: request.remote ?? "")
-                if let problem = forwarding.expose(forward) { return self.error(409, problem.description) }
+                if let problem = forwarding.expose(forward, by: requester) {
+                    return self.error(requester == .host ? 409 : 403, problem.description)
+                }
                 return Response(status: 200, body: [])
             } catch {
                 return self.error(400, error.description)
@@ -127,7 +129,9 @@ public enum ControlAPI {
             do {
                 let (request, kind) = try decodeForward(body)
                 let local = try PortForward.normalizedLocal(kind: kind, request.local)
-                if let problem = forwarding.unexpose(kind: kind, local: local) { return self.error(404, problem.description) }
+                if let problem = forwarding.unexpose(kind: kind, local: local, by: requester) {
+                    return self.error(404, problem.description)
+                }
                 return Response(status: 200, body: [])
             } catch {
                 return self.error(400, error.description)

@@ -5,7 +5,15 @@
 // It serves `--services` endpoints of its own, and connections that arrive
 // on `-listen` sockets with a request other than `POST /connect`: the frame
 // loop hands those over with the bytes it has already read, which are fed to
-// the HTTP decoder first.
+// the HTTP decoder first. Guests reach its forwarder routes at the
+// gateway's port 80, under the `GuestForwardPolicy`.
+//
+// Connections are bounded, the host's and the guests' apart so that guests
+// cannot crowd the host out: `maximumConnections` from the host,
+// `maximumGuestConnections` from all guests and `maximumConnectionsPerGuest`
+// from one guest address; one past its bound is closed at once. Each request must arrive whole within
+// `requestTimeout` of the connection or of the previous answer, so idle
+// and slow (slowloris) connections are closed.
 import Dispatch
 import Glibc
 import Logging
@@ -15,6 +23,7 @@ import NIOHTTP1
 import NIOPosix
 import SovnetCore
 import SovnetLink
+import SovnetWire
 
 /// The virtual network behind a lock, for the frame loop and the API, with
 /// what else the API reads of the loop: the NAT's latest statistics and the
@@ -67,6 +76,12 @@ public final class ControlServer: @unchecked Sendable {
     private let logger: Logger
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let paths = NIOLockedValueBox<[String]>([])
+    /// Open API connections: the host's, the guests' and each guest address's.
+    private let open = NIOLockedValueBox<(host: Int, guests: Int, byGuest: [IPv4Address: Int])>((0, 0, [:]))
+    static let maximumConnections = 256
+    static let maximumGuestConnections = 128
+    static let maximumConnectionsPerGuest = 16
+    static let requestTimeout = TimeAmount.seconds(10)
 
     public init(shared: SharedNetwork, logger: Logger) {
         self.shared = shared
@@ -77,8 +92,8 @@ public final class ControlServer: @unchecked Sendable {
     public func listen(on endpoint: Endpoint, mode: mode_t) throws {
         let fd = try makeListeningSocket(endpoint, mode: mode)
         let channel = try ServerBootstrap(group: group)
-            .childChannelInitializer { [shared] channel in
-                Self.configure(channel, shared: shared)
+            .childChannelInitializer { [self] channel in
+                configure(channel, requester: .host)
             }
             .withBoundSocket(fd)
             .wait()
@@ -88,12 +103,12 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     /// Serves a connection accepted elsewhere, `buffered` being what was read
-    /// from it already; `forwarderOnly` for the gateway's port 80 inside the
-    /// virtual network, which serves only /services/forwarder/ (as gvproxy).
-    public func adopt(descriptor: Int32, buffered: [UInt8], forwarderOnly: Bool = false) {
+    /// from it already; from a guest (the gateway's port 80 inside the
+    /// virtual network) only /services/forwarder/ is served, as by gvproxy.
+    public func adopt(descriptor: Int32, buffered: [UInt8], requester: ForwardRequester = .host) {
         let future = ClientBootstrap(group: group)
-            .channelInitializer { [shared] channel in
-                Self.configure(channel, shared: shared, forwarderOnly: forwarderOnly)
+            .channelInitializer { [self] channel in
+                configure(channel, requester: requester)
             }
             .withConnectedSocket(descriptor)
         future.whenSuccess { channel in
@@ -114,10 +129,36 @@ public final class ControlServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    private static func configure(_ channel: Channel, shared: SharedNetwork, forwarderOnly: Bool = false) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
+    /// Sets up an API connection, or closes it when the connections are at their bound.
+    private func configure(_ channel: Channel, requester: ForwardRequester) -> EventLoopFuture<Void> {
+        let guest: IPv4Address? = if case .guest(let address) = requester { address } else { nil }
+        let admitted = open.withLockedValue { open -> Bool in
+            guard let guest else {
+                guard open.host < Self.maximumConnections else { return false }
+                open.host += 1
+                return true
+            }
+            guard open.guests < Self.maximumGuestConnections,
+                  open.byGuest[guest, default: 0] < Self.maximumConnectionsPerGuest else { return false }
+            open.guests += 1
+            open.byGuest[guest, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            logger.debug("control API: \(requester)'s connection closed, too many are open")
+            return channel.close()
+        }
+        channel.closeFuture.whenComplete { [open] _ in
+            open.withLockedValue { open in
+                guard let guest else { return open.host -= 1 }
+                open.guests -= 1
+                let left = open.byGuest[guest, default: 1] - 1
+                open.byGuest[guest] = left > 0 ? left : nil
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture { [shared] in
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-            try channel.pipeline.syncOperations.addHandler(APIHandler(shared: shared, forwarderOnly: forwarderOnly))
+            try channel.pipeline.syncOperations.addHandler(APIHandler(shared: shared, requester: requester))
         }
     }
 }
@@ -129,14 +170,32 @@ final class APIHandler: ChannelInboundHandler {
 
     static let maximumBody = 1 << 20
     private let shared: SharedNetwork
-    private let forwarderOnly: Bool
+    private let requester: ForwardRequester
+    private var forwarderOnly: Bool { requester != .host }
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
+    /// Closes the connection when no whole request came in time.
+    private var deadline: Scheduled<Void>?
 
-    init(shared: SharedNetwork, forwarderOnly: Bool) {
+    init(shared: SharedNetwork, requester: ForwardRequester) {
         self.shared = shared
-        self.forwarderOnly = forwarderOnly
+        self.requester = requester
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        awaitRequest(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    /// Gives the next request `ControlServer.requestTimeout` to arrive whole.
+    private func awaitRequest(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: ControlServer.requestTimeout) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -154,6 +213,7 @@ final class APIHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadline?.cancel()
             let route = ControlAPI.route(head.uri)
             if tooLarge {
                 respond(context: context, request: head,
@@ -180,6 +240,7 @@ final class APIHandler: ChannelInboundHandler {
     /// the event loop keeps serving meanwhile.
     private func respondOffLoop(context: ChannelHandlerContext, request head: HTTPRequestHead, body: [UInt8]) {
         let shared = self.shared
+        let requester = self.requester
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         DispatchQueue.global().async {
@@ -192,7 +253,8 @@ final class APIHandler: ChannelInboundHandler {
                     response = ControlAPI.error(503, "checks are not available yet")
                 }
             } else if let forwarding = shared.forwarding {
-                response = ControlAPI.respondForwarder(method: method, path: head.uri, body: body, forwarding: forwarding)
+                response = ControlAPI.respondForwarder(method: method, path: head.uri, body: body, forwarding: forwarding,
+                                                       requester: requester)
             } else {
                 response = ControlAPI.error(503, "port forwards are not available yet")
             }
@@ -217,7 +279,9 @@ final class APIHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        if !keepAlive {
+        if keepAlive {
+            awaitRequest(context: context)
+        } else {
             let channel = context.channel
             done.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }

@@ -91,10 +91,10 @@ public final class Proxy {
         nat = NAT(configuration: natConfiguration, network: options.network, epoll: epoll, epoch: epoch,
                   socketMode: mode_t(options.socketMode), logger: logger,
                   neighbor: { address in shared.withLock { $0.neighbor(address) } },
-                  serveLocally: { service, descriptor, port in
+                  serveLocally: { service, descriptor, port, guest in
                       switch service {
                       case .dns: dns.adopt(descriptor, port: port)
-                      case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], forwarderOnly: true)
+                      case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], requester: .guest(guest))
                       }
                   })
     }
@@ -591,27 +591,38 @@ public final class Proxy {
             self.proxy = proxy
         }
 
-        func forwards() -> [PortForward]? {
-            mailbox.perform { [proxy] in proxy.nat.forwards.forwards }
+        func forwards(for requester: ForwardRequester) -> [PortForward]? {
+            mailbox.perform { [proxy] in
+                proxy.nat.forwards.forwards.filter {
+                    guard case .guest(let address) = requester else { return true }
+                    return $0.remote == address
+                }
+            }
         }
 
-        func expose(_ forward: PortForward) -> PortForwardError? {
+        func expose(_ forward: PortForward, by requester: ForwardRequester) -> PortForwardError? {
             mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
-                    try proxy.nat.forwards.expose(forward)
-                    proxy.logger.notice("forwarding \(forward)")
+                    var made = forward
+                    if case .guest(let address) = requester {
+                        made = try proxy.options.guestForwards.admit(forward, guest: address,
+                                                                     held: proxy.nat.forwards.count(madeBy: requester))
+                    }
+                    try proxy.nat.forwards.expose(made, owner: requester)
+                    proxy.logger.notice("forwarding \(made) for \(requester)")
                     return nil
                 } catch {
+                    if requester != .host { proxy.warnings.warning("guest-forward", "\(requester): \(error)") }
                     return error
                 }
             } ?? PortForwardError("the proxy is shutting down")
         }
 
-        func unexpose(kind: PortForward.Kind, local: String) -> PortForwardError? {
+        func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester) -> PortForwardError? {
             mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
-                    try proxy.nat.unexpose(kind: kind, local: local)
-                    proxy.logger.notice("stopped forwarding \(kind) \(local)")
+                    try proxy.nat.unexpose(kind: kind, local: local, by: requester)
+                    proxy.logger.notice("stopped forwarding \(kind) \(local) for \(requester)")
                     return nil
                 } catch {
                     return error

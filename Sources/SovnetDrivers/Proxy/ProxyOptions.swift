@@ -24,6 +24,8 @@ public struct ProxyOptions: Sendable {
     public var services: [Endpoint] = []
     /// Address translation, flow limits and port forwards.
     public var nat = NATConfiguration()
+    /// What guests may do with port forwards through the gateway's port 80.
+    public var guestForwards = GuestForwardPolicy()
     /// Grant `sovnet forward`'s requests for offloads (`OffloadLink`).
     public var offload = true
     /// Stop on SIGTERM, SIGINT and SIGHUP; off when the proxy runs inside
