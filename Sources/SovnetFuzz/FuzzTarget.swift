@@ -23,6 +23,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case dhcpClient = "dhcp-client"
     /// The proxy's frame input: the virtual network and the NAT's cores.
     case network
+    /// The virtual network under hostile guests' floods: DHCP server, address checks, DNS resolver.
+    case `switch`
 
     /// Runs one input; returns the milestones it reached.
     @discardableResult
@@ -35,6 +37,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .stream: StreamTarget.run(bytes)
         case .dhcpClient: DHCPClientTarget.run(bytes)
         case .network: NetworkTarget.run(bytes)
+        case .switch: SwitchTarget.run(bytes)
         }
     }
 
@@ -48,6 +51,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .stream: StreamTarget.seeds(from: frames)
         case .dhcpClient: DHCPClientTarget.seeds(from: frames)
         case .network: NetworkTarget.seeds(from: frames)
+        case .switch: SwitchTarget.seeds(from: frames)
         }
     }
 

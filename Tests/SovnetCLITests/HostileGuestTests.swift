@@ -139,6 +139,70 @@ struct HostileGuestTests {
         #expect(ports.count <= 3, "ports in /stats: \(ports.keys.sorted())")
     }
 
+    @Test func theGuestReachableAPIHasAPolicy() throws {
+        let sockets = uniqueTemporaryPath("guest-sockets")
+        try FileManager.default.createDirectory(atPath: sockets, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: sockets) }
+        try FileManager.default.createSymbolicLink(atPath: sockets + "/out", withDestinationPath: "/tmp")
+        let lab = try ProxyLab("hapi", proxyArguments: { _ in "--guest-forwards 3 --guest-socket-dir \(sockets)" })
+        func expose(_ json: String, _ route: String = "expose") throws -> String {
+            try lab.guest.run("curl -s --max-time 5 -X POST -d '\(json)' -w ' %{http_code}' http://192.168.127.1/services/forwarder/\(route)")
+        }
+        // Into another address, or over a host service's UDP port: refused.
+        #expect(try expose(#"{"local":":7601","remote":"192.168.127.9:80"}"#).hasSuffix("403"))
+        try lab.server(lab.host, "udp-echo-server 127.0.0.1 7602")
+        #expect(try expose(#"{"local":":7602","remote":"192.168.127.2:53","protocol":"udp"}"#).hasSuffix("403"))
+        // Unix sockets only under the directory, however the path is spelt.
+        #expect(try expose(#"{"local":"/tmp/guest.sock","remote":"192.168.127.2:80","protocol":"unix"}"#).hasSuffix("403"))
+        #expect(try expose(#"{"local":"\#(sockets)/../escape.sock","remote":"192.168.127.2:80","protocol":"unix"}"#).hasSuffix("403"))
+        #expect(try expose(#"{"local":"\#(sockets)/out/escape.sock","remote":"192.168.127.2:80","protocol":"unix"}"#).hasSuffix("403"))
+        #expect(try expose(#"{"local":"\#(sockets)/web.sock","remote":"192.168.127.2:80","protocol":"unix"}"#).hasSuffix("200"))
+        // Three forwards at most, into its own address.
+        #expect(try expose(#"{"local":":7603","remote":"192.168.127.2:80"}"#).hasSuffix("200"))
+        #expect(try expose(#"{"local":":7604","remote":"192.168.127.2:80"}"#).hasSuffix("200"))
+        #expect(try expose(#"{"local":":7605","remote":"192.168.127.2:80"}"#).hasSuffix("403"))
+        // The host's forward (-ssh-port) is not the guest's to remove; its own are.
+        #expect(try expose(#"{"local":"127.0.0.1:2222"}"#, "unexpose").hasSuffix("404"))
+        #expect(try expose(#"{"local":":7603"}"#, "unexpose").hasSuffix("200"))
+        let listed = try lab.guest.run("curl -s --max-time 5 http://192.168.127.1/services/forwarder/all")
+        #expect(listed.contains("127.0.0.1:7604") && listed.contains("web.sock") && listed.contains("2222"), "\(listed)")
+        let host = try lab.host.run("curl -s --max-time 5 --unix-socket \(lab.work)/vm.sock http://sovnet/services/forwarder/all")
+        #expect(host.contains("127.0.0.1:7604"))
+        // Twenty idle connections from the guest: sixteen are kept, and only for ten seconds.
+        let idle = try Spawned("ip netns exec \(lab.guest.name) python3 -c \(quote(Self.idleConnections))", log: lab.work + "/idle.log")
+        lab.processes.append(idle)
+        #expect(idle.wait(30) != nil)
+        #expect(idle.output.contains("closed at once 4"), "\(idle.output)")
+        #expect(idle.output.contains("closed within 12 s 16"), "\(idle.output)")
+    }
+
+    /// Twenty connections to the gateway's port 80 that send half a request.
+    static let idleConnections = """
+        import socket, time
+        connections = [socket.create_connection(("192.168.127.1", 80), timeout=15) for _ in range(20)]
+        for c in connections:
+            c.sendall(b"GET /services/forwarder/all HTTP/1.1\\r\\nHost: x\\r\\n")
+        def closed(c, wait):
+            c.settimeout(wait)
+            try:
+                return c.recv(100) == b""
+            except (socket.timeout, ConnectionResetError):
+                return isinstance(c, ConnectionResetError)
+        time.sleep(0.5)
+        early = [c for c in connections if closed(c, 0.01)]
+        print("closed at once", len(early))
+        start = time.monotonic()
+        late = [c for c in connections if c not in early and closed(c, max(0.01, 12 - (time.monotonic() - start)))]
+        print("closed within 12 s", len(late))
+        """
+
+    @Test func theGuestAPICanBeTurnedOff() throws {
+        let lab = try ProxyLab("hoff", proxyArguments: { _ in "--no-guest-api" })
+        let answer = try lab.guest.run("curl -s --max-time 5 -o /dev/null -w '%{http_code}' http://192.168.127.1/services/forwarder/all || true")
+        #expect(answer == "000", "\(answer)")
+        #expect(try lab.host.run("curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket \(lab.work)/vm.sock http://sovnet/services/forwarder/all") == "200")
+    }
+
     @Test func localRoutesAreTheHost() throws {
         let lab = try ProxyLab("hloc")
         // The host answers on every address of a local route; a server on 0.0.0.0 would be reached through it.
@@ -169,15 +233,22 @@ struct HostileGuestTests {
         #expect(sent < 2000, "frames sent to guests meanwhile: \(sent)")
     }
 
-    @Test func aGuestsFlowsStayItsOwnAcrossAReconnect() throws {
-        let lab = try ProxyLab("hrec")
-        // A second guest on a persistent tap, so its interface outlives its forwarder.
-        let other = try TestNamespace("svt-hrec2")
-        defer { other.close() }
+    /// A second guest on a persistent tap with a static address, so its
+    /// interface and connections outlive its forwarder; returns the
+    /// namespace and the forwarder's command.
+    func persistentGuest(_ lab: ProxyLab, _ name: String) throws -> (TestNamespace, String) {
+        let other = try TestNamespace(name)
         try other.run("ip tuntap add dev tap0 mode tap && ip link set tap0 address 02:00:00:00:02:01 "
                       + "&& ip addr add 192.168.127.3/24 dev tap0 && ip link set tap0 up && ip route add default via 192.168.127.1")
         let command = "ip netns exec \(other.name) env -i \(CommandLineTests.binary.path) forward -url unix://\(lab.work)/vm.sock "
             + "-iface tap0 -preexisting -mac 02:00:00:00:02:01 -stop-if-exist ''"
+        return (other, command)
+    }
+
+    @Test func aGuestsFlowsStayItsOwnAcrossAReconnect() throws {
+        let lab = try ProxyLab("hrec")
+        let (other, command) = try persistentGuest(lab, "svt-hrec2")
+        defer { other.close() }
         var forward = try Spawned(command, log: lab.work + "/other-1.log")
         lab.processes.append(forward)
         #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
@@ -200,5 +271,26 @@ struct HostileGuestTests {
         // The guest came back: the pushes resume on its new port, all of them in order.
         #expect(ticks.wait(20) != nil)
         #expect(ticks.output.contains("50 ticks"), "\(ticks.output)\n\(lab.proxy.output.suffix(1500))")
+    }
+
+    @Test func aGuestAwayPastTheGraceIsToldItsFlowsEnded() throws {
+        let lab = try ProxyLab("hgone")
+        let (other, command) = try persistentGuest(lab, "svt-hgone2")
+        defer { other.close() }
+        let forward = try Spawned(command, log: lab.work + "/other-1.log")
+        lab.processes.append(forward)
+        #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
+        try lab.server(lab.host, "ticker-server 127.0.0.1 7310 --count 400 --delay 0.1")
+        let ticks = try Spawned("ip netns exec \(other.name) python3 \(ProxyLab.peers) ticks 192.168.127.254 7310 --count 400 --timeout 30",
+                                log: lab.work + "/ticks.log")
+        lab.processes.append(ticks)
+        usleep(1_000_000)
+        forward.stop(SIGKILL)
+        // Longer away than the proxy keeps a departed guest's flows (10 s): when it comes back it gets an RST, at once.
+        usleep(11_500_000)
+        let back = try Spawned(command, log: lab.work + "/other-2.log")
+        lab.processes.append(back)
+        #expect(ticks.wait(5) != nil, "the reading side was left waiting")
+        #expect(ticks.output.contains("ConnectionResetError"), "\(ticks.output)\n\(lab.proxy.output.suffix(1500))")
     }
 }

@@ -24,6 +24,8 @@ import SovnetFuzz
         .stream: ["round-trip", "accepted", "qemu", "vm", "stdio", "serial-host", "serial-guest"],
         .dhcpClient: ["SELECTING", "REQUESTING", "BOUND", "applied", "removed", "STOPPED"],
         .network: ["switched", "gateway-reply", "dns-upstream", "nat", "tcp-flow", "tcp-open", "nat-frame", "tcp-closed"],
+        .switch: ["flood", "reattached", "gateway-reply", "dns-upstream", "dns-limit", "leases", "spoofed", "mac-limit",
+                  "address-taken", "binding-returned", "switched"],
     ]
 
     @Test(arguments: FuzzTarget.allCases)

@@ -64,6 +64,9 @@ public final class TCPFlow {
     // Toward the guest.
     private let initialSequence: UInt32
     private var unacknowledged: UInt32
+    /// The oldest sequence number the guest has not acknowledged: where an
+    /// RST that the guest must take (RFC 5961 §3.2) begins.
+    public var oldestUnacknowledged: UInt32 { unacknowledged }
     private var nextToSend: UInt32
     /// The highest sequence number sent so far (a rewind moves `nextToSend` back).
     private var highestSent: UInt32

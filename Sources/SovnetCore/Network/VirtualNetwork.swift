@@ -121,6 +121,8 @@ public final class VirtualNetwork {
         dns = DNSResolver(zones: local.zones, records: local.records,
                           upstreamCount: configuration.upstreamResolverCount,
                           seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
+        dns.maximumPending = configuration.maximumPendingQueries
+        dns.maximumPendingPerPort = configuration.maximumPendingQueriesPerPort
         for zone in configuration.dnsZones { dns.add(zone) }
     }
 

@@ -40,6 +40,9 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var maximumMACsPerPort = 256
     /// DHCP bindings (offers included, and addresses taken by use) one port may hold.
     public var maximumLeasesPerPort = 16
+    /// DNS queries waiting for an upstream, in all and from one port.
+    public var maximumPendingQueries = 4096
+    public var maximumPendingQueriesPerPort = 256
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),

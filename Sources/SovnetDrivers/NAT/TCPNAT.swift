@@ -249,6 +249,10 @@ final class TCPNAT {
                 settle(id, entry)
             }
             if let left = orphans[id], now - left >= Self.reconnectGrace {
+                if entry.flow.phase != .closed, endedWhileAwayCount < Self.endedWhileAwayLimit {
+                    endedWhileAway[entry.flow.link.mac, default: []].append((entry.flow.key, entry.flow.oldestUnacknowledged))
+                    endedWhileAwayCount += 1
+                }
                 entry.flow.abort(resetGuest: false, because: "the guest went away")
                 settle(id, entry)
             }
@@ -260,6 +264,13 @@ final class TCPNAT {
     static let reconnectGrace: Duration = .seconds(10)
     /// Flows whose guest's port went away, and when.
     private var orphans: [UInt64: ContinuousClock.Instant] = [:]
+    /// Flows ended because their guest stayed away past the grace, by its
+    /// MAC, with the sequence number an RST to the guest begins at: when the
+    /// guest comes back it is told, so that a connection it only reads from
+    /// does not wait for ever.
+    private var endedWhileAway: [MACAddress: [(key: FlowKey, sequence: UInt32)]] = [:]
+    private var endedWhileAwayCount = 0
+    static let endedWhileAwayLimit = 4096
 
     /// A guest's port went away: its flows wait for it on another port.
     func detach(_ port: PortID, now: ContinuousClock.Instant) {
@@ -276,6 +287,16 @@ final class TCPNAT {
             relink(id, entry, to: link)
             entry.flow.resume(now: now)
             settle(id, entry)
+        }
+        guard let ended = endedWhileAway[link.mac] else { return }
+        let (told, kept) = (ended.filter { $0.key.guest == address }, ended.filter { $0.key.guest != address })
+        endedWhileAway[link.mac] = kept.isEmpty ? nil : kept
+        endedWhileAwayCount -= told.count
+        for (key, sequence) in told {
+            let header = TCPHeader(sourcePort: key.remotePort, destinationPort: key.guestPort, sequenceNumber: sequence,
+                                   flags: [.rst], window: 0)
+            context.frames.appendTCP(link, source: key.remote, destination: key.guest, header: header,
+                                     payload: UnsafeRawBufferPointer(start: nil, count: 0))
         }
     }
 

@@ -93,7 +93,8 @@ public final class ControlServer: @unchecked Sendable {
         let fd = try makeListeningSocket(endpoint, mode: mode)
         let channel = try ServerBootstrap(group: group)
             .childChannelInitializer { [self] channel in
-                configure(channel, requester: .host)
+                guard admit(.host) else { return channel.close() }
+                return configure(channel, requester: .host)
             }
             .withBoundSocket(fd)
             .wait()
@@ -106,6 +107,11 @@ public final class ControlServer: @unchecked Sendable {
     /// from it already; from a guest (the gateway's port 80 inside the
     /// virtual network) only /services/forwarder/ is served, as by gvproxy.
     public func adopt(descriptor: Int32, buffered: [UInt8], requester: ForwardRequester = .host) {
+        guard admit(requester) else {
+            logger.debug("control API: \(requester)'s connection closed, too many are open")
+            close(descriptor)
+            return
+        }
         let future = ClientBootstrap(group: group)
             .channelInitializer { [self] channel in
                 configure(channel, requester: requester)
@@ -129,11 +135,10 @@ public final class ControlServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    /// Sets up an API connection, or closes it when the connections are at their bound.
-    private func configure(_ channel: Channel, requester: ForwardRequester) -> EventLoopFuture<Void> {
-        let guest: IPv4Address? = if case .guest(let address) = requester { address } else { nil }
-        let admitted = open.withLockedValue { open -> Bool in
-            guard let guest else {
+    /// Counts a new connection from `requester`; false when its bound is reached.
+    private func admit(_ requester: ForwardRequester) -> Bool {
+        open.withLockedValue { open -> Bool in
+            guard case .guest(let guest) = requester else {
                 guard open.host < Self.maximumConnections else { return false }
                 open.host += 1
                 return true
@@ -144,18 +149,21 @@ public final class ControlServer: @unchecked Sendable {
             open.byGuest[guest, default: 0] += 1
             return true
         }
-        guard admitted else {
-            logger.debug("control API: \(requester)'s connection closed, too many are open")
-            return channel.close()
+    }
+
+    /// Uncounts a connection that closed.
+    private func release(_ requester: ForwardRequester) {
+        open.withLockedValue { open in
+            guard case .guest(let guest) = requester else { return open.host -= 1 }
+            open.guests -= 1
+            let left = open.byGuest[guest, default: 1] - 1
+            open.byGuest[guest] = left > 0 ? left : nil
         }
-        channel.closeFuture.whenComplete { [open] _ in
-            open.withLockedValue { open in
-                guard let guest else { return open.host -= 1 }
-                open.guests -= 1
-                let left = open.byGuest[guest, default: 1] - 1
-                open.byGuest[guest] = left > 0 ? left : nil
-            }
-        }
+    }
+
+    /// Sets up an admitted API connection, uncounted when it closes.
+    private func configure(_ channel: Channel, requester: ForwardRequester) -> EventLoopFuture<Void> {
+        channel.closeFuture.whenComplete { [self] _ in release(requester) }
         return channel.eventLoop.makeCompletedFuture { [shared] in
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
             try channel.pipeline.syncOperations.addHandler(APIHandler(shared: shared, requester: requester))
