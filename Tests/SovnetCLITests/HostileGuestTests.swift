@@ -215,6 +215,23 @@ struct HostileGuestTests {
         #expect((drops["host-address"] ?? 0) >= 1, "\(drops)")
     }
 
+    @Test func flowsStayWithinTheDescriptorLimit() throws {
+        // 1,200 descriptors: 688 for flows of all protocols, 512 kept for everything else.
+        let lab = try ProxyLab("hfd", proxyArguments: { _ in "--max-flows-per-guest 5000" }, proxyPrefix: "prlimit --nofile=1200:1200")
+        #expect(lab.proxy.output.contains("limited to 688 by the descriptor limit"), "\(lab.proxy.output)")
+        try lab.server(lab.host, "echo-server 127.0.0.1 7700")
+        let report = try Spawned("python3 \(Self.hostile) \(lab.work)/vm.sock syn-flood --count 1500 --port 7700 --hold 2",
+                                 log: lab.work + "/flood.log")
+        lab.processes.append(report)
+        #expect(report.wait(60) != nil)
+        let nat = try lab.nat()
+        let open = (nat["tcpStates"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        #expect(open <= 688, "\(nat)")
+        #expect((nat["flowLimitHits"] as? Int ?? 0) >= 700, "\(nat)")
+        #expect(!lab.proxy.output.contains("Too many open files"), "\(lab.proxy.output.suffix(1000))")
+        #expect(try lab.host.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 --unix-socket \(lab.work)/vm.sock http://sovnet/stats") == "200")
+    }
+
     @Test func framesAPlainGuestCannotTakeAreDropped() throws {
         let lab = try ProxyLab("hfrm", forwardArguments: "--no-offload")
         let reconnects = lab.forward.output.components(separatedBy: "connected to").count

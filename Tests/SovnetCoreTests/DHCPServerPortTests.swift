@@ -85,6 +85,21 @@ import Testing
         #expect(server.claim(address, mac: guest, port: PortID(3), now: now) == .held)
     }
 
+    @Test func bindingsThatComeBackStayWithinTheNewPortsLimit() {
+        var server = server(leasesPerPort: 2)
+        #expect(server.claim(IPv4Address(192, 168, 127, 3), mac: guest, port: home, now: now) == .taken)
+        #expect(server.claim(IPv4Address(192, 168, 127, 4), mac: guest, port: home, now: now) == .taken)
+        server.detach(home, now: now)
+        let newcomer = PortID(3)
+        #expect(server.claim(IPv4Address(192, 168, 127, 5), mac: attacker, port: newcomer, now: now) == .taken)
+        server.takeBack(mac: guest, to: newcomer)
+        #expect(server.leaseCount(on: newcomer) == 2 && server.takeMoves().count == 1)
+        var discover = message(guest, .discover)
+        discover.options.requestedIPAddress = IPv4Address(192, 168, 127, 3)
+        _ = server.handle(discover, from: newcomer, now: now)
+        #expect(server.leaseCount(on: newcomer) == 2)
+    }
+
     @Test func aDryPoolReclaimsTheBindingsOfDepartedPorts() {
         var configuration = VirtualNetworkConfiguration(prefixLength: 29, staticBindings: [:])
         configuration.maximumLeasesPerPort = 16

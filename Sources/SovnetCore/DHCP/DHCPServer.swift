@@ -175,10 +175,12 @@ public struct DHCPServer: Sendable {
     }
 
     /// `mac` appeared on `port`: the bindings it left on ports that are gone
-    /// come with it (a forwarder that reconnected, with or without asking DHCP).
+    /// come with it (a forwarder that reconnected, with or without asking
+    /// DHCP), as many as the port may hold.
     public mutating func takeBack(mac: MACAddress, to port: PortID) {
         guard !departed.isEmpty else { return }
         for lease in table.values where lease.mac == mac && departed[lease.port] != nil {
+            guard portCounts[port, default: 0] < configuration.maximumLeasesPerPort else { return }
             move(lease.address, to: port)
         }
     }
@@ -256,7 +258,12 @@ public struct DHCPServer: Sendable {
             guard usable(existing, mac: mac, port: port) else {
                 return (nil, .ignored(reason: "\(mac): its client's binding is held on another port"))
             }
-            if existing.state == .bound || existing.port != port { move(existing.address, to: port) }
+            if existing.port != port {
+                guard portCounts[port, default: 0] < configuration.maximumLeasesPerPort else {
+                    return (nil, .ignored(reason: "\(port) holds \(configuration.maximumLeasesPerPort) bindings already"))
+                }
+                move(existing.address, to: port)
+            }
             if existing.state == .offered { table[existing.address]?.expires = now + configuration.offerHold }
             return (makeReply(to: request, type: .offer, address: existing.address), .offered(existing.address, mac))
         }
