@@ -132,6 +132,14 @@ struct HostileGuestTests {
         let table = try #require(try JSONSerialization.jsonObject(with: Data(cam.utf8)) as? [String: Int])
         #expect(table.count <= 256 + 4, "CAM entries: \(table.count)")
         #expect((try self.drops(lab)["mac-limit"] ?? 0) > 90_000)
+        // The API's reads, 400 of them back to back, do not hold the network up.
+        let reads = try Spawned("ip netns exec \(lab.host.name) sh -c 'for i in $(seq 200); do "
+                                + "curl -s --max-time 2 --unix-socket \(lab.work)/vm.sock http://sovnet/stats >/dev/null; "
+                                + "curl -s --max-time 2 --unix-socket \(lab.work)/vm.sock http://sovnet/cam >/dev/null; done'",
+                                log: lab.work + "/reads.log")
+        lab.processes.append(reads)
+        try expectServing(lab, newGuest: 16, during: "API reads")
+        #expect(reads.wait(60) == 0)
         // 2,000 connections that come and go leave no entries in /stats behind.
         try lab.host.run("python3 -c \"import socket\nfor _ in range(2000):\n s=socket.socket(socket.AF_UNIX);s.connect('\(lab.work)/vm.sock');s.close()\"", seconds: 60)
         #expect(waitUntil(5) { ((try? lab.stats())?["departedPortCount"] as? Int ?? 0) >= 2000 })
