@@ -77,6 +77,18 @@ public final class FrameStreamDecoder {
     /// Bytes received but not yet returned as frames.
     public var bufferedByteCount: Int { end - start }
 
+    /// The most frames one `forEachFrame` call hands out, so that a reader
+    /// serving many connections can turn to the others between calls; the
+    /// rest stay buffered (`hasCompleteFrame`). Not applied on a serial line,
+    /// whose markers are found only while reading on.
+    public var frameBudget = Int.max
+
+    /// Whether a whole frame is buffered already (never on a serial line).
+    public var hasCompleteFrame: Bool {
+        guard marker == nil, isReadingFrames, end - start >= prefix.size else { return false }
+        return end - start - prefix.size >= prefix.load(from: UnsafeRawPointer(storage.baseAddress!) + start)
+    }
+
     /// Whether the request head, if one is expected, has been read.
     public var isReadingFrames: Bool { expectedRequestPath == nil || requestHead != nil }
 
@@ -118,7 +130,8 @@ public final class FrameStreamDecoder {
         }
         var frames = 0
         let base = UnsafeRawPointer(storage.baseAddress!)
-        reading: while end - start >= prefix.size {
+        let budget = marker == nil ? frameBudget : Int.max
+        reading: while end - start >= prefix.size, frames < budget {
             if let marker {
                 if !isSynchronized {
                     guard seek(marker) else { break }

@@ -15,6 +15,7 @@
 // `requestTimeout` of the connection or of the previous answer, so idle
 // and slow (slowloris) connections are closed.
 import Dispatch
+import Foundation
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -26,45 +27,65 @@ import SovnetLink
 import SovnetWire
 
 /// The virtual network behind a lock, for the frame loop and the API, with
-/// what else the API reads of the loop: the NAT's latest statistics and the
-/// way to its port forwards.
+/// what else the API reads of the loop, behind a lock of its own: what the
+/// loop last published (the NAT's statistics and a snapshot of the network)
+/// and the way to its port forwards and checks. A flood keeps the loop, and
+/// so the network's lock, busy; the API's reads then take the published
+/// snapshot (at most `Proxy.publishInterval` old) instead of waiting.
 public final class SharedNetwork: @unchecked Sendable {
-    private let lock = NIOLock()
+    private let lock = NSLock()
     private let network: VirtualNetwork
-    private var natStatistics = NATStatistics()
-    private var portForwarding: PortForwarding?
-    private var guestProbing: GuestProbing?
+    private struct Published {
+        var nat = NATStatistics()
+        var snapshot: ControlAPI.Snapshot?
+        var forwarding: PortForwarding?
+        var probing: GuestProbing?
+    }
+    private let published = NIOLockedValueBox(Published())
 
     public init(_ network: VirtualNetwork) {
         self.network = network
     }
 
     public func withLock<T>(_ body: (VirtualNetwork) throws -> T) rethrows -> T {
-        try lock.withLock { try body(network) }
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(network)
     }
 
-    /// What the API's read-only routes show, taken under the lock and
-    /// encoded outside it.
+    /// What the API's read-only routes show: taken now when the network is
+    /// free, else the one the loop last published; encoded outside any lock.
     public func snapshot() -> ControlAPI.Snapshot {
-        lock.withLock { ControlAPI.Snapshot(network, nat: natStatistics) }
+        let nat = published.withLockedValue { $0.nat }
+        if lock.try() {
+            defer { lock.unlock() }
+            return ControlAPI.Snapshot(network, nat: nat)
+        }
+        return published.withLockedValue { $0.snapshot } ?? withLock { ControlAPI.Snapshot($0, nat: nat) }
+    }
+
+    /// Publishes the NAT's statistics and a snapshot of the network, from the loop.
+    public func publish(nat: NATStatistics) {
+        let snapshot = withLock { ControlAPI.Snapshot($0, nat: nat) }
+        published.withLockedValue {
+            $0.nat = nat
+            $0.snapshot = snapshot
+        }
     }
 
     /// The NAT's statistics as the loop last published them.
-    public var nat: NATStatistics {
-        get { lock.withLock { natStatistics } }
-        set { lock.withLock { natStatistics = newValue } }
-    }
+    public var nat: NATStatistics { published.withLockedValue { $0.nat } }
 
     /// Where the API's forwarder routes go; nil until the loop runs.
     public var forwarding: PortForwarding? {
-        get { lock.withLock { portForwarding } }
-        set { lock.withLock { portForwarding = newValue } }
+        get { published.withLockedValue { $0.forwarding } }
+        set { published.withLockedValue { $0.forwarding = newValue } }
     }
 
     /// Where the API's check routes go; nil until the loop runs.
     public var probing: GuestProbing? {
-        get { lock.withLock { guestProbing } }
-        set { lock.withLock { guestProbing = newValue } }
+        get { published.withLockedValue { $0.probing } }
+        set { published.withLockedValue { $0.probing = newValue } }
     }
 }
 

@@ -4,8 +4,11 @@
 // control API. Each guest connection is a port of the `VirtualNetwork` core;
 // a batch of frames read from one port is handed to the core, and what it
 // decides (forward to other ports, frames the gateway made, packets for the
-// NAT) is carried out before the next read. Frames the NAT made for guests
-// are sent once per loop turn, each port's with one call.
+// NAT) is carried out before the next read. A batch is at most
+// `framesPerTurn` frames: a port with more buffered is served again on the
+// next turn, after the other ports, listeners and the mailbox had theirs, so
+// a flooding guest cannot keep the loop from them. Frames the NAT made for
+// guests are sent once per loop turn, each port's with one call.
 //
 // The loop's timeout is the nearest of the network core's deadline (DNS
 // retries), the NAT's timer tick, and the next publication of statistics.
@@ -51,6 +54,10 @@ public final class Proxy {
     private var stopping = false
     /// Guests whose connection has a backlog (watched for writability).
     private var blockedPorts: Set<PortID> = []
+    /// Guests with whole frames still buffered after their turn.
+    private var pendingPorts: Set<PortID> = []
+    /// The most frames of one guest handled in one turn of the loop.
+    private static let framesPerTurn = 256
     /// Guests whose frames carry virtio-net headers (`OffloadLink`).
     private var offloadPorts: Set<PortID> = []
     /// Segments cut in software for plain guests in the current batch,
@@ -152,6 +159,9 @@ public final class Proxy {
                 unpublished = true
                 try handle(token, events)
             }
+            for port in pendingPorts.sorted() where pendingPorts.remove(port) != nil {
+                if !serve(port), try disconnect(port) { stopping = true }
+            }
             let now = ContinuousClock.now
             if let deadline = shared.withLock({ $0.nextDeadline }), now >= deadline {
                 perform(shared.withLock { $0.tick(now: now) })
@@ -165,7 +175,7 @@ public final class Proxy {
             if unpublished, now - published >= Self.publishInterval {
                 published = now
                 unpublished = false
-                shared.nat = nat.statistics
+                shared.publish(nat: nat.statistics)
             }
         }
         return 0
@@ -203,7 +213,7 @@ public final class Proxy {
 
     /// Milliseconds until the next deadline, or -1.
     private func timeout() -> Int32 {
-        if nat.hasWork { return 0 }
+        if nat.hasWork || !pendingPorts.isEmpty { return 0 }
         var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
         if unpublished { deadlines.append(published + Self.publishInterval) }
         guard let deadline = deadlines.min() else { return -1 }
@@ -316,6 +326,7 @@ public final class Proxy {
     private func accept(_ index: Int) {
         do {
             let connection = try listeners[index].listener.accept()
+            (connection as? StreamFrameConnection)?.decoder.frameBudget = Self.framesPerTurn
             let port = shared.withLock { $0.attach() }
             guests[port] = (connection, index)
             try epoll.add(connection.readDescriptor, [.readable], token: LoopToken.guest(port.rawValue).rawValue)
@@ -363,6 +374,7 @@ public final class Proxy {
             warnings.warning("guest-read", "\(port): \(error)")
             return false
         }
+        if stream?.decoder.hasCompleteFrame == true { pendingPorts.insert(port) }
         for change in changes { follow(change, now: now) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
@@ -538,6 +550,7 @@ public final class Proxy {
         guard let guest = guests.removeValue(forKey: port) else { return false }
         epoll.remove(guest.connection.readDescriptor)
         offloadPorts.remove(port)
+        pendingPorts.remove(port)
         if blockedPorts.remove(port) != nil {
             if guest.connection.sendDescriptor != guest.connection.readDescriptor { epoll.remove(guest.connection.sendDescriptor) }
             nat.setBlocked(port, false)

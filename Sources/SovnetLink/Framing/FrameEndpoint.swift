@@ -89,6 +89,9 @@ public struct DropCounters: Sendable, Equatable {
     public var noPeer = 0
     /// Frames not sent because the peer was not reading and the backlog was full.
     public var backlogFull = 0
+    /// Frames a tap refused (EINVAL: a virtio-net header the kernel does not
+    /// take, a length it cannot carry); the rest of the batch still goes.
+    public var refused = 0
 }
 
 /// How many bytes of frames a connection keeps for a peer that is not reading.

@@ -87,25 +87,27 @@ public final class StreamFrameConnection: FrameEndpoint {
     }
 
     public func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus {
-        let space = decoder.writableSpace
-        var count: Int
-        repeat {
-            count = read(readDescriptor, space.baseAddress, space.count)
-        } while count < 0 && errno == EINTR
-        if count < 0 {
-            if errno == EAGAIN { return .wouldBlock }
-            throw LinkError.lastError("read")
-        }
-        if count == 0 {
-            do throws(FramingError) {
-                try decoder.finish()
-            } catch {
-                logger.warning("closing \(framing) connection: \(error)")
-                throw LinkError.framing(error)
+        if !decoder.hasCompleteFrame {
+            let space = decoder.writableSpace
+            var count: Int
+            repeat {
+                count = read(readDescriptor, space.baseAddress, space.count)
+            } while count < 0 && errno == EINTR
+            if count < 0 {
+                if errno == EAGAIN { return .wouldBlock }
+                throw LinkError.lastError("read")
             }
-            return .closed
+            if count == 0 {
+                do throws(FramingError) {
+                    try decoder.finish()
+                } catch {
+                    logger.warning("closing \(framing) connection: \(error)")
+                    throw LinkError.framing(error)
+                }
+                return .closed
+            }
+            decoder.commit(count)
         }
-        decoder.commit(count)
         do {
             let frames: Int
             if decoder.offloadRequestPath != nil, !offloadAnswered {

@@ -126,16 +126,11 @@ public final class TapDevice: FrameEndpoint {
     }
 
     /// Writes each frame; a tap takes one frame per write. With virtio-net
-    /// headers, each frame must start with its header.
+    /// headers, each frame must start with its header. A frame the kernel
+    /// refuses (EINVAL) is counted in `drops.refused`; only a failing tap throws.
     public func send(_ frames: [UnsafeRawBufferPointer]) throws {
         for frame in frames {
-            while write(readDescriptor, frame.baseAddress, frame.count) < 0 {
-                switch errno {
-                case EINTR: continue
-                case EAGAIN: try Descriptor.waitWritable(readDescriptor)
-                default: throw LinkError.lastError("write \(name)")
-                }
-            }
+            try deliver { write(readDescriptor, frame.baseAddress, frame.count) }
         }
     }
 
@@ -148,13 +143,22 @@ public final class TapDevice: FrameEndpoint {
                            iovec(iov_base: nil, iov_len: 0)]
             for frame in frames {
                 vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
-                while writev(readDescriptor, vectors, 2) < 0 {
-                    switch errno {
-                    case EINTR: continue
-                    case EAGAIN: try Descriptor.waitWritable(readDescriptor)
-                    default: throw LinkError.lastError("write \(name)")
-                    }
-                }
+                try deliver { writev(readDescriptor, vectors, 2) }
+            }
+        }
+    }
+
+    /// Repeats one frame's write until the tap takes it; a frame the kernel
+    /// refuses is counted and skipped.
+    private func deliver(_ write: () -> Int) throws {
+        while write() < 0 {
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: try Descriptor.waitWritable(readDescriptor)
+            case EINVAL:
+                drops.refused += 1
+                return
+            default: throw LinkError.lastError("write \(name)")
             }
         }
     }
