@@ -216,6 +216,22 @@ struct HostileGuestTests {
         #expect(try lab.host.run("curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket \(lab.work)/vm.sock http://sovnet/services/forwarder/all") == "200")
     }
 
+    @Test func anAPIConnectionIsSentNoFramesBeforeItsRequest() throws {
+        let lab = try ProxyLab("hhead")
+        // The guest broadcasts while an API client connects to -listen and waits a second before its request.
+        let broadcasts = try Spawned("ip netns exec \(lab.guest.name) ping -b -c 40 -i 0.05 192.168.127.255", log: lab.work + "/ping.log")
+        lab.processes.append(broadcasts)
+        let answer = try lab.host.run("python3 -c \(quote("""
+            import socket, time
+            s = socket.socket(socket.AF_UNIX)
+            s.connect("\(lab.work)/vm.sock")
+            time.sleep(1)
+            s.sendall(b"GET /stats HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            print(s.recv(12))
+            """))")
+        #expect(answer.contains("b'HTTP/1.1 200'"), "\(answer)")
+    }
+
     @Test func localRoutesAreTheHost() throws {
         let lab = try ProxyLab("hloc")
         // The host answers on every address of a local route; a server on 0.0.0.0 would be reached through it.

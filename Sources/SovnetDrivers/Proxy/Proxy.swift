@@ -56,6 +56,9 @@ public final class Proxy {
     private var blockedPorts: Set<PortID> = []
     /// Guests with whole frames still buffered after their turn.
     private var pendingPorts: Set<PortID> = []
+    /// `-listen` connections whose request head has not come yet: they may
+    /// turn out to be API requests, so no frame is sent to them until then.
+    private var awaitingHead: Set<PortID> = []
     /// The most frames of one guest handled in one turn of the loop.
     private static let framesPerTurn = 256
     /// Guests whose frames carry virtio-net headers (`OffloadLink`).
@@ -328,6 +331,7 @@ public final class Proxy {
             let connection = try listeners[index].listener.accept()
             (connection as? StreamFrameConnection)?.decoder.frameBudget = Self.framesPerTurn
             let port = shared.withLock { $0.attach() }
+            if (connection as? StreamFrameConnection)?.decoder.isReadingFrames == false { awaitingHead.insert(port) }
             guests[port] = (connection, index)
             try epoll.add(connection.readDescriptor, [.readable], token: LoopToken.guest(port.rawValue).rawValue)
             if listeners[index].single, listeners[index].listener.descriptor >= 0 {
@@ -375,6 +379,7 @@ public final class Proxy {
             return false
         }
         if stream?.decoder.hasCompleteFrame == true { pendingPorts.insert(port) }
+        if stream?.decoder.isReadingFrames == true { awaitingHead.remove(port) }
         for change in changes { follow(change, now: now) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
@@ -470,6 +475,7 @@ public final class Proxy {
     /// the API server takes the socket and the bytes read so far.
     private func handOverToAPI(_ port: PortID) {
         guard let guest = guests.removeValue(forKey: port) else { return }
+        awaitingHead.remove(port)
         epoll.remove(guest.connection.readDescriptor)
         shared.withLock { $0.forget(port, now: .now) }
         logger.debug("connection on \(port) is a control API request")
@@ -500,7 +506,7 @@ public final class Proxy {
     /// take now waits in the connection's backlog, the port is watched for
     /// writability, and the NAT holds back flows toward it meanwhile.
     private func transmit(_ frames: [UnsafeRawBufferPointer], to port: PortID) {
-        guard let guest = guests[port] else { return }
+        guard let guest = guests[port], !awaitingHead.contains(port) else { return }
         do {
             try guest.connection.enqueue(frames)
         } catch {
@@ -551,6 +557,7 @@ public final class Proxy {
         epoll.remove(guest.connection.readDescriptor)
         offloadPorts.remove(port)
         pendingPorts.remove(port)
+        awaitingHead.remove(port)
         if blockedPorts.remove(port) != nil {
             if guest.connection.sendDescriptor != guest.connection.readDescriptor { epoll.remove(guest.connection.sendDescriptor) }
             nat.setBlocked(port, false)
