@@ -234,7 +234,20 @@ public final class VirtualNetwork {
             macCounts[port, default: 0] += 1
             dhcp.takeBack(mac: source, to: port)
         }
-        if let refusal = checkSource(ethernet, port: port, now: now) {
+        // IPv4 and ARP are parsed once, here, for the source check and the gateway both.
+        var ip: IPv4View?
+        var arp: ARPPacket?
+        switch ethernet.etherType {
+        case .ipv4:
+            ip = try? IPv4View(ethernet.payload, verifyChecksum: false)
+            if ip == nil { return counters.drop(.malformedIPv4) }
+        case .arp:
+            arp = try? ARPPacket.parse(ethernet.payload)
+            if arp == nil { return counters.drop(.malformedARP) }
+        default:
+            break
+        }
+        if let refusal = checkSource(ethernet, ip: ip, arp: arp, port: port, now: now) {
             counters.drop(refusal)
             return
         }
@@ -247,9 +260,9 @@ public final class VirtualNetwork {
         if destination.isMulticast {
             let others = ports.filter { $0 != port }.sorted()
             if !others.isEmpty { deliveries.append(.forward(others)) }
-            gateway(ethernet, from: port, now: now, into: &deliveries)
+            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries)
         } else if destination == configuration.gatewayMAC {
-            gateway(ethernet, from: port, now: now, into: &deliveries)
+            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries)
         } else if let owner = macTable[destination], ports.contains(owner) {
             if owner != port { deliveries.append(.forward([owner])) }
         } else {
@@ -277,20 +290,18 @@ public final class VirtualNetwork {
 
     /// Why a frame's IPv4 source or ARP sender may not be used on `port`, if
     /// it may not (see the top of the file); nil for other EtherTypes.
-    private func checkSource(_ ethernet: EthernetView, port: PortID, now: ContinuousClock.Instant) -> DropReason? {
-        switch ethernet.etherType {
-        case .ipv4:
-            guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: false) else { return .malformedIPv4 }
+    private func checkSource(_ ethernet: EthernetView, ip: IPv4View?, arp: ARPPacket?, port: PortID,
+                             now: ContinuousClock.Instant) -> DropReason? {
+        if let ip {
             if ip.source == .any { return Self.isDHCPToServer(ip) ? nil : .spoofedAddress }
             return mayUse(ip.source, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
-        case .arp:
-            guard let arp = try? ARPPacket.parse(ethernet.payload) else { return .malformedARP }
+        }
+        if let arp {
             guard arp.senderMAC == ethernet.source else { return .spoofedAddress }
             if arp.senderIP == .any { return nil }
             return mayUse(arp.senderIP, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
-        default:
-            return nil
         }
+        return nil
     }
 
     /// A DHCP client's message to the server (UDP to port 67), the one thing
@@ -348,24 +359,19 @@ public final class VirtualNetwork {
 
     // MARK: The gateway
 
-    private func gateway(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
-                         into deliveries: inout [Delivery]) {
-        switch ethernet.etherType {
-        case .arp:
-            deliveries += arp(ethernet, from: port)
-        case .ipv4:
-            ipv4(ethernet, from: port, now: now, into: &deliveries)
-        default:
+    private func gateway(_ ethernet: EthernetView, ip: IPv4View?, arp request: ARPPacket?, from port: PortID,
+                         now: ContinuousClock.Instant, into deliveries: inout [Delivery]) {
+        if let request {
+            deliveries += arp(request, ethernet, from: port)
+        } else if let ip {
+            ipv4(ip, ethernet, from: port, now: now, into: &deliveries)
+        } else if ethernet.destination == configuration.gatewayMAC {
             // Multicast IPv6 and the like were switched already; the gateway does not speak them.
-            if ethernet.destination == configuration.gatewayMAC { counters.drop(.unknownEtherType) }
+            counters.drop(.unknownEtherType)
         }
     }
 
-    private func arp(_ ethernet: EthernetView, from port: PortID) -> [Delivery] {
-        guard let request = try? ARPPacket.parse(ethernet.payload) else {
-            counters.drop(.malformedARP)
-            return []
-        }
+    private func arp(_ request: ARPPacket, _ ethernet: EthernetView, from port: PortID) -> [Delivery] {
         let owned = request.targetIP == configuration.gatewayAddress
             || configuration.virtualAddresses.contains(request.targetIP)
         guard request.operation == .request, owned, !request.isGratuitous else {
@@ -381,13 +387,11 @@ public final class VirtualNetwork {
         return [.send(out, to: port)]
     }
 
-    private func ipv4(_ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
+    /// An IPv4 packet for the gateway (parsed, its header checksum not yet checked).
+    private func ipv4(_ ip: IPv4View, _ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
                       into deliveries: inout [Delivery]) {
-        let ip: IPv4View
-        do {
-            ip = try IPv4View(ethernet.payload)
-        } catch {
-            counters.drop(error.kind == .badChecksum ? .badChecksum : .malformedIPv4)
+        guard InternetChecksum.of(UnsafeRawBufferPointer(rebasing: ip.bytes[..<ip.headerLength])) == 0 else {
+            counters.drop(.badChecksum)
             return
         }
         let forGateway = ip.destination == configuration.gatewayAddress
