@@ -279,41 +279,44 @@ struct HostileGuestTests {
         #expect(sent < 2000, "frames sent to guests meanwhile: \(sent)")
     }
 
-    /// A second guest on a persistent tap with a static address, so its
-    /// interface and connections outlive its forwarder; returns the
-    /// namespace and the forwarder's command.
-    func persistentGuest(_ lab: ProxyLab, _ name: String) throws -> (TestNamespace, String) {
+    /// A second guest on a persistent tap with a static address (its
+    /// interface and connections outlive its forwarder), its forwarder
+    /// connected, and a reader of a ticker-server on the host's `port`
+    /// (`count` lines a tenth of a second apart). Returns the namespace, the
+    /// forwarder's command (to start it again), the forwarder and the reader.
+    func pushedToAPersistentGuest(_ lab: ProxyLab, _ name: String, port: Int, count: Int, timeout: Int) throws
+        -> (TestNamespace, String, Spawned, Spawned) {
         let other = try TestNamespace(name)
         try other.run("ip tuntap add dev tap0 mode tap && ip link set tap0 address 02:00:00:00:02:01 "
                       + "&& ip addr add 192.168.127.3/24 dev tap0 && ip link set tap0 up && ip route add default via 192.168.127.1")
         let command = "ip netns exec \(other.name) env -i \(CommandLineTests.binary.path) forward -url unix://\(lab.work)/vm.sock "
             + "-iface tap0 -preexisting -mac 02:00:00:00:02:01 -stop-if-exist ''"
-        return (other, command)
+        let forward = try Spawned(command, log: lab.work + "/other-1.log")
+        lab.processes.append(forward)
+        #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
+        try lab.server(lab.host, "ticker-server 127.0.0.1 \(port) --count \(count) --delay 0.1")
+        let ticks = try Spawned("ip netns exec \(other.name) python3 \(ProxyLab.peers) ticks 192.168.127.254 \(port) "
+                                + "--count \(count) --timeout \(timeout)", log: lab.work + "/ticks.log")
+        lab.processes.append(ticks)
+        return (other, command, forward, ticks)
     }
 
     @Test func aGuestsFlowsStayItsOwnAcrossAReconnect() throws {
         let lab = try ProxyLab("hrec")
-        let (other, command) = try persistentGuest(lab, "svt-hrec2")
-        defer { other.close() }
-        var forward = try Spawned(command, log: lab.work + "/other-1.log")
-        lab.processes.append(forward)
-        #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
-        let address = "192.168.127.3"
         // A host service that only pushes: a line every 100 ms, 50 in all.
-        try lab.server(lab.host, "ticker-server 127.0.0.1 7300 --count 50 --delay 0.1")
-        let ticks = try Spawned("ip netns exec \(other.name) python3 \(ProxyLab.peers) ticks 192.168.127.254 7300 --count 50 --timeout 15",
-                                log: lab.work + "/ticks.log")
-        lab.processes.append(ticks)
+        let (other, command, first, ticks) = try pushedToAPersistentGuest(lab, "svt-hrec2", port: 7300, count: 50, timeout: 15)
+        defer { other.close() }
+        let address = "192.168.127.3"
         usleep(1_000_000)
-        forward.stop(SIGKILL)
+        first.stop(SIGKILL)
         // Meanwhile another port claims the address with its own MAC and acknowledges the flow: it gets nothing.
         let flows = try other.run("ss -Htn dst 192.168.127.254:7300")
         let guestPort = try #require(flows.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first?
             .split(separator: ":").last.flatMap { Int($0) }, "\(flows)")
         let hijack = try attack(lab, "hijack --count 5 --address \(address) --guest-port \(guestPort) --port 7300", newGuest: 15)
         #expect(hijack["tcp-data"] == nil, "\(hijack)")
-        forward = try Spawned(command, log: lab.work + "/other-2.log")
-        lab.processes.append(forward)
+        let back = try Spawned(command, log: lab.work + "/other-2.log")
+        lab.processes.append(back)
         // The guest came back: the pushes resume on its new port, all of them in order.
         #expect(ticks.wait(20) != nil)
         #expect(ticks.output.contains("50 ticks"), "\(ticks.output)\n\(lab.proxy.output.suffix(1500))")
@@ -321,15 +324,8 @@ struct HostileGuestTests {
 
     @Test func aGuestAwayPastTheGraceIsToldItsFlowsEnded() throws {
         let lab = try ProxyLab("hgone")
-        let (other, command) = try persistentGuest(lab, "svt-hgone2")
+        let (other, command, forward, ticks) = try pushedToAPersistentGuest(lab, "svt-hgone2", port: 7310, count: 400, timeout: 30)
         defer { other.close() }
-        let forward = try Spawned(command, log: lab.work + "/other-1.log")
-        lab.processes.append(forward)
-        #expect(waitUntil(5) { forward.output.contains("connected to") }, "\(forward.output)")
-        try lab.server(lab.host, "ticker-server 127.0.0.1 7310 --count 400 --delay 0.1")
-        let ticks = try Spawned("ip netns exec \(other.name) python3 \(ProxyLab.peers) ticks 192.168.127.254 7310 --count 400 --timeout 30",
-                                log: lab.work + "/ticks.log")
-        lab.processes.append(ticks)
         usleep(1_000_000)
         forward.stop(SIGKILL)
         // Longer away than the proxy keeps a departed guest's flows (10 s): when it comes back it gets an RST, at once.

@@ -6,7 +6,7 @@
 import Logging
 
 /// Logs warnings by kind, at most `burst` of a kind per `interval`.
-final class WarningLimiter: @unchecked Sendable {
+final class WarningLimiter {
     private let logger: Logger
     let burst: Int
     let interval: Duration
