@@ -6,8 +6,8 @@ import SovnetDrivers
 import SovnetLink
 import SovnetWire
 
-/// `sovnet proxy`, flag-compatible with gvproxy for the flags it has so far:
-/// each is accepted with one dash (`-listen`) as well as two.
+/// `sovnet proxy`, flag-compatible with gvproxy: each of gvproxy's flags is
+/// accepted with one dash (`-listen`), as gvproxy spells them, or two.
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
@@ -34,6 +34,10 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("listen-serial"),
             help: "Accept hypervisors carrying a guest's serial line (sovnet forward -url serial:///dev/hvc1): unix:///PATH.")
     var listenSerial: [String] = []
+
+    @Option(name: [.customLong("listen-vpnkit", withSingleDash: true), .customLong("listen-vpnkit")],
+            help: "HyperKit's VPNKit socket: refused, HyperKit runs only on macOS.")
+    var listenVpnkit: String?
 
     @Option(name: [.customLong("listen-bess", withSingleDash: true), .customLong("listen-bess")],
             help: "Accept one guest over SOCK_SEQPACKET: unixpacket:///PATH.")
@@ -63,6 +67,10 @@ struct ProxyCommand: ParsableCommand {
             help: "The gateway's address (default: the subnet's first).")
     var gatewayIP: String?
 
+    @Option(name: [.customLong("deviceIP", withSingleDash: true), .customLong("deviceIP")],
+            help: "The guest's address: the static lease of 5a:94:ef:e4:0c:ee and -ssh-port's target (default: the subnet's .2).")
+    var deviceIP: String?
+
     @Option(name: [.customLong("hostIP", withSingleDash: true), .customLong("hostIP")],
             help: "The host alias the gateway answers ARP for, named host.containers.internal (default: the subnet's .254).")
     var hostIP: String?
@@ -84,6 +92,21 @@ struct ProxyCommand: ParsableCommand {
 
     @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Log every frame.")
     var debug = false
+
+    @Option(name: [.customLong("notification", withSingleDash: true), .customLong("notification")],
+            help: "Tell a supervisor listening on unix:///PATH of readiness and guests, in gvproxy's JSON messages.")
+    var notification: String?
+
+    @Flag(name: [.customLong("ec2-metadata-access", withSingleDash: true), .customLong("ec2-metadata-access")],
+          help: "Let guests reach the cloud metadata service, 169.254.169.254, over TCP.")
+    var ec2MetadataAccess = false
+
+    @Flag(name: .customLong("expose-loopback-only"),
+          help: "Bind port forwards to loopback only: ':PORT' means 127.0.0.1, not every host address as in gvproxy.")
+    var exposeLoopbackOnly = false
+
+    @Flag(name: [.customLong("version", withSingleDash: true)], help: "Print the version and exit.")
+    var version = false
 
     @Flag(name: .customLong("exit-on-disconnect"),
           help: "Exit when the guest of a single-guest listener disconnects (gvproxy's behaviour).")
@@ -157,7 +180,10 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("flow-idle-timeout"), help: "Seconds a UDP or ICMP echo flow lives without traffic. (default: 60)")
     var flowIdleTimeout = 60
 
-    func validate() throws {
+    /// Checks the flags' values. Called from `run`, not as ArgumentParser's
+    /// `validate`, which runs before an unknown flag is reported: an unknown
+    /// flag must be the first thing a user hears of.
+    func check() throws {
         if !(sshPort == -1 || (1...65535).contains(sshPort)) { throw ValidationError("-ssh-port must be a port or -1") }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
         if maxFlowsPerGuest < 1 { throw ValidationError("--max-flows-per-guest must be at least 1") }
@@ -165,9 +191,11 @@ struct ProxyCommand: ParsableCommand {
         if maxLeasesPerGuest < 1 { throw ValidationError("--max-leases-per-guest must be at least 1") }
         if maxMACsPerGuest < 1 { throw ValidationError("--max-macs-per-guest must be at least 1") }
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
-        if listen.isEmpty, listenSerial.isEmpty, listenQemu == nil, listenBess == nil, listenVfkit == nil, listenStdio == nil,
-           services.isEmpty {
-            throw ValidationError("nothing to listen on: give -listen, --listen-serial, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
+        if listenVpnkit != nil {
+            throw ValidationError("-listen-vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS); use -listen-qemu, -listen-vfkit or -listen")
+        }
+        if let notification, !notification.hasPrefix("unix://") {
+            throw ValidationError("-notification must be a unix:// address, not '\(notification)'")
         }
         if let mtu, !(576...65521).contains(mtu) { throw ValidationError("-mtu must be between 576 and 65521 (a frame must fit the 16-bit framing)") }
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
@@ -176,35 +204,49 @@ struct ProxyCommand: ParsableCommand {
     }
 
     /// The virtual network: gvproxy's defaults, then the -config file, then
-    /// -subnet, -gatewayIP, -hostIP and -mtu.
+    /// -subnet, -gatewayIP, -deviceIP, -hostIP and -mtu.
     func networkConfiguration(file: GvproxyConfiguration?) throws -> VirtualNetworkConfiguration {
         var configuration = VirtualNetworkConfiguration()
-        try file?.apply(to: &configuration)
+        file?.apply(to: &configuration)
         if let mtu { configuration.mtu = mtu }
         if let leaseTime { configuration.leaseTime = leaseTime }
         configuration.maximumLeasesPerPort = maxLeasesPerGuest
         configuration.maximumMACsPerPort = maxMACsPerGuest
-        guard subnet != nil || gatewayIP != nil || hostIP != nil else { return configuration }
-        let subnet = self.subnet ?? "\(configuration.network)/\(configuration.prefixLength)"
-        let parts = subnet.split(separator: "/")
-        guard parts.count == 2, let base = IPv4Address(parts[0]), let prefix = Int(parts[1]), (8...30).contains(prefix) else {
-            throw ValidationError("-subnet wants ADDRESS/PREFIX with a prefix from 8 to 30, not '\(subnet)'")
+        let prefix: Int
+        let network: IPv4Address
+        if let subnet {
+            let parts = subnet.split(separator: "/")
+            guard parts.count == 2, let base = IPv4Address(parts[0]), let length = Int(parts[1]), (8...29).contains(length) else {
+                throw ValidationError("-subnet wants ADDRESS/PREFIX with a prefix from 8 to 29, not '\(subnet)'")
+            }
+            prefix = length
+            network = base.masked(prefixLength: length)
+            configuration.prefixLength = prefix
+            configuration.gatewayAddress = IPv4Address(rawValue: network.rawValue + 1)
+            let last = IPv4Address(rawValue: (network.rawValue | ~IPv4Address.mask(prefixLength: prefix).rawValue) - 1)
+            configuration.hostAddress = last
+            configuration.virtualAddresses = [last]
+            if file?.staticLeases == nil {
+                configuration.staticBindings = configuration.staticBindings.mapValues { _ in IPv4Address(rawValue: network.rawValue + 2) }
+            }
+        } else {
+            prefix = configuration.prefixLength
+            network = configuration.network
         }
-        let network = base.masked(prefixLength: prefix)
-        func address(_ text: String?, _ flag: String, default offset: UInt32) throws -> IPv4Address {
-            guard let text else { return IPv4Address(rawValue: network.rawValue + offset) }
+        func address(_ text: String?, _ flag: String) throws -> IPv4Address? {
+            guard let text else { return nil }
             guard let value = IPv4Address(text), value.masked(prefixLength: prefix) == network else {
-                throw ValidationError("\(flag) must be an address in \(subnet), not '\(text)'")
+                throw ValidationError("\(flag) must be an address in \(network)/\(prefix), not '\(text)'")
             }
             return value
         }
-        let lastHost = (UInt32(1) << UInt32(32 - prefix)) - 2
-        configuration.gatewayAddress = try address(gatewayIP, "-gatewayIP", default: 1)
-        configuration.hostAddress = try address(hostIP, "-hostIP", default: min(254, lastHost))
-        configuration.prefixLength = prefix
-        configuration.virtualAddresses = [configuration.hostAddress]
-        if file?.dhcpStaticLeases == nil {
-            configuration.staticBindings = [MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE): IPv4Address(rawValue: network.rawValue + 2)]
+        if let gateway = try address(gatewayIP, "-gatewayIP") { configuration.gatewayAddress = gateway }
+        if let host = try address(hostIP, "-hostIP") {
+            configuration.hostAddress = host
+            configuration.virtualAddresses = [host]
+        }
+        if let device = try address(deviceIP, "-deviceIP") {
+            configuration.staticBindings = configuration.staticBindings.mapValues { _ in device }
         }
         return configuration
     }
@@ -218,12 +260,14 @@ struct ProxyCommand: ParsableCommand {
         configuration.maximumFlows = maxFlows
         configuration.maximumFlowsPerGuest = maxFlowsPerGuest
         configuration.idleTimeout = .seconds(flowIdleTimeout)
+        configuration.exposeLoopbackOnly = exposeLoopbackOnly
         do {
             if sshPort != -1 {
                 let guest = network.staticBindings.values.min() ?? IPv4Address(rawValue: network.network.rawValue + 2)
                 configuration.forwards.append(try PortForward(kind: .tcp, local: "127.0.0.1:\(sshPort)", remote: "\(guest):22"))
             }
-            try file?.apply(to: &configuration)
+            file?.apply(to: &configuration)
+            if ec2MetadataAccess { configuration.policy.allowMetadataService = true }
             for text in nat {
                 let parts = text.split(separator: "=")
                 guard parts.count == 2, let virtual = IPv4Address(parts[0]), let host = IPv4Address(parts[1]) else {
@@ -238,36 +282,49 @@ struct ProxyCommand: ParsableCommand {
             }
         } catch let error as PortForwardError {
             throw ValidationError(error.description)
-        } catch let problem as GvproxyConfiguration.Problem {
-            throw ValidationError("\(config ?? ""): \(problem)")
         }
         return configuration
     }
 
-    func run() throws {
-        var file: GvproxyConfiguration?
-        if let config {
-            let text: String
-            do {
-                text = try String(contentsOfFile: config, encoding: .utf8)
-            } catch {
-                throw ValidationError("cannot read -config \(config): \(error.localizedDescription)")
-            }
-            do {
-                file = try GvproxyConfiguration.parse(text)
-            } catch {
-                throw ValidationError("\(config): \(error)")
-            }
+    /// Reads the -config file, if one is given.
+    func readConfiguration() throws -> GvproxyConfiguration? {
+        guard let config else { return nil }
+        let text: String
+        do {
+            text = try String(contentsOfFile: config, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read -config \(config): \(String(cString: strerror(errno)))")
         }
+        do {
+            let file = try GvproxyConfiguration.parse(text)
+            guard file.sshForwards.isEmpty else {
+                throw ValidationError("\(config): forwards: unix socket forwards over SSH are not supported yet")
+            }
+            if file.interfaces.vpnkit != nil {
+                throw ValidationError("\(config): interfaces.vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS)")
+            }
+            return file
+        } catch let problem as ConfigurationProblem {
+            throw ValidationError("\(config): \(problem)")
+        }
+    }
+
+    func run() throws {
+        if version {
+            print("sovnet proxy version \(Sovnet.version) (gvproxy-compatible)")
+            return
+        }
+        try check()
+        let file = try readConfiguration()
+        let logFile = self.logFile ?? file?.logFile
         if let logFile {
             let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw ValidationError("cannot open -log-file \(logFile): \(String(cString: strerror(errno)))") }
             dup2(fd, 2)
             close(fd)
         }
-        let debug = self.debug || file?.debug == true
-        let level: Logger.Level = debug ? .debug : .info
-        bootstrapLogging(level: level)
+        let debug = self.debug || file?.debug == true || file?.logLevel == .debug || file?.logLevel == .trace
+        bootstrapLogging(level: self.debug ? .debug : file?.logLevel ?? (debug ? .debug : .info))
         func endpoint(_ url: String) throws -> Endpoint {
             do {
                 return try Endpoint(url: url)
@@ -275,11 +332,20 @@ struct ProxyCommand: ParsableCommand {
                 throw ValidationError(error.description)
             }
         }
+        let interfaces = file?.interfaces
         var single: [(Endpoint, Framing)] = []
-        if let listenQemu { single.append((try endpoint(listenQemu), .qemu)) }
-        if let listenBess { single.append((try endpoint(listenBess), .bess)) }
-        if let listenVfkit { single.append((try endpoint(listenVfkit), .vfkit)) }
-        if listenStdio != nil { single.append((.stdio, .stdio)) }
+        if let qemu = listenQemu ?? interfaces?.qemu { single.append((try endpoint(qemu), .qemu)) }
+        if let bess = listenBess ?? interfaces?.bess { single.append((try endpoint(bess), .bess)) }
+        if let vfkit = listenVfkit ?? interfaces?.vfkit { single.append((try endpoint(vfkit), .vfkit)) }
+        if let stdio = listenStdio ?? interfaces?.stdio {
+            guard stdio == "accept" else { throw ValidationError("-listen-stdio takes 'accept'") }
+            single.append((.stdio, .stdio))
+        }
+        let listen = self.listen.isEmpty ? file?.listen ?? [] : self.listen
+        let services = self.services.isEmpty ? file?.services.map { [$0] } ?? [] : self.services
+        if listen.isEmpty, listenSerial.isEmpty, single.isEmpty, services.isEmpty {
+            throw ValidationError("nothing to listen on: give -listen, --listen-serial, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
+        }
         var upstreams: [(IPv4Address, UInt16)] = []
         for text in dnsUpstream {
             let parts = text.split(separator: ":")
@@ -292,25 +358,26 @@ struct ProxyCommand: ParsableCommand {
         if dnsUpstream.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
             upstreams = ProxyOptions.nameservers(inResolvConf: text)
         }
-        let network: VirtualNetworkConfiguration
-        do {
-            network = try networkConfiguration(file: file)
-        } catch let problem as GvproxyConfiguration.Problem {
-            throw ValidationError("\(config ?? ""): \(problem)")
-        }
-        let options = ProxyOptions(
+        let network = try networkConfiguration(file: file)
+        var options = ProxyOptions(
             listen: try listen.map(endpoint), singleGuest: single, network: network,
             exitOnDisconnect: exitOnDisconnect, socketMode: UInt32(socketMode, radix: 8) ?? 0o600,
-            pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile, debug: debug, dnsUpstreams: upstreams)
-        var withServices = options
-        withServices.services = try services.map(endpoint)
-        withServices.listenSerial = try listenSerial.map(endpoint)
-        withServices.offload = !noOffload
-        withServices.nat = try natConfiguration(file: file, network: network)
-        withServices.nat.guestAPI = !noGuestAPI
-        withServices.guestForwards.maximumForwardsPerGuest = guestForwards
-        withServices.guestForwards.socketDirectory = guestSocketDir
-        let status = try Proxy(options: withServices, logger: Logger(label: "sovnet.proxy")).run()
+            pcapPath: pcap ?? file?.captureFile, pcapFilter: pcapFilter, pidFile: pidFile ?? file?.pidFile, debug: debug,
+            dnsUpstreams: upstreams)
+        options.services = try services.map(endpoint)
+        options.listenSerial = try listenSerial.map(endpoint)
+        options.offload = !noOffload
+        options.nat = try natConfiguration(file: file, network: network)
+        options.nat.guestAPI = !noGuestAPI
+        options.guestForwards.maximumForwardsPerGuest = guestForwards
+        options.guestForwards.socketDirectory = guestSocketDir
+        if let notification = notification ?? file?.notification {
+            guard notification.hasPrefix("unix://") else {
+                throw ValidationError("notification must be a unix:// address, not '\(notification)'")
+            }
+            options.notificationSocket = String(notification.dropFirst("unix://".count))
+        }
+        let status = try Proxy(options: options, logger: Logger(label: "sovnet.proxy")).run()
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -58,4 +58,14 @@ import Testing
         #expect(custom.decide(IPv4Address(127, 0, 0, 9)) == .host(IPv4Address(127, 0, 0, 1)))
         #expect(custom.decide(IPv4Address(192, 168, 127, 254)) == .host(IPv4Address(192, 168, 127, 254)))
     }
+
+    @Test func theMetadataServiceOnlyOverTCPAndOnlyWhenAllowed() {
+        let metadata = NATPolicy.metadataService
+        #expect(policy.decide(metadata) == .refuse(.linkLocalDestination))
+        var open = NATPolicy()
+        open.allowMetadataService = true
+        #expect(open.decide(metadata, transport: .tcp) == .host(metadata))
+        #expect(open.decide(metadata, transport: .udp) == .refuse(.linkLocalDestination))
+        #expect(open.decide(IPv4Address(169, 254, 1, 1)) == .refuse(.linkLocalDestination))
+    }
 }

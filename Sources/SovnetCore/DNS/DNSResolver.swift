@@ -48,6 +48,8 @@ public struct DNSResolver: Sendable {
     public private(set) var zones: [DNSName]
     /// The answer for names of a zone that have no record of their own.
     public private(set) var zoneDefaults: [DNSName: IPv4Address] = [:]
+    /// Records matched by regular expression, per zone, in order.
+    public private(set) var zonePatterns: [DNSName: [DNSNamePattern]] = [:]
     public let upstreamCount: Int
     public var timeout: Duration = .seconds(2)
     /// Queries waiting for an upstream, from all ports together.
@@ -103,6 +105,7 @@ public struct DNSResolver: Sendable {
             records[full, default: []].append(address)
         }
         zoneDefaults[name] = zone.defaultAddress
+        zonePatterns[name, default: []] += zone.patterns
     }
 
     /// When `tick` must next run, if a query is waiting for upstream.
@@ -224,9 +227,8 @@ public struct DNSResolver: Sendable {
         flags.recursionDesired = query.flags.recursionDesired
         flags.recursionAvailable = true
         var reply = DNSMessage(id: query.id, flags: flags, questions: [question])
-        let zoneDefault = zones.filter { name.isSubdomain(of: $0) }.max { $0.labels.count < $1.labels.count }
-            .flatMap { zoneDefaults[$0] }
-        if let addresses = records[name] ?? zoneDefault.map({ [$0] }) {
+        let zone = zones.filter { name.isSubdomain(of: $0) }.max { $0.labels.count < $1.labels.count }
+        if let addresses = records[name] ?? zone.flatMap({ patternAddress(name, in: $0) ?? zoneDefaults[$0] }).map({ [$0] }) {
             if question.type == .a || question.type == .any {
                 reply.answers = addresses.map {
                     DNSResourceRecord(name: question.name, type: .a, ttl: 0, data: .a($0))
@@ -236,6 +238,13 @@ public struct DNSResolver: Sendable {
             reply.flags.responseCode = .nameError
         }
         return (try? reply.bytes()) ?? []
+    }
+
+    /// The address of the first regexp record of `zone` that `name` matches.
+    private func patternAddress(_ name: DNSName, in zone: DNSName) -> IPv4Address? {
+        guard let patterns = zonePatterns[zone], !patterns.isEmpty, name.labels.count > zone.labels.count else { return nil }
+        let relative = String(DNSName(labels: Array(name.labels.dropLast(zone.labels.count))).description.dropLast())
+        return patterns.first { $0.matches(relative) }?.address
     }
 
     /// A reply with only a header (and the question, when known).

@@ -87,6 +87,12 @@ public final class VirtualNetwork {
         return GuestLink(port: port, mac: mac, offload: offloadPorts.contains(port))
     }
 
+    /// A MAC learned on `port`, or nil while none is (one look-up then).
+    public func learnedMAC(on port: PortID) -> MACAddress? {
+        guard macCounts[port] != nil else { return nil }
+        return macTable.first { $0.value == port }?.key
+    }
+
     /// The bindings that moved to another port since the last call.
     public func takeBindingChanges() -> [BindingChange] {
         defer { bindingChanges.removeAll() }

@@ -7,11 +7,46 @@ public struct DNSZoneConfiguration: Hashable, Sendable {
     public var records: [String: IPv4Address]
     /// The answer for any other name in the zone; without it they are NXDOMAIN.
     public var defaultAddress: IPv4Address?
+    /// Records matched by a regular expression, tried in order after `records`.
+    public var patterns: [DNSNamePattern]
 
-    public init(name: DNSName, records: [String: IPv4Address], defaultAddress: IPv4Address?) {
+    public init(name: DNSName, records: [String: IPv4Address], defaultAddress: IPv4Address?, patterns: [DNSNamePattern] = []) {
         self.name = name
         self.records = records
         self.defaultAddress = defaultAddress
+        self.patterns = patterns
+    }
+}
+
+/// gvproxy's `regexp` record: names of a zone whose part before the zone
+/// matches the expression (anywhere in it, as Go's `MatchString`) resolve to `address`.
+public struct DNSNamePattern: Hashable, Sendable {
+    public let pattern: String
+    public let address: IPv4Address
+    /// Immutable once made; Regex compiles itself once, atomically, so
+    /// sharing it between threads is safe though `AnyRegexOutput` is not Sendable.
+    nonisolated(unsafe) private let expression: Regex<AnyRegexOutput>
+
+    /// nil when `pattern` is not a regular expression.
+    public init?(_ pattern: String, address: IPv4Address) {
+        guard let expression = try? Regex(pattern) else { return nil }
+        self.pattern = pattern
+        self.address = address
+        self.expression = expression.ignoresCase()
+    }
+
+    /// Whether `relativeName` (the query name without the zone, lower-cased) matches.
+    public func matches(_ relativeName: String) -> Bool {
+        (try? expression.firstMatch(in: relativeName)) != nil
+    }
+
+    public static func == (left: DNSNamePattern, right: DNSNamePattern) -> Bool {
+        left.pattern == right.pattern && left.address == right.address
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(pattern)
+        hasher.combine(address)
     }
 }
 

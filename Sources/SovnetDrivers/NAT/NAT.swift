@@ -33,6 +33,9 @@ public struct NATConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// Whether the gateway's port 80 serves the forwarder API to guests.
     public var guestAPI = true
+    /// Confine port forwards to loopback (`--expose-loopback-only`): `:PORT`
+    /// binds 127.0.0.1 instead of every host address, other addresses are refused.
+    public var exposeLoopbackOnly = false
     /// Forwards opened at start (`-ssh-port`, `--forward`, the configuration file).
     public var forwards: [PortForward] = []
 
@@ -155,7 +158,8 @@ final class NAT {
         if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
         var target: IPv4Address?
         if ip.destination != gatewayAddress {
-            switch configuration.policy.decide(ip.destination, hostAddresses: hostAddresses.current(now: now)) {
+            switch configuration.policy.decide(ip.destination, transport: ip.protocol,
+                                               hostAddresses: hostAddresses.current(now: now)) {
             case .host(let address): target = address
             case .refuse(let reason): return drop(reason)
             }

@@ -2,6 +2,8 @@
 // API's /services/forwarder/expose. A forward listens on the host (TCP and
 // UDP on 127.0.0.1 unless an address is given, or a unix socket) and relays
 // each connection or datagram to a guest address and port, from the gateway.
+// As in gvproxy, `:PORT` means every host address (0.0.0.0); the proxy's
+// `--expose-loopback-only` confines forwards to 127.0.0.0/8 instead.
 import SovnetWire
 
 /// One port forward, as gvproxy's API spells it.
@@ -16,7 +18,7 @@ public struct PortForward: Hashable, Sendable, CustomStringConvertible {
     public var remote: IPv4Address
     public var remotePort: UInt16
 
-    /// Validates and normalises: `:PORT` becomes `127.0.0.1:PORT`.
+    /// Validates and normalises: `:PORT` becomes `0.0.0.0:PORT`.
     public init(kind: Kind, local: String, remote: String) throws(PortForwardError) {
         self.kind = kind
         guard let (address, port) = Self.split(remote), let remoteAddress = IPv4Address(address), port > 0 else {
@@ -28,7 +30,7 @@ public struct PortForward: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A local address as forwards are keyed by it: `:PORT` becomes
-    /// `127.0.0.1:PORT`; a unix forward's path must be absolute.
+    /// `0.0.0.0:PORT` (every host address); a unix forward's path must be absolute.
     public static func normalizedLocal(kind: Kind, _ local: String) throws(PortForwardError) -> String {
         switch kind {
         case .unix:
@@ -38,7 +40,7 @@ public struct PortForward: Hashable, Sendable, CustomStringConvertible {
             guard let (host, port) = split(local) else {
                 throw PortForwardError("bad local '\(local)': want IP:PORT or :PORT")
             }
-            let address = host.isEmpty ? IPv4Address(127, 0, 0, 1) : IPv4Address(host)
+            let address = host.isEmpty ? IPv4Address.any : IPv4Address(host)
             guard let address else { throw PortForwardError("bad local address '\(host)': want an IPv4 address") }
             return "\(address):\(port)"
         }
@@ -48,6 +50,29 @@ public struct PortForward: Hashable, Sendable, CustomStringConvertible {
     public var localAddress: (IPv4Address, UInt16)? {
         guard kind != .unix, let (host, port) = Self.split(local), let address = IPv4Address(host) else { return nil }
         return (address, port)
+    }
+
+    /// Whether the forward listens on every host address.
+    public var listensOnEveryAddress: Bool {
+        localAddress?.0 == IPv4Address.any
+    }
+
+    /// The forward as `--expose-loopback-only` allows it: every address
+    /// becomes 127.0.0.1; another address outside 127.0.0.0/8 is refused.
+    public func confinedToLoopback() throws(PortForwardError) -> PortForward {
+        var confined = self
+        confined.local = try Self.loopbackLocal(kind: kind, local)
+        return confined
+    }
+
+    /// A normalised local address as `confinedToLoopback` makes it.
+    public static func loopbackLocal(kind: Kind, _ local: String) throws(PortForwardError) -> String {
+        guard kind != .unix, let (host, port) = split(local), let address = IPv4Address(host) else { return local }
+        if address == .any { return "\(IPv4Address(127, 0, 0, 1)):\(port)" }
+        guard address.isLoopback else {
+            throw PortForwardError("\(local) is not a loopback address, and this proxy exposes on loopback only (--expose-loopback-only)")
+        }
+        return local
     }
 
     /// Parses `--forward` values: `tcp:[IP]:PORT=GUEST_IP:PORT`, `udp:…`, `unix:/PATH=GUEST_IP:PORT`.

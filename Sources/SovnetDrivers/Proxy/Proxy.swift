@@ -73,11 +73,17 @@ public final class Proxy {
     /// Something happened since the statistics were last published.
     private var unpublished = false
     private static let publishInterval: Duration = .milliseconds(100)
+    /// `-notification`: the supervisor told of readiness and guests.
+    private let notifications: NotificationSender?
+    /// Guests announced as connected, with the MAC of their first frame;
+    /// the others are announced on their first frame.
+    private var announced: [PortID: MACAddress] = [:]
 
     public init(options: ProxyOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
         warnings = WarningLimiter(logger: logger)
+        notifications = options.notificationSocket.map { NotificationSender(path: $0, logger: logger) }
         var network = options.network
         for virtual in options.nat.policy.translations.keys.sorted()
         where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
@@ -121,14 +127,19 @@ public final class Proxy {
             capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
             capture?.onFailure = { [logger] error in logger.error("capture stopped: \(error); traffic goes on") }
         }
-        for endpoint in options.listen {
-            try addListener(try open(endpoint, .vm), single: false)
-        }
-        for endpoint in options.listenSerial {
-            try addListener(try open(endpoint, .vm, serial: true), single: false)
-        }
-        for (endpoint, framing) in options.singleGuest {
-            try addListener(try open(endpoint, framing), single: true)
+        do {
+            for endpoint in options.listen {
+                try addListener(try open(endpoint, .vm), single: false)
+            }
+            for endpoint in options.listenSerial {
+                try addListener(try open(endpoint, .vm, serial: true), single: false)
+            }
+            for (endpoint, framing) in options.singleGuest {
+                try addListener(try open(endpoint, framing), single: true)
+            }
+        } catch {
+            notifications?.send(.hypervisorError)
+            throw error
         }
         for endpoint in options.services {
             try api.listen(on: endpoint, mode: mode_t(options.socketMode))
@@ -138,13 +149,14 @@ public final class Proxy {
             connectUpstream(index, quietly: false)
             logger.info("forwarding DNS to \(address):\(port)")
         }
-        for forward in options.nat.forwards {
+        for requested in options.nat.forwards {
             do throws(PortForwardError) {
+                let forward = try scoped(requested)
                 try nat.forwards.expose(forward)
+                logger.notice("forwarding \(forward)\(forward.listensOnEveryAddress ? " (every host address)" : "")")
             } catch {
-                throw PortForwardError("forward \(forward): \(error)")
+                throw PortForwardError("forward \(requested): \(error)")
             }
-            logger.notice("forwarding \(forward)")
         }
         let access = LoopAccess(mailbox: mailbox, proxy: self)
         shared.forwarding = access
@@ -152,6 +164,7 @@ public final class Proxy {
         if let pidFile = options.pidFile {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
+        notifications?.send(.ready)
         while !stopping {
             epoch.advance()
             for (index, entry) in listeners.enumerated() where entry.listener.endpoint == .stdio {
@@ -340,6 +353,7 @@ public final class Proxy {
             logger.info("connection on \(listeners[index].listener.endpoint) as \(port)")
         } catch {
             warnings.warning("accept", "accept on \(listeners[index].listener.endpoint): \(error)")
+            notifications?.send(.hypervisorError)
         }
     }
 
@@ -377,6 +391,10 @@ public final class Proxy {
         } catch {
             warnings.warning("guest-read", "\(port): \(error)")
             return false
+        }
+        if notifications != nil, announced[port] == nil, let mac = shared.withLock({ $0.learnedMAC(on: port) }) {
+            announced[port] = mac
+            notifications?.send(.connectionEstablished, mac: mac.description)
         }
         if stream?.decoder.hasCompleteFrame == true { pendingPorts.insert(port) }
         if stream?.decoder.isReadingFrames == true { awaitingHead.remove(port) }
@@ -567,6 +585,7 @@ public final class Proxy {
         shared.withLock { $0.detach(port, now: now) }
         nat.detach(port, now: now)
         logger.notice("guest on \(port) disconnected")
+        if let mac = announced.removeValue(forKey: port) { notifications?.send(.connectionClosed, mac: mac.description) }
         let entry = listeners[guest.listener]
         if entry.single && options.exitOnDisconnect { return true }
         if entry.single { try watch(listener: guest.listener) }
@@ -586,9 +605,16 @@ public final class Proxy {
         api.shutDown()
         if let pidFile = options.pidFile { unlink(pidFile) }
         capture?.flush()
+        notifications?.finish()
     }
 
     // MARK: Port forwards and checks, for the control API
+
+    /// A forward as this proxy binds it: under `--expose-loopback-only`,
+    /// confined to loopback.
+    private func scoped(_ forward: PortForward) throws(PortForwardError) -> PortForward {
+        options.nat.exposeLoopbackOnly ? try forward.confinedToLoopback() : forward
+    }
 
     /// Sends an echo request from the gateway; when it was sent, or nil when
     /// no guest has `address`.
@@ -623,13 +649,13 @@ public final class Proxy {
         func expose(_ forward: PortForward, by requester: ForwardRequester) -> PortForwardError? {
             mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
-                    var made = forward
+                    var made = try proxy.scoped(forward)
                     if case .guest(let address) = requester {
                         made = try proxy.options.guestForwards.admit(forward, guest: address,
                                                                      held: proxy.nat.forwards.count(madeBy: requester))
                     }
                     try proxy.nat.forwards.expose(made, owner: requester)
-                    proxy.logger.notice("forwarding \(made) for \(requester)")
+                    proxy.logger.notice("forwarding \(made) for \(requester)\(made.listensOnEveryAddress ? " (every host address)" : "")")
                     return nil
                 } catch {
                     if requester != .host { proxy.warnings.warning("guest-forward", "\(requester): \(error)") }
@@ -641,6 +667,7 @@ public final class Proxy {
         func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester) -> PortForwardError? {
             mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
+                    let local = proxy.options.nat.exposeLoopbackOnly ? try PortForward.loopbackLocal(kind: kind, local) : local
                     try proxy.nat.unexpose(kind: kind, local: local, by: requester)
                     proxy.logger.notice("stopped forwarding \(kind) \(local) for \(requester)")
                     return nil

@@ -31,6 +31,8 @@ public struct ProxyOptions: Sendable {
     /// Stop on SIGTERM, SIGINT and SIGHUP; off when the proxy runs inside
     /// `sovnet up`, which handles signals itself and calls `Proxy.stop()`.
     public var handleSignals = true
+    /// `-notification`: a unix socket path told of readiness and guests (`NotificationSender`).
+    public var notificationSocket: String?
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,
