@@ -219,6 +219,27 @@ def main():
             except socket.timeout:
                 break
         print(f"received {count}", flush=True)
+    elif a.role == "notification-listen":
+        # A supervisor's end of gvproxy's -notification: HOST is a unix socket
+        # path; prints each message as it comes, for --timeout seconds.
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(a.host)
+        listener.listen(16)
+        print("ready", flush=True)
+        deadline = time.monotonic() + a.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            listener.settimeout(left)
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                break
+            connection.settimeout(5)
+            said = b""
+            while chunk := connection.recv(4096):
+                said += chunk
+            connection.close()
+            for line in said.decode().splitlines():
+                print("message", line, flush=True)
     elif a.role == "ticks":
         # Reads a ticker-server's --count lines; they must all come, in order.
         with client(a.host, a.port, a.timeout) as connection:
