@@ -126,6 +126,26 @@ struct ProxyCommand: ParsableCommand {
             help: "Forward 127.0.0.1:PORT to the guest's SSH port, 192.168.127.2:22 by default; -1 turns it off.")
     var sshPort = 2222
 
+    @Option(name: [.customLong("forward-sock", withSingleDash: true), .customLong("forward-sock")],
+            help: "Forward this host unix socket into the guest over SSH (repeatable; paired by position with the three below).")
+    var forwardSock: [String] = []
+
+    @Option(name: [.customLong("forward-dest", withSingleDash: true), .customLong("forward-dest")],
+            help: "The unix socket inside the guest that -forward-sock reaches.")
+    var forwardDest: [String] = []
+
+    @Option(name: [.customLong("forward-user", withSingleDash: true), .customLong("forward-user")],
+            help: "The user -forward-sock logs in to the guest's sshd as.")
+    var forwardUser: [String] = []
+
+    @Option(name: [.customLong("forward-identity", withSingleDash: true), .customLong("forward-identity")],
+            help: "The private key -forward-sock logs in with (ed25519, RSA, ECDSA; OpenSSH's ssh client reads it).")
+    var forwardIdentity: [String] = []
+
+    @Option(name: .customLong("forward-known-hosts"),
+            help: "Verify the guest's SSH host key against this known_hosts file (by the guest's address) instead of accepting it as gvproxy does.")
+    var forwardKnownHosts: String?
+
     @Option(name: .customLong("forward"),
             help: "A port forward into a guest: tcp:[IP]:PORT=GUEST_IP:PORT, udp:… or unix:/PATH=GUEST_IP:PORT (repeatable).")
     var forward: [String] = []
@@ -193,6 +213,10 @@ struct ProxyCommand: ParsableCommand {
         if flowIdleTimeout < 1 { throw ValidationError("--flow-idle-timeout must be at least 1 second") }
         if listenVpnkit != nil {
             throw ValidationError("-listen-vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS); use -listen-qemu, -listen-vfkit or -listen")
+        }
+        let counts = [forwardSock.count, forwardDest.count, forwardUser.count, forwardIdentity.count]
+        if Set(counts).count > 1 {
+            throw ValidationError("-forward-sock, -forward-dest, -forward-user and -forward-identity must all be given together, the same number of times, or not at all")
         }
         if let notification, !notification.hasPrefix("unix://") {
             throw ValidationError("-notification must be a unix:// address, not '\(notification)'")
@@ -286,6 +310,24 @@ struct ProxyCommand: ParsableCommand {
         return configuration
     }
 
+    /// The unix socket forwards over SSH: the config file's `forwards:`, then
+    /// the -forward-* flags, each to the guest's sshd at the device address.
+    func sshForwards(file: GvproxyConfiguration?, network: VirtualNetworkConfiguration) throws -> [SSHTunnelSpec] {
+        let guest = network.staticBindings.values.min() ?? IPv4Address(rawValue: network.network.rawValue + 2)
+        let requested = (file?.sshForwards ?? []).map { ($0.socket, $0.dest, $0.user, $0.identity) }
+            + forwardSock.indices.map { (forwardSock[$0], forwardDest[$0], forwardUser[$0], forwardIdentity[$0]) }
+        return try requested.map { socket, dest, user, identity in
+            guard access(identity, F_OK) == 0 else {
+                throw ValidationError("identity file \(identity) can't be loaded: \(String(cString: strerror(errno)))")
+            }
+            let path = socket.hasPrefix("unix://") ? String(socket.dropFirst("unix://".count)) : socket
+            guard path.hasPrefix("/"), dest.hasPrefix("/") else {
+                throw ValidationError("-forward-sock and -forward-dest want absolute socket paths, not '\(socket)' and '\(dest)'")
+            }
+            return SSHTunnelSpec(socket: path, user: user, address: guest, destination: dest, identity: identity)
+        }
+    }
+
     /// Reads the -config file, if one is given.
     func readConfiguration() throws -> GvproxyConfiguration? {
         guard let config else { return nil }
@@ -297,9 +339,6 @@ struct ProxyCommand: ParsableCommand {
         }
         do {
             let file = try GvproxyConfiguration.parse(text)
-            guard file.sshForwards.isEmpty else {
-                throw ValidationError("\(config): forwards: unix socket forwards over SSH are not supported yet")
-            }
             if file.interfaces.vpnkit != nil {
                 throw ValidationError("\(config): interfaces.vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS)")
             }
@@ -371,6 +410,8 @@ struct ProxyCommand: ParsableCommand {
         options.nat.guestAPI = !noGuestAPI
         options.guestForwards.maximumForwardsPerGuest = guestForwards
         options.guestForwards.socketDirectory = guestSocketDir
+        options.sshForwards = try sshForwards(file: file, network: network)
+        options.sshKnownHosts = forwardKnownHosts
         if let notification = notification ?? file?.notification {
             guard notification.hasPrefix("unix://") else {
                 throw ValidationError("notification must be a unix:// address, not '\(notification)'")

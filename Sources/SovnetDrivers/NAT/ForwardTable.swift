@@ -33,12 +33,18 @@ final class ForwardTable {
         entries.values.filter { $0.owner == owner }.count
     }
 
-    /// Starts listening for `forward`, made by `owner`.
-    func expose(_ forward: PortForward, owner: ForwardRequester = .host) throws(PortForwardError) {
-        guard !entries.values.contains(where: { $0.forward.kind == forward.kind && $0.forward.local == forward.local }) else {
-            throw PortForwardError("\(forward.kind) \(forward.local) is already forwarded")
+    /// Starts listening for `forward`, made by `owner`; the forward as
+    /// made: a local port 0 becomes the port the system chose.
+    @discardableResult
+    func expose(_ requested: PortForward, owner: ForwardRequester = .host) throws(PortForwardError) -> PortForward {
+        guard !entries.values.contains(where: { $0.forward.kind == requested.kind && $0.forward.local == requested.local }) else {
+            throw PortForwardError("\(requested.kind) \(requested.local) is already forwarded")
         }
-        let fd = try listen(forward, sharingPorts: owner == .host)
+        let fd = try listen(requested, sharingPorts: owner == .host)
+        var forward = requested
+        if let (address, port) = requested.localAddress, port == 0, let (_, chosen) = InetAddress.local(fd) {
+            forward.local = "\(address):\(chosen)"
+        }
         let id = nextID
         nextID += 1
         do {
@@ -48,6 +54,7 @@ final class ForwardTable {
             throw PortForwardError("\(forward.local): \(error)")
         }
         entries[id] = Entry(forward: forward, descriptor: fd, owner: owner)
+        return forward
     }
 
     /// Stops a forward, if `requester` may; returns its descriptor's old number, now closed.

@@ -12,6 +12,8 @@
 //   GET  /services/forwarder/all         [{"local": "127.0.0.1:2222", "remote": "192.168.127.2:22", "protocol": "tcp"}]
 //   POST /services/forwarder/expose      {"local": ":8080", "remote": "192.168.127.2:80", "protocol": "tcp"}
 //   POST /services/forwarder/unexpose    {"local": ":8080", "protocol": "tcp"}
+//   (a unix forward's remote may be ssh-tunnel://USER@ADDR[:PORT]/PATH?key=FILE[&passphrase=…]:
+//   a unix socket forward over SSH, `SSHForwarding`; the host's API only)
 //
 // sovnet's own, for `sovnet up` and `sovnet check`:
 //   POST /sovnet/check/ping              {"address": "192.168.127.2", "count": 3, "intervalMs": 200, "timeoutMs": 1000}
@@ -113,10 +115,18 @@ public enum ControlAPI {
             guard let forwards = forwarding.forwards(for: requester) else { return error(503, "the proxy is shutting down") }
             return json(forwards.map {
                 Forward(local: $0.local, remote: "\($0.remote):\($0.remotePort)", protocol: $0.kind.rawValue)
+            } + forwarding.tunnels(for: requester).map {
+                Forward(local: $0.socket, remote: $0.remote, protocol: PortForward.Kind.unix.rawValue)
             })
         case ("POST", "/services/forwarder/expose"):
             do {
                 let (request, kind) = try decodeForward(body)
+                if kind == .unix, let remote = request.remote, remote.hasPrefix("ssh-tunnel://") {
+                    guard requester == .host else { return self.error(403, "only the host may forward over SSH") }
+                    let tunnel = try SSHTunnelSpec(socket: request.local, url: remote)
+                    if let problem = forwarding.expose(tunnel, by: requester) { return self.error(409, problem.description) }
+                    return Response(status: 200, body: [])
+                }
                 let forward = try PortForward(kind: kind, local: request.local, remote: request.remote ?? "")
                 if let problem = forwarding.expose(forward, by: requester) {
                     return self.error(requester == .host ? 409 : 403, problem.description)

@@ -26,5 +26,10 @@ public protocol PortForwarding: AnyObject, Sendable {
     func expose(_ forward: PortForward, by requester: ForwardRequester) -> PortForwardError?
     /// Stops the forward of `kind` listening on `local` (normalised); a guest
     /// may stop only those it made.
+    /// Stops a unix socket forward over SSH too, by its host socket.
     func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester) -> PortForwardError?
+    /// The unix socket forwards over SSH, which only the host may see.
+    func tunnels(for requester: ForwardRequester) -> [SSHTunnelSpec]
+    /// Starts a unix socket forward over SSH; only the host may.
+    func expose(_ tunnel: SSHTunnelSpec, by requester: ForwardRequester) -> PortForwardError?
 }

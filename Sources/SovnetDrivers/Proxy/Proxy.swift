@@ -75,6 +75,8 @@ public final class Proxy {
     private static let publishInterval: Duration = .milliseconds(100)
     /// `-notification`: the supervisor told of readiness and guests.
     private let notifications: NotificationSender?
+    /// The unix socket forwards over SSH, once the loop runs.
+    private var ssh: SSHForwarding?
     /// Guests announced as connected, with the MAC of their first frame;
     /// the others are announced on their first frame.
     private var announced: [PortID: MACAddress] = [:]
@@ -161,6 +163,17 @@ public final class Proxy {
         let access = LoopAccess(mailbox: mailbox, proxy: self)
         shared.forwarding = access
         shared.probing = access
+        let ssh = SSHForwarding(knownHosts: options.sshKnownHosts, socketMode: mode_t(options.socketMode), logger: logger) {
+            address, port in access.openLoopbackPath(to: address, port: port)
+        }
+        self.ssh = ssh
+        for tunnel in options.sshForwards {
+            do throws(PortForwardError) {
+                try ssh.start(tunnel)
+            } catch {
+                throw PortForwardError("forward over SSH \(tunnel.socket): \(error)")
+            }
+        }
         if let pidFile = options.pidFile {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
@@ -595,6 +608,7 @@ public final class Proxy {
     private func shutDown() {
         shared.forwarding = nil
         shared.probing = nil
+        ssh?.stopAll()
         mailbox.shut()
         nat.closeAll()
         flushNAT()
@@ -665,7 +679,11 @@ public final class Proxy {
         }
 
         func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester) -> PortForwardError? {
-            mailbox.perform { [proxy] () -> PortForwardError? in
+            if kind == .unix, requester == .host, proxy.ssh?.stop(socket: local) == true {
+                proxy.logger.notice("stopped forwarding \(local) over SSH")
+                return nil
+            }
+            return mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
                     let local = proxy.options.nat.exposeLoopbackOnly ? try PortForward.loopbackLocal(kind: kind, local) : local
                     try proxy.nat.unexpose(kind: kind, local: local, by: requester)
@@ -675,6 +693,34 @@ public final class Proxy {
                     return error
                 }
             } ?? PortForwardError("the proxy is shutting down")
+        }
+
+        func tunnels(for requester: ForwardRequester) -> [SSHTunnelSpec] {
+            requester == .host ? proxy.ssh?.specs ?? [] : []
+        }
+
+        func expose(_ tunnel: SSHTunnelSpec, by requester: ForwardRequester) -> PortForwardError? {
+            guard requester == .host else { return PortForwardError("only the host may forward over SSH") }
+            guard let ssh = proxy.ssh else { return PortForwardError("the proxy is shutting down") }
+            do throws(PortForwardError) {
+                try ssh.start(tunnel)
+                return nil
+            } catch {
+                return error
+            }
+        }
+
+        /// A loopback port forward to `address`:`port` in the virtual network, for `ssh`.
+        func openLoopbackPath(to address: IPv4Address, port: UInt16) -> Result<UInt16, PortForwardError> {
+            mailbox.perform { [proxy] () -> Result<UInt16, PortForwardError> in
+                do throws(PortForwardError) {
+                    let made = try proxy.nat.forwards.expose(PortForward(kind: .tcp, local: "127.0.0.1:0", remote: "\(address):\(port)"))
+                    proxy.logger.info("forwarding \(made) for SSH")
+                    return .success(made.localAddress?.1 ?? 0)
+                } catch {
+                    return .failure(error)
+                }
+            } ?? .failure(PortForwardError("the proxy is shutting down"))
         }
 
         func ping(_ address: IPv4Address, count: Int, interval: Duration, timeout: Duration) -> PingReport {

@@ -33,6 +33,10 @@ public struct ProxyOptions: Sendable {
     public var handleSignals = true
     /// `-notification`: a unix socket path told of readiness and guests (`NotificationSender`).
     public var notificationSocket: String?
+    /// Unix socket forwards over SSH to start with (`-forward-sock …`, the config file's `forwards:`).
+    public var sshForwards: [SSHTunnelSpec] = []
+    /// Verify the guests' SSH host keys against this known_hosts file instead of accepting them.
+    public var sshKnownHosts: String?
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,
