@@ -119,8 +119,16 @@ struct ProxyCommand: ParsableCommand {
     var leaseTime: UInt32?
 
     @Option(name: .customLong("dns-upstream"),
-            help: "Resolver for names outside the local zones, IP[:PORT] (repeatable; default: /etc/resolv.conf's).")
+            help: "Resolver for names outside the local zones, IP[:PORT] or [IPv6]:PORT (repeatable; default: --resolv-conf's, followed as it changes).")
     var dnsUpstream: [String] = []
+
+    @Option(name: .customLong("resolv-conf"),
+            help: "The host's resolv.conf, followed as it is replaced or relinked: its resolvers (IPv4 and IPv6) and search domains.")
+    var resolvConf = "/etc/resolv.conf"
+
+    @Flag(name: .customLong("no-host-search-domains"),
+          help: "Do not give guests the host's search domains (DHCP option 119), as gvproxy does by default.")
+    var noHostSearchDomains = false
 
     @Option(name: [.customLong("ssh-port", withSingleDash: true), .customLong("ssh-port")], parsing: .unconditional,
             help: "Forward 127.0.0.1:PORT to the guest's SSH port, 192.168.127.2:22 by default; -1 turns it off.")
@@ -385,17 +393,11 @@ struct ProxyCommand: ParsableCommand {
         if listen.isEmpty, listenSerial.isEmpty, single.isEmpty, services.isEmpty {
             throw ValidationError("nothing to listen on: give -listen, --listen-serial, -listen-qemu, -listen-bess, -listen-vfkit or -listen-stdio")
         }
-        var upstreams: [(IPv4Address, UInt16)] = []
-        for text in dnsUpstream {
-            let parts = text.split(separator: ":")
-            guard (1...2).contains(parts.count), let address = IPv4Address(parts[0]),
-                  let port = parts.count == 2 ? UInt16(parts[1]) : 53 else {
-                throw ValidationError("--dns-upstream wants IP[:PORT], not '\(text)'")
+        let upstreams = try dnsUpstream.map { text in
+            guard let address = ResolverAddress(text) else {
+                throw ValidationError("--dns-upstream wants IP[:PORT] or [IPv6]:PORT, not '\(text)'")
             }
-            upstreams.append((address, port))
-        }
-        if dnsUpstream.isEmpty, let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
-            upstreams = ProxyOptions.nameservers(inResolvConf: text)
+            return address
         }
         let network = try networkConfiguration(file: file)
         var options = ProxyOptions(
@@ -412,6 +414,8 @@ struct ProxyCommand: ParsableCommand {
         options.guestForwards.socketDirectory = guestSocketDir
         options.sshForwards = try sshForwards(file: file, network: network)
         options.sshKnownHosts = forwardKnownHosts
+        options.hostSearchDomains = file?.searchDomains == nil && !noHostSearchDomains
+        if dnsUpstream.isEmpty || options.hostSearchDomains { options.resolvConf = resolvConf }
         if let notification = notification ?? file?.notification {
             guard notification.hasPrefix("unix://") else {
                 throw ValidationError("notification must be a unix:// address, not '\(notification)'")

@@ -24,7 +24,7 @@ def digest(blob):
 
 
 def serve(host, port, handler, kind=socket.SOCK_STREAM):
-    listener = socket.socket(socket.AF_INET, kind)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     if kind == socket.SOCK_DGRAM:

@@ -119,6 +119,41 @@ struct GvproxyDropInTests {
         #expect(lab.proxy.output.contains("debug"), "log-level: debug")
     }
 
+    @Test func theUpstreamResolversFollowTheHostsResolvConf() throws {
+        let directory = uniqueTemporaryPath("resolv")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "nameserver 127.0.0.1\nsearch first.test\n".write(toFile: directory + "/a.conf", atomically: true, encoding: .utf8)
+        try "# a VPN's\nnameserver ::1\nsearch second.test\n".write(toFile: directory + "/b.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/resolv.conf", withDestinationPath: "a.conf")
+        let lab = try ProxyLab("rslv", proxyArguments: { _ in "--resolv-conf \(directory)/resolv.conf" }, dnsUpstream: nil)
+        try lab.server(lab.host, "dns-server 127.0.0.1 53 --text 10.1.1.1")
+        try lab.server(lab.host, "dns-server ::1 53 --text 10.2.2.2")
+        func ask() -> String {
+            (try? lab.guest.run("dig +short +time=1 +tries=1 @192.168.127.1 anything.example").trimmingCharacters(in: .whitespacesAndNewlines)) ?? "failed"
+        }
+        #expect(ask() == "10.1.1.1", "\(lab.proxy.output)")
+        let guestResolvConf = try lab.guest.run("cat /etc/resolv.conf")
+        #expect(guestResolvConf.contains("search first.test"), "the host's search domains reach the guest (option 119): \(guestResolvConf)")
+
+        // A VPN relinks /etc/resolv.conf to its own file, with an IPv6 resolver, while the guest keeps asking.
+        try lab.host.run("ln -s b.conf \(directory)/next && mv -T \(directory)/next \(directory)/resolv.conf")
+        var answers: [String] = []
+        for _ in 0..<15 {
+            answers.append(ask())
+            if answers.last == "10.2.2.2" { break }
+            usleep(200_000)
+        }
+        #expect(answers.allSatisfy { $0 == "10.1.1.1" || $0 == "10.2.2.2" }, "every query answered meanwhile: \(answers)")
+        #expect(answers.last == "10.2.2.2", "the new resolver answers: \(answers)\n\(lab.proxy.output)")
+        #expect(lab.proxy.output.contains("changed: DNS resolvers now [::1]:53 (search second.test)"), "\(lab.proxy.output)")
+
+        // NetworkManager writes a new file and renames it over the link.
+        try "nameserver 127.0.0.1\n".write(toFile: directory + "/c.conf", atomically: true, encoding: .utf8)
+        try lab.host.run("mv -T \(directory)/c.conf \(directory)/resolv.conf")
+        #expect(waitUntil(5) { ask() == "10.1.1.1" }, "\(lab.proxy.output)")
+    }
+
     @Test func anUnknownFlagIsReportedBeforeAnythingElse() throws {
         let bad = try Spawned("\(CommandLineTests.binary.path) proxy -mtu 1 -bogus-flag", log: uniqueTemporaryPath("flag") + ".log")
         #expect(waitUntil(5) { !bad.isRunning })

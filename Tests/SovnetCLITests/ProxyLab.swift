@@ -25,8 +25,9 @@ final class ProxyLab {
     ///   - proxyArguments: added to `proxy -listen unix://WORK/vm.sock`, given WORK.
     ///   - proxyPrefix: put before the command (`prlimit …`).
     ///   - forwardArguments: added to `forward -url unix://WORK/vm.sock`.
+    ///   - dnsUpstream: the proxy's `--dns-upstream`; nil to follow the host's resolv.conf.
     init(_ name: String, world withWorld: Bool = false, proxyArguments: (_ work: String) -> String = { _ in "" },
-         proxyPrefix: String = "", forwardArguments: String = "") throws {
+         proxyPrefix: String = "", forwardArguments: String = "", dnsUpstream: String? = "127.0.0.1:5353") throws {
         work = uniqueTemporaryPath(name)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         world = withWorld ? try TestNamespace("svt-world") : nil
@@ -41,7 +42,7 @@ final class ProxyLab {
         try host.run("sysctl -q -w net.ipv4.ping_group_range='0 2147483647'")
         let work = self.work
         proxyCommand = "\(proxyPrefix) ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy "
-            + "-listen unix://\(work)/vm.sock --dns-upstream 127.0.0.1:5353 \(proxyArguments(work))"
+            + "-listen unix://\(work)/vm.sock \(dnsUpstream.map { "--dns-upstream \($0) " } ?? "")\(proxyArguments(work))"
         let proxy = try Spawned(proxyCommand, log: work + "/proxy.log")
         #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") }, "\(proxy.output)")
         let forward = try Spawned("ip netns exec \(guest.name) env -i \(CommandLineTests.binary.path) forward "

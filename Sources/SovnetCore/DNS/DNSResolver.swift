@@ -50,7 +50,8 @@ public struct DNSResolver: Sendable {
     public private(set) var zoneDefaults: [DNSName: IPv4Address] = [:]
     /// Records matched by regular expression, per zone, in order.
     public private(set) var zonePatterns: [DNSName: [DNSNamePattern]] = [:]
-    public let upstreamCount: Int
+    /// How many upstream resolvers the driver has; queries name them by index.
+    public private(set) var upstreamCount: Int
     public var timeout: Duration = .seconds(2)
     /// Queries waiting for an upstream, from all ports together.
     public var maximumPending = 4096
@@ -89,6 +90,13 @@ public struct DNSResolver: Sendable {
             records[DNSName(labels: [Array("host".utf8)] + zone.labels)] = [host]
         }
         return (zones, records)
+    }
+
+    /// The driver's resolvers changed: queries waiting on the old ones are
+    /// asked of the first new one when they time out (SERVFAIL when there is none).
+    public mutating func setUpstreamCount(_ count: Int) {
+        upstreamCount = max(0, count)
+        for id in pending.keys { pending[id]?.upstream = -1 }
     }
 
     /// Adds (or replaces) a local name.

@@ -87,6 +87,13 @@ public final class VirtualNetwork {
         return GuestLink(port: port, mac: mac, offload: offloadPorts.contains(port))
     }
 
+    /// The host's resolvers changed: `upstreamCount` of them now, and the
+    /// search domains guests get with their next lease (nil: unchanged).
+    public func hostResolversChanged(upstreamCount: Int, searchDomains: [DNSName]?) {
+        dns.setUpstreamCount(upstreamCount)
+        if let searchDomains { dhcp.configuration.searchDomains = searchDomains }
+    }
+
     /// A MAC learned on `port`, or nil while none is (one look-up then).
     public func learnedMAC(on port: PortID) -> MACAddress? {
         guard macCounts[port] != nil else { return nil }

@@ -216,16 +216,14 @@ public final class Launcher {
             return "using the running proxy at \(existing.api)"
         }
         let (endpoint, framing) = guestEndpoint
-        var upstreams: [(IPv4Address, UInt16)] = []
-        if let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) {
-            upstreams = ProxyOptions.nameservers(inResolvConf: text)
-        }
         let serial = configuration.transport == .serial
         var options = ProxyOptions(listen: framing == .vm && !serial ? [endpoint] : [],
                                    singleGuest: framing == .vm ? [] : [(endpoint, framing)],
                                    network: VirtualNetworkConfiguration(), exitOnDisconnect: false, socketMode: 0o600,
                                    pcapPath: self.options.pcap, pcapFilter: nil, pidFile: nil, debug: self.options.debug,
-                                   dnsUpstreams: upstreams)
+                                   dnsUpstreams: [])
+        options.resolvConf = "/etc/resolv.conf"
+        options.hostSearchDomains = true
         options.services = [.unix(path: apiPath)]
         if serial { options.listenSerial = [endpoint] }
         options.handleSignals = false

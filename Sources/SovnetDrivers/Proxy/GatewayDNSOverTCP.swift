@@ -13,6 +13,7 @@
 // their number is bounded: `maximumUpstreamQueries` in all and
 // `maximumUpstreamQueriesPerPort` for the connections of one switch port
 // (one guest); a query beyond either is answered SERVFAIL at once.
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,7 +23,8 @@ import SovnetWire
 final class GatewayDNSOverTCP: @unchecked Sendable {
     private let group: EventLoopGroup
     private let shared: SharedNetwork
-    private let upstreams: [(IPv4Address, UInt16)]
+    private let upstreamsLock = NSLock()
+    private var upstreamList: [ResolverAddress]
     private let logger: Logger
     static let upstreamTimeout = TimeAmount.seconds(2)
     /// Queries waiting on upstream connections, in all and per guest port.
@@ -32,11 +34,17 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
     private var upstreamQueries = 0
     private var upstreamQueriesByPort: [PortID: Int] = [:]
 
-    init(group: EventLoopGroup, shared: SharedNetwork, upstreams: [(IPv4Address, UInt16)], logger: Logger) {
+    init(group: EventLoopGroup, shared: SharedNetwork, upstreams: [ResolverAddress], logger: Logger) {
         self.group = group
         self.shared = shared
-        self.upstreams = upstreams
+        upstreamList = upstreams
         self.logger = logger
+    }
+
+    /// The upstream resolvers, in order; set by the proxy's loop when the host's change.
+    var upstreams: [ResolverAddress] {
+        get { upstreamsLock.withLock { upstreamList } }
+        set { upstreamsLock.withLock { upstreamList = newValue } }
     }
 
     /// Serves the connection of the guest on `port` carried by `descriptor`.
@@ -82,8 +90,9 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
 
     /// Asks upstream number `index` over TCP, then the next ones on failure.
     private func ask(_ query: [UInt8], upstream index: Int, on loop: EventLoop) -> EventLoopFuture<[UInt8]> {
+        let upstreams = self.upstreams
         guard upstreams.indices.contains(index) else { return loop.makeFailedFuture(NoUpstreamAnswered()) }
-        let (address, port) = upstreams[index]
+        let address = upstreams[index]
         let promise = loop.makePromise(of: [UInt8].self)
         ClientBootstrap(group: loop)
             .connectTimeout(Self.upstreamTimeout)
@@ -93,7 +102,7 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(UpstreamAnswer(promise: promise))
                 }
             }
-            .connect(host: address.description, port: Int(port))
+            .connect(host: address.host, port: Int(address.port))
             .whenComplete { result in
                 switch result {
                 case .failure(let error):
@@ -111,7 +120,7 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
                 }
             }
         return promise.futureResult.flatMapError { [logger] error in
-            logger.debug("DNS over TCP to \(address):\(port): \(error)")
+            logger.debug("DNS over TCP to \(address): \(error)")
             return self.ask(query, upstream: index + 1, on: loop)
         }
     }

@@ -51,6 +51,13 @@ public final class Proxy {
     /// One connected UDP socket per upstream resolver; -1 while it cannot be
     /// connected (no route to it yet): tried again with the next query.
     private var upstreams: [Int32] = []
+    /// The upstream resolvers, in order; they follow the host's resolv.conf
+    /// when `resolvConf` watches it.
+    private var dnsUpstreams: [ResolverAddress]
+    private var resolvConf: ResolvConfWatcher?
+    private var nextResolvConfCheck = ContinuousClock.now
+    private static let resolvConfInterval: Duration = .seconds(1)
+    private let dnsOverTCP: GatewayDNSOverTCP
     private var stopping = false
     /// Guests whose connection has a backlog (watched for writability).
     private var blockedPorts: Set<PortID> = []
@@ -87,6 +94,14 @@ public final class Proxy {
         warnings = WarningLimiter(logger: logger)
         notifications = options.notificationSocket.map { NotificationSender(path: $0, logger: logger) }
         var network = options.network
+        dnsUpstreams = options.dnsUpstreams
+        if let path = options.resolvConf {
+            let watcher = ResolvConfWatcher(path: path)
+            resolvConf = watcher
+            if options.dnsUpstreams.isEmpty { dnsUpstreams = watcher.current.nameservers }
+            if options.hostSearchDomains { network.searchDomains = watcher.current.searchDomains }
+        }
+        network.upstreamResolverCount = dnsUpstreams.count
         for virtual in options.nat.policy.translations.keys.sorted()
         where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
             network.virtualAddresses.append(virtual)
@@ -105,7 +120,8 @@ public final class Proxy {
         epoll = try Epoll()
         mailbox = try LoopMailbox()
         let shared = self.shared
-        let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: options.dnsUpstreams, logger: logger)
+        let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: dnsUpstreams, logger: logger)
+        dnsOverTCP = dns
         nat = NAT(configuration: natConfiguration, network: options.network, epoll: epoll, epoch: epoch,
                   socketMode: mode_t(options.socketMode), logger: logger,
                   neighbor: { address in shared.withLock { $0.neighbor(address) } },
@@ -146,10 +162,13 @@ public final class Proxy {
         for endpoint in options.services {
             try api.listen(on: endpoint, mode: mode_t(options.socketMode))
         }
-        for (index, (address, port)) in options.dnsUpstreams.enumerated() {
+        for (index, address) in dnsUpstreams.enumerated() {
             upstreams.append(-1)
             connectUpstream(index, quietly: false)
-            logger.info("forwarding DNS to \(address):\(port)")
+            logger.info("forwarding DNS to \(address)")
+        }
+        if let resolvConf {
+            logger.info("following \(resolvConf.path) for DNS resolvers\(options.hostSearchDomains ? " and search domains" : "")")
         }
         for requested in options.nat.forwards {
             do throws(PortForwardError) {
@@ -192,6 +211,10 @@ public final class Proxy {
                 if !serve(port), try disconnect(port) { stopping = true }
             }
             let now = ContinuousClock.now
+            if resolvConf != nil, now >= nextResolvConfCheck {
+                nextResolvConfCheck = now + Self.resolvConfInterval
+                followResolvConf()
+            }
             if let deadline = shared.withLock({ $0.nextDeadline }), now >= deadline {
                 perform(shared.withLock { $0.tick(now: now) })
             }
@@ -244,6 +267,7 @@ public final class Proxy {
     private func timeout() -> Int32 {
         if nat.hasWork || !pendingPorts.isEmpty { return 0 }
         var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
+        if resolvConf != nil { deadlines.append(nextResolvConfCheck) }
         if unpublished { deadlines.append(published + Self.publishInterval) }
         guard let deadline = deadlines.min() else { return -1 }
         let left = deadline - ContinuousClock.now
@@ -301,15 +325,44 @@ public final class Proxy {
     /// Connects upstream resolver `index`'s socket; a failure is logged and
     /// its queries go unanswered (the resolver answers SERVFAIL) until it works.
     private func connectUpstream(_ index: Int, quietly: Bool) {
-        let (address, port) = options.dnsUpstreams[index]
+        let address = dnsUpstreams[index]
         do {
-            let fd = try Self.connectUDP(to: address, port: port)
-            try epoll.add(fd, [.readable], token: LoopToken.upstream(index).rawValue)
+            let fd = try address.connectedUDPSocket().get()
+            do {
+                try epoll.add(fd, [.readable], token: LoopToken.upstream(index).rawValue)
+            } catch {
+                close(fd)
+                throw error
+            }
             upstreams[index] = fd
         } catch {
-            let message: Logger.Message = "DNS upstream \(address):\(port): \(error); trying again with the next query"
+            let message: Logger.Message = "DNS upstream \(address): \(error); trying again with the next query"
             if quietly { logger.debug(message) } else { logger.warning(message) }
         }
+    }
+
+    /// Takes the resolvers (and search domains) of a changed resolv.conf:
+    /// the old upstream sockets are closed, queries waiting on them go to the
+    /// new ones when they time out, and guests get the search domains with
+    /// their next lease.
+    private func followResolvConf() {
+        guard let changed = resolvConf?.poll() else { return }
+        let follows = options.dnsUpstreams.isEmpty
+        if follows {
+            for fd in upstreams where fd >= 0 {
+                epoll.remove(fd)
+                close(fd)
+            }
+            dnsUpstreams = changed.nameservers
+            upstreams = Array(repeating: -1, count: dnsUpstreams.count)
+            for index in dnsUpstreams.indices { connectUpstream(index, quietly: false) }
+            dnsOverTCP.upstreams = dnsUpstreams
+        }
+        let domains = options.hostSearchDomains ? changed.searchDomains : nil
+        shared.withLock { $0.hostResolversChanged(upstreamCount: dnsUpstreams.count, searchDomains: domains) }
+        let names = dnsUpstreams.isEmpty ? "none" : dnsUpstreams.map(\.description).joined(separator: ", ")
+        let search = domains.map { " (search \($0.isEmpty ? "none" : $0.map { String($0.description.dropLast()) }.joined(separator: " ")))" } ?? ""
+        logger.notice("\(resolvConf?.path ?? "resolv.conf") changed: DNS resolvers \(follows ? "now " : "(from --dns-upstream) ")\(names)\(search)")
     }
 
     private func sendUpstream(_ query: [UInt8], _ upstream: Int) {
@@ -318,18 +371,6 @@ public final class Proxy {
         guard upstreams[upstream] >= 0 else { return }
         let sent = query.withUnsafeBytes { send(upstreams[upstream], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if sent < 0 { logger.debug("DNS upstream \(upstream): \(String(cString: strerror(errno)))") }
-    }
-
-    /// A UDP socket connected to a resolver, so only its answers arrive on it.
-    static func connectUDP(to address: IPv4Address, port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw LinkError.system(operation: "socket", errno: .init(rawValue: errno)) }
-        let result = InetAddress.connect(fd, address, port)
-        guard result == 0 else {
-            close(fd)
-            throw LinkError.system(operation: "connect DNS upstream \(address):\(port)", errno: .init(rawValue: result))
-        }
-        return fd
     }
 
     private func open(_ endpoint: Endpoint, _ framing: Framing, serial: Bool = false) throws -> FrameListener {

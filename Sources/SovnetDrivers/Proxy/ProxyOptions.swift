@@ -19,7 +19,13 @@ public struct ProxyOptions: Sendable {
     public var pidFile: String?
     public var debug: Bool
     /// Resolvers that non-local DNS queries are forwarded to, in order.
-    public var dnsUpstreams: [(IPv4Address, UInt16)]
+    public var dnsUpstreams: [ResolverAddress]
+    /// The host's resolv.conf, followed as it changes (`ResolvConfWatcher`):
+    /// the resolvers come from it when `dnsUpstreams` is empty, and its search
+    /// domains go to guests with `hostSearchDomains`.
+    public var resolvConf: String?
+    /// Give guests the host's search domains (DHCP option 119), following `resolvConf`.
+    public var hostSearchDomains = false
     /// Endpoints serving only the control API (gvproxy's `-services`).
     public var services: [Endpoint] = []
     /// Address translation, flow limits and port forwards.
@@ -40,7 +46,7 @@ public struct ProxyOptions: Sendable {
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,
-                debug: Bool, dnsUpstreams: [(IPv4Address, UInt16)]) {
+                debug: Bool, dnsUpstreams: [ResolverAddress]) {
         self.listen = listen
         self.singleGuest = singleGuest
         self.network = network
@@ -52,15 +58,6 @@ public struct ProxyOptions: Sendable {
         self.debug = debug
         self.dnsUpstreams = dnsUpstreams
         self.network.upstreamResolverCount = dnsUpstreams.count
-    }
-
-    /// The IPv4 name servers of a resolv.conf file, port 53.
-    public static func nameservers(inResolvConf text: String) -> [(IPv4Address, UInt16)] {
-        text.split(separator: "\n").compactMap { line in
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count >= 2, words[0] == "nameserver", let address = IPv4Address(words[1]) else { return nil }
-            return (address, 53)
-        }
     }
 
     /// The largest frame: the MTU, an Ethernet header and one VLAN tag.
