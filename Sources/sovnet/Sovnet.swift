@@ -25,7 +25,10 @@ struct Sovnet: AsyncParsableCommand {
     )
 
     /// Run as `sovnet-init` (the link `sovnet guest install` makes), the
-    /// binary is the guest's init; otherwise the command line chooses.
+    /// binary is the guest's init; run as `gvproxy` or `gvforwarder` (a link
+    /// put where podman or a guest image looks for those), it is `sovnet
+    /// proxy` or `sovnet forward` with gvproxy's command line; otherwise the
+    /// command line chooses.
     /// Swift reads the command line from /proc/self/cmdline, which the
     /// kernel's first process does not have yet: PID 1 without one is the init.
     static func main() async {
@@ -33,6 +36,9 @@ struct Sovnet: AsyncParsableCommand {
         let invokedAs = arguments.first?.split(separator: "/").last.map(String.init)
         if invokedAs == GuestLayout.initName || arguments.isEmpty && getpid() == 1 {
             await main(["init"] + arguments.dropFirst())
+        } else if let subcommand = invokedAs.flatMap({ Self.standIns[$0] }) {
+            if subcommand == "proxy", arguments.contains("--drop-capabilities") { dropCapabilities() }
+            await main([subcommand] + arguments.dropFirst())
         } else if arguments.isEmpty {
             let message = Array("sovnet: cannot read the command line: /proc is not mounted\n".utf8)
             _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
@@ -42,6 +48,9 @@ struct Sovnet: AsyncParsableCommand {
             await main(nil)
         }
     }
+
+    /// The programs sovnet stands in for, by the name it is run as.
+    static let standIns = ["gvproxy": "proxy", "gvforwarder": "forward"]
 
     /// `sovnet proxy --drop-capabilities`. Linux keeps capabilities per
     /// thread, and the subcommand runs on a thread of Swift's pool, after

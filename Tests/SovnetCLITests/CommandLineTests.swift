@@ -45,6 +45,21 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
     }
 
+    /// Linked as `gvproxy` or `gvforwarder` (where podman or a guest image
+    /// looks for them), the binary is `sovnet proxy` or `sovnet forward`.
+    @Test func runAsGvproxyOrGvforwarder() throws {
+        let directory = uniqueTemporaryPath("standin")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["gvproxy", "gvforwarder"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(directory)/\(name)", withDestinationPath: Self.binary.path)
+        }
+        let proxy = try shell("\(directory)/gvproxy -version")
+        #expect(proxy.hasPrefix("sovnet proxy version 0.1.0"), "\(proxy)")
+        let forward = try shell("\(directory)/gvforwarder --help")
+        #expect(forward.contains("USAGE: sovnet forward"), "\(forward)")
+    }
+
     @Test func upRefusesAnIncompleteGuestBeforeStartingAnything() throws {
         let result = try run(["up", "--guest", "qemu", "--name", "incomplete"])
         #expect(result.status == 64)

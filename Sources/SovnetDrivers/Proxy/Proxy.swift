@@ -168,7 +168,8 @@ public final class Proxy {
             logger.info("forwarding DNS to \(address)")
         }
         if let resolvConf {
-            logger.info("following \(resolvConf.path) for DNS resolvers\(options.hostSearchDomains ? " and search domains" : "")")
+            let what = [options.dnsUpstreams.isEmpty ? "DNS resolvers" : nil, options.hostSearchDomains ? "search domains" : nil]
+            logger.info("following \(resolvConf.path) for \(what.compactMap { $0 }.joined(separator: " and "))")
         }
         for requested in options.nat.forwards {
             do throws(PortForwardError) {
@@ -336,7 +337,7 @@ public final class Proxy {
             }
             upstreams[index] = fd
         } catch {
-            let message: Logger.Message = "DNS upstream \(address): \(error); trying again with the next query"
+            let message: Logger.Message = "DNS upstream \(address): connect: \(error); trying again with the next query"
             if quietly { logger.debug(message) } else { logger.warning(message) }
         }
     }
