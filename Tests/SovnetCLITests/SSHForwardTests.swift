@@ -107,7 +107,7 @@ final class SSHForwardTests {
         #expect(proxy.output.contains("SSH host key of 192.168.127.2: ssh-ed25519 SHA256:"), "the fingerprint is logged: \(proxy.output)")
 
         try dropSessions()
-        #expect(waitUntil(20) { proxy.output.contains("dropped; connecting again") }, "\(proxy.output)")
+        #expect(waitUntil(20) { proxy.output.contains("dropped (Connection to 127.0.0.1 closed by remote host.); connecting again") }, "\(proxy.output)")
         let again = podmanVersion(work + "/podman.sock")
         #expect(again == "4.3.1", "after the session dropped: \(again)\n\(proxy.output)")
 

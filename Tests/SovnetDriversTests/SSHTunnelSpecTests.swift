@@ -1,3 +1,4 @@
+import SovnetCore
 import SovnetWire
 import Testing
 @testable import SovnetDrivers
@@ -46,5 +47,49 @@ import Testing
         #expect(verifying.arguments.contains("BatchMode=no"), "askpass answers the passphrase")
         #expect(verifying.arguments.contains("StrictHostKeyChecking=yes") && verifying.arguments.contains("UserKnownHostsFile=/etc/ssh/guests"))
         #expect(!verifying.arguments.joined().contains("secret"), "the passphrase is never on a command line")
+    }
+}
+
+/// The host-side parsers of #16 on damaged input: a clear error or a value, never a trap.
+@Suite struct HostInputDamageTests {
+    /// A seeded generator, so that a failure can be replayed.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func damaged(_ text: String, _ random: inout Generator) -> String {
+        var bytes = Array(text.utf8)
+        for _ in 0..<Int.random(in: 1...6, using: &random) where !bytes.isEmpty {
+            let index = Int.random(in: 0..<bytes.count, using: &random)
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0: bytes[index] = UInt8.random(in: 0...255, using: &random)
+            case 1: bytes.remove(at: index)
+            default: bytes.insert(bytes[Int.random(in: 0..<bytes.count, using: &random)], at: index)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test func damagedConfigurationFilesRemotesAndResolvConfs() {
+        var random = Generator(state: 16)
+        for _ in 0..<3000 {
+            if let file = try? GvproxyConfiguration.parse(Self.damaged(GvproxyConfigurationTests.nested, &random)) {
+                var network = VirtualNetworkConfiguration()
+                var nat = NATConfiguration()
+                file.apply(to: &network)
+                file.apply(to: &nat)
+            }
+            _ = try? SSHTunnelSpec(socket: "/tmp/a.sock", url: Self.damaged(
+                "ssh-tunnel://core@192.168.127.2:22/run/podman/podman.sock?key=/k%20ey&passphrase=x", &random))
+            _ = HostResolvConf(parsing: Self.damaged("nameserver 10.0.0.1\nnameserver [fd00::1]:53\nsearch a.test b.test\n", &random))
+            _ = ResolverAddress(Self.damaged("[fe80::1%eth0]:5353", &random))
+        }
     }
 }

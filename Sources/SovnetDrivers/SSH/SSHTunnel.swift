@@ -108,7 +108,7 @@ public final class SSHTunnel: @unchecked Sendable {
             if isStopping { return }
             failures = up ? 0 : failures + 1
             if up {
-                logger.warning("SSH session to \(spec.user)@\(spec.address):\(spec.port) dropped; connecting again")
+                logger.warning("SSH session to \(spec.user)@\(spec.address):\(spec.port) dropped (\(lastProblem ?? "ssh ended")); connecting again")
                 loggedProblem = nil
             } else if failures % 30 == 1 || lastProblem != loggedProblem {
                 loggedProblem = lastProblem
@@ -141,28 +141,30 @@ public final class SSHTunnel: @unchecked Sendable {
         var reader = LogReader(path: sshLog)
         lastProblem = nil
         while process.isRunning {
-            for line in reader.newLines() { note(line, up: &up) }
+            for line in reader.newLines() { note(line) }
             if !up, access(localSocket, F_OK) == 0 {
                 up = true
                 logger.notice("SSH forward \(spec.socket) is up: \(spec.user)@\(spec.address):\(spec.port)\(spec.destination)")
             }
             usleep(up ? 100_000 : 20_000)
         }
-        for line in reader.newLines() { note(line, up: &up) }
+        for line in reader.newLines() { note(line) }
         condition.lock()
         child = nil
         condition.unlock()
         return up
     }
 
-    /// Logs what matters of a line `ssh -v` wrote.
-    private func note(_ line: Substring, up: inout Bool) {
+    /// What `ssh -v` says that is neither a problem nor the host key.
+    private static let chatter = ["debug", "Warning: Permanently added", "OpenSSH_", "Transferred:", "Bytes per second:"]
+
+    /// Keeps what matters of a line `ssh -v` wrote: the host key is logged,
+    /// the last problem said when the session ends or fails.
+    private func note(_ line: Substring) {
         if let range = line.range(of: "Server host key: ") {
             logger.info("SSH host key of \(spec.address): \(line[range.upperBound...])\(knownHosts == nil ? " (accepted, as gvproxy does)" : "")")
-        } else if !line.hasPrefix("debug"), !line.hasPrefix("Warning: Permanently added"), !line.hasPrefix("OpenSSH_"),
-                  !line.isEmpty {
+        } else if !Self.chatter.contains(where: { line.hasPrefix($0) }), !line.isEmpty {
             lastProblem = String(line)
-            if up { logger.warning("ssh: \(line)") }
         }
     }
 }
@@ -200,10 +202,6 @@ private struct LogReader {
             return []
         }
         partial = Array(bytes[(last + 1)...])
-        return String(decoding: bytes[...last], as: UTF8.self).split(separator: "\n").map { $0.trimmingSuffix("\r") }
+        return String(decoding: bytes[...last], as: UTF8.self).split(whereSeparator: \.isNewline)
     }
-}
-
-private extension Substring {
-    func trimmingSuffix(_ suffix: String) -> Substring { hasSuffix(suffix) ? dropLast(suffix.count) : self }
 }
