@@ -1,4 +1,4 @@
-import SovnetCore
+@testable import SovnetCore
 import SovnetWire
 import Testing
 @testable import SovnetDrivers
@@ -52,19 +52,8 @@ import Testing
 
 /// The host-side parsers of #16 on damaged input: a clear error or a value, never a trap.
 @Suite struct HostInputDamageTests {
-    /// A seeded generator, so that a failure can be replayed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
-    static func damaged(_ text: String, _ random: inout Generator) -> String {
+    /// `text` with a few bytes changed, removed or repeated, by a seeded generator (a failure replays).
+    static func damaged(_ text: String, _ random: inout SplitMix) -> String {
         var bytes = Array(text.utf8)
         for _ in 0..<Int.random(in: 1...6, using: &random) where !bytes.isEmpty {
             let index = Int.random(in: 0..<bytes.count, using: &random)
@@ -78,7 +67,7 @@ import Testing
     }
 
     @Test func damagedConfigurationFilesRemotesAndResolvConfs() {
-        var random = Generator(state: 16)
+        var random = SplitMix(seed: 16)
         for _ in 0..<3000 {
             if let file = try? GvproxyConfiguration.parse(Self.damaged(GvproxyConfigurationTests.nested, &random)) {
                 var network = VirtualNetworkConfiguration()

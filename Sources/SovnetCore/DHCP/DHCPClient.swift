@@ -456,7 +456,7 @@ public struct DHCPClient: Sendable {
 }
 
 /// SplitMix64: small, seedable, good enough for transaction IDs and jitter.
-struct SplitMix: Sendable {
+struct SplitMix: RandomNumberGenerator, Sendable {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
