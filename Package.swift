@@ -47,11 +47,6 @@ let package = Package(
                 "SovnetWire", "SovnetFraming", "CSovnetShim", "CPcap",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
 
@@ -59,7 +54,8 @@ let package = Package(
         // in, actions out.
         .target(name: "SovnetCore", dependencies: ["SovnetWire"]),
 
-        // Layer 4: drivers that put the layers to work.
+        // Layer 4: drivers that put the layers to work. SwiftNIO serves the
+        // control API and DNS over TCP; Yams reads the configuration files.
         .target(
             name: "SovnetDrivers",
             dependencies: [
@@ -67,6 +63,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
 
@@ -99,6 +100,7 @@ let package = Package(
         .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire", "SovnetLink"]),
         .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink", "SovnetFuzz"],
                     exclude: ["FuzzRegressions"]),
+        .testTarget(name: "SovnetFramingTests", dependencies: ["SovnetFraming"]),
         .testTarget(
             name: "SovnetLinkTests",
             dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]

@@ -121,6 +121,11 @@ final class SSHForwardTests {
         let all = try shell("\(api) http://sovnet/services/forwarder/all").replacingOccurrences(of: "\\/", with: "/")
         #expect(all.contains(#""local":"\#(work)/rsa.sock""#) && all.contains("ssh-tunnel://root@192.168.127.2:22/run/podman/podman.sock"), "\(all)")
         #expect(!all.contains("secret"), "the passphrase is never listed: \(all)")
+        // The loopback forward to the guest's sshd is listed, and stays.
+        let carrier = try #require(proxy.output.firstMatch(of: /forwarding tcp:(127\.0\.0\.1:\d+)=192\.168\.127\.2:22 for SSH/)?.1)
+        #expect(all.contains(#""local":"\#(carrier)""#), "\(all)")
+        let kept = try shell(#"\#(api) -X POST -d '{"local":"\#(carrier)"}' -w ' %{http_code}' http://sovnet/services/forwarder/unexpose"#)
+        #expect(kept.contains("carries the forwards over SSH") && !kept.hasSuffix("200"), "\(kept)")
         #expect(try shell(#"\#(api) -X POST -d '{"local":"\#(work)/rsa.sock","protocol":"unix"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose"#) == "200")
         #expect(!FileManager.default.fileExists(atPath: work + "/rsa.sock"))
         let wrong = try shell(#"\#(api) -X POST -d '{"local":"\#(work)/bad.sock","remote":"ssh-tunnel://root@192.168.127.2/run/x.sock","protocol":"unix"}' -w ' %{http_code}' http://sovnet/services/forwarder/expose"#)

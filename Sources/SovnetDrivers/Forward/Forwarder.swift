@@ -165,7 +165,7 @@ public final class Forwarder {
             pollfd(fd: tap.readDescriptor, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            let timeout = Self.milliseconds(until: [dhcp?.nextDeadline, connection.linkDeadline].compactMap { $0 }.min())
+            let timeout = PollTimeout.milliseconds(until: [dhcp?.nextDeadline, connection.linkDeadline].compactMap { $0 }.min())
             let ready = poll(&descriptors, 3, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -270,16 +270,7 @@ public final class Forwarder {
 
     /// Milliseconds until the DHCP client's next deadline, or -1.
     private func dhcpTimeout() -> Int32 {
-        Self.milliseconds(until: dhcp?.nextDeadline)
-    }
-
-    /// Milliseconds until `deadline` (rounded up), or -1 for none.
-    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
-        guard let deadline else { return -1 }
-        let left = deadline - ContinuousClock.now
-        if left <= .zero { return 0 }
-        let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
-        return Int32(clamping: milliseconds)
+        PollTimeout.milliseconds(until: dhcp?.nextDeadline)
     }
 
     /// Waits up to `timeout` for a signal, running DHCP timers meanwhile
@@ -299,8 +290,7 @@ public final class Forwarder {
 
     private func waitForSignal(timeout: Duration) throws -> Bool {
         var descriptor = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return poll(&descriptor, 1, milliseconds) > 0
+        return poll(&descriptor, 1, PollTimeout.milliseconds(timeout)) > 0
     }
 
     // MARK: DHCP actions

@@ -23,6 +23,7 @@ import CSovnetShim
 import Glibc
 import Logging
 import SovnetCore
+import SovnetLink
 
 /// The guest's init.
 public final class GuestInit {
@@ -238,10 +239,7 @@ public final class GuestInit {
         var deadlines = [supervisor.nextDeadline, shutdownDeadline].compactMap { $0 }
         if supervisor.awaitingNetwork { deadlines.append(.now + .milliseconds(100)) }
         if powerButton == nil { deadlines.append(nextButtonScan) }
-        guard let deadline = deadlines.min() else { return -1 }
-        let left = deadline - .now
-        if left <= .zero { return 0 }
-        return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+        return PollTimeout.milliseconds(until: deadlines.min())
     }
 
     private func drainSignals() {

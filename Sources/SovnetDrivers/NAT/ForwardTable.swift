@@ -12,6 +12,8 @@ final class ForwardTable {
         let forward: PortForward
         let descriptor: Int32
         let owner: ForwardRequester
+        /// Made by the proxy for its forwards over SSH: listed, but not removed through the API.
+        let pinned: Bool
     }
 
     private(set) var entries: [UInt64: Entry] = [:]
@@ -36,7 +38,7 @@ final class ForwardTable {
     /// Starts listening for `forward`, made by `owner`; the forward as
     /// made: a local port 0 becomes the port the system chose.
     @discardableResult
-    func expose(_ requested: PortForward, owner: ForwardRequester = .host) throws(PortForwardError) -> PortForward {
+    func expose(_ requested: PortForward, owner: ForwardRequester = .host, pinned: Bool = false) throws(PortForwardError) -> PortForward {
         guard !entries.values.contains(where: { $0.forward.kind == requested.kind && $0.forward.local == requested.local }) else {
             throw PortForwardError("\(requested.kind) \(requested.local) is already forwarded")
         }
@@ -53,15 +55,19 @@ final class ForwardTable {
             close(fd)
             throw PortForwardError("\(forward.local): \(error)")
         }
-        entries[id] = Entry(forward: forward, descriptor: fd, owner: owner)
+        entries[id] = Entry(forward: forward, descriptor: fd, owner: owner, pinned: pinned)
         return forward
     }
 
     /// Stops a forward, if `requester` may; returns its descriptor's old number, now closed.
     @discardableResult
-    func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester = .host) throws(PortForwardError) -> Int32 {
+    func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester = .host,
+                  unpinning: Bool = false) throws(PortForwardError) -> Int32 {
         guard let (id, entry) = entries.first(where: { $0.value.forward.kind == kind && $0.value.forward.local == local }) else {
             throw PortForwardError("\(kind) \(local) is not forwarded")
+        }
+        guard !entry.pinned || unpinning else {
+            throw PortForwardError("\(kind) \(local) carries the forwards over SSH; it goes when the proxy stops")
         }
         guard requester == .host || entry.owner == requester else {
             throw PortForwardError("\(kind) \(local) was not made by \(requester)")
@@ -75,7 +81,7 @@ final class ForwardTable {
 
     func closeAll() {
         for entry in entries.values {
-            _ = try? unexpose(kind: entry.forward.kind, local: entry.forward.local)
+            _ = try? unexpose(kind: entry.forward.kind, local: entry.forward.local, unpinning: true)
         }
     }
 

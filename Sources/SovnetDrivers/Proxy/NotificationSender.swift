@@ -14,6 +14,7 @@
 // slows the network. At most 64 messages wait; past that new ones are
 // dropped, and how many is logged.
 import Foundation
+import CSovnetShim
 import Glibc
 import Logging
 
@@ -102,7 +103,7 @@ public final class NotificationSender: @unchecked Sendable {
 
     /// Connects, writes `message` whole and closes; nil or what went wrong.
     private func deliver(_ message: [UInt8]) -> String? {
-        let fd = socket(AF_UNIX, Int32(Glibc.SOCK_STREAM.rawValue) | Int32(Glibc.SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
         defer { close(fd) }
         var limit = timeval(tv_sec: 1, tv_usec: 0)

@@ -270,10 +270,7 @@ public final class Proxy {
         var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
         if resolvConf != nil { deadlines.append(nextResolvConfCheck) }
         if unpublished { deadlines.append(published + Self.publishInterval) }
-        guard let deadline = deadlines.min() else { return -1 }
-        let left = deadline - ContinuousClock.now
-        if left <= .zero { return 0 }
-        return Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+        return PollTimeout.milliseconds(until: deadlines.min())
     }
 
     /// Sends the frames the NAT made, each port's in one call (with the
@@ -285,9 +282,7 @@ public final class Proxy {
             let bytes = nat.frames.bytesByPort[port, default: 0]
             shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: bytes) }
             for whole in frames {
-                let frame = UnsafeRawBufferPointer(rebasing: whole[headerLength...])
-                capture?.write(frame)
-                if options.debug { logger.debug("nat>\(port) \(FrameSummary.describe(Array(frame)).text)") }
+                record(UnsafeRawBufferPointer(rebasing: whole[headerLength...]), "nat>\(port)")
             }
             transmit(frames, to: port)
         }
@@ -312,7 +307,7 @@ public final class Proxy {
         for delivery in deliveries {
             switch delivery {
             case .send(let bytes, let target):
-                capture?.write(bytes)
+                bytes.withUnsafeBytes { record($0, "gateway>\(target)") }
                 transmit(bare: bytes, to: target)
             case .resolve(let query, let upstream):
                 sendUpstream(query, upstream)
@@ -456,12 +451,18 @@ public final class Proxy {
         for change in changes { follow(change, now: now) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
-            capture?.write(bytes)
-            if options.debug { logger.debug("gateway>\(target) \(FrameSummary.describe(bytes).text)") }
+            bytes.withUnsafeBytes { record($0, "gateway>\(target)") }
             transmit(bare: bytes, to: target)
         }
         capture?.flush()
         return status != .closed
+    }
+
+    /// Captures a frame crossing the switch and, with `-debug`, logs its
+    /// summary after `direction` (`port 1>`, `gateway>port 1`, `nat>port 1`).
+    private func record(_ frame: UnsafeRawBufferPointer, _ direction: @autoclosure () -> String) {
+        capture?.write(frame)
+        if options.debug { logger.debug("\(direction()) \(FrameSummary.describe(Array(frame)).text)") }
     }
 
     /// A guest address bound to another port: logged, and the NAT's flows
@@ -489,8 +490,7 @@ public final class Proxy {
             pending.store(at: UnsafeMutableRawPointer(mutating: whole.baseAddress!))
             header = pending
         }
-        capture?.write(frame)
-        if options.debug { logger.debug("\(port)> \(FrameSummary.describe(Array(frame)).text)") }
+        record(frame, "\(port)>")
         deliveries.removeAll(keepingCapacity: true)
         network.receive(frame, from: port, now: now, into: &deliveries)
         for delivery in deliveries {
@@ -756,7 +756,8 @@ public final class Proxy {
         func openLoopbackPath(to address: IPv4Address, port: UInt16) -> Result<UInt16, PortForwardError> {
             mailbox.perform { [proxy] () -> Result<UInt16, PortForwardError> in
                 do throws(PortForwardError) {
-                    let made = try proxy.nat.forwards.expose(PortForward(kind: .tcp, local: "127.0.0.1:0", remote: "\(address):\(port)"))
+                    let made = try proxy.nat.forwards.expose(PortForward(kind: .tcp, local: "127.0.0.1:0", remote: "\(address):\(port)"),
+                                                             pinned: true)
                     proxy.logger.info("forwarding \(made) for SSH")
                     return .success(made.localAddress?.1 ?? 0)
                 } catch {

@@ -5,6 +5,7 @@
 // so HTTP clients that shut down their write side (podman's) get their
 // answers. At most 128 clients at once; more are closed at once, logged.
 import Foundation
+import CSovnetShim
 import Glibc
 import Logging
 import SovnetLink
@@ -104,7 +105,7 @@ final class UnixSocketRelay: @unchecked Sendable {
     }
 
     private func connectTarget() -> Int32 {
-        let fd = socket(AF_UNIX, Int32(Glibc.SOCK_STREAM.rawValue) | Int32(Glibc.SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return -1 }
         guard SocketProbe.connect(fd, unixPath: target) == 0 else {
             close(fd)

@@ -253,7 +253,7 @@ public final class StreamFrameConnection: FrameEndpoint {
             let left = deadline - .now
             guard left > .zero else { return false }
             var poller = pollfd(fd: readDescriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)) > 0
+            guard poll(&poller, 1, PollTimeout.milliseconds(left)) > 0
             else { continue }
             let space = decoder.writableSpace
             let count = read(readDescriptor, space.baseAddress, space.count)

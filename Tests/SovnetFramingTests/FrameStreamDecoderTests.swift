@@ -1,5 +1,5 @@
 import Testing
-@testable import SovnetLink
+@testable import SovnetFraming
 
 @Suite struct FrameStreamDecoderTests {
     func encode(_ frames: [[UInt8]], _ prefix: LengthPrefix) -> [UInt8] {
@@ -111,4 +111,9 @@ import Testing
         _ = try decode(decoder, [0, 0, 0, 60, 1, 2, 3])
         #expect(throws: FramingError.closedMidFrame(bufferedBytes: 7)) { try decoder.finish() }
     }
+}
+
+/// A made-up frame of `length` bytes whose bytes encode `seed`.
+private func testFrame(length: Int, seed: Int) -> [UInt8] {
+    (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7) }
 }
