@@ -60,6 +60,8 @@ struct BenchCommand: ParsableCommand {
     var compared: [String] { compare?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [] }
 
     func run() throws {
+        if let json { try checkWritable(json, what: "--json") }
+        if let chart { try checkWritable(chart, what: "--chart") }
         var stacks: [BenchStack] = [.sovnet(binary: Executable.current)]
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
@@ -72,11 +74,11 @@ struct BenchCommand: ParsableCommand {
         do {
             report = try Bench(options: options).run()
         } catch let error as LaunchError {
-            throw ValidationError(error.description)
+            throw RuntimeFailure(error.description)
         }
         print(report.text, terminator: "")
-        if let json { try report.json.write(toFile: json, atomically: true, encoding: .utf8) }
-        if let chart { try BenchChart.svg(report).write(toFile: chart, atomically: true, encoding: .utf8) }
+        if let json { try writeTextFile(json, report.json, what: "--json") }
+        if let chart { try writeTextFile(chart, BenchChart.svg(report), what: "--chart") }
         if report.results.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
     }
 }

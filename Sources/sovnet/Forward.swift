@@ -81,7 +81,7 @@ struct ForwardCommand: ParsableCommand {
     func run() throws {
         let level: Logger.Level = debug ? .debug : .info
         bootstrapLogging(level: level)
-        let options = try makeOptions()
+        let options = try Self.reportingUsage(makeOptions)
         let forwarder = Forwarder(options: options, logger: Logger(label: "sovnet.forward"))
         let status = try forwarder.run()
         if status != 0 { throw ExitCode(status) }
@@ -103,7 +103,9 @@ struct ForwardCommand: ParsableCommand {
         } else {
             framing = endpoint == .stdio ? .stdio : .vm
         }
-        guard let macAddress = MACAddress(mac) else { throw ValidationError("bad -mac '\(mac)'") }
+        guard let macAddress = MACAddress(mac) else {
+            throw ValidationError("bad -mac '\(mac)': want six hexadecimal pairs, such as 5a:94:ef:e4:0c:ee")
+        }
         var fixed: ForwarderOptions.StaticAddress?
         if let staticAddress {
             let parts = staticAddress.split(separator: "/")

@@ -77,6 +77,10 @@ struct GuestInstallCommand: ParsableCommand {
     }
 
     func run() throws {
+        try Self.reportingUsage(install)
+    }
+
+    private func install() throws {
         var options = GuestInstall.Options(root: rootfs)
         options.initKind = GuestInstall.InitKind(rawValue: initKind) ?? .sovnet
         options.copyLibraries = !noLibraries
@@ -92,7 +96,7 @@ struct GuestInstallCommand: ParsableCommand {
         do {
             report = try GuestInstall.run(options)
         } catch let problem as GuestInstall.Problem {
-            throw ValidationError(problem.description)
+            throw RuntimeFailure(problem.description)
         }
         for path in report.written { print("wrote \(rootfs)\(path)") }
         if !report.libraries.isEmpty { print("copied the loader and \(report.libraries.count - 1) libraries") }

@@ -326,7 +326,7 @@ struct ProxyCommand: ParsableCommand {
             + forwardSock.indices.map { (forwardSock[$0], forwardDest[$0], forwardUser[$0], forwardIdentity[$0]) }
         return try requested.map { socket, dest, user, identity in
             guard access(identity, F_OK) == 0 else {
-                throw ValidationError("identity file \(identity) can't be loaded: \(String(cString: strerror(errno)))")
+                throw RuntimeFailure("identity file \(identity) can't be loaded: \(String(cString: strerror(errno)))")
             }
             let path = socket.hasPrefix("unix://") ? String(socket.dropFirst("unix://".count)) : socket
             guard path.hasPrefix("/"), dest.hasPrefix("/") else {
@@ -339,24 +339,23 @@ struct ProxyCommand: ParsableCommand {
     /// Reads the -config file, if one is given.
     func readConfiguration() throws -> GvproxyConfiguration? {
         guard let config else { return nil }
-        let text: String
-        do {
-            text = try String(contentsOfFile: config, encoding: .utf8)
-        } catch {
-            throw ValidationError("cannot read -config \(config): \(String(cString: strerror(errno)))")
-        }
+        let text = try readTextFile(config, what: "-config")
         do {
             let file = try GvproxyConfiguration.parse(text)
             if file.interfaces.vpnkit != nil {
-                throw ValidationError("\(config): interfaces.vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS)")
+                throw RuntimeFailure("\(config): interfaces.vpnkit: HyperKit's VPNKit protocol is not supported (HyperKit runs only on macOS)")
             }
             return file
         } catch let problem as ConfigurationProblem {
-            throw ValidationError("\(config): \(problem)")
+            throw RuntimeFailure("\(config): \(problem)")
         }
     }
 
     func run() throws {
+        try Self.reportingUsage(runChecked)
+    }
+
+    private func runChecked() throws {
         if version {
             print("sovnet proxy version \(Sovnet.version) (gvproxy-compatible)")
             return
@@ -366,7 +365,7 @@ struct ProxyCommand: ParsableCommand {
         let logFile = self.logFile ?? file?.logFile
         if let logFile {
             let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw ValidationError("cannot open -log-file \(logFile): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw RuntimeFailure("cannot open -log-file \(logFile): \(String(cString: strerror(errno)))") }
             dup2(fd, 2)
             close(fd)
         }

@@ -39,6 +39,12 @@ struct Sovnet: AsyncParsableCommand {
         } else if let subcommand = invokedAs.flatMap({ Self.standIns[$0] }) {
             if subcommand == "proxy", arguments.contains("--drop-capabilities") { dropCapabilities() }
             await main([subcommand] + arguments.dropFirst())
+        } else if arguments.dropFirst().first == "help", let name = arguments.dropFirst(2).first, !name.hasPrefix("-"),
+                  !configuration.subcommands.contains(where: { $0._commandName == name }) {
+            let names = configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+            let message = Array("Error: no subcommand '\(name)'; there are \(names)\nUsage: sovnet help <subcommand>\n".utf8)
+            _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            Glibc.exit(64)
         } else if arguments.isEmpty {
             let message = Array("sovnet: cannot read the command line: /proc is not mounted\n".utf8)
             _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

@@ -23,8 +23,12 @@ struct GuestSelection: ParsableArguments {
         let path = config ?? (FileManager.default.fileExists(atPath: "sovnet.yaml") ? "sovnet.yaml" : nil)
         var configuration = LaunchConfiguration()
         if let path {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
-            configuration = try LaunchConfiguration.parse(String(decoding: data, as: UTF8.self))
+            let text = try readTextFile(path, what: "the configuration")
+            do {
+                configuration = try LaunchConfiguration.parse(text)
+            } catch {
+                throw RuntimeFailure("\(path): \(error)")
+            }
         }
         if let name { configuration.name = name }
         return configuration
@@ -131,7 +135,7 @@ struct UpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = try launchConfiguration()
+        let configuration = try Self.reportingUsage(launchConfiguration)
         let directory = selection.runDirectory(for: configuration.name)
         if dryRun {
             let arguments: [String]
@@ -174,7 +178,7 @@ struct DownCommand: ParsableCommand {
             let deadline = ContinuousClock.now + .seconds(60)
             while LaunchState.isRunning(state.launcherPID), ContinuousClock.now < deadline { usleep(50_000) }
             guard !LaunchState.isRunning(state.launcherPID) else {
-                throw ValidationError("sovnet up (pid \(state.launcherPID)) did not stop within 60 s")
+                throw RuntimeFailure("sovnet up (pid \(state.launcherPID)) did not stop within 60 s")
             }
             print("stopped \(state.configuration.name) (sovnet up pid \(state.launcherPID))")
         } else {
@@ -249,12 +253,12 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         var (state, directory) = try selection.loadState()
-        guard state.launcherAlive else { throw ValidationError("\(state.configuration.name) is down") }
+        guard state.launcherAlive else { throw RuntimeFailure("\(state.configuration.name) is down") }
         let client = ControlClient(endpoint: try Endpoint(url: state.api), timeout: .seconds(15))
         let mac = state.configuration.guestMAC.description
         let leases = try client.json("GET", "/leases", as: [String: String].self)
         guard let address = leases.first(where: { $0.value == mac })?.key else {
-            throw ValidationError("no lease for \(mac) in the proxy")
+            throw RuntimeFailure("no lease for \(mac) in the proxy")
         }
         var report = LaunchReport(name: state.configuration.name, kind: state.configuration.guest.kind.rawValue, guestMAC: mac)
         report.guestAddress = address
@@ -290,6 +294,10 @@ struct DoctorCommand: ParsableCommand {
     var transport: LaunchConfiguration.Transport?
 
     func run() throws {
+        try Self.reportingUsage(report)
+    }
+
+    private func report() throws {
         let config: KernelConfig
         let source: KernelConfig.Source
         do {
@@ -306,7 +314,7 @@ struct DoctorCommand: ParsableCommand {
                 throw ValidationError("give --kernel IMAGE or --kernel-config FILE (this kernel has no /proc/config.gz)")
             }
         } catch let error as KernelImage.Problem {
-            throw ValidationError(error.description)
+            throw RuntimeFailure(error.description)
         }
         var guest = LaunchConfiguration()
         guest.guest.kind = kind

@@ -60,6 +60,28 @@ import Testing
         #expect(forward.contains("USAGE: sovnet forward"), "\(forward)")
     }
 
+    /// Usage errors: the subcommand's own usage line and 64. Failures while
+    /// running: one line naming the user's path, status 1, no usage.
+    @Test func usageErrorsAndRuntimeFailuresAreTold() throws {
+        let nothing = try run(["proxy"])
+        #expect(nothing.status == 64 && nothing.error.contains("nothing to listen on"), "\(nothing)")
+        #expect(nothing.error.contains("Usage: sovnet proxy"), "the subcommand's usage: \(nothing.error)")
+        let mac = try run(["forward", "-mac", "zz"])
+        #expect(mac.status == 64 && mac.error.contains("want six hexadecimal pairs, such as 5a:94:ef:e4:0c:ee"), "\(mac)")
+        #expect(mac.error.contains("Usage: sovnet forward"), "\(mac.error)")
+        let directory = try run(["proxy", "-listen", "unix:///tmp/sovnet-unused.sock", "-config", "/tmp"])
+        #expect(directory.status == 1 && directory.error.contains("cannot read -config /tmp: Is a directory"), "\(directory)")
+        #expect(!directory.error.contains("Usage") && !directory.error.contains("NSCocoaErrorDomain"), "\(directory.error)")
+        let socket = try run(["proxy", "-listen", "unix:///nonexistent-sovnet-dir/vm.sock"])
+        #expect(socket.status == 1 && socket.error.contains("bind /nonexistent-sovnet-dir/vm.sock"), "the path given: \(socket)")
+        let bench = try run(["bench", "--json", "/nonexistent-sovnet-dir/bench.json"])
+        #expect(bench.status == 1 && bench.error.contains("cannot write --json /nonexistent-sovnet-dir/bench.json"),
+                "checked before the run: \(bench)")
+        let help = try run(["help", "nosuch"])
+        #expect(help.status == 64 && help.error.contains("no subcommand 'nosuch'"), "\(help)")
+        #expect(try run(["help", "proxy"]).status == 0)
+    }
+
     @Test func upRefusesAnIncompleteGuestBeforeStartingAnything() throws {
         let result = try run(["up", "--guest", "qemu", "--name", "incomplete"])
         #expect(result.status == 64)

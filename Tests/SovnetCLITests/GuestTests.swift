@@ -87,8 +87,8 @@ final class GuestTests {
 
     @Test func badRootsAndFlagsAreRefused() throws {
         let missing = try Spawned("\(CommandLineTests.binary.path) guest install --rootfs \(work)/nothing", log: work + "/bad1.log")
-        #expect(missing.wait(10) == 64)
-        #expect(missing.output.contains("is not a directory"))
+        #expect(missing.wait(10) == 1, "a root file system that is not there is a failure, not a usage error")
+        #expect(missing.output.contains("is not a directory") && !missing.output.contains("Usage"))
         let kind = try Spawned("\(CommandLineTests.binary.path) guest install --rootfs \(root) --init runit", log: work + "/bad2.log")
         #expect(kind.wait(10) == 64)
         let notPID1 = try Spawned("\(CommandLineTests.binary.path) init", log: work + "/bad3.log")

@@ -69,7 +69,7 @@ enum Sockets {
                 let temporary = temporaryName(for: path)
                 let bindable: Endpoint = .unix(path: temporary)
                 try withAddress(of: bindable) { (address, length) throws(LinkError) in
-                    guard Glibc.bind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(temporary)") }
+                    guard Glibc.bind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(path)") }
                 }
                 guard chmod(temporary, mode) == 0, rename(temporary, path) == 0 else {
                     let error = LinkError.lastError("create \(path)")
