@@ -128,6 +128,8 @@ final class SSHForwardTests {
         #expect(kept.contains("carries the forwards over SSH") && !kept.hasSuffix("200"), "\(kept)")
         #expect(try shell(#"\#(api) -X POST -d '{"local":"\#(work)/rsa.sock","protocol":"unix"}' -w '%{http_code}' http://sovnet/services/forwarder/unexpose"#) == "200")
         #expect(!FileManager.default.fileExists(atPath: work + "/rsa.sock"))
+        let sshClients = { (try? shell("pgrep -P \(proxy.pid) -x ssh | wc -l").trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?" }
+        #expect(waitUntil(5) { sshClients() == "1" }, "the removed forward's ssh ended, the other runs on: \(sshClients())")
         let wrong = try shell(#"\#(api) -X POST -d '{"local":"\#(work)/bad.sock","remote":"ssh-tunnel://root@192.168.127.2/run/x.sock","protocol":"unix"}' -w ' %{http_code}' http://sovnet/services/forwarder/expose"#)
         #expect(wrong.hasSuffix("400") && wrong.contains("key="), "\(wrong)")
     }

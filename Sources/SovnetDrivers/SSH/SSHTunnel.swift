@@ -58,15 +58,15 @@ public final class SSHTunnel: @unchecked Sendable {
         logger.notice("forwarding \(spec.socket) to \(spec.destination) in the guest over SSH (\(spec.user)@\(spec.address):\(spec.port))")
     }
 
-    /// Stops the relay and `ssh`, and removes the host socket.
+    /// Stops the relay and `ssh` (signalled here, reaped by the tunnel's
+    /// own thread, which alone waits for it), and removes the host socket.
     public func stop() {
         condition.lock()
         stopping = true
-        let running = child
+        if let child { kill(child.pid, SIGTERM) }
         condition.broadcast()
         condition.unlock()
         relay.stop()
-        running?.stop()
     }
 
     private func writePrivate(_ path: String, _ text: String, mode: mode_t) throws(PortForwardError) {
@@ -134,9 +134,8 @@ public final class SSHTunnel: @unchecked Sendable {
         }
         condition.lock()
         child = process
-        let stopped = stopping
+        if stopping { kill(process.pid, SIGTERM) }
         condition.unlock()
-        if stopped { process.stop() }
         var up = false
         var reader = LogReader(path: sshLog)
         lastProblem = nil
