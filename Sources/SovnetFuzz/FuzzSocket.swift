@@ -2,14 +2,19 @@
 // guest's bytes become on the host, and what the host has for the guest.
 // It checks the core's side of the contract: nothing is acknowledged that
 // was never sent (consume only what was peeked), nothing is written after
-// FIN or after close, and nothing is written that the guest did not send.
+// FIN or after close, and the host gets no more bytes than guests sent.
 import SovnetCore
+
+/// TCP payload bytes guests sent toward the NAT, and what its sockets took.
+final class FuzzLedger {
+    /// Bytes in guests' TCP segments and fragments, repeats included.
+    var offered = 0
+    var written = 0
+}
 
 /// The host end of one fuzzed TCP flow.
 final class FuzzSocket: FlowSocket {
-    /// Payload bytes the guest sent on this flow, in any order, repeats included.
-    var offered = 0
-    private(set) var written = 0
+    private let ledger: FuzzLedger
     var room = 1 << 16
     var incoming: [UInt8] = []
     private var peekOffset = 0
@@ -17,14 +22,20 @@ final class FuzzSocket: FlowSocket {
     var failure: Int32?
     private(set) var closed = false
     private var shutDown = false
+    /// What the connect under way ends with (0: connected), for `finishConnect`.
+    var connectResult: Int32 = 0
+
+    init(ledger: FuzzLedger) {
+        self.ledger = ledger
+    }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
         expect(!closed && !shutDown, "a write after \(closed ? "close" : "FIN")")
         if failure != nil { return nil }
         let taken = min(bytes.count, room)
-        written += taken
+        ledger.written += taken
         room -= taken
-        expect(written <= offered, "the host got \(written) bytes; the guest sent \(offered)")
+        expect(ledger.written <= ledger.offered, "the host got \(ledger.written) bytes; guests sent \(ledger.offered)")
         return taken
     }
 
@@ -49,5 +60,7 @@ final class FuzzSocket: FlowSocket {
     var writeSpace: Int { room }
     func shutdownWrite() { shutDown = true }
     func wantWritable(_ wanted: Bool) {}
+    func finishConnect() -> Int32 { connectResult }
+
     func close(reset: Bool) { closed = true }
 }

@@ -1,8 +1,9 @@
 // The proxy's frame input as a whole under a fuzzer: one virtual network
 // with two guest ports (switch, ARP, ICMP, DHCP server, DNS with one
-// upstream), and behind it the NAT's cores: IPv4 reassembly, the NAT policy
-// and TCP flows whose host sockets are in memory (FuzzSocket), so nothing
-// leaves the process. Each step's first byte picks an event:
+// upstream), and behind it the real NAT core (`NATCore`: reassembly,
+// policy, flow admission, the TCP, UDP and ICMP echo tables) whose host is
+// in memory (`FuzzNATHost`, `FuzzSocket`), so nothing leaves the process.
+// Each step's first byte picks an event:
 //
 //   0, 1  a frame (a chunk) from guest port 0 or 1 (the next byte's low
 //         bit); with its second bit, a TCP segment of a known flow has its
@@ -11,11 +12,16 @@
 //   2     the upstream resolver's answer (a chunk) to the last query sent
 //         upstream, its ID made the query's
 //   3     the clock moving on (the next byte times 100 ms): every timer runs
-//   4     host bytes (a chunk) for a flow the next byte picks
+//   4     host bytes (a chunk) for a TCP flow the next byte picks
 //   5     a host event for that flow (the next byte): connected, refused,
 //         end of stream, reset, or room in its socket (the byte after
 //         times 64 bytes)
 //   6     port 1's guest leaving and another taking its place
+//   7     the host's datagrams and forwards (the next byte): a datagram
+//         (a chunk) on a UDP or echo flow the byte after picks, port
+//         unreachable on it, the next send refused, a connection a TCP
+//         forward accepted for 192.168.127.X and a port, a datagram a UDP
+//         forward got from a client, or a UDP forward removed
 //
 // Every step has the same shape whatever state it finds, so a mutation
 // changes one step, not the reading of all that follow.
@@ -23,7 +29,8 @@
 // What must hold: every frame the network or the NAT sends parses, with
 // checksums right (except TCP checksums left to an offloading guest's
 // kernel); a frame is switched only to ports that exist, never back to the
-// one it came from; the sockets' contract holds (FuzzSocket).
+// one it came from; the sockets' contract holds (FuzzSocket) and so does
+// the host's (FuzzNATHost).
 import Glibc
 import SovnetCore
 import SovnetWire
@@ -31,25 +38,26 @@ import SovnetWire
 final class NetworkTarget {
     private let network: VirtualNetwork
     private var ports: [PortID]
-    private let policy = NATPolicy()
-    private var reassembler = IPv4Reassembler(maximumDatagrams: 8, timeout: .seconds(5))
-    private let frames: GuestFrames
-    private let context: TCPContext
-    private var flows: [FlowKey: (flow: TCPFlow, socket: FuzzSocket)] = [:]
-    private var order: [FlowKey] = []
+    private let host = FuzzNATHost()
+    private let nat: NATCore
     private var now = ContinuousClock.Instant.now
     private var pendingQuery: [UInt8]?
     /// Where each flow's last segment to the guest ended, in sequence space.
     private var sentEnd: [FlowKey: UInt32] = [:]
     private var deliveries: [Delivery] = []
     private(set) var reached: Set<String> = []
-    static let maximumFlows = 32
 
     init() {
         network = VirtualNetwork(configuration: VirtualNetworkConfiguration(upstreamResolverCount: 1))
         ports = [network.attach(), network.attach()]
-        frames = GuestFrames(gatewayMAC: network.configuration.gatewayMAC, mtu: 1500, capacity: 1 << 16)
-        context = TCPContext(settings: TCPSettings(mtu: 1500), frames: frames)
+        var settings = NATSettings()
+        settings.maximumFlows = 32
+        settings.maximumFlowsPerGuest = 16
+        settings.idleTimeout = .seconds(5)
+        let network = network
+        nat = NATCore(settings: settings, network: network.configuration, host: host, frameCapacity: 1 << 16) {
+            network.neighbor($0)
+        }
     }
 
     static func run(_ bytes: [UInt8]) -> Set<String> {
@@ -60,7 +68,12 @@ final class NetworkTarget {
             steps += 1
             target.step(&input)
         }
-        return target.reached.union(target.network.counters.drops.keys.map { "drop-\($0.rawValue)" })
+        target.nat.closeAll()
+        target.host.checkConnections()
+        expect(target.host.sockets.isEmpty && target.host.datagrams.isEmpty, "sockets left open after every flow closed")
+        return target.reached.union(target.host.reports)
+            .union(target.network.counters.drops.keys.map { "drop-\($0.rawValue)" })
+            .union(target.nat.statistics.drops.keys.map { "nat-drop-\($0)" })
     }
 
     /// The guests' frames among `frames` from port 0, the clock moving
@@ -81,7 +94,7 @@ final class NetworkTarget {
     }
 
     private func step(_ input: inout FuzzInput) {
-        switch input.byte() % 7 {
+        switch input.byte() % 8 {
         case 0, 1:
             let control = input.byte()
             let port = ports[Int(control & 1)]
@@ -100,43 +113,81 @@ final class NetworkTarget {
         case 3:
             now += .milliseconds(100 * Int(input.byte()))
             handle(network.tick(now: now), frame: nil, from: nil)
-            _ = reassembler.expire(now: now)
-            for key in order {
-                guard let entry = flows[key] else { continue }
-                if let deadline = entry.flow.deadline, deadline <= now { entry.flow.tick(now: now) }
-                settle(key)
-            }
+            nat.tick(now: now)
         case 4:
-            let key = pickFlow(&input)
+            let id = pick(&input, from: host.sockets.keys)
             let bytes = input.chunk()
-            guard let key, let entry = flows[key] else { return }
-            entry.socket.incoming += bytes
-            entry.flow.hostReadable(now: now)
-            settle(key)
+            guard let id, let socket = host.sockets[id] else { return }
+            socket.incoming += bytes
+            nat.hostSocketReady(id, readable: true, writable: false, now: now)
         case 5:
-            let key = pickFlow(&input)
+            let id = pick(&input, from: host.sockets.keys)
             let event = input.byte() % 5
             let room = 64 * Int(input.byte())
-            guard let key, let entry = flows[key] else { return }
+            guard let id, let socket = host.sockets[id] else { return }
             switch event {
-            case 0 where entry.flow.phase == .connecting: entry.flow.hostConnected(now: now)
-            case 1 where entry.flow.phase == .connecting: entry.flow.hostConnectFailed(ECONNREFUSED)
+            case 0:
+                socket.connectResult = 0
+                nat.hostSocketReady(id, readable: false, writable: true, now: now)
+            case 1:
+                socket.connectResult = ECONNREFUSED
+                nat.hostSocketReady(id, readable: false, writable: true, now: now)
             case 2:
-                entry.socket.endOfStream = true
-                entry.flow.hostReadable(now: now)
+                socket.endOfStream = true
+                nat.hostSocketReady(id, readable: true, writable: false, now: now)
             case 3:
-                entry.socket.failure = ECONNRESET
-                entry.flow.hostReadable(now: now)
+                socket.failure = ECONNRESET
+                nat.hostSocketReady(id, readable: true, writable: false, now: now)
             default:
-                entry.socket.room += room
-                entry.flow.hostWritable(now: now)
+                socket.room += room
+                nat.hostSocketReady(id, readable: false, writable: true, now: now)
             }
-            settle(key)
-        default:
+        case 6:
             network.detach(ports[1], now: now)
+            nat.detach(ports[1], now: now)
             ports[1] = network.attach()
+        default:
+            hostDatagramOrForward(&input)
         }
+        for change in network.takeBindingChanges() where change.from != nil { nat.follow(change, now: now) }
+        nat.endBatch(now: now)
+        host.checkConnections()
+        if !host.sockets.isEmpty, nat.statistics.tcpStates["established"] != nil { reached.insert("tcp-open") }
         checkFrames()
+    }
+
+    /// Event 7: what arrives on the host's datagram sockets and forwards.
+    private func hostDatagramOrForward(_ input: inout FuzzInput) {
+        let event = input.byte() % 6
+        let id = pick(&input, from: host.datagrams.keys)
+        let number = input.byte()
+        let port = input.uint16()
+        let bytes = input.chunk()
+        bytes.withUnsafeBytes { payload in
+            switch event {
+            case 0:
+                guard let id else { return }
+                if host.datagrams[id] == .echo {
+                    nat.receiveEcho(payload, on: id, now: now)
+                } else {
+                    nat.receiveDatagram(payload, on: id, now: now)
+                }
+            case 1:
+                guard let id else { return }
+                nat.datagramRefused(id)
+            case 2:
+                host.refuseNextSend = true
+            case 3:
+                nat.acceptForwarded(host.connection(), to: IPv4Address(192, 168, 127, number), port: port, now: now)
+                reached.insert("tcp-forward")
+            case 4:
+                nat.receiveForwarded(payload, from: HostEndpoint(IPv4Address(127, 0, 0, 1), port), forward: UInt64(number % 4),
+                                     to: IPv4Address(192, 168, 127, 2), port: 53, now: now)
+                reached.insert("udp-forward")
+            default:
+                nat.forwardRemoved(UInt64(number % 4))
+            }
+        }
     }
 
     /// Rewrites a TCP segment's acknowledgment number to its flow's last
@@ -157,9 +208,11 @@ final class NetworkTarget {
         frame[found.offset + 17] = UInt8(updated & 0xFF)
     }
 
-    private func pickFlow(_ input: inout FuzzInput) -> FlowKey? {
+    /// One of `ids`, in a stable order, by the next byte; nil when there are none.
+    private func pick(_ input: inout FuzzInput, from ids: Dictionary<FlowID, some Any>.Keys) -> FlowID? {
         let index = Int(input.byte())
-        return order.isEmpty ? nil : order[index % order.count]
+        guard !ids.isEmpty else { return nil }
+        return ids.sorted()[index % ids.count]
     }
 
     /// Carries out what the network decided for a frame (or a timer's answers).
@@ -180,71 +233,23 @@ final class NetworkTarget {
             case .nat:
                 guard let frame, let port else { continue }
                 reached.insert("nat")
-                nat(frame, from: port)
+                host.ledger.offered += Self.tcpPayloadLength(frame)
+                nat.receive(frame, from: port, now: now)
             }
         }
     }
 
-    /// A frame for the NAT: reassembled if need be, then to its TCP flow.
-    private func nat(_ frame: UnsafeRawBufferPointer, from port: PortID) {
-        guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload) else { return }
-        let link = GuestLink(port: port, mac: ethernet.source)
-        guard ip.isFragment else { return tcp(ip, link: link) }
-        if case .complete(let packet) = reassembler.add(ip, now: now) {
-            reached.insert("reassembled")
-            packet.withUnsafeBytes { bytes in
-                if let whole = try? IPv4View(bytes) { tcp(whole, link: link) }
-            }
-        }
-    }
-
-    private func tcp(_ ip: IPv4View, link: GuestLink) {
-        guard ip.protocol == .tcp, admitted(ip.destination),
-              let segment = try? TCPView(ip.payload, source: ip.source, destination: ip.destination) else { return }
-        let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
-                          remotePort: segment.destinationPort)
-        if let entry = flows[key] {
-            entry.socket.offered += segment.payload.count
-            entry.flow.guest(segment, now: now)
-            reached.insert("tcp-segment")
-            settle(key)
-            return
-        }
-        let flags = segment.flags
-        guard flags.contains(.syn), !flags.contains(.ack), !flags.contains(.rst), flows.count < Self.maximumFlows else { return }
-        let socket = FuzzSocket()
-        let flow = TCPFlow(guestSYN: segment, key: key, link: link, socket: socket, context: context, now: now)
-        flows[key] = (flow, socket)
-        order.append(key)
-        reached.insert("tcp-flow")
-    }
-
-    /// Whether the NAT takes TCP to `destination`: the gateway's own services
-    /// (DNS over TCP, the API: flows on socket pairs in the driver) and the
-    /// hosts its policy lets through.
-    private func admitted(_ destination: IPv4Address) -> Bool {
-        if destination == network.configuration.gatewayAddress { return true }
-        if case .host = policy.decide(destination) { return true }
-        return false
-    }
-
-    /// After an event: owed ACKs sent, another turn for a flow that wants
-    /// one, closed flows forgotten.
-    private func settle(_ key: FlowKey) {
-        guard let entry = flows[key] else { return }
-        if entry.flow.phase == .open { reached.insert("tcp-open") }
-        if entry.flow.needsFlush { entry.flow.flushAcknowledgment() }
-        if entry.flow.wantsTurn { entry.flow.pump(now: now) }
-        if entry.flow.phase == .closed {
-            entry.socket.close(reset: true)
-            flows[key] = nil
-            order.removeAll { $0 == key }
-            reached.insert("tcp-closed")
-        }
+    /// The TCP payload a frame may carry: a segment's, or a fragment's whole payload.
+    private static func tcpPayloadLength(_ frame: UnsafeRawBufferPointer) -> Int {
+        guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload, verifyChecksum: false),
+              ip.protocol == .tcp else { return 0 }
+        if ip.isFragment { return ip.payload.count }
+        return (try? TCPView(ip.payload))?.payload.count ?? 0
     }
 
     /// Every frame the NAT made for guests parses.
     private func checkFrames() {
+        let frames = nat.frames
         for frame in frames.frames {
             let bytes = frames.storage[frame.range.dropFirst(frame.headerLength)]
             Self.checkFrame(bytes, offload: frame.headerLength > 0)

@@ -17,6 +17,8 @@ final class MemorySocket: FlowSocket {
     var shutDown = false
     var watchingWritable = false
     var rewinds = 0
+    /// What a connect under way ends with (0: connected).
+    var connectResult: Int32 = 0
 
     func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
         if failure != nil { return nil }
@@ -49,6 +51,7 @@ final class MemorySocket: FlowSocket {
     var writeSpace: Int { room }
     func shutdownWrite() { shutDown = true }
     func wantWritable(_ wanted: Bool) { watchingWritable = wanted }
+    func finishConnect() -> Int32 { connectResult }
     func close(reset: Bool) { closed = reset }
 }
 
@@ -144,7 +147,7 @@ final class MemorySocket: FlowSocket {
         let seq = guestISN &+ 1
         let ack = synAck.header.sequenceNumber &+ 1
         try Segment([.ack], seq: seq, ack: ack, window: 502, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(flow.stateName == "established")
         return (flow, frames, seq, ack, ports)
     }
@@ -154,7 +157,7 @@ final class MemorySocket: FlowSocket {
         let (flow, frames, syn) = try makeFlow(socket: socket)
         #expect(frames.isEmpty)
         #expect(flow.stateName == "connecting")
-        try syn.withView { flow.guest($0, now: start) }
+        try syn.withView { flow.receive($0, now: start) }
         #expect(frames.isEmpty, "a repeated SYN while connecting gets no answer")
         flow.hostConnected(now: start)
         let sent = try Self.drain(frames)
@@ -197,9 +200,9 @@ final class MemorySocket: FlowSocket {
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
         let first = Array("GET / HTTP/1.1\r\n".utf8), second = Array("Host: x\r\n\r\n".utf8)
         try Segment([.ack, .psh], seq: seq, ack: ack, payload: first, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         try Segment([.ack, .psh], seq: seq &+ UInt32(first.count), ack: ack, payload: second,
-                    sourcePort: ports.0, destinationPort: ports.1).withView { flow.guest($0, now: start) }
+                    sourcePort: ports.0, destinationPort: ports.1).withView { flow.receive($0, now: start) }
         #expect(socket.written.isEmpty && frames.isEmpty && flow.acknowledgmentPending, "gathered for one write")
         flow.flushAcknowledgment()
         #expect(socket.written == first + second)
@@ -213,7 +216,7 @@ final class MemorySocket: FlowSocket {
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
         socket.incoming = Array("answer".utf8)
         try Segment([.ack, .psh], seq: seq, ack: ack, payload: Array("question".utf8), sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         let sent = try Self.drain(frames)
         #expect(sent.first?.payload == Array("answer".utf8) && sent.first?.header.acknowledgmentNumber == seq &+ 8)
         #expect(!flow.acknowledgmentPending && flow.needsFlush, "the answer acknowledged the question, which still waits to be written")
@@ -229,7 +232,7 @@ final class MemorySocket: FlowSocket {
         socket.room = 10
         let payload = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
         try Segment([.ack], seq: seq, ack: ack, payload: payload, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         flow.flushAcknowledgment()
         #expect(socket.written.count == 10)
         #expect(socket.watchingWritable)
@@ -251,7 +254,7 @@ final class MemorySocket: FlowSocket {
         _ = frames
         let payload = [UInt8](repeating: 9, count: 3000)
         try Segment([.ack], seq: seq, ack: ack, payload: payload, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         flow.flushAcknowledgment()
         #expect(socket.written.count <= 2000)
         let acknowledged = try #require(try Self.drain(frames).last)
@@ -268,7 +271,7 @@ final class MemorySocket: FlowSocket {
         #expect(sent.map(\.header.sequenceNumber) == [ack, ack &+ 1460, ack &+ 2920])
         #expect(sent.flatMap(\.payload) == socket.incoming)
         try Segment([.ack], seq: seq, ack: ack &+ 2920, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(socket.incoming.count == 1080, "acknowledged bytes leave the socket's queue")
     }
 
@@ -315,7 +318,7 @@ final class MemorySocket: FlowSocket {
         // The first segment arrived, the second was lost: one new ACK, then three duplicates.
         for _ in 0..<4 {
             try Segment([.ack], seq: seq, ack: ack &+ 1460, sourcePort: ports.0, destinationPort: ports.1)
-                .withView { flow.guest($0, now: start) }
+                .withView { flow.receive($0, now: start) }
         }
         let resent = try Self.drain(frames)
         #expect(resent.first?.header.sequenceNumber == ack &+ 1460)
@@ -327,18 +330,18 @@ final class MemorySocket: FlowSocket {
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
         // A window of 3 << 10 bytes (the recorded SYN's scale 10).
         try Segment([.ack], seq: seq, ack: ack, window: 3, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         socket.incoming = [UInt8](repeating: 3, count: 10_000)
         flow.hostReadable(now: start)
         #expect(try Self.drain(frames).reduce(0) { $0 + $1.payload.count } == 3072)
         try Segment([.ack], seq: seq, ack: ack &+ 3072, window: 0, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(frames.isEmpty)
         flow.tick(now: start + .milliseconds(250))
         let probe = try #require(try Self.drain(frames).first)
         #expect(probe.payload.isEmpty && probe.header.sequenceNumber == ack &+ 3071, "a zero-window probe")
         try Segment([.ack], seq: seq, ack: ack &+ 3072, window: 100, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(try Self.drain(frames).reduce(0) { $0 + $1.payload.count } == 10_000 - 3072)
     }
 
@@ -346,7 +349,7 @@ final class MemorySocket: FlowSocket {
         let socket = MemorySocket()
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
         try Segment([.fin, .ack], seq: seq, ack: ack, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(socket.shutDown)
         #expect(try Self.drain(frames).last?.header.acknowledgmentNumber == seq &+ 1)
         #expect(flow.stateName == "close-wait")
@@ -356,7 +359,7 @@ final class MemorySocket: FlowSocket {
         let last = try Self.drain(frames)
         #expect(last.map(\.header.flags) == [[.ack, .psh], [.fin, .ack]])
         try Segment([.ack], seq: seq &+ 1, ack: ack &+ 4, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(flow.phase == .closed)
         #expect(socket.closed == false, "a clean close, not a reset")
     }
@@ -369,11 +372,11 @@ final class MemorySocket: FlowSocket {
         #expect(try Self.drain(frames).map(\.header.flags) == [[.fin, .ack]])
         #expect(flow.stateName == "fin-wait")
         try Segment([.fin, .ack], seq: seq, ack: ack &+ 1, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start) }
+            .withView { flow.receive($0, now: start) }
         #expect(flow.phase == .timeWait)
         _ = try Self.drain(frames)
         try Segment([.fin, .ack], seq: seq, ack: ack &+ 1, sourcePort: ports.0, destinationPort: ports.1)
-            .withView { flow.guest($0, now: start + .seconds(1)) }
+            .withView { flow.receive($0, now: start + .seconds(1)) }
         #expect(try Self.drain(frames).first?.header.acknowledgmentNumber == seq &+ 1, "a repeated FIN is acknowledged again")
         flow.tick(now: start + .seconds(6))
         #expect(flow.phase == .closed)
@@ -382,10 +385,10 @@ final class MemorySocket: FlowSocket {
     @Test func resetsAreCheckedAgainstRFC5961() throws {
         let socket = MemorySocket()
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
-        try Segment([.rst], seq: seq &+ 100, sourcePort: ports.0, destinationPort: ports.1).withView { flow.guest($0, now: start) }
+        try Segment([.rst], seq: seq &+ 100, sourcePort: ports.0, destinationPort: ports.1).withView { flow.receive($0, now: start) }
         #expect(flow.phase == .open)
         #expect(try Self.drain(frames).first?.header.flags == [.ack], "an RST inside the window but not exact gets a challenge ACK")
-        try Segment([.rst], seq: seq, sourcePort: ports.0, destinationPort: ports.1).withView { flow.guest($0, now: start) }
+        try Segment([.rst], seq: seq, sourcePort: ports.0, destinationPort: ports.1).withView { flow.receive($0, now: start) }
         #expect(flow.phase == .closed)
         #expect(socket.closed == true, "the host sees a reset")
         _ = ack
@@ -411,7 +414,7 @@ final class MemorySocket: FlowSocket {
         #expect(syn.header.flags == [.syn])
         #expect(syn.header.destinationPort == 22 && syn.header.options.windowScale == 7)
         try Segment([.syn, .ack], seq: 5000, ack: syn.header.sequenceNumber &+ 1, options: TCPOptions(maximumSegmentSize: 1460, windowScale: 7),
-                    sourcePort: 22, destinationPort: 40000).withView { flow.guest($0, now: start) }
+                    sourcePort: 22, destinationPort: 40000).withView { flow.receive($0, now: start) }
         let sent = try Self.drain(frames)
         #expect(sent.first?.header.flags == [.ack] && sent.first?.header.acknowledgmentNumber == 5001)
         #expect(sent.dropFirst().flatMap(\.payload) == Array("SSH-2.0-client\r\n".utf8))
@@ -421,7 +424,7 @@ final class MemorySocket: FlowSocket {
         let refusedSYN = try #require(try Self.drain(frames).first)
         let refusedSocket = refused.socket as! MemorySocket
         try Segment([.rst, .ack], seq: 0, ack: refusedSYN.header.sequenceNumber &+ 1, sourcePort: 22, destinationPort: 40000)
-            .withView { refused.guest($0, now: start) }
+            .withView { refused.receive($0, now: start) }
         #expect(refused.phase == .closed && refusedSocket.closed == true)
     }
 }

@@ -34,6 +34,10 @@ public protocol FlowSocket: AnyObject {
     func shutdownWrite()
     /// Asks to be told when the socket can take more bytes (a `hostWritable` call).
     func wantWritable(_ wanted: Bool)
-    /// Closes the socket; with `reset`, the host sees an RST.
+    /// Ends a non-blocking connect whose socket became ready: 0 when it is
+    /// connected (and now watched for data), or the errno value it failed with.
+    func finishConnect() -> Int32
+    /// Closes the socket; with `reset`, the host sees an RST. Closing a
+    /// closed socket does nothing.
     func close(reset: Bool)
 }

@@ -197,7 +197,7 @@ public final class TCPFlow {
     }
 
     /// A segment from the guest for this flow (checksum already verified).
-    public func guest(_ segment: TCPView, now: ContinuousClock.Instant) {
+    public func receive(_ segment: TCPView, now: ContinuousClock.Instant) {
         count(fromGuest: segment)
         let flags = segment.flags
         switch phase {
@@ -249,7 +249,7 @@ public final class TCPFlow {
         let bare = segment.payload.isEmpty && !flags.contains(.fin)
         guard acknowledge(ack, window: segment.window, bare: bare, now: now) else { return }
         if !bare {
-            receive(segment, now: now)
+            take(segment, now: now)
         } else if segment.sequenceNumber != receiveNext {
             // A window probe or keep-alive: the answer carries the window (RFC 9293 §3.10.7.4).
             sendAcknowledgment()
@@ -411,8 +411,8 @@ public final class TCPFlow {
         return true
     }
 
-    /// Data and FIN from the guest: written to the host socket in order.
-    private func receive(_ segment: TCPView, now: ContinuousClock.Instant) {
+    /// Takes data and FIN from the guest: written to the host socket in order.
+    private func take(_ segment: TCPView, now: ContinuousClock.Instant) {
         var payload = segment.payload
         var sequence = segment.sequenceNumber
         let fin = segment.flags.contains(.fin)

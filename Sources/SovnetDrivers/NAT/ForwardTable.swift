@@ -59,10 +59,10 @@ final class ForwardTable {
         return forward
     }
 
-    /// Stops a forward, if `requester` may; returns its descriptor's old number, now closed.
+    /// Stops a forward, if `requester` may; returns the number it had.
     @discardableResult
     func unexpose(kind: PortForward.Kind, local: String, by requester: ForwardRequester = .host,
-                  unpinning: Bool = false) throws(PortForwardError) -> Int32 {
+                  unpinning: Bool = false) throws(PortForwardError) -> UInt64 {
         guard let (id, entry) = entries.first(where: { $0.value.forward.kind == kind && $0.value.forward.local == local }) else {
             throw PortForwardError("\(kind) \(local) is not forwarded")
         }
@@ -76,7 +76,7 @@ final class ForwardTable {
         epoll.remove(entry.descriptor)
         close(entry.descriptor)
         if kind == .unix { unlink(local) }
-        return entry.descriptor
+        return id
     }
 
     func closeAll() {

@@ -27,12 +27,15 @@ final class HostTCPSocket: FlowSocket {
     private var space = 0
     private var spaceEpoch: UInt64 = .max
     private let clock: LoopEpoch
+    /// Called once the socket is closed.
+    private let closed: () -> Void
 
-    init(descriptor: Int32, token: UInt64, epoll: Epoll, clock: LoopEpoch) {
+    init(descriptor: Int32, token: UInt64, epoll: Epoll, clock: LoopEpoch, closed: @escaping () -> Void = {}) {
         self.descriptor = descriptor
         self.token = token
         self.epoll = epoll
         self.clock = clock
+        self.closed = closed
     }
 
     /// Watches for the end of a non-blocking connect.
@@ -55,9 +58,10 @@ final class HostTCPSocket: FlowSocket {
 
     private static let dataEvents: Epoll.Events = [.readable, .peerClosed, .edgeTriggered]
 
-    /// The pending error of a connect that finished (0: connected).
-    func connectResult() -> Int32 {
-        InetAddress.option(descriptor, SOL_SOCKET, SO_ERROR) ?? errno
+    func finishConnect() -> Int32 {
+        let result = InetAddress.option(descriptor, SOL_SOCKET, SO_ERROR) ?? errno
+        guard result == 0 else { return result }
+        return (try? watchData()) != nil ? 0 : ENOMEM
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> Int? {
@@ -177,6 +181,7 @@ final class HostTCPSocket: FlowSocket {
         epoll.remove(descriptor)
         Glibc.close(descriptor)
         descriptor = -1
+        closed()
     }
 }
 

@@ -37,7 +37,9 @@ public final class Proxy {
     private let epoll: Epoll
     private let epoch = LoopEpoch()
     private let mailbox: LoopMailbox
-    private let nat: NAT
+    private let nat: NATCore
+    /// The NAT's sockets and port forward listeners.
+    private let natSockets: NATSockets
     private var listeners: [(listener: FrameListener, single: Bool)] = []
     /// Guests by port, with the listener each came through.
     private var guests: [PortID: (connection: FrameEndpoint, listener: Int)] = [:]
@@ -122,15 +124,16 @@ public final class Proxy {
         let shared = self.shared
         let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: dnsUpstreams, logger: logger)
         dnsOverTCP = dns
-        nat = NAT(configuration: natConfiguration, network: options.network, epoll: epoll, epoch: epoch,
-                  socketMode: mode_t(options.socketMode), logger: logger,
-                  neighbor: { address in shared.withLock { $0.neighbor(address) } },
-                  serveLocally: { service, descriptor, port, guest in
-                      switch service {
-                      case .dns: dns.adopt(descriptor, port: port)
-                      case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], requester: .guest(guest))
-                      }
-                  })
+        natSockets = NATSockets(epoll: epoll, epoch: epoch, socketMode: mode_t(options.socketMode), logger: logger) {
+            service, descriptor, port, guest in
+            switch service {
+            case .dns: dns.adopt(descriptor, port: port)
+            case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], requester: .guest(guest))
+            }
+        }
+        nat = NATCore(settings: natConfiguration.settings, network: options.network, host: natSockets) { address in
+            shared.withLock { $0.neighbor(address) }
+        }
     }
 
     /// Opens every listener, then serves until SIGTERM/SIGINT (returns 0).
@@ -174,7 +177,7 @@ public final class Proxy {
         for requested in options.nat.forwards {
             do throws(PortForwardError) {
                 let forward = try scoped(requested)
-                try nat.forwards.expose(forward)
+                try natSockets.forwards.expose(forward)
                 logger.notice("forwarding \(forward)\(forward.listensOnEveryAddress ? " (every host address)" : "")")
             } catch {
                 throw PortForwardError("forward \(requested): \(error)")
@@ -260,7 +263,7 @@ public final class Proxy {
         case .upstream(let index):
             receiveUpstream(index)
         case .tcpFlow, .udpFlow, .pingFlow, .forward:
-            nat.event(token, events, now: .now)
+            natSockets.handle(token, events, core: nat, now: .now)
         }
     }
 
@@ -653,6 +656,7 @@ public final class Proxy {
         ssh?.stopAll()
         mailbox.shut()
         nat.closeAll()
+        natSockets.closeAll()
         flushNAT()
         for guest in guests.values { guest.connection.close() }
         guests.removeAll()
@@ -695,7 +699,7 @@ public final class Proxy {
 
         func forwards(for requester: ForwardRequester) -> [PortForward]? {
             mailbox.perform { [proxy] in
-                proxy.nat.forwards.forwards.filter {
+                proxy.natSockets.forwards.forwards.filter {
                     guard case .guest(let address) = requester else { return true }
                     return $0.remote == address
                 }
@@ -708,9 +712,9 @@ public final class Proxy {
                     var made = try proxy.scoped(forward)
                     if case .guest(let address) = requester {
                         made = try proxy.options.guestForwards.admit(forward, guest: address,
-                                                                     held: proxy.nat.forwards.count(madeBy: requester))
+                                                                     held: proxy.natSockets.forwards.count(madeBy: requester))
                     }
-                    try proxy.nat.forwards.expose(made, owner: requester)
+                    try proxy.natSockets.forwards.expose(made, owner: requester)
                     proxy.logger.notice("forwarding \(made) for \(requester)\(made.listensOnEveryAddress ? " (every host address)" : "")")
                     return nil
                 } catch {
@@ -728,7 +732,7 @@ public final class Proxy {
             return mailbox.perform { [proxy] () -> PortForwardError? in
                 do throws(PortForwardError) {
                     let local = proxy.options.nat.exposeLoopbackOnly ? try PortForward.loopbackLocal(kind: kind, local) : local
-                    try proxy.nat.unexpose(kind: kind, local: local, by: requester)
+                    try proxy.natSockets.unexpose(kind: kind, local: local, by: requester, core: proxy.nat)
                     proxy.logger.notice("stopped forwarding \(kind) \(local) for \(requester)")
                     return nil
                 } catch {
@@ -756,7 +760,7 @@ public final class Proxy {
         func openLoopbackPath(to address: IPv4Address, port: UInt16) -> Result<UInt16, PortForwardError> {
             mailbox.perform { [proxy] () -> Result<UInt16, PortForwardError> in
                 do throws(PortForwardError) {
-                    let made = try proxy.nat.forwards.expose(PortForward(kind: .tcp, local: "127.0.0.1:0", remote: "\(address):\(port)"),
+                    let made = try proxy.natSockets.forwards.expose(PortForward(kind: .tcp, local: "127.0.0.1:0", remote: "\(address):\(port)"),
                                                              pinned: true)
                     proxy.logger.info("forwarding \(made) for SSH")
                     return .success(made.localAddress?.1 ?? 0)
@@ -805,7 +809,7 @@ public final class Proxy {
             let answer = HandshakeAnswer()
             let started = mailbox.perform { [proxy] () -> ContinuousClock.Instant in
                 let now = ContinuousClock.now
-                proxy.nat.probeTCP(guest: address, port: port, now: now) { answer.set($0) }
+                proxy.natSockets.probe(guest: address, port: port, core: proxy.nat, now: now) { answer.set($0) }
                 return now
             }
             guard let started else {

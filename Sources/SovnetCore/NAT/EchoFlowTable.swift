@@ -1,0 +1,88 @@
+// ICMP echo through the NAT core, on the host's unprivileged ping sockets
+// (SOCK_DGRAM, IPPROTO_ICMP; allowed by net.ipv4.ping_group_range). Each
+// guest echo identifier toward one destination gets a socket connected to
+// the (translated) destination; the kernel picks the identifier on the
+// wire, and replies are rewritten back to the guest's identifier, from the
+// address the guest pinged. When ping sockets are not allowed, echo
+// requests are dropped and counted: no reply is ever made up.
+import SovnetWire
+
+final class EchoFlowTable {
+    private struct Flow: IdleFlow {
+        let key: FlowKey
+        let link: GuestLink
+        var lastActive: ContinuousClock.Instant
+    }
+
+    private let frames: GuestFrames
+    private unowned let host: NATHost
+    private let ids: FlowIDSource
+    let idleTimeout: Duration
+    private var table: IdleFlowTable<Flow>
+    var counters = TrafficCounters()
+
+    init(frames: GuestFrames, host: NATHost, ids: FlowIDSource, idleTimeout: Duration, admission: FlowAdmission) {
+        table = IdleFlowTable(.icmp, admission: admission)
+        self.frames = frames
+        self.host = host
+        self.ids = ids
+        self.idleTimeout = idleTimeout
+    }
+
+    var count: Int { table.count }
+
+    /// Sends a guest's echo request on to `target`; a drop reason when refused.
+    func send(_ icmp: ICMPv4View, from guest: IPv4Address, to remote: IPv4Address, link: GuestLink,
+              target: IPv4Address, now: ContinuousClock.Instant) -> DropReason? {
+        let key = FlowKey(guest: guest, guestPort: icmp.identifier, remote: remote, remotePort: 0)
+        let id: FlowID
+        if let existing = table.id(of: key) {
+            id = existing
+            table.update(id) { $0.lastActive = now }
+        } else {
+            if let refusal = table.refusal(port: link.port) { return refusal }
+            let opened = ids.take()
+            switch host.openDatagram(opened, .echo, to: target, port: 0) {
+            case .opened: break
+            case .notPermitted: return .pingNotPermitted
+            case .failed: return .hostSocket
+            }
+            table.insert(Flow(key: key, link: link, lastActive: now), id: opened)
+            id = opened
+        }
+        counters.packetsFromGuest += 1
+        counters.bytesFromGuest += icmp.body.count
+        _ = host.send(icmp.bytes, on: id)
+        return nil
+    }
+
+    /// A message that arrived on a flow's socket: echo replies go to the guest.
+    func receive(_ message: UnsafeRawBufferPointer, on id: FlowID, now: ContinuousClock.Instant) {
+        guard let flow = table.entries[id], message.count >= ICMPv4View.headerLength else { return }
+        table.update(id) { $0.lastActive = now }
+        guard let reply = try? ICMPv4View(message, verifyChecksum: false), reply.type == .echoReply else { return }
+        counters.packetsToGuest += 1
+        counters.bytesToGuest += reply.body.count
+        frames.appendICMP(flow.link, source: flow.key.remote, destination: flow.key.guest,
+                          header: .echo(.echoReply, identifier: flow.key.guestPort, sequence: reply.sequence),
+                          body: reply.body)
+    }
+
+    /// Ends the flows of a guest's port that went away.
+    func detach(_ port: PortID) {
+        for id in table.flows(on: port) { remove(id) }
+    }
+
+    func tick(now: ContinuousClock.Instant) {
+        for id in table.idle(at: now, for: idleTimeout) { remove(id) }
+    }
+
+    private func remove(_ id: FlowID) {
+        guard table.remove(id) != nil else { return }
+        host.closeDatagram(id)
+    }
+
+    func closeAll() {
+        for id in Array(table.entries.keys) { remove(id) }
+    }
+}

@@ -1,0 +1,323 @@
+// The NAT behind the gateway, free of I/O: guest packets for addresses
+// beyond the gateway become traffic on host sockets, and host port forwards
+// become traffic into guests. Events come in (a guest's IPv4 frame, a host
+// socket's readiness or datagram, a connection a forward accepted, the
+// clock); what the core decides goes out as frames for guests (`frames`,
+// sent by the driver after each batch) and as commands to its `NATHost`
+// (open, send, close). The driver keeps only the sockets and their epoll
+// tokens.
+//
+// Per frame: the IPv4 header is checked (packets with options are dropped
+// and counted; fragments are reassembled first), the destination is decided
+// by the `NATPolicy` (translated, as asked, or refused and counted), and the
+// packet goes to the TCP, UDP or ICMP table. TCP to the gateway's own
+// address is its DNS (53) and forwarder API (80), served by the host over a
+// connected pair; other traffic to that address reaches only flows that
+// already exist there, which are the port forwards'. New flows of every
+// protocol pass one `FlowAdmission`.
+import SovnetWire
+
+/// What the NAT core decides by; gvproxy's defaults.
+public struct NATSettings: Sendable {
+    public var policy = NATPolicy()
+    /// Flows of each protocol at once; past it a new TCP flow gets an RST and
+    /// other new flows are dropped (`flow-limit`).
+    public var maximumFlows = 16_384
+    /// Flows of each protocol one guest (switch port) may open; past it, as
+    /// past `maximumFlows`, but counted as `guest-flow-limit`.
+    public var maximumFlowsPerGuest = 4096
+    /// Flows of all protocols together: what the host's descriptors can carry.
+    public var maximumTotalFlows = Int.max
+    /// How long a UDP or ICMP flow lives without traffic.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Whether the gateway's port 80 serves the forwarder API to guests.
+    public var guestAPI = true
+
+    public init() {}
+}
+
+/// What `/stats` shows of the NAT.
+public struct NATStatistics: Sendable, Codable, Equatable {
+    public var tcp = TrafficCounters()
+    public var udp = TrafficCounters()
+    public var icmp = TrafficCounters()
+    /// TCP flows by state (RFC 9293 names).
+    public var tcpStates: [String: Int] = [:]
+    public var tcpFlowsOpened = 0
+    public var tcpRetransmissions = 0
+    public var udpFlows = 0
+    public var icmpFlows = 0
+    public var flowLimitHits = 0
+    public var drops: [String: Int] = [:]
+
+    public init() {}
+}
+
+/// The NAT's decisions, driven by events from guests, host sockets and the clock.
+public final class NATCore {
+    /// Frames for guests, gathered until the driver sends them.
+    public let frames: GuestFrames
+    public let settings: NATSettings
+    private let tcp: TCPFlowTable
+    private let udp: UDPFlowTable
+    private let echo: EchoFlowTable
+    private let admission: FlowAdmission
+    private unowned let host: NATHost
+    private let gatewayAddress: IPv4Address
+    /// Where a guest address is on the switch now, or nil when no guest has it.
+    private let neighbor: (IPv4Address) -> GuestLink?
+    private var drops: [DropReason: Int] = [:]
+    private var reassembler = IPv4Reassembler()
+    private var nextForwardPort: UInt16 = 32768
+    /// How often timers run while any flow exists.
+    private static let tickInterval: Duration = .milliseconds(100)
+    private var lastTick = ContinuousClock.now
+
+    /// - Parameters:
+    ///   - host: carries out the core's socket commands; the caller keeps it alive.
+    ///   - neighbor: where a guest address is on the switch (the virtual network's bindings).
+    public init(settings: NATSettings, network: VirtualNetworkConfiguration, host: NATHost,
+                frameCapacity: Int = 256 * 1024, neighbor: @escaping (IPv4Address) -> GuestLink?) {
+        self.settings = settings
+        self.host = host
+        self.neighbor = neighbor
+        gatewayAddress = network.gatewayAddress
+        frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu, capacity: frameCapacity)
+        let ids = FlowIDSource()
+        admission = FlowAdmission(maximumFlows: settings.maximumFlows, maximumFlowsPerGuest: settings.maximumFlowsPerGuest,
+                                  maximumTotal: settings.maximumTotalFlows)
+        tcp = TCPFlowTable(context: TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames), host: host, ids: ids,
+                           admission: admission)
+        udp = UDPFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
+        echo = EchoFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
+    }
+
+    private func drop(_ reason: DropReason) {
+        drops[reason, default: 0] += 1
+    }
+
+    // MARK: From guests
+
+    /// An IPv4 frame from `port` that the virtual network marked for the NAT.
+    /// On an offloading port (`offload`), a TCP segment may be a superframe,
+    /// and `checksumTrusted` says its checksum was left to complete by a
+    /// kernel on this host, as a NIC's checksum offload would: it is not summed.
+    public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, offload: Bool = false,
+                        checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
+        guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload) else {
+            drop(.malformedIPv4)
+            return
+        }
+        let link = GuestLink(port: port, mac: ethernet.source, offload: offload)
+        guard ip.isFragment else { return receive(ip, link: link, checksumTrusted: checksumTrusted, now: now) }
+        switch reassembler.add(ip, now: now) {
+        case .incomplete:
+            break
+        case .complete(let packet):
+            packet.withUnsafeBytes { bytes in
+                guard let whole = try? IPv4View(bytes) else { return drop(.fragment) }
+                receive(whole, link: link, now: now)
+            }
+        case .dropped(let reason):
+            host.report(.fragmentDropped(source: ip.source, reason: "\(reason)"))
+            drop(.fragment)
+        }
+    }
+
+    /// A whole IPv4 packet from a guest.
+    private func receive(_ ip: IPv4View, link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
+        if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
+        var target: IPv4Address?
+        if ip.destination != gatewayAddress {
+            switch settings.policy.decide(ip.destination, transport: ip.protocol, hostAddresses: host.hostAddresses(now: now)) {
+            case .host(let address): target = address
+            case .refuse(let reason): return drop(reason)
+            }
+        }
+        switch ip.protocol {
+        case .tcp:
+            let parsed = checksumTrusted ? try? TCPView(ip.payload)
+                : try? TCPView(ip.payload, source: ip.source, destination: ip.destination)
+            guard let segment = parsed else { return drop(.badChecksum) }
+            let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
+                              remotePort: segment.destinationPort)
+            if target == nil, !tcp.hasFlow(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
+               let service = GatewayService(port: segment.destinationPort),
+               service != .forwarderAPI || settings.guestAPI {
+                if case .refused(let reason) = tcp.openService(service, segment, key: key, link: link, now: now) {
+                    drop(reason)
+                }
+                return
+            }
+            if let reason = tcp.receive(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },
+                                        now: now) {
+                drop(reason)
+            }
+        case .udp:
+            guard let datagram = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
+                return drop(.badChecksum)
+            }
+            let key = FlowKey(guest: ip.source, guestPort: datagram.sourcePort, remote: ip.destination,
+                              remotePort: datagram.destinationPort)
+            if let reason = udp.send(ip, datagram, key: key, link: link,
+                                     target: target.map { ($0, datagram.destinationPort) }, now: now) {
+                drop(reason)
+            }
+        case .icmp:
+            guard let message = try? ICMPv4View(ip.payload) else { return drop(.malformedICMP) }
+            guard message.type == .echoRequest, let target else { return drop(.noService) }
+            if let reason = echo.send(message, from: ip.source, to: ip.destination, link: link, target: target, now: now) {
+                drop(reason)
+            }
+        default:
+            drop(.noService)
+        }
+    }
+
+    // MARK: From the host
+
+    /// A TCP flow's host socket is ready: a connect ended, bytes (or the end
+    /// of the stream, or an error) arrived, or room opened to write.
+    public func hostSocketReady(_ id: FlowID, readable: Bool, writable: Bool, now: ContinuousClock.Instant) {
+        tcp.hostSocketReady(id, readable: readable, writable: writable, now: now)
+    }
+
+    /// A datagram that arrived on a UDP flow's socket.
+    public func receiveDatagram(_ payload: UnsafeRawBufferPointer, on id: FlowID, now: ContinuousClock.Instant) {
+        udp.receive(payload, on: id, now: now)
+    }
+
+    /// A UDP flow's socket reported port unreachable (ECONNREFUSED).
+    public func datagramRefused(_ id: FlowID) {
+        udp.refused(id)
+    }
+
+    /// An ICMP message that arrived on an echo flow's socket.
+    public func receiveEcho(_ message: UnsafeRawBufferPointer, on id: FlowID, now: ContinuousClock.Instant) {
+        echo.receive(message, on: id, now: now)
+    }
+
+    /// A connection a TCP port forward accepted, for the guest at
+    /// `guest`:`port`: adopted as a flow toward it, or discarded.
+    public func acceptForwarded(_ connection: HostConnection, to guest: IPv4Address, port: UInt16,
+                                now: ContinuousClock.Instant) {
+        guard let link = neighbor(guest) else {
+            host.report(.forwardWithoutGuest(guest))
+            return host.discard(connection)
+        }
+        guard let key = freeKey(guest: guest, port: port, isFree: tcp.isFree) else { return host.discard(connection) }
+        tcp.connect(connection, to: key, link: link, now: now)
+    }
+
+    /// A datagram a host client sent to UDP port forward `forward`, for the
+    /// guest at `guest`:`port`.
+    public func receiveForwarded(_ payload: UnsafeRawBufferPointer, from client: HostEndpoint, forward: UInt64,
+                                 to guest: IPv4Address, port: UInt16, now: ContinuousClock.Instant) {
+        guard let link = neighbor(guest) else { return drop(.noRoute) }
+        udp.receive(payload, from: client, forward: forward, link: link, now: now) {
+            freeKey(guest: guest, port: port, isFree: udp.isFree)
+        }
+    }
+
+    /// A UDP port forward was removed: the flows that answered through it end.
+    public func forwardRemoved(_ forward: UInt64) {
+        udp.removeFlows(forward: forward)
+    }
+
+    /// Starts a TCP handshake from the gateway to `guest`:`port` (a
+    /// reachability check) on `connection`, the host's end of a pair, and
+    /// calls `report` when it ends.
+    public func probe(_ connection: HostConnection, guest: IPv4Address, port: UInt16, now: ContinuousClock.Instant,
+                      report: @escaping (TCPHandshakeOutcome) -> Void) {
+        guard let link = neighbor(guest) else {
+            host.discard(connection)
+            return report(.failed("no guest has \(guest)"))
+        }
+        guard let key = freeKey(guest: guest, port: port, isFree: tcp.isFree) else {
+            host.discard(connection)
+            return report(.failed("no free gateway port"))
+        }
+        guard let id = tcp.connect(connection, to: key, link: link, now: now) else {
+            return report(.failed("the flow limit is reached"))
+        }
+        tcp.watchHandshake(id, report: report)
+    }
+
+    /// A flow key toward a guest from the gateway, with a source port no flow uses.
+    private func freeKey(guest: IPv4Address, port: UInt16, isFree: (FlowKey) -> Bool) -> FlowKey? {
+        for _ in 0..<28_232 {
+            let key = FlowKey(guest: guest, guestPort: port, remote: gatewayAddress, remotePort: nextForwardPort)
+            nextForwardPort = nextForwardPort >= 60_999 ? 32_768 : nextForwardPort + 1
+            if isFree(key) { return key }
+        }
+        return nil
+    }
+
+    // MARK: Guests coming and going
+
+    /// A guest disconnected: its UDP and ICMP flows end now; its TCP flows
+    /// end unless it comes back within `TCPFlowTable.reconnectGrace`.
+    public func detach(_ port: PortID, now: ContinuousClock.Instant) {
+        tcp.detach(port, now: now)
+        udp.detach(port)
+        echo.detach(port)
+    }
+
+    /// A guest's address is bound to another port now: its TCP flows left
+    /// on a port that is gone follow it (`TCPFlowTable.follow`).
+    public func follow(_ change: BindingChange, now: ContinuousClock.Instant) {
+        tcp.follow(change.address, to: change.link, now: now)
+    }
+
+    /// Marks a guest's port blocked (its connection has a backlog) or free:
+    /// flows toward a blocked port wait with their data in the host socket.
+    public func setBlocked(_ port: PortID, _ blocked: Bool) {
+        tcp.setBlocked(port, blocked)
+    }
+
+    // MARK: Turns and timers
+
+    /// After a batch of frames or events: owed ACKs and pending sends.
+    public func endBatch(now: ContinuousClock.Instant) {
+        tcp.endBatch(now: now)
+    }
+
+    /// True when a flow has more to send right away.
+    public var hasWork: Bool { tcp.hasTurnsPending }
+
+    /// When `tick` should run next.
+    public var nextDeadline: ContinuousClock.Instant? {
+        tcp.count + udp.count + echo.count + reassembler.count > 0 ? lastTick + Self.tickInterval : nil
+    }
+
+    public func tick(now: ContinuousClock.Instant) {
+        lastTick = now
+        tcp.tick(now: now)
+        udp.tick(now: now)
+        echo.tick(now: now)
+        let expired = reassembler.expire(now: now)
+        if expired > 0 { drops[.fragment, default: 0] += expired }
+    }
+
+    public var statistics: NATStatistics {
+        var result = NATStatistics()
+        result.tcp = tcp.context.counters
+        result.udp = udp.counters
+        result.icmp = echo.counters
+        result.tcpStates = tcp.states
+        result.tcpFlowsOpened = tcp.opened
+        result.tcpRetransmissions = tcp.context.retransmissions
+        result.udpFlows = udp.count
+        result.icmpFlows = echo.count
+        result.flowLimitHits = admission.limitHits
+        result.drops = Dictionary(uniqueKeysWithValues: drops.map { ($0.key.rawValue, $0.value) })
+        return result
+    }
+
+    /// Ends every flow, resetting TCP both ways.
+    public func closeAll() {
+        tcp.closeAll()
+        udp.closeAll()
+        echo.closeAll()
+    }
+}
