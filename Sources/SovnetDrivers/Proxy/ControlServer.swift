@@ -1,6 +1,6 @@
 // The control API's HTTP server, on SwiftNIO's HTTP/1.1 support. It runs on
-// its own event loop thread; the network it reads and changes is shared with
-// the proxy's frame loop through `SharedNetwork`'s lock.
+// its own event loop thread; the network it reads and changes is the proxy
+// loop's, reached through the loop's mailbox (`LoopNetwork`).
 //
 // It serves `--services` endpoints of its own, and connections that arrive
 // on `-listen` sockets with a request other than `POST /connect`: the frame
@@ -26,74 +26,11 @@ import SovnetCore
 import SovnetLink
 import SovnetWire
 
-/// The virtual network behind a lock, for the frame loop and the API, with
-/// what else the API reads of the loop, behind a lock of its own: what the
-/// loop last published (the NAT's statistics and a snapshot of the network)
-/// and the way to its port forwards and checks. A flood keeps the loop, and
-/// so the network's lock, busy; the API's reads then take the published
-/// snapshot (at most `Proxy.publishInterval` old) instead of waiting.
-public final class SharedNetwork: @unchecked Sendable {
-    private let lock = NSLock()
-    private let network: VirtualNetwork
-    private struct Published {
-        var nat = NATStatistics()
-        var snapshot: ControlAPI.Snapshot?
-        var forwarding: PortForwarding?
-        var probing: GuestProbing?
-    }
-    private let published = NIOLockedValueBox(Published())
-
-    public init(_ network: VirtualNetwork) {
-        self.network = network
-    }
-
-    public func withLock<T>(_ body: (VirtualNetwork) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(network)
-    }
-
-    /// What the API's read-only routes show: taken now when the network is
-    /// free, else the one the loop last published; encoded outside any lock.
-    public func snapshot() -> ControlAPI.Snapshot {
-        let nat = published.withLockedValue { $0.nat }
-        if lock.try() {
-            defer { lock.unlock() }
-            return ControlAPI.Snapshot(network, nat: nat)
-        }
-        return published.withLockedValue { $0.snapshot } ?? withLock { ControlAPI.Snapshot($0, nat: nat) }
-    }
-
-    /// Publishes the NAT's statistics and a snapshot of the network, from the loop.
-    public func publish(nat: NATStatistics) {
-        let snapshot = withLock { ControlAPI.Snapshot($0, nat: nat) }
-        published.withLockedValue {
-            $0.nat = nat
-            $0.snapshot = snapshot
-        }
-    }
-
-    /// The NAT's statistics as the loop last published them.
-    public var nat: NATStatistics { published.withLockedValue { $0.nat } }
-
-    /// Where the API's forwarder routes go; nil until the loop runs.
-    public var forwarding: PortForwarding? {
-        get { published.withLockedValue { $0.forwarding } }
-        set { published.withLockedValue { $0.forwarding = newValue } }
-    }
-
-    /// Where the API's check routes go; nil until the loop runs.
-    public var probing: GuestProbing? {
-        get { published.withLockedValue { $0.probing } }
-        set { published.withLockedValue { $0.probing = newValue } }
-    }
-}
-
 /// Serves the control API.
 public final class ControlServer: @unchecked Sendable {
     /// The API's thread, which the gateway's DNS over TCP shares.
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private let shared: SharedNetwork
+    private let shared: LoopNetwork
     private let logger: Logger
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let paths = NIOLockedValueBox<[String]>([])
@@ -104,7 +41,7 @@ public final class ControlServer: @unchecked Sendable {
     static let maximumConnectionsPerGuest = 16
     static let requestTimeout = TimeAmount.seconds(10)
 
-    public init(shared: SharedNetwork, logger: Logger) {
+    public init(shared: LoopNetwork, logger: Logger) {
         self.shared = shared
         self.logger = logger
     }
@@ -198,7 +135,7 @@ final class APIHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     static let maximumBody = 1 << 20
-    private let shared: SharedNetwork
+    private let shared: LoopNetwork
     private let requester: ForwardRequester
     private var forwarderOnly: Bool { requester != .host }
     private var head: HTTPRequestHead?
@@ -207,7 +144,7 @@ final class APIHandler: ChannelInboundHandler {
     /// Closes the connection when no whole request came in time.
     private var deadline: Scheduled<Void>?
 
-    init(shared: SharedNetwork, requester: ForwardRequester) {
+    init(shared: LoopNetwork, requester: ForwardRequester) {
         self.shared = shared
         self.requester = requester
     }
@@ -254,13 +191,23 @@ final class APIHandler: ChannelInboundHandler {
                 respondOffLoop(context: context, request: head, body: body)
             } else {
                 let method = head.method.rawValue
-                let response: ControlAPI.Response
+                let uri = head.uri
+                let body = self.body
+                let response: EventLoopFuture<ControlAPI.Response>
                 if ControlAPI.changesNetwork(route) {
-                    response = shared.withLock { ControlAPI.respond(method: method, path: head.uri, body: body, network: $0) }
+                    response = shared.run(on: context.eventLoop) {
+                        ControlAPI.respond(method: method, path: uri, body: body, network: $0)
+                    }.map { $0 ?? ControlAPI.error(503, "the proxy is busy or shutting down; try again") }
                 } else {
-                    response = ControlAPI.respond(method: method, path: head.uri, snapshot: shared.snapshot())
+                    response = shared.snapshot(on: context.eventLoop).map {
+                        ControlAPI.respond(method: method, path: uri, snapshot: $0)
+                    }
                 }
-                respond(context: context, request: head, with: response)
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                response.whenSuccess { response in
+                    let (handler, context) = bound.value
+                    handler.respond(context: context, request: head, with: response)
+                }
             }
         }
     }

@@ -22,7 +22,7 @@ import SovnetWire
 
 final class GatewayDNSOverTCP: @unchecked Sendable {
     private let group: EventLoopGroup
-    private let shared: SharedNetwork
+    private let shared: LoopNetwork
     private let upstreamsLock = NSLock()
     private var upstreamList: [ResolverAddress]
     private let logger: Logger
@@ -34,7 +34,7 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
     private var upstreamQueries = 0
     private var upstreamQueriesByPort: [PortID: Int] = [:]
 
-    init(group: EventLoopGroup, shared: SharedNetwork, upstreams: [ResolverAddress], logger: Logger) {
+    init(group: EventLoopGroup, shared: LoopNetwork, upstreams: [ResolverAddress], logger: Logger) {
         self.group = group
         self.shared = shared
         upstreamList = upstreams
@@ -62,29 +62,36 @@ final class GatewayDNSOverTCP: @unchecked Sendable {
 
     /// The answer to one query: local, or from the first upstream that answers, or SERVFAIL.
     fileprivate func answer(_ query: [UInt8], from port: PortID, on loop: EventLoop) -> EventLoopFuture<[UInt8]?> {
-        let decision = shared.withLock { network in query.withUnsafeBytes { network.decideDNS($0) } }
-        switch decision {
-        case .drop:
-            return loop.makeSucceededFuture(nil)
-        case .answer(let reply):
-            return loop.makeSucceededFuture(reply)
-        case .forward:
-            let servfail = { [shared] (counter: String) in
-                shared.withLock { network in query.withUnsafeBytes { network.dnsServerFailure(for: $0, counter: counter) } }
+        shared.run(on: loop) { network in query.withUnsafeBytes { network.decideDNS($0) } }.flatMap { [self] decision in
+            switch decision {
+            case nil, .drop:
+                return loop.makeSucceededFuture(nil)
+            case .answer(let reply):
+                return loop.makeSucceededFuture(reply)
+            case .forward:
+                return forward(query, from: port, on: loop)
             }
-            guard upstreamQueries < Self.maximumUpstreamQueries,
-                  upstreamQueriesByPort[port, default: 0] < Self.maximumUpstreamQueriesPerPort else {
-                return loop.makeSucceededFuture(servfail("servfail-limit"))
-            }
-            upstreamQueries += 1
-            upstreamQueriesByPort[port, default: 0] += 1
-            return ask(query, upstream: 0, on: loop).map { Optional($0) }.flatMapError { _ in
-                loop.makeSucceededFuture(servfail("servfail"))
-            }.always { [self] _ in
-                upstreamQueries -= 1
-                let left = upstreamQueriesByPort[port, default: 1] - 1
-                upstreamQueriesByPort[port] = left > 0 ? left : nil
-            }
+        }
+    }
+
+    /// Asks the upstream resolvers, within the bounds; SERVFAIL when none answers.
+    private func forward(_ query: [UInt8], from port: PortID, on loop: EventLoop) -> EventLoopFuture<[UInt8]?> {
+        let servfail: @Sendable (String) -> EventLoopFuture<[UInt8]?> = { [shared] counter in
+            shared.run(on: loop) { network in query.withUnsafeBytes { network.dnsServerFailure(for: $0, counter: counter) } }
+                .map { $0 ?? nil }
+        }
+        guard upstreamQueries < Self.maximumUpstreamQueries,
+              upstreamQueriesByPort[port, default: 0] < Self.maximumUpstreamQueriesPerPort else {
+            return servfail("servfail-limit")
+        }
+        upstreamQueries += 1
+        upstreamQueriesByPort[port, default: 0] += 1
+        return ask(query, upstream: 0, on: loop).map { Optional($0) }.flatMapError { _ in
+            servfail("servfail")
+        }.always { [self] _ in
+            upstreamQueries -= 1
+            let left = upstreamQueriesByPort[port, default: 1] - 1
+            upstreamQueriesByPort[port] = left > 0 ? left : nil
         }
     }
 

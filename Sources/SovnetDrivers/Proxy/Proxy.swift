@@ -15,9 +15,10 @@
 //
 // A `-listen` connection whose first request is not `POST /connect` is an
 // HTTP control API call: it is handed to `ControlServer` (SwiftNIO, its own
-// thread), which also serves `--services` endpoints. The network core is
-// shared with it under a lock; port forwards, owned by this loop, are changed
-// through the mailbox.
+// thread), which also serves `--services` endpoints. The loop owns the
+// network core, the NAT and the port forwards: the API reaches them through
+// the loop's mailbox (`LoopNetwork`, `LoopAccess`), so no lock is held
+// across the loop's system calls.
 import CSovnetShim
 import Dispatch
 import Glibc
@@ -29,8 +30,10 @@ import SovnetWire
 /// Runs the virtual network until a signal.
 public final class Proxy {
     public let options: ProxyOptions
-    /// The network core, shared with the control API under a lock.
-    public let shared: SharedNetwork
+    /// The network core; only the loop's thread touches it.
+    private let network: VirtualNetwork
+    /// The network as the control API reaches it: through the loop's mailbox.
+    public let shared: LoopNetwork
     private let api: ControlServer
     private let logger: Logger
     private let warnings: WarningLimiter
@@ -108,7 +111,7 @@ public final class Proxy {
         where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
             network.virtualAddresses.append(virtual)
         }
-        shared = SharedNetwork(VirtualNetwork(configuration: network))
+        self.network = VirtualNetwork(configuration: network)
         if let limit = DescriptorLimit.raise(), limit.after != limit.before {
             logger.debug("descriptor limit raised from \(limit.before) to \(limit.after)")
         }
@@ -117,10 +120,11 @@ public final class Proxy {
         if natConfiguration.maximumTotalFlows < 3 * natConfiguration.maximumFlows {
             logger.info("NAT flows of all protocols limited to \(natConfiguration.maximumTotalFlows) by the descriptor limit")
         }
-        let api = ControlServer(shared: shared, logger: logger)
-        self.api = api
         epoll = try Epoll()
         mailbox = try LoopMailbox()
+        shared = LoopNetwork(self.network, mailbox: mailbox)
+        let api = ControlServer(shared: shared, logger: logger)
+        self.api = api
         let shared = self.shared
         let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: dnsUpstreams, logger: logger)
         dnsOverTCP = dns
@@ -131,8 +135,9 @@ public final class Proxy {
             case .forwarderAPI: api.adopt(descriptor: descriptor, buffered: [], requester: .guest(guest))
             }
         }
+        let virtualNetwork = self.network
         nat = NATCore(settings: natConfiguration.settings, network: options.network, host: natSockets) { address in
-            shared.withLock { $0.neighbor(address) }
+            virtualNetwork.neighbor(address)
         }
     }
 
@@ -219,8 +224,8 @@ public final class Proxy {
                 nextResolvConfCheck = now + Self.resolvConfInterval
                 followResolvConf()
             }
-            if let deadline = shared.withLock({ $0.nextDeadline }), now >= deadline {
-                perform(shared.withLock { $0.tick(now: now) })
+            if let deadline = network.nextDeadline, now >= deadline {
+                perform(network.tick(now: now))
             }
             if let deadline = nat.nextDeadline, now >= deadline {
                 nat.tick(now: now)
@@ -270,7 +275,7 @@ public final class Proxy {
     /// Milliseconds until the next deadline, or -1.
     private func timeout() -> Int32 {
         if nat.hasWork || !pendingPorts.isEmpty { return 0 }
-        var deadlines = [shared.withLock({ $0.nextDeadline }), nat.nextDeadline].compactMap { $0 }
+        var deadlines = [network.nextDeadline, nat.nextDeadline].compactMap { $0 }
         if resolvConf != nil { deadlines.append(nextResolvConfCheck) }
         if unpublished { deadlines.append(published + Self.publishInterval) }
         return PollTimeout.milliseconds(until: deadlines.min())
@@ -283,7 +288,7 @@ public final class Proxy {
         nat.frames.withFramesByPort { port, frames, headerLength in
             guard guests[port] != nil else { return }
             let bytes = nat.frames.bytesByPort[port, default: 0]
-            shared.withLock { $0.countDelivered(to: port, frames: frames.count, bytes: bytes) }
+            network.countDelivered(to: port, frames: frames.count, bytes: bytes)
             for whole in frames {
                 record(UnsafeRawBufferPointer(rebasing: whole[headerLength...]), "nat>\(port)")
             }
@@ -300,7 +305,7 @@ public final class Proxy {
             let count = buffer.withUnsafeMutableBytes { recv(upstreams[index], $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count > 0 else { return }
             perform(buffer.withUnsafeBytes { bytes in
-                shared.withLock { $0.upstreamDNSReply(UnsafeRawBufferPointer(rebasing: bytes[..<count]), from: index) }
+                network.upstreamDNSReply(UnsafeRawBufferPointer(rebasing: bytes[..<count]), from: index)
             })
         }
     }
@@ -358,7 +363,7 @@ public final class Proxy {
             dnsOverTCP.upstreams = dnsUpstreams
         }
         let domains = options.hostSearchDomains ? changed.searchDomains : nil
-        shared.withLock { $0.hostResolversChanged(upstreamCount: dnsUpstreams.count, searchDomains: domains) }
+        network.hostResolversChanged(upstreamCount: dnsUpstreams.count, searchDomains: domains)
         let names = dnsUpstreams.isEmpty ? "none" : dnsUpstreams.map(\.description).joined(separator: ", ")
         let search = domains.map { " (search \($0.isEmpty ? "none" : $0.map { String($0.description.dropLast()) }.joined(separator: " ")))" } ?? ""
         logger.notice("\(resolvConf?.path ?? "resolv.conf") changed: DNS resolvers \(follows ? "now " : "(from --dns-upstream) ")\(names)\(search)")
@@ -396,7 +401,7 @@ public final class Proxy {
         do {
             let connection = try listeners[index].listener.accept()
             (connection as? StreamFrameConnection)?.decoder.frameBudget = Self.framesPerTurn
-            let port = shared.withLock { $0.attach() }
+            let port = network.attach()
             if (connection as? StreamFrameConnection)?.decoder.isReadingFrames == false { awaitingHead.insert(port) }
             guests[port] = (connection, index)
             try epoll.add(connection.readDescriptor, [.readable], token: LoopToken.guest(port.rawValue).rawValue)
@@ -421,22 +426,20 @@ public final class Proxy {
         let status: ReceiveStatus
         var changes: [BindingChange] = []
         do {
-            status = try shared.withLock { network in
-                defer { changes = network.takeBindingChanges() }
-                return try guest.connection.receive { whole in
-                    guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, network, now: now) }
-                    if !offloadPorts.contains(port) {
-                        offloadPorts.insert(port)
-                        network.setOffload(port)
-                        logger.info("\(port) carries offloads (virtio-net headers)")
-                    }
-                    guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength,
-                          let header = try? VirtioNetHeader(whole) else {
-                        network.countDrop(.badOffload)
-                        return
-                    }
-                    route(whole, header: header, from: port, network, now: now)
+            defer { changes = network.takeBindingChanges() }
+            status = try guest.connection.receive { whole in
+                guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, now: now) }
+                if !offloadPorts.contains(port) {
+                    offloadPorts.insert(port)
+                    network.setOffload(port)
+                    logger.info("\(port) carries offloads (virtio-net headers)")
                 }
+                guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength,
+                      let header = try? VirtioNetHeader(whole) else {
+                    network.countDrop(.badOffload)
+                    return
+                }
+                route(whole, header: header, from: port, now: now)
             }
         } catch LinkError.framing(.otherRequest) {
             handOverToAPI(port)
@@ -445,7 +448,7 @@ public final class Proxy {
             warnings.warning("guest-read", "\(port): \(error)")
             return false
         }
-        if notifications != nil, announced[port] == nil, let mac = shared.withLock({ $0.learnedMAC(on: port) }) {
+        if notifications != nil, announced[port] == nil, let mac = network.learnedMAC(on: port) {
             announced[port] = mac
             notifications?.send(.connectionEstablished, mac: mac.description)
         }
@@ -484,7 +487,7 @@ public final class Proxy {
     /// is completed here unless the frame is TCP (the NAT trusts those, as
     /// it would a NIC's checksum offload), so every other parser can check it.
     private func route(_ whole: UnsafeRawBufferPointer, header: VirtioNetHeader?, from port: PortID,
-                       _ network: VirtualNetwork, now: ContinuousClock.Instant) {
+                       now: ContinuousClock.Instant) {
         var header = header
         let frame = header == nil ? whole : UnsafeRawBufferPointer(rebasing: whole[VirtioNetHeader.size...])
         if var pending = header, pending.flags & VirtioNetHeader.needsChecksum != 0, pending.gsoType == 0, !Self.isTCP(frame) {
@@ -499,7 +502,7 @@ public final class Proxy {
         for delivery in deliveries {
             switch delivery {
             case .forward(let targets):
-                for target in targets { forward(whole, frame, header: header, to: target, network) }
+                for target in targets { forward(whole, frame, header: header, to: target) }
             case .send(let bytes, let target):
                 made.append((bytes, target))
             case .resolve(let query, let upstream):
@@ -518,7 +521,7 @@ public final class Proxy {
     /// dropped and counted, since the guest's end would take it for a
     /// broken stream and reconnect.
     private func forward(_ whole: UnsafeRawBufferPointer, _ frame: UnsafeRawBufferPointer, header: VirtioNetHeader?,
-                         to target: PortID, _ network: VirtualNetwork) {
+                         to target: PortID) {
         switch (header, offloadPorts.contains(target)) {
         case (.some, true): outgoing[target, default: []].append(whole)
         case (nil, false): outgoing[target, default: []].append(frame)
@@ -553,7 +556,7 @@ public final class Proxy {
         guard let guest = guests.removeValue(forKey: port) else { return }
         awaitingHead.remove(port)
         epoll.remove(guest.connection.readDescriptor)
-        shared.withLock { $0.forget(port, now: .now) }
+        network.forget(port, now: .now)
         logger.debug("connection on \(port) is a control API request")
         guard let stream = guest.connection as? StreamFrameConnection else {
             guest.connection.close()
@@ -640,7 +643,7 @@ public final class Proxy {
         }
         guest.connection.close()
         let now = ContinuousClock.now
-        shared.withLock { $0.detach(port, now: now) }
+        network.detach(port, now: now)
         nat.detach(port, now: now)
         logger.notice("guest on \(port) disconnected")
         if let mac = announced.removeValue(forKey: port) { notifications?.send(.connectionClosed, mac: mac.description) }
@@ -679,7 +682,7 @@ public final class Proxy {
     /// Sends an echo request from the gateway; when it was sent, or nil when
     /// no guest has `address`.
     private func sendEcho(to address: IPv4Address, identifier: UInt16, sequence: UInt16) -> ContinuousClock.Instant? {
-        guard let request = shared.withLock({ $0.echoRequest(to: address, identifier: identifier, sequence: sequence) }) else {
+        guard let request = network.echoRequest(to: address, identifier: identifier, sequence: sequence) else {
             return nil
         }
         let sent = ContinuousClock.now
@@ -782,20 +785,20 @@ public final class Proxy {
                 case nil:
                     return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [], error: "the proxy is shutting down")
                 case .some(nil):
-                    _ = shared.withLock { $0.endEcho(identifier: identifier) }
+                    _ = shared.perform { $0.endEcho(identifier: identifier) }
                     return PingReport(address: "\(address)", transmitted: sent.count, roundTrips: [],
                                       error: "no guest has \(address)")
                 case .some(let time?):
                     sent[sequence] = time
                 }
-                replies += shared.withLock { $0.takeEchoReplies(identifier: identifier) }
+                replies += shared.perform { $0.takeEchoReplies(identifier: identifier) } ?? []
             }
             let deadline = ContinuousClock.now + timeout
             while Set(replies.map(\.sequence)).count < sent.count, ContinuousClock.now < deadline {
                 sleep(.milliseconds(2))
-                replies += shared.withLock { $0.takeEchoReplies(identifier: identifier) }
+                replies += shared.perform { $0.takeEchoReplies(identifier: identifier) } ?? []
             }
-            replies += shared.withLock { $0.endEcho(identifier: identifier) }
+            replies += shared.perform { $0.endEcho(identifier: identifier) } ?? []
             var roundTrips: [UInt16: Double] = [:]
             for reply in replies where reply.source == address {
                 guard let time = sent[reply.sequence], roundTrips[reply.sequence] == nil else { continue }
