@@ -55,9 +55,8 @@ final class NetworkTarget {
         settings.maximumFlowsPerGuest = 16
         settings.idleTimeout = .seconds(5)
         let network = network
-        nat = NATCore(settings: settings, network: network.configuration, host: host, frameCapacity: 1 << 16) {
-            network.neighbor($0)
-        }
+        nat = NATCore(settings: settings, network: network.configuration, ports: network.ports, host: host,
+                      frameCapacity: 1 << 16) { network.neighbor($0) }
     }
 
     static func run(_ bytes: [UInt8]) -> Set<String> {
@@ -101,18 +100,20 @@ final class NetworkTarget {
             var frame = input.chunk()
             if control & 2 != 0 { adoptAcknowledgment(&frame) }
             frame.withUnsafeBytes { raw in
+                host.ledger.offered += Self.tcpPayloadLength(raw)
                 deliveries.removeAll(keepingCapacity: true)
-                network.receive(raw, from: port, now: now, into: &deliveries)
-                handle(deliveries, frame: raw, from: port)
+                network.receive(raw, from: port, now: now, into: &deliveries, nat: nat)
+                handle(deliveries, from: port)
             }
+            if !reached.contains("nat"), Self.packetsTaken(nat.statistics) > 0 { reached.insert("nat") }
         case 2:
             var answer = input.chunk()
             guard let query = pendingQuery, query.count >= 2 else { return }
             if answer.count >= 2 { answer[0...1] = query[0...1] }
-            answer.withUnsafeBytes { handle(network.upstreamDNSReply($0, from: 0), frame: nil, from: nil) }
+            answer.withUnsafeBytes { handle(network.upstreamDNSReply($0, from: 0), from: nil) }
         case 3:
             now += .milliseconds(100 * Int(input.byte()))
-            handle(network.tick(now: now), frame: nil, from: nil)
+            handle(network.tick(now: now), from: nil)
             nat.tick(now: now)
         case 4:
             let id = pick(&input, from: host.sockets.keys)
@@ -216,7 +217,7 @@ final class NetworkTarget {
     }
 
     /// Carries out what the network decided for a frame (or a timer's answers).
-    private func handle(_ deliveries: [Delivery], frame: UnsafeRawBufferPointer?, from port: PortID?) {
+    private func handle(_ deliveries: [Delivery], from port: PortID?) {
         for delivery in deliveries {
             switch delivery {
             case .forward(let targets):
@@ -231,12 +232,15 @@ final class NetworkTarget {
                 pendingQuery = query
                 reached.insert("dns-upstream")
             case .nat:
-                guard let frame, let port else { continue }
-                reached.insert("nat")
-                host.ledger.offered += Self.tcpPayloadLength(frame)
-                nat.receive(frame, from: port, now: now)
+                expect(false, "a frame marked for the NAT although the network has one")
             }
         }
+    }
+
+    /// The guest packets the NAT took or dropped.
+    private static func packetsTaken(_ statistics: NATStatistics) -> Int {
+        statistics.tcp.packetsFromGuest + statistics.udp.packetsFromGuest + statistics.icmp.packetsFromGuest
+            + statistics.drops.values.reduce(0, +)
     }
 
     /// The TCP payload a frame may carry: a segment's, or a fragment's whole payload.

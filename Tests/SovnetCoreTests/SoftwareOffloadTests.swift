@@ -78,6 +78,17 @@ import Testing
         #expect(short.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) } == nil, "UDP segmentation is not done")
     }
 
+    @Test func framesChangeOnlyBetweenUnlikePorts() {
+        let superframe = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: 1448)
+        let checksumOnly = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: nil)
+        #expect(SoftwareOffload.conversion(from: nil, toOffloading: false) == .unchanged)
+        #expect(SoftwareOffload.conversion(from: superframe, toOffloading: true) == .unchanged)
+        #expect(SoftwareOffload.conversion(from: nil, toOffloading: true) == .addPlainHeader)
+        #expect(SoftwareOffload.conversion(from: VirtioNetHeader(), toOffloading: false) == .removeHeader)
+        #expect(SoftwareOffload.conversion(from: checksumOnly, toOffloading: false) == .finishInSoftware)
+        #expect(SoftwareOffload.conversion(from: superframe, toOffloading: false) == .finishInSoftware)
+    }
+
     @Test func virtioNetHeadersRoundTrip() throws {
         let header = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: 1448)
         var bytes: [UInt8] = []

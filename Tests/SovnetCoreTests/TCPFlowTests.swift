@@ -293,18 +293,20 @@ final class MemorySocket: FlowSocket {
     @Test func aBlockedGuestPortHoldsDataBackWithoutTimeouts() throws {
         let socket = MemorySocket()
         let (flow, frames, _, ack, _) = try established(socket: socket)
-        let context = flow.context
+        let ports = flow.context.ports
+        ports.insert(Self.link.port)
+        let backlogged = { (value: Bool) in ports.update(Self.link.port) { $0.backlogged = value } }
         socket.incoming = [UInt8](repeating: 4, count: 3000)
-        context.blockedPorts.insert(Self.link.port)
+        backlogged(true)
         flow.hostReadable(now: start)
         #expect(frames.isEmpty && flow.wantsTurn, "nothing is sent toward a guest that is not reading")
-        context.blockedPorts.remove(Self.link.port)
+        backlogged(false)
         flow.pump(now: start)
         #expect(try Self.drain(frames).count == 3)
-        context.blockedPorts.insert(Self.link.port)
+        backlogged(true)
         flow.tick(now: start + .seconds(1))
         #expect(frames.isEmpty && socket.rewinds == 0, "no timeout while the data may still wait in the proxy's queue")
-        context.blockedPorts.remove(Self.link.port)
+        backlogged(false)
         flow.tick(now: start + .seconds(2))
         #expect(try Self.drain(frames).first?.header.sequenceNumber == ack)
     }

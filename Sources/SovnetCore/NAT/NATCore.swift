@@ -74,9 +74,10 @@ public final class NATCore {
     private var lastTick = ContinuousClock.now
 
     /// - Parameters:
+    ///   - ports: the switch's ports (`VirtualNetwork.ports`), whose backlogs hold flows back.
     ///   - host: carries out the core's socket commands; the caller keeps it alive.
     ///   - neighbor: where a guest address is on the switch (the virtual network's bindings).
-    public init(settings: NATSettings, network: VirtualNetworkConfiguration, host: NATHost,
+    public init(settings: NATSettings, network: VirtualNetworkConfiguration, ports: GuestPorts = GuestPorts(), host: NATHost,
                 frameCapacity: Int = 256 * 1024, neighbor: @escaping (IPv4Address) -> GuestLink?) {
         self.settings = settings
         self.host = host
@@ -86,8 +87,8 @@ public final class NATCore {
         let ids = FlowIDSource()
         admission = FlowAdmission(maximumFlows: settings.maximumFlows, maximumFlowsPerGuest: settings.maximumFlowsPerGuest,
                                   maximumTotal: settings.maximumTotalFlows)
-        tcp = TCPFlowTable(context: TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames), host: host, ids: ids,
-                           admission: admission)
+        tcp = TCPFlowTable(context: TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames, ports: ports),
+                           host: host, ids: ids, admission: admission)
         udp = UDPFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
         echo = EchoFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
     }
@@ -98,17 +99,24 @@ public final class NATCore {
 
     // MARK: From guests
 
-    /// An IPv4 frame from `port` that the virtual network marked for the NAT.
-    /// On an offloading port (`offload`), a TCP segment may be a superframe,
-    /// and `checksumTrusted` says its checksum was left to complete by a
-    /// kernel on this host, as a NIC's checksum offload would: it is not summed.
+    /// An IPv4 frame from `port` that the virtual network marked for the NAT
+    /// (a `.nat` delivery): parsed here, then as `receive(_:from:checksumTrusted:now:)`.
     public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, offload: Bool = false,
                         checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload) else {
             drop(.malformedIPv4)
             return
         }
-        let link = GuestLink(port: port, mac: ethernet.source, offload: offload)
+        receive(ip, from: GuestLink(port: port, mac: ethernet.source, offload: offload), checksumTrusted: checksumTrusted,
+                now: now)
+    }
+
+    /// An IPv4 packet from the guest at `link`, its header checked by the
+    /// virtual network. On an offloading link a TCP segment may be a
+    /// superframe, and `checksumTrusted` says its checksum was left to
+    /// complete by a kernel on this host, as a NIC's checksum offload would:
+    /// it is not summed. Fragments are reassembled first.
+    public func receive(_ ip: IPv4View, from link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         guard ip.isFragment else { return receive(ip, link: link, checksumTrusted: checksumTrusted, now: now) }
         switch reassembler.add(ip, now: now) {
         case .incomplete:
@@ -124,7 +132,7 @@ public final class NATCore {
         }
     }
 
-    /// A whole IPv4 packet from a guest.
+    /// A whole IPv4 packet from a guest: to its flow table, or dropped.
     private func receive(_ ip: IPv4View, link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
         var target: IPv4Address?
@@ -269,10 +277,10 @@ public final class NATCore {
         tcp.follow(change.address, to: change.link, now: now)
     }
 
-    /// Marks a guest's port blocked (its connection has a backlog) or free:
-    /// flows toward a blocked port wait with their data in the host socket.
-    public func setBlocked(_ port: PortID, _ blocked: Bool) {
-        tcp.setBlocked(port, blocked)
+    /// A guest's port drained its backlog (`GuestPort.backlogged` is false
+    /// again): the flows that waited for it go on.
+    public func backlogDrained(_ port: PortID) {
+        tcp.backlogDrained(port)
     }
 
     // MARK: Turns and timers

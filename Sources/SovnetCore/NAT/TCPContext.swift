@@ -51,9 +51,9 @@ public final class TCPContext {
     public var retransmissions = 0
     /// Where a peek at a host socket lands before it is cut into segments.
     let scratch: UnsafeMutableRawBufferPointer
-    /// Switch ports whose guest is not reading: flows toward them wait with
-    /// their data in the host socket until the driver unblocks the port.
-    public var blockedPorts: Set<PortID> = []
+    /// The switch's ports: flows toward a backlogged one wait with their
+    /// data in the host socket until it drains.
+    public let ports: GuestPorts
     /// The most bytes gathered for one port before they are sent: flows stop
     /// there and go on once the batch is out, so a fast host cannot pile up
     /// more than this ahead of a guest.
@@ -61,13 +61,14 @@ public final class TCPContext {
 
     /// Whether flows toward `port` must wait.
     func isHeldBack(_ port: PortID) -> Bool {
-        blockedPorts.contains(port) || frames.bytesByPort[port, default: 0] >= batchLimit
+        ports.isBacklogged(port) || frames.bytesByPort[port, default: 0] >= batchLimit
     }
     private var generator: SystemRandomNumberGenerator
 
-    public init(settings: TCPSettings, frames: GuestFrames) {
+    public init(settings: TCPSettings, frames: GuestFrames, ports: GuestPorts = GuestPorts()) {
         self.settings = settings
         self.frames = frames
+        self.ports = ports
         scratch = .allocate(byteCount: settings.framesPerTurn * settings.maximumSegmentSize, alignment: 16)
         generator = SystemRandomNumberGenerator()
     }

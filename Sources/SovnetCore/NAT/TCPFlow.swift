@@ -322,7 +322,7 @@ public final class TCPFlow {
             sendSYN(acknowledging: phase == .synReceived)
             backOff(now: now)
         case .open:
-            if context.blockedPorts.contains(link.port) {
+            if context.ports.isBacklogged(link.port) {
                 // What is unacknowledged may still wait in the proxy's own queue
                 // for the guest: no timeout runs until the guest takes it.
                 deadline = now + retransmissionTimeout

@@ -191,14 +191,9 @@ final class TCPFlowTable {
         }
     }
 
-    /// Marks a guest's port blocked (its connection has a backlog) or free
-    /// again; flows parked on it get their turn back.
-    func setBlocked(_ port: PortID, _ blocked: Bool) {
-        if blocked {
-            context.blockedPorts.insert(port)
-        } else if context.blockedPorts.remove(port) != nil {
-            wantingTurn.formUnion(parked.removeValue(forKey: port) ?? [])
-        }
+    /// A guest's port drained its backlog: flows parked on it get their turn back.
+    func backlogDrained(_ port: PortID) {
+        wantingTurn.formUnion(parked.removeValue(forKey: port) ?? [])
     }
 
     /// Runs due timers and forgets closed flows; ends the flows of guests
@@ -282,7 +277,7 @@ final class TCPFlowTable {
         }
         if flow.needsFlush { owingAcknowledgment.insert(id) }
         if flow.wantsTurn {
-            if context.blockedPorts.contains(flow.link.port) {
+            if context.ports.isBacklogged(flow.link.port) {
                 parked[flow.link.port, default: []].insert(id)
             } else {
                 wantingTurn.insert(id)

@@ -6,8 +6,32 @@
 // and checksums, as Linux's software GSO does.
 import SovnetWire
 
+/// How a frame switched between two guests changes on the way.
+public enum FrameConversion: Equatable, Sendable {
+    /// Sent as it came: both ports plain, or both offloading (header kept).
+    case unchanged
+    /// From a plain port to an offloading one: a plain virtio-net header goes first.
+    case addPlainHeader
+    /// From an offloading port to a plain one, a frame with nothing left
+    /// undone: its header comes off.
+    case removeHeader
+    /// From an offloading port to a plain one, a frame with a checksum to
+    /// complete or segments to cut: the plain frames it stands for (`frames(of:header:)`).
+    case finishInSoftware
+}
+
 /// Finishing offloaded frames.
 public enum SoftwareOffload {
+    /// What a frame with virtio-net header `header` (nil: from a plain
+    /// port) needs to reach a port that is offloading or not.
+    public static func conversion(from header: VirtioNetHeader?, toOffloading: Bool) -> FrameConversion {
+        switch (header, toOffloading) {
+        case (.some, true), (nil, false): .unchanged
+        case (nil, true): .addPlainHeader
+        case (let header?, false): header.isPlain ? .removeHeader : .finishInSoftware
+        }
+    }
+
     /// Completes the checksum of a NEEDS_CSUM frame in place: the one's
     /// complement of the sum from `checksumStart` to the end, the field's
     /// pseudo-header sum included (UDP's 0 is sent as 0xFFFF). False when

@@ -80,11 +80,11 @@ public final class VirtualNetwork {
     /// (an expired one still says where the guest was), or the port of the
     /// MAC a static binding names.
     public func neighbor(_ address: IPv4Address) -> GuestLink? {
-        if let lease = dhcp.holder(of: address), ports.contains(lease.port) {
-            return GuestLink(port: lease.port, mac: lease.mac, offload: offloadPorts.contains(lease.port))
+        if let lease = dhcp.holder(of: address), let record = ports[lease.port] {
+            return GuestLink(port: lease.port, mac: lease.mac, offload: record.offload)
         }
-        guard let mac = dhcp.staticOwner(of: address), let port = macTable[mac], ports.contains(port) else { return nil }
-        return GuestLink(port: port, mac: mac, offload: offloadPorts.contains(port))
+        guard let mac = dhcp.staticOwner(of: address), let port = macTable[mac], let record = ports[port] else { return nil }
+        return GuestLink(port: port, mac: mac, offload: record.offload)
     }
 
     /// The host's resolvers changed: `upstreamCount` of them now, and the
@@ -107,14 +107,8 @@ public final class VirtualNetwork {
             BindingChange(address: $0.lease.address, link: GuestLink(port: $0.lease.port, mac: $0.lease.mac), from: $0.from)
         }
     }
-    private var ports: Set<PortID> = []
-    /// Ports whose frames carry virtio-net headers (`OffloadLink`).
-    private var offloadPorts: Set<PortID> = []
-
-    /// Records that frames on `port` carry virtio-net headers.
-    public func setOffload(_ port: PortID) {
-        offloadPorts.insert(port)
-    }
+    /// The ports of the switch, each with its link's record; the NAT reads them.
+    public let ports = GuestPorts()
     /// Broadcast allowance per port: tokens left and when they were counted.
     private var broadcastTokens: [PortID: (tokens: Double, at: ContinuousClock.Instant)] = [:]
     private var nextPort = 0
@@ -192,8 +186,7 @@ public final class VirtualNetwork {
     /// into those of departed ports; DHCP bindings stay, so a guest that
     /// reconnects gets its address back.
     public func detach(_ port: PortID, now: ContinuousClock.Instant) {
-        guard ports.remove(port) != nil else { return }
-        offloadPorts.remove(port)
+        guard ports.remove(port) else { return }
         broadcastTokens[port] = nil
         if macCounts.removeValue(forKey: port) != nil { macTable = macTable.filter { $0.value != port } }
         dhcp.detach(port, now: now)
@@ -219,8 +212,13 @@ public final class VirtualNetwork {
     /// Handles a frame that arrived on `port`, appending what to do to
     /// `deliveries`: the driver's loop passes one array it clears, so a frame
     /// for the NAT costs no allocation.
+    ///
+    /// With `nat`, packets for it are handed to it as parsed here, and
+    /// `checksumTrusted` says their TCP checksum was left to complete by a
+    /// kernel on this host (an offloading guest's); without it, a `.nat`
+    /// delivery says the frame is for the caller's NAT.
     public func receive(_ frame: UnsafeRawBufferPointer, from port: PortID, now: ContinuousClock.Instant,
-                        into deliveries: inout [Delivery]) {
+                        into deliveries: inout [Delivery], nat: NATCore? = nil, checksumTrusted: Bool = false) {
         counters.ports[port.rawValue, default: PortCounters()].framesIn += 1
         counters.ports[port.rawValue, default: PortCounters()].bytesIn += frame.count
         guard let ethernet = try? EthernetView(frame) else {
@@ -271,11 +269,11 @@ public final class VirtualNetwork {
         }
         let first = deliveries.count
         if destination.isMulticast {
-            let others = ports.filter { $0 != port }.sorted()
+            let others = ports.records.keys.filter { $0 != port }.sorted()
             if !others.isEmpty { deliveries.append(.forward(others)) }
-            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries)
+            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if destination == configuration.gatewayMAC {
-            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries)
+            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if let owner = macTable[destination], ports.contains(owner) {
             if owner != port { deliveries.append(.forward([owner])) }
         } else {
@@ -373,11 +371,12 @@ public final class VirtualNetwork {
     // MARK: The gateway
 
     private func gateway(_ ethernet: EthernetView, ip: IPv4View?, arp request: ARPPacket?, from port: PortID,
-                         now: ContinuousClock.Instant, into deliveries: inout [Delivery]) {
+                         now: ContinuousClock.Instant, into deliveries: inout [Delivery], nat: NATCore?,
+                         checksumTrusted: Bool) {
         if let request {
             deliveries += arp(request, ethernet, from: port)
         } else if let ip {
-            ipv4(ip, ethernet, from: port, now: now, into: &deliveries)
+            ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.destination == configuration.gatewayMAC {
             // Multicast IPv6 and the like were switched already; the gateway does not speak them.
             counters.drop(.unknownEtherType)
@@ -402,7 +401,13 @@ public final class VirtualNetwork {
 
     /// An IPv4 packet for the gateway (parsed, its header checksum not yet checked).
     private func ipv4(_ ip: IPv4View, _ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
-                      into deliveries: inout [Delivery]) {
+                      into deliveries: inout [Delivery], nat: NATCore?, checksumTrusted: Bool) {
+        /// Hands the packet to the NAT, or marks it for the caller's.
+        func toNAT() {
+            guard let nat else { return deliveries.append(.nat) }
+            let link = GuestLink(port: port, mac: ethernet.source, offload: ports[port]?.offload ?? false)
+            nat.receive(ip, from: link, checksumTrusted: checksumTrusted, now: now)
+        }
         guard InternetChecksum.of(UnsafeRawBufferPointer(rebasing: ip.bytes[..<ip.headerLength])) == 0 else {
             counters.drop(.badChecksum)
             return
@@ -415,7 +420,7 @@ public final class VirtualNetwork {
                 counters.drop(.noRoute)
                 return
             }
-            deliveries.append(.nat)
+            toNAT()
             return
         }
         if ip.headerLength != IPv4View.minimumHeaderLength {
@@ -426,7 +431,7 @@ public final class VirtualNetwork {
             // The gateway's own services take no fragments; the NAT reassembles
             // them for flows that end at its address (a UDP port forward's answers).
             if forGateway, ip.protocol == .udp {
-                deliveries.append(.nat)
+                toNAT()
                 return
             }
             counters.drop(.fragment)
@@ -449,9 +454,9 @@ public final class VirtualNetwork {
                 deliveries += deliver(dns.query(udp.payload, from: client, now: now))
                 return
             }
-            if forGateway { deliveries.append(.nat) }
+            if forGateway { toNAT() }
         case .tcp where forGateway:
-            deliveries.append(.nat)
+            toNAT()
         default:
             if forGateway { counters.drop(.noService) }
             return

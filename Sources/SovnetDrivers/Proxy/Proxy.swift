@@ -64,8 +64,6 @@ public final class Proxy {
     private static let resolvConfInterval: Duration = .seconds(1)
     private let dnsOverTCP: GatewayDNSOverTCP
     private var stopping = false
-    /// Guests whose connection has a backlog (watched for writability).
-    private var blockedPorts: Set<PortID> = []
     /// Guests with whole frames still buffered after their turn.
     private var pendingPorts: Set<PortID> = []
     /// `-listen` connections whose request head has not come yet: they may
@@ -73,8 +71,6 @@ public final class Proxy {
     private var awaitingHead: Set<PortID> = []
     /// The most frames of one guest handled in one turn of the loop.
     private static let framesPerTurn = 256
-    /// Guests whose frames carry virtio-net headers (`OffloadLink`).
-    private var offloadPorts: Set<PortID> = []
     /// Segments cut in software for plain guests in the current batch,
     /// against `maximumSegmentsPerBatch`.
     private var segmentsThisBatch = 0
@@ -136,7 +132,8 @@ public final class Proxy {
             }
         }
         let virtualNetwork = self.network
-        nat = NATCore(settings: natConfiguration.settings, network: options.network, host: natSockets) { address in
+        nat = NATCore(settings: natConfiguration.settings, network: options.network, ports: virtualNetwork.ports,
+                      host: natSockets) { address in
             virtualNetwork.neighbor(address)
         }
     }
@@ -429,9 +426,7 @@ public final class Proxy {
             defer { changes = network.takeBindingChanges() }
             status = try guest.connection.receive { whole in
                 guard stream?.virtioHeaders == true else { return route(whole, header: nil, from: port, now: now) }
-                if !offloadPorts.contains(port) {
-                    offloadPorts.insert(port)
-                    network.setOffload(port)
+                if network.ports.update(port, { $0.offload = true }) {
                     logger.info("\(port) carries offloads (virtio-net headers)")
                 }
                 guard whole.count >= VirtioNetHeader.size + EthernetView.headerLength,
@@ -498,7 +493,8 @@ public final class Proxy {
         }
         record(frame, "\(port)>")
         deliveries.removeAll(keepingCapacity: true)
-        network.receive(frame, from: port, now: now, into: &deliveries)
+        let trusted = header.map { $0.flags & (VirtioNetHeader.needsChecksum | VirtioNetHeader.dataValid) != 0 } ?? false
+        network.receive(frame, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: trusted)
         for delivery in deliveries {
             switch delivery {
             case .forward(let targets):
@@ -508,8 +504,7 @@ public final class Proxy {
             case .resolve(let query, let upstream):
                 sendUpstream(query, upstream)
             case .nat:
-                let trusted = header.map { $0.flags & (VirtioNetHeader.needsChecksum | VirtioNetHeader.dataValid) != 0 } ?? false
-                nat.receive(frame, from: port, offload: header != nil, checksumTrusted: trusted, now: now)
+                break
             }
         }
     }
@@ -522,17 +517,14 @@ public final class Proxy {
     /// broken stream and reconnect.
     private func forward(_ whole: UnsafeRawBufferPointer, _ frame: UnsafeRawBufferPointer, header: VirtioNetHeader?,
                          to target: PortID) {
-        switch (header, offloadPorts.contains(target)) {
-        case (.some, true): outgoing[target, default: []].append(whole)
-        case (nil, false): outgoing[target, default: []].append(frame)
-        case (nil, true): made.append((Array(frame), target))
-        case (let header?, false):
-            if header.isPlain {
-                guard frame.count <= options.maximumFrameLength else { return network.countDrop(.oversizedFrame) }
-                made.append((Array(frame), target))
-                return
-            }
-            guard segmentsThisBatch < Self.maximumSegmentsPerBatch,
+        switch SoftwareOffload.conversion(from: header, toOffloading: network.ports[target]?.offload == true) {
+        case .unchanged: outgoing[target, default: []].append(header == nil ? frame : whole)
+        case .addPlainHeader: made.append((Array(frame), target))
+        case .removeHeader:
+            guard frame.count <= options.maximumFrameLength else { return network.countDrop(.oversizedFrame) }
+            made.append((Array(frame), target))
+        case .finishInSoftware:
+            guard segmentsThisBatch < Self.maximumSegmentsPerBatch, let header,
                   let plain = SoftwareOffload.frames(of: frame, header: header) else { return network.countDrop(.badOffload) }
             segmentsThisBatch += plain.count
             for segment in plain {
@@ -569,7 +561,7 @@ public final class Proxy {
     /// Sends a frame that has no virtio-net header, giving it a plain one
     /// when `port` is an offloading guest's.
     private func transmit(bare bytes: [UInt8], to port: PortID) {
-        if offloadPorts.contains(port) {
+        if network.ports[port]?.offload == true {
             (VirtioNetHeader.plain + bytes).withUnsafeBytes { transmit([$0], to: port) }
         } else {
             bytes.withUnsafeBytes { transmit([$0], to: port) }
@@ -609,37 +601,33 @@ public final class Proxy {
     private func watchOutput(_ port: PortID) {
         guard let guest = guests[port] else { return }
         let backlog = guest.connection.hasBacklog
-        guard backlog != blockedPorts.contains(port) else { return }
+        guard network.ports.update(port, { $0.backlogged = backlog }) else { return }
         let connection = guest.connection
         let token = LoopToken.guest(port.rawValue).rawValue
         if backlog {
-            blockedPorts.insert(port)
             if connection.sendDescriptor == connection.readDescriptor {
                 try? epoll.modify(connection.readDescriptor, [.readable, .writable], token: token)
             } else {
                 try? epoll.add(connection.sendDescriptor, [.writable], token: token)
             }
         } else {
-            blockedPorts.remove(port)
             if connection.sendDescriptor == connection.readDescriptor {
                 try? epoll.modify(connection.readDescriptor, [.readable], token: token)
             } else {
                 epoll.remove(connection.sendDescriptor)
             }
+            nat.backlogDrained(port)
         }
-        nat.setBlocked(port, backlog)
     }
 
     /// Forgets a guest; true when the proxy should exit (`--exit-on-disconnect`).
     private func disconnect(_ port: PortID) throws -> Bool {
         guard let guest = guests.removeValue(forKey: port) else { return false }
         epoll.remove(guest.connection.readDescriptor)
-        offloadPorts.remove(port)
         pendingPorts.remove(port)
         awaitingHead.remove(port)
-        if blockedPorts.remove(port) != nil {
-            if guest.connection.sendDescriptor != guest.connection.readDescriptor { epoll.remove(guest.connection.sendDescriptor) }
-            nat.setBlocked(port, false)
+        if network.ports.isBacklogged(port), guest.connection.sendDescriptor != guest.connection.readDescriptor {
+            epoll.remove(guest.connection.sendDescriptor)
         }
         guest.connection.close()
         let now = ContinuousClock.now
