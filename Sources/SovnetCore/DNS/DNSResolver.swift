@@ -64,7 +64,9 @@ public struct DNSResolver: Sendable {
         var client: DNSClient
         var clientID: UInt16
         var query: [UInt8]
-        var upstream: Int
+        /// The resolver asked last; nil when the resolvers changed since, so
+        /// that the next retry asks the first of the new ones.
+        var upstream: Int?
         var deadline: ContinuousClock.Instant
     }
     private var pending: [UInt16: Pending] = [:]
@@ -96,7 +98,7 @@ public struct DNSResolver: Sendable {
     /// asked of the first new one when they time out (SERVFAIL when there is none).
     public mutating func setUpstreamCount(_ count: Int) {
         upstreamCount = max(0, count)
-        for id in pending.keys { pending[id]?.upstream = -1 }
+        for id in pending.keys { pending[id]?.upstream = nil }
     }
 
     /// Adds (or replaces) a local name.
@@ -205,10 +207,11 @@ public struct DNSResolver: Sendable {
     public mutating func tick(now: ContinuousClock.Instant) -> [DNSResolverAction] {
         var actions: [DNSResolverAction] = []
         for (id, entry) in pending where entry.deadline <= now {
-            if entry.upstream + 1 < upstreamCount {
-                pending[id]?.upstream += 1
+            let next = entry.upstream.map { $0 + 1 } ?? 0
+            if next < upstreamCount {
+                pending[id]?.upstream = next
                 pending[id]?.deadline = now + timeout
-                actions.append(.forward(entry.query, upstream: entry.upstream + 1))
+                actions.append(.forward(entry.query, upstream: next))
             } else {
                 finish(id)
                 if var reply = entry.query.withUnsafeBytes({ serverFailure(for: $0) }) {

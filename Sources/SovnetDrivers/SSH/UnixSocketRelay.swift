@@ -90,26 +90,27 @@ final class UnixSocketRelay: @unchecked Sendable {
     private func serve(_ client: Int32) {
         defer { close(client) }
         let deadline = Date().addingTimeInterval(Self.connectPatience)
-        var upstream: Int32 = -1
-        while upstream < 0 {
-            upstream = connectTarget()
-            if upstream >= 0 { break }
+        var connected = connectTarget()
+        while connected == nil {
             guard Date() < deadline, !isStopping else {
                 logger.warning("SSH forward \(path): the tunnel did not come up within \(Int(Self.connectPatience)) s; a client closed")
                 return
             }
             usleep(100_000)
+            connected = connectTarget()
         }
+        guard let upstream = connected else { return }
         defer { close(upstream) }
         Self.copyBothWays(client, upstream)
     }
 
-    private func connectTarget() -> Int32 {
+    /// A socket connected to the tunnel's end, or nil while it is not up.
+    private func connectTarget() -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return -1 }
+        guard fd >= 0 else { return nil }
         guard SocketProbe.connect(fd, unixPath: target) == 0 else {
             close(fd)
-            return -1
+            return nil
         }
         return fd
     }
