@@ -17,16 +17,13 @@ final class EchoFlowTable {
     private let frames: GuestFrames
     private unowned let host: NATHost
     private let ids: FlowIDSource
-    let idleTimeout: Duration
+    private let idleTimeout: Duration
     private var table: IdleFlowTable<Flow>
     var counters = TrafficCounters()
 
-    init(frames: GuestFrames, host: NATHost, ids: FlowIDSource, idleTimeout: Duration, admission: FlowAdmission) {
-        table = IdleFlowTable(.icmp, admission: admission)
-        self.frames = frames
-        self.host = host
-        self.ids = ids
-        self.idleTimeout = idleTimeout
+    init(_ context: DatagramFlowContext) {
+        table = IdleFlowTable(.icmp, admission: context.admission)
+        (frames, host, ids, idleTimeout) = (context.frames, context.host, context.ids, context.idleTimeout)
     }
 
     var count: Int { table.count }

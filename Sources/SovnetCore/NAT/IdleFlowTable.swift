@@ -5,6 +5,17 @@
 // only says which flows to end.
 import SovnetWire
 
+/// What the UDP and ICMP echo parts share: the frames for guests, the host
+/// that carries out their commands, flow numbers, limits and the idle timeout.
+struct DatagramFlowContext {
+    let frames: GuestFrames
+    unowned let host: NATHost
+    let ids: FlowIDSource
+    let admission: FlowAdmission
+    /// How long a flow lives without traffic.
+    let idleTimeout: Duration
+}
+
 /// A flow that ends when it carries nothing for a while.
 protocol IdleFlow {
     var key: FlowKey { get }

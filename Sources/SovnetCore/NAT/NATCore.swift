@@ -89,8 +89,10 @@ public final class NATCore {
                                   maximumTotal: settings.maximumTotalFlows)
         tcp = TCPFlowTable(context: TCPContext(settings: TCPSettings(mtu: network.mtu), frames: frames, ports: ports),
                            host: host, ids: ids, admission: admission)
-        udp = UDPFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
-        echo = EchoFlowTable(frames: frames, host: host, ids: ids, idleTimeout: settings.idleTimeout, admission: admission)
+        let datagrams = DatagramFlowContext(frames: frames, host: host, ids: ids, admission: admission,
+                                            idleTimeout: settings.idleTimeout)
+        udp = UDPFlowTable(datagrams)
+        echo = EchoFlowTable(datagrams)
     }
 
     private func drop(_ reason: DropReason) {

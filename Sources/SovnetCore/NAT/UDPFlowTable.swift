@@ -31,17 +31,14 @@ final class UDPFlowTable {
     private let frames: GuestFrames
     private unowned let host: NATHost
     private let ids: FlowIDSource
-    let idleTimeout: Duration
+    private let idleTimeout: Duration
     private var table: IdleFlowTable<Flow>
     private var forwardFlows: [ForwardClient: FlowID] = [:]
     var counters = TrafficCounters()
 
-    init(frames: GuestFrames, host: NATHost, ids: FlowIDSource, idleTimeout: Duration, admission: FlowAdmission) {
-        table = IdleFlowTable(.udp, admission: admission)
-        self.frames = frames
-        self.host = host
-        self.ids = ids
-        self.idleTimeout = idleTimeout
+    init(_ context: DatagramFlowContext) {
+        table = IdleFlowTable(.udp, admission: context.admission)
+        (frames, host, ids, idleTimeout) = (context.frames, context.host, context.ids, context.idleTimeout)
     }
 
     var count: Int { table.count }
