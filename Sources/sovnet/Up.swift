@@ -173,26 +173,36 @@ struct DownCommand: ParsableCommand {
 
     func run() throws {
         let (state, directory) = try selection.loadState()
-        if state.launcherAlive {
+        let name = state.configuration.name
+        if LaunchState.launcherRuns(runDirectory: directory) {
             kill(state.launcherPID, SIGTERM)
             let deadline = ContinuousClock.now + .seconds(60)
-            while LaunchState.isRunning(state.launcherPID), ContinuousClock.now < deadline { usleep(50_000) }
-            guard !LaunchState.isRunning(state.launcherPID) else {
+            while LaunchState.launcherRuns(runDirectory: directory), ContinuousClock.now < deadline { usleep(50_000) }
+            guard !LaunchState.launcherRuns(runDirectory: directory) else {
                 throw RuntimeFailure("sovnet up (pid \(state.launcherPID)) did not stop within 60 s")
             }
-            print("stopped \(state.configuration.name) (sovnet up pid \(state.launcherPID))")
+            print("stopped \(name) (sovnet up pid \(state.launcherPID))")
         } else {
-            // The launcher died without cleaning up: end what it recorded, by PID.
-            if let pid = state.guestPID, LaunchState.isRunning(pid) {
-                kill(pid, SIGTERM)
-                print("stopped the guest's process \(pid) left by a dead launcher")
+            // The launcher died without cleaning up: end what it left, by PID.
+            let left = state.leftovers()
+            if !left.isEmpty {
+                Self.stop(left)
+                print("stopped processes \(left.map(String.init).joined(separator: ", ")) left by a dead launcher")
             }
             if let namespace = state.namespace { NetnsGuest.remove(namespace: namespace, runDirectory: directory) }
-            print("cleaned up after \(state.configuration.name), whose launcher (pid \(state.launcherPID)) had died")
+            print("cleaned up after \(name), whose launcher (pid \(state.launcherPID)) had died")
         }
         // Sockets nobody listens on any more are removed; a live one is left alone.
         for socket in ["api.sock", "network.sock", "qemu.sock", "vm.sock"] { _ = SocketProbe.probe(directory + "/" + socket) }
         unlink(LaunchState.path(runDirectory: directory))
+    }
+
+    /// Sends SIGTERM to `pids`, and SIGKILL to those still running 5 s later.
+    static func stop(_ pids: [Int32]) {
+        for pid in pids { kill(pid, SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pids.contains(where: LaunchState.isRunning), ContinuousClock.now < deadline { usleep(50_000) }
+        for pid in pids where LaunchState.isRunning(pid) { kill(pid, SIGKILL) }
     }
 }
 
@@ -208,35 +218,50 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let (state, _) = try selection.loadState()
+        let (state, directory) = try selection.loadState()
+        let running = LaunchState.launcherRuns(runDirectory: directory)
         let client = ControlClient(endpoint: try Endpoint(url: state.api), timeout: .seconds(5))
-        let leases = try? client.json("GET", "/leases", as: [String: String].self)
-        let forwards = try? client.json("GET", "/services/forwarder/all", as: [[String: String]].self)
+        let leases = running ? try? client.json("GET", "/leases", as: [String: String].self) : nil
+        let forwards = running ? try? client.json("GET", "/services/forwarder/all", as: [[String: String]].self) : nil
+        let guestEnded = state.guestPID.map { !LaunchState.isRunning($0) } ?? false
+        let left = running ? [] : state.leftovers()
+        let problem: String? = if !running {
+            "DOWN (its launcher is gone)" + (left.isEmpty ? "" : "; processes \(left.map(String.init).joined(separator: ", ")) "
+                                            + "still run: `sovnet down --name \(state.configuration.name)` stops them")
+        } else if guestEnded {
+            "up (sovnet up pid \(state.launcherPID)), but its guest (pid \(state.guestPID ?? 0)) has ended"
+        } else if leases == nil {
+            "up (sovnet up pid \(state.launcherPID)), but its API \(state.api) does not answer"
+        } else {
+            nil
+        }
         if json {
             struct Status: Encodable {
                 var state: LaunchState
                 var running: Bool
+                var healthy: Bool
                 var leases: [String: String]?
                 var forwards: [[String: String]]?
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
-            let status = Status(state: state, running: state.launcherAlive, leases: leases, forwards: forwards)
+            let status = Status(state: state, running: running, healthy: problem == nil, leases: leases, forwards: forwards)
             print(String(decoding: try encoder.encode(status), as: UTF8.self))
-            return
+        } else {
+            print("\(state.configuration.name): \(state.configuration.guest.kind) guest, "
+                  + (problem ?? "up (sovnet up pid \(state.launcherPID))"))
+            print("since \(state.started), API \(state.api)" + (state.namespace.map { ", namespace \($0)" } ?? ""))
+            if let leases {
+                print("leases: " + (leases.isEmpty ? "none" : leases.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+            }
+            if let forwards, !forwards.isEmpty {
+                print("forwards: " + forwards.map { "\($0["protocol"] ?? "tcp") \($0["local"] ?? "") → \($0["remote"] ?? "")" }
+                    .joined(separator: ", "))
+            }
+            if running, let report = state.report { print("\nlast checks:\n" + report.table, terminator: "") }
         }
-        print("\(state.configuration.name): \(state.configuration.guest.kind) guest, "
-              + (state.launcherAlive ? "up (sovnet up pid \(state.launcherPID))" : "DOWN (its launcher is gone)"))
-        print("since \(state.started), API \(state.api)" + (state.namespace.map { ", namespace \($0)" } ?? ""))
-        if let leases {
-            print("leases: " + (leases.isEmpty ? "none" : leases.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
-        }
-        if let forwards, !forwards.isEmpty {
-            print("forwards: " + forwards.map { "\($0["protocol"] ?? "tcp") \($0["local"] ?? "") → \($0["remote"] ?? "")" }
-                .joined(separator: ", "))
-        }
-        if let report = state.report { print("\nlast checks:\n" + report.table, terminator: "") }
+        if problem != nil { throw ExitCode(1) }
     }
 }
 
@@ -253,7 +278,9 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         var (state, directory) = try selection.loadState()
-        guard state.launcherAlive else { throw RuntimeFailure("\(state.configuration.name) is down") }
+        guard LaunchState.launcherRuns(runDirectory: directory) else {
+            throw RuntimeFailure("\(state.configuration.name) is down")
+        }
         let client = ControlClient(endpoint: try Endpoint(url: state.api), timeout: .seconds(15))
         let mac = state.configuration.guestMAC.description
         let leases = try client.json("GET", "/leases", as: [String: String].self)

@@ -165,6 +165,63 @@ struct LaunchTests {
         #expect(throws: ShellError.self) { try shell(setup.sovnet("status --name serve")) }
     }
 
+    /// No launch loses a guest: a second `up` is refused without touching the
+    /// running one's state; a launcher killed with SIGKILL leaves its guest
+    /// running, which `status` reports as down (exit 1, no stale checks), a
+    /// new `up` refuses to clobber, and `down` stops by PID; then the name is
+    /// free again.
+    @Test func noLaunchLosesAGuest() throws {
+        let setup = try Setup("keep")
+        let config = try setup.configuration(ports: [8080])
+        let up = try Spawned(setup.sovnet("up --config \(config)"), log: setup.work + "/up.log")
+        defer { up.stop() }
+        #expect(waitUntil(60) { up.output.contains("serving; stop with") }, "\(up.output)")
+        let second = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/second.log")
+        #expect(second.wait(60) == 1, "\(second.output)")
+        #expect(second.output.contains("keep is already up (sovnet up pid \(up.pid))"), "\(second.output)")
+        #expect(try shell(setup.sovnet("status --name keep")).contains("keep: netns guest, up (sovnet up pid \(up.pid))"))
+
+        // The launcher dies without cleaning up; its guest runs on.
+        up.stop(SIGKILL)
+        let state = try String(contentsOfFile: setup.work + "/run/state.json", encoding: .utf8)
+        let guestPID = try #require(state.split(separator: "\n").first { $0.contains("\"guestPID\"") }?
+            .split(separator: ":").last.flatMap { Int32($0.trimmingCharacters(in: CharacterSet(charactersIn: " ,"))) })
+        #expect(Self.runs(guestPID), "the guest's sovnet forward outlives its launcher")
+        do {
+            let status = try shell(setup.sovnet("status --name keep"))
+            Issue.record("status of a guest whose launcher died exited 0: \(status)")
+        } catch let failure as ShellError {
+            #expect(failure.status == 1)
+            #expect(failure.output.contains("keep: netns guest, DOWN (its launcher is gone); processes "), "\(failure.output)")
+            #expect(failure.output.contains("\(guestPID)") && !failure.output.contains("every check passed"), "\(failure.output)")
+        }
+        let third = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/third.log")
+        #expect(third.wait(60) == 1, "\(third.output)")
+        #expect(third.output.contains("keep's last launch (sovnet up pid \(up.pid)) died and left processes "), "\(third.output)")
+        #expect(try String(contentsOfFile: setup.work + "/run/state.json", encoding: .utf8) == state,
+                "a refused launch leaves the state as it was")
+
+        let down = try shell(setup.sovnet("down --name keep"), seconds: 60)
+        #expect(down.contains("stopped processes ") && down.contains("cleaned up after keep, whose launcher (pid \(up.pid)) had died"),
+                "\(down)")
+        let pids = down.split(separator: "\n").first { $0.hasPrefix("stopped processes ") }?
+            .replacingOccurrences(of: "stopped processes ", with: "").replacingOccurrences(of: " left by a dead launcher", with: "")
+            .split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) } ?? []
+        #expect(pids.contains(guestPID) && pids.count >= 2, "the forwarder and the service: \(pids)")
+        #expect(waitUntil(5) { !pids.contains(where: Self.runs) }, "still running: \(pids.filter(Self.runs))")
+        #expect(throws: ShellError.self) { try shell(setup.sovnet("status --name keep")) }
+
+        let again = try Spawned(setup.sovnet("up --config \(config) --once"), log: setup.work + "/again.log")
+        #expect(again.wait(90) == 0, "the name is free again: \(again.output)")
+    }
+
+    /// Whether process `pid` runs (exists and is not a zombie).
+    static func runs(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
+
     /// With `proxy:` the launcher uses a `sovnet proxy` already running (its
     /// API and its `-listen` socket) and leaves it running afterwards.
     @Test func aRunningProxyIsUsedAndLeftRunning() throws {

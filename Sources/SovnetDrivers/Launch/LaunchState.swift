@@ -47,8 +47,44 @@ public struct LaunchState: Codable, Sendable {
         try AtomicFile(path: Self.path(runDirectory: runDirectory)).write(String(decoding: try encoder.encode(self), as: UTF8.self))
     }
 
-    /// Whether the launcher that wrote the state still runs.
-    public var launcherAlive: Bool { Self.isRunning(launcherPID) }
+    /// Whether the launcher that wrote the state still runs: it holds the
+    /// run directory's `LaunchLock`.
+    public static func launcherRuns(runDirectory: String) -> Bool {
+        LaunchLock.isHeld(runDirectory: runDirectory)
+    }
+
+    /// The processes a launcher that died left running: the guest's process
+    /// (if it is the one started after this launch began, not another that
+    /// took its number) and, for a netns guest, every process in its
+    /// namespace, found by its /run/netns entry or, where this mount
+    /// namespace does not show that, through the guest's process.
+    public func leftovers() -> [Int32] {
+        var pids: Set<Int32> = []
+        var guest: Int32?
+        if let pid = guestPID, Self.isRunning(pid), let begun = Self.startDate(of: pid),
+           begun >= started.addingTimeInterval(-1) {
+            pids.insert(pid)
+            guest = pid
+        }
+        if let namespace {
+            pids.formUnion(NetnsGuest.processes(inNamespaceOf: "/run/netns/\(namespace)"))
+            if let guest { pids.formUnion(NetnsGuest.processes(inNamespaceOf: "/proc/\(guest)/ns/net")) }
+        }
+        return pids.sorted()
+    }
+
+    /// When process `pid` started: its start time after boot, in clock ticks
+    /// (/proc/PID/stat's 22nd field), after the boot time (/proc/stat's btime).
+    static func startDate(of pid: Int32) -> Date? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")"),
+              let boot = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]),
+              let btime = boot.split(separator: "\n").first(where: { $0.hasPrefix("btime ") })?.split(separator: " ").last,
+              let bootSeconds = Double(btime) else { return nil }
+        return Date(timeIntervalSince1970: bootSeconds + ticks / Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
 
     /// Whether process `pid` exists and has not ended (a zombie, ended but
     /// not yet reaped by its parent, counts as ended).

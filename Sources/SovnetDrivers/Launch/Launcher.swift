@@ -1,7 +1,10 @@
 // `sovnet up`: from nothing to a guest proven reachable, one step at a time,
 // each shown with its elapsed time and verdict (`Progress`):
 //   1. preflight: programs, /dev/kvm, the guest's files, its kernel's configuration;
-//   2. sockets: dead socket files removed, live ones stop the launch naming their owner;
+//   2. sockets: the run directory's `LaunchLock` taken (a launch that cannot
+//      take it, or that finds a dead launch's guest still running, stops
+//      there and touches nothing), dead socket files removed, live ones stop
+//      the launch naming their owner;
 //   3. network: `sovnet proxy` in-process (or the configured running one);
 //   4. guest: started (netns, QEMU or crosvm), lease awaited in the proxy's lease table;
 //   5. checks: `ReachabilityChecks`.
@@ -38,6 +41,8 @@ public final class Launcher {
     private var proxy: Proxy?
     private var proxyFinished = ProxyThreadState()
     private var guest: LaunchedGuest?
+    /// Held from the sockets step on: this launch owns the run directory's state.
+    private var lock: LaunchLock?
     private var signals: Int32 = -1
     private let started = Date()
 
@@ -162,10 +167,20 @@ public final class Launcher {
     private func sockets() throws -> String {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        if let state = try? LaunchState.load(runDirectory: runDirectory), state.launcherAlive, state.launcherPID != getpid() {
-            throw LaunchError("\(configuration.name) is already up (sovnet up pid \(state.launcherPID)): "
-                              + "`sovnet down --name \(configuration.name)` first")
+        let name = configuration.name
+        guard let lock = try LaunchLock.take(runDirectory: runDirectory) else {
+            let pid = (try? LaunchState.load(runDirectory: runDirectory)).map { " (sovnet up pid \($0.launcherPID))" } ?? ""
+            throw LaunchError("\(name) is already up\(pid): `sovnet down --name \(name)` first")
         }
+        if let previous = try? LaunchState.load(runDirectory: runDirectory) {
+            let left = previous.leftovers()
+            guard left.isEmpty else {
+                throw LaunchError("\(name)'s last launch (sovnet up pid \(previous.launcherPID)) died and left processes "
+                                  + "\(left.map(String.init).joined(separator: ", ")) running: "
+                                  + "`sovnet down --name \(name)` stops them")
+            }
+        }
+        self.lock = lock
         // The sockets this launch binds: a running proxy's are its own.
         var paths = configuration.proxy == nil ? [apiPath] : []
         switch configuration.guest.kind {
@@ -324,13 +339,16 @@ public final class Launcher {
         let deadline = ContinuousClock.now + .seconds(10)
         while proxy != nil, !proxyFinished.done, ContinuousClock.now < deadline { usleep(10_000) }
         proxy = nil
-        if let state = try? LaunchState.load(runDirectory: runDirectory), state.launcherPID == getpid() {
+        if lock != nil, let state = try? LaunchState.load(runDirectory: runDirectory), state.launcherPID == getpid() {
             unlink(LaunchState.path(runDirectory: runDirectory))
         }
+        lock = nil
         if signals >= 0 { close(signals) }
     }
 
+    /// Writes state.json, if this launch owns the run directory.
     private func saveState() {
+        guard lock != nil else { return }
         let state = LaunchState(configuration: configuration, launcherPID: getpid(), guestPID: guest?.process?.pid,
                                 api: "\(api.endpoint)", namespace: (guest as? NetnsGuest)?.namespace,
                                 started: started, report: report)

@@ -65,6 +65,23 @@ public final class NetnsGuest: LaunchedGuest {
         Self.remove(namespace: namespace, runDirectory: runDirectory)
     }
 
+    /// The processes in the network namespace `file` stands for (a
+    /// /run/netns entry, or a process's /proc/PID/ns/net), as `ip netns
+    /// pids` finds them: those whose /proc/PID/ns/net is the same namespace.
+    public static func processes(inNamespaceOf file: String) -> [Int32] {
+        var target = stat()
+        guard stat(file, &target) == 0,
+              let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry -> Int32? in
+            guard let pid = Int32(entry) else { return nil }
+            var own = stat()
+            guard stat("/proc/\(pid)/ns/net", &own) == 0, own.st_ino == target.st_ino, own.st_dev == target.st_dev else {
+                return nil
+            }
+            return pid
+        }.sorted()
+    }
+
     /// Deletes the namespace and its resolv.conf (also for `sovnet down` after a crash).
     public static func remove(namespace: String, runDirectory: String) {
         if FileManager.default.fileExists(atPath: "/run/netns/\(namespace)") {
