@@ -3,7 +3,8 @@
 # network namespaces joined by a veth pair. Nothing leaves the namespaces:
 # dnsmasq answers DHCP and DNS for a made-up zone, a Python web server answers
 # HTTP, and the client side runs busybox udhcpc, ISC dhclient, ping, dig and
-# curl against them. Needs root; see README.md beside this file.
+# curl against them. Needs root; see README.md beside this file. With file
+# names as arguments, only those are recorded again.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,10 +62,14 @@ ip netns exec "$server" python3 -m http.server --bind 192.168.127.1 8080 --direc
 pids+=($!)
 sleep 1
 
+# The files to record: those named on the command line, else all.
+wanted=("$@")
+
 # Records what happens on the client's interface while "$@" runs.
 record() {
     local file=$1
     shift
+    if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $file " ]]; then return 0; fi
     ip netns exec "$client" tcpdump -i veth-cli -s 0 -U -w "$work/$file" >/dev/null 2>&1 &
     local dump=$!
     pids+=("$dump")
@@ -100,5 +105,32 @@ record dns.pcap bash -c "
     ip netns exec $client dig @192.168.127.1 +tcp +tries=1 +time=2 gateway.example.test A"
 
 record tcp-http.pcap ip netns exec "$client" curl -sS -o /dev/null http://192.168.127.1:8080/README.md
+
+# IPv6 comes up during the recording: MLD reports, duplicate address
+# detection and router solicitations, then neighbour discovery, ping,
+# HTTP over TCP and a UDP exchange between unique local addresses.
+ip netns exec "$server" python3 -m http.server --bind :: 8081 --directory "$here" >/dev/null 2>&1 &
+pids+=($!)
+ip netns exec "$server" python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(('::', 7))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)" &
+pids+=($!)
+record ipv6.pcap bash -c "
+    for ns in $server $client; do ip netns exec \$ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0; done
+    ip -n $server addr add fd00::1/64 dev veth-srv nodad
+    ip -n $client addr add fd00::2/64 dev veth-cli nodad
+    sleep 2
+    ip netns exec $client ping -6 -c 2 -i 0.2 fd00::1
+    ip netns exec $client curl -sS -o /dev/null 'http://[fd00::1]:8081/README.md'
+    ip netns exec $client python3 -c \"
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b'sovnet over IPv6', ('fd00::1', 7))
+print(s.recvfrom(2048)[0])\""
 
 ls -l "$here"/*.pcap

@@ -24,7 +24,7 @@ install_packages() {
 # What building sovnet needs besides Swift.
 build_packages=(libpcap-dev pkg-config zlib1g-dev liblzma-dev)
 # What the tests use as real peers and references.
-test_packages=(tshark iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
+test_packages=(tshark tcpdump iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
 
 # check_release_binary PATH: the release build runs and links no Swift runtime library.
 check_release_binary() {

@@ -1,6 +1,7 @@
 // The wire parsers under a fuzzer. `frame` takes the layered path the packet
 // loops take (Ethernet, then ARP or IPv4, then ICMP, TCP with its options, or
-// UDP with DNS and DHCP inside) and the value parsers beside it; `dhcp` and
+// UDP with DNS and DHCP inside; or IPv6 through its extension headers to
+// ICMPv6 with neighbour discovery, TCP or UDP) and the value parsers beside it; `dhcp` and
 // `dns` take one message each; `virtio` a virtio-net header and the frame it
 // describes, through the software offloads. Whatever parses must also
 // survive a round trip: emitted again, it parses to the same value.
@@ -22,6 +23,7 @@ enum WireTargets {
                 expect((try? ARPPacket.parse(out)) == arp, "ARP round trip")
                 reached.insert("arp")
             }
+            ipv6(ethernet.payload, &reached)
             guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: false) else { return }
             _ = ip.isFragment ? ip.fragmentOffset : ip.totalLength
             if (try? IPv4View(ethernet.payload)) != nil {
@@ -37,6 +39,35 @@ enum WireTargets {
             transport(ip, &reached)
         }
         return reached
+    }
+
+    /// An IPv6 packet: its upper layer past the extension headers, ICMPv6
+    /// checked against the pseudo-header, and every neighbour discovery field.
+    private static func ipv6(_ bytes: UnsafeRawBufferPointer, _ reached: inout Set<String>) {
+        guard let ip = try? IPv6View(bytes), let upper = try? ip.upperLayer() else { return }
+        reached.insert("ipv6")
+        switch upper.protocol {
+        case .icmpv6:
+            guard let icmp = try? ICMPv6View(upper.payload, source: ip.source, destination: ip.destination) else {
+                _ = try? ICMPv6View(upper.payload, source: nil, destination: nil)
+                return
+            }
+            reached.insert("icmpv6")
+            _ = try? icmp.echo()
+            _ = try? icmp.target()
+            _ = try? icmp.routerAdvertisement()
+            _ = icmp.advertisementFlags
+            if (try? icmp.options()) != nil { reached.insert("ndp") }
+        case .tcp:
+            if let tcp = try? TCPView(upper.payload) {
+                _ = try? tcp.optionList()
+                reached.insert("ipv6-tcp")
+            }
+        case .udp:
+            if (try? UDPView(upper.payload)) != nil { reached.insert("ipv6-udp") }
+        default:
+            break
+        }
     }
 
     private static func transport(_ ip: IPv4View, _ reached: inout Set<String>) {
@@ -55,6 +86,7 @@ enum WireTargets {
             reached.insert("tcp")
         } else if let tcp = try? TCPView(ip.payload) {
             _ = try? tcp.options()
+            _ = try? tcp.optionList()
         }
         if let udp = try? UDPView(ip.payload) {
             reached.insert("udp")

@@ -128,8 +128,31 @@ import Testing
         #expect(result.status == 0)
         let lines = result.output.split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(lines[0].hasSuffix("TCP [R.] seq 0, ack 230273133, win 0, length 0"))
+        #expect(lines[0].hasSuffix("Flags [R.], seq 0, ack 230273133, win 0, length 0"))
         #expect(lines[1] == "1 frames, 54 bytes in 0.000 s: TCP 1")
+    }
+
+    /// As tcpdump takes them: the filter as the words after the file, -c,
+    /// -e, and `-` for a capture on standard input (a live one, piped).
+    @Test func pcapSummaryTakesTcpdumpsArguments() throws {
+        let capture = Self.root.appendingPathComponent("captures/gvproxy-v0.6.2-guest-tap.pcap").path
+        let trailing = try run(["pcap", "summary", capture, "icmp", "and", "host", "192.168.127.254", "-c", "1", "-e"])
+        #expect(trailing.status == 0, "\(trailing.error)")
+        #expect(trailing.output == "22:31:05.166952 5a:94:ef:e4:0c:ee > 5a:94:ef:e4:0c:dd, ethertype IPv4 (0x0800), length 98: "
+                + "192.168.127.2 > 192.168.127.254: ICMP echo request, id 25889, seq 1, length 64\n"
+                + "1 frames, 98 bytes in 0.000 s: ICMP 1\n")
+        let piped = try shell("cat \(capture) | \(Self.binary.path) pcap summary - arp")
+        #expect(piped.hasSuffix("4 frames, 168 bytes in 0.206 s: ARP 4\n"), "\(piped)")
+        let both = try run(["pcap", "summary", capture, "arp", "--filter", "icmp"])
+        #expect(both.status == 64 && both.error.contains("not both"), "\(both.error)")
+        let socket = NSTemporaryDirectory() + "sovnet-live-\(getpid()).sock"
+        defer { unlink(socket) }
+        let live = try shell("timeout -s TERM 2 \(Self.binary.path) proxy -listen unix://\(socket) -pcap - -ssh-port -1 "
+                             + "--dns-upstream 127.0.0.1:5353 --resolv-conf /dev/null 2>/dev/null "
+                             + "| \(Self.binary.path) pcap summary -", seconds: 10)
+        #expect(live == "0 frames, 0 bytes in 0.000 s\n", "a live capture on standard output reads as one: \(live)")
+        let none = try run(["pcap", "summary", capture, "-c", "0"])
+        #expect(none.status == 64 && none.error.contains("-c wants a count of at least 1"), "\(none.error)")
     }
 
     @Test func pcapSummaryErrorsAreClear() throws {

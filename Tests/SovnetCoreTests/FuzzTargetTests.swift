@@ -17,7 +17,7 @@ import SovnetFuzz
     /// What each target's seeds must reach: the layers, states and paths that
     /// show the seeds get past the first checks.
     static let expected: [FuzzTarget: Set<String>] = [
-        .frame: ["arp", "ipv4", "icmp", "tcp", "udp", "dns-round-trip", "dhcp-round-trip"],
+        .frame: ["arp", "ipv4", "icmp", "tcp", "udp", "dns-round-trip", "dhcp-round-trip", "ipv6", "icmpv6", "ndp"],
         .dhcp: ["dhcp-round-trip"],
         .dns: ["dns-round-trip"],
         .virtio: ["plain", "checksum-completed", "segmented"],

@@ -1,14 +1,20 @@
-// `sovnet pcap summary`: a line per frame of a capture file and a totals line.
+// `sovnet pcap summary`: a line per frame of a capture file (`-` for
+// standard input), as tcpdump -n -r prints them, and a totals line.
 import SovnetLink
 
 /// Summarises a capture file.
 public struct CaptureSummary {
     public let path: String
     public let filter: String?
+    public let style: SummaryStyle
+    /// Stop after this many frames (tcpdump's -c).
+    public let count: Int?
 
-    public init(path: String, filter: String? = nil) {
+    public init(path: String, filter: String? = nil, style: SummaryStyle = SummaryStyle(), count: Int? = nil) {
         self.path = path
         self.filter = filter
+        self.style = style
+        self.count = count
     }
 
     /// Writes a line per frame and the totals line through `emit`.
@@ -22,8 +28,10 @@ public struct CaptureSummary {
         var bytes = 0
         var first: Double?
         var last = 0.0
+        let summary = FrameSummary(style: style)
         for frame in reader {
-            let (text, kind) = FrameSummary.describe(frame.bytes)
+            if let count, frames >= count { break }
+            let (text, kind) = summary.describe(frame.bytes)
             emit("\(Self.timestamp(frame.seconds, frame.microseconds)) \(text)")
             counts[kind, default: 0] += 1
             frames += 1

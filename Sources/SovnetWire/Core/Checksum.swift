@@ -62,6 +62,21 @@ public struct InternetChecksum: Sendable {
         add(be16: UInt16(truncatingIfNeeded: length))
     }
 
+    /// Adds the IPv6 pseudo-header of an upper-layer checksum (RFC 8200 §8.1):
+    /// both addresses, the upper-layer length and the next header value.
+    public mutating func addPseudoHeader(
+        source: IPv6Address, destination: IPv6Address, protocol: IPProtocol, length: Int
+    ) {
+        for address in [source, destination] {
+            add(be32: UInt32(truncatingIfNeeded: address.high >> 32))
+            add(be32: UInt32(truncatingIfNeeded: address.high))
+            add(be32: UInt32(truncatingIfNeeded: address.low >> 32))
+            add(be32: UInt32(truncatingIfNeeded: address.low))
+        }
+        add(be32: UInt32(truncatingIfNeeded: length))
+        add(be32: UInt32(`protocol`.rawValue))
+    }
+
     /// The one's-complement sum folded to 16 bits, in host order.
     public var sum16: UInt16 {
         UInt16(bigEndian: Self.fold(sum))

@@ -73,14 +73,16 @@ public struct TCPOptions: Hashable, Sendable {
     static let sackKind: UInt8 = 5
     static let timestampsKind: UInt8 = 8
 
-    /// Reads the options area of a header.
-    init(parsing area: UnsafeRawBufferPointer) throws(WireError) {
-        self.init()
+    /// Calls `body` with each option's kind and value, in order: no-operation
+    /// and end of list with no value, and nothing after the end of list.
+    static func walk(_ area: UnsafeRawBufferPointer,
+                     _ body: (UInt8, UnsafeRawBufferPointer) throws(WireError) -> Void) throws(WireError) {
         var offset = 0
         while offset < area.count {
             let kind = area[offset]
-            if kind == Self.endOfList { break }
-            if kind == Self.noOperation {
+            if kind == Self.endOfList || kind == Self.noOperation {
+                try body(kind, area.slice(offset, offset))
+                if kind == Self.endOfList { return }
                 offset += 1
                 continue
             }
@@ -89,32 +91,42 @@ public struct TCPOptions: Hashable, Sendable {
             guard length >= 2, offset + length <= area.count else {
                 throw WireError(.badLength, .tcp, "option length")
             }
-            let value = area.slice(offset + 2, offset + length)
+            try body(kind, area.slice(offset + 2, offset + length))
+            offset += length
+        }
+    }
+
+    /// Reads the options area of a header.
+    init(parsing area: UnsafeRawBufferPointer) throws(WireError) {
+        self.init()
+        var options = self
+        try Self.walk(area) { (kind, value) throws(WireError) in
+            let length = value.count + 2
             switch kind {
             case Self.mssKind:
                 guard length == 4 else { throw WireError(.badLength, .tcp, "MSS option") }
-                maximumSegmentSize = value.be16(0)
+                options.maximumSegmentSize = value.be16(0)
             case Self.windowScaleKind:
                 guard length == 3 else { throw WireError(.badLength, .tcp, "window scale option") }
-                windowScale = value[0]
+                options.windowScale = value[0]
             case Self.sackPermittedKind:
                 guard length == 2 else { throw WireError(.badLength, .tcp, "SACK-permitted option") }
-                sackPermitted = true
+                options.sackPermitted = true
             case Self.sackKind:
                 guard (length - 2) % 8 == 0, length >= 10 else { throw WireError(.badLength, .tcp, "SACK option") }
                 var blocks = SACKBlocks()
                 for index in stride(from: 0, to: value.count, by: 8) {
                     blocks.append(left: value.be32(index), right: value.be32(index + 4))
                 }
-                sackBlocks = blocks
+                options.sackBlocks = blocks
             case Self.timestampsKind:
                 guard length == 10 else { throw WireError(.badLength, .tcp, "timestamps option") }
-                timestamps = (value.be32(0), value.be32(4))
+                options.timestamps = (value.be32(0), value.be32(4))
             default:
                 break
             }
-            offset += length
         }
+        self = options
     }
 
     /// Bytes the options take; always a multiple of 4.
@@ -224,6 +236,20 @@ public struct SACKBlocks: Hashable, Sendable, Sequence {
     }
 }
 
+/// One TCP option as it appears in a header.
+public enum TCPOptionItem: Sendable {
+    case endOfList
+    case noOperation
+    case maximumSegmentSize(UInt16)
+    case windowScale(UInt8)
+    case sackPermitted
+    /// SACK blocks: left and right edges.
+    case sack([(UInt32, UInt32)])
+    case timestamps(value: UInt32, echoReply: UInt32)
+    /// An option this code does not know, or a known one with the wrong length.
+    case other(kind: UInt8, value: [UInt8])
+}
+
 /// A checked view of a TCP segment in borrowed bytes.
 public struct TCPView {
     public let bytes: UnsafeRawBufferPointer
@@ -262,6 +288,26 @@ public struct TCPView {
     /// The options, parsed; throws on a malformed option.
     public func options() throws(WireError) -> TCPOptions {
         try TCPOptions(parsing: optionsArea)
+    }
+
+    /// Every option as it appears, in order (no-operations included).
+    public func optionList() throws(WireError) -> [TCPOptionItem] {
+        var items: [TCPOptionItem] = []
+        try TCPOptions.walk(optionsArea) { (kind, value) throws(WireError) in
+            let item: TCPOptionItem = switch (kind, value.count) {
+            case (TCPOptions.endOfList, _): .endOfList
+            case (TCPOptions.noOperation, _): .noOperation
+            case (TCPOptions.mssKind, 2): .maximumSegmentSize(value.be16(0))
+            case (TCPOptions.windowScaleKind, 1): .windowScale(value[0])
+            case (TCPOptions.sackPermittedKind, 0): .sackPermitted
+            case (TCPOptions.sackKind, let count) where count % 8 == 0 && count > 0:
+                .sack(stride(from: 0, to: count, by: 8).map { (value.be32($0), value.be32($0 + 4)) })
+            case (TCPOptions.timestampsKind, 8): .timestamps(value: value.be32(0), echoReply: value.be32(4))
+            default: .other(kind: kind, value: Array(value))
+            }
+            items.append(item)
+        }
+        return items
     }
 }
 
