@@ -9,7 +9,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../scripts/lib.sh"
-install_packages dnsmasq-base busybox udhcpc isc-dhcp-client bind9-dnsutils iputils-ping curl tcpdump \
+install_packages dnsmasq-base busybox-static udhcpc isc-dhcp-client bind9-dnsutils iputils-ping curl tcpdump \
     ethtool iproute2 python3
 server=svcap-server
 client=svcap-client
