@@ -31,16 +31,16 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("compare"), help: "Other stacks to measure the same way: pasta, slirp4netns (comma-separated).")
     var compare: String?
 
-    @Option(name: .customLong("gvproxy"), help: "gvisor-tap-vsock's gvproxy, to measure with --gvforwarder.")
+    @Option(name: .customLong("gvproxy"), help: "gvisor-tap-vsock's gvproxy, to measure with --gvforwarder.", completion: .file())
     var gvproxy: String?
 
-    @Option(name: .customLong("gvforwarder"), help: "gvisor-tap-vsock's gvforwarder, to measure with --gvproxy.")
+    @Option(name: .customLong("gvforwarder"), help: "gvisor-tap-vsock's gvforwarder, to measure with --gvproxy.", completion: .file())
     var gvforwarder: String?
 
-    @Option(name: .customLong("json"), help: "Write the results as JSON to this file.")
+    @Option(name: .customLong("json"), help: "Write the results as JSON to this file.", completion: .file())
     var json: String?
 
-    @Option(name: .customLong("chart"), help: "Draw throughput and latency to this SVG file.")
+    @Option(name: .customLong("chart"), help: "Draw throughput and latency to this SVG file.", completion: .file())
     var chart: String?
 
     func validate() throws {

@@ -47,7 +47,7 @@ struct ForwardCommand: ParsableCommand {
           help: "Log every frame as a one-line summary.")
     var debug = false
 
-    @Option(name: .customLong("resolv-conf"), help: "File for DNS servers and search domains, or 'none'.")
+    @Option(name: .customLong("resolv-conf"), help: "File for DNS servers and search domains, or 'none'.", completion: .file())
     var resolvConf = "/etc/resolv.conf"
 
     @Option(name: .customLong("static"), help: "Use ADDR/PREFIX instead of DHCP (needs --gateway).")
@@ -66,7 +66,7 @@ struct ForwardCommand: ParsableCommand {
           help: "Do not ask the host for offloads (TCP superframes and unfinished checksums between tap and proxy).")
     var noOffload = false
 
-    @Option(name: .customLong("pcap"), help: "Record every frame crossing in either direction to this pcap file.")
+    @Option(name: .customLong("pcap"), help: "Record every frame crossing in either direction to this pcap file.", completion: .file())
     var pcap: String?
 
     @Option(name: .customLong("pcap-filter"), help: "Only record frames matching this BPF expression.")
@@ -78,9 +78,10 @@ struct ForwardCommand: ParsableCommand {
         guard (68...65521).contains(mtu) else { throw ValidationError("-mtu must be between 68 and 65521 (a frame must fit the 16-bit framing)") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
-        let level: Logger.Level = debug ? .debug : .info
-        bootstrapLogging(level: level)
+        try Self.reportingUsage { try logging.bootstrap(default: debug ? .debug : .info) }
         let options = try Self.reportingUsage(makeOptions)
         let forwarder = Forwarder(options: options, logger: Logger(label: "sovnet.forward"))
         let status = try forwarder.run()

@@ -21,8 +21,10 @@ struct InitCommand: ParsableCommand {
     @Flag(name: .customLong("debug"), help: "Log every reaped orphan and other details.")
     var debug = false
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
-        bootstrapLogging(level: debug ? .debug : .info)
+        try Self.reportingUsage { try logging.bootstrap(default: debug ? .debug : .info) }
         try GuestInit(logger: Logger(label: "sovnet.init"), version: Sovnet.version).run()
     }
 }
@@ -48,7 +50,7 @@ struct GuestInstallCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("rootfs"), help: "The guest's root file system, a directory.")
+    @Option(name: .customLong("rootfs"), help: "The guest's root file system, a directory.", completion: .directory)
     var rootfs: String
 
     @Option(name: .customLong("init"), help: "What starts sovnet forward: sovnet, openrc or systemd.")

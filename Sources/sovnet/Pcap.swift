@@ -19,7 +19,7 @@ struct PcapCommand: ParsableCommand {
                 """
         )
 
-        @Argument(help: "A pcap or pcapng file of Ethernet frames ('-': standard input).")
+        @Argument(help: "A pcap or pcapng file of Ethernet frames ('-': standard input).", completion: .file(extensions: ["pcap", "pcapng"]))
         var file: String
 
         @Argument(help: "A BPF filter expression, as tcpdump takes it (e.g. udp port 67 or arp).")

@@ -52,7 +52,7 @@ struct ProxyCommand: ParsableCommand {
     var listenStdio: String?
 
     @Option(name: [.customLong("config", withSingleDash: true), .customLong("config")],
-            help: "A gvproxy YAML configuration file; flags given as well take precedence.")
+            help: "A gvproxy YAML configuration file; flags given as well take precedence.", completion: .file())
     var config: String?
 
     @Option(name: [.customLong("mtu", withSingleDash: true), .customLong("mtu")],
@@ -76,22 +76,24 @@ struct ProxyCommand: ParsableCommand {
     var hostIP: String?
 
     @Option(name: [.customLong("log-file", withSingleDash: true), .customLong("log-file")],
-            help: "Append the log to this file instead of standard error.")
+            help: "Append the log to this file instead of standard error.", completion: .file())
     var logFile: String?
 
     @Option(name: [.customLong("pcap", withSingleDash: true), .customLong("pcap")],
-            help: "Capture every frame through the switch to this pcap file.")
+            help: "Capture every frame through the switch to this pcap file.", completion: .file())
     var pcap: String?
 
     @Option(name: .customLong("pcap-filter"), help: "Only capture frames matching this BPF expression.")
     var pcapFilter: String?
 
     @Option(name: [.customLong("pid-file", withSingleDash: true), .customLong("pid-file")],
-            help: "Write the process ID to this file (removed on exit).")
+            help: "Write the process ID to this file (removed on exit).", completion: .file())
     var pidFile: String?
 
     @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Log every frame.")
     var debug = false
+
+    @OptionGroup var logging: LoggingOptions
 
     @Option(name: [.customLong("notification", withSingleDash: true), .customLong("notification")],
             help: "Tell a supervisor listening on unix:///PATH of readiness and guests, in gvproxy's JSON messages.")
@@ -123,7 +125,7 @@ struct ProxyCommand: ParsableCommand {
     var dnsUpstream: [String] = []
 
     @Option(name: .customLong("resolv-conf"),
-            help: "The host's resolv.conf, followed as it is replaced or relinked: its resolvers (IPv4 and IPv6) and search domains.")
+            help: "The host's resolv.conf, followed as it is replaced or relinked: its resolvers (IPv4 and IPv6) and search domains.", completion: .file())
     var resolvConf = "/etc/resolv.conf"
 
     @Flag(name: .customLong("no-host-search-domains"),
@@ -147,11 +149,11 @@ struct ProxyCommand: ParsableCommand {
     var forwardUser: [String] = []
 
     @Option(name: [.customLong("forward-identity", withSingleDash: true), .customLong("forward-identity")],
-            help: "The private key -forward-sock logs in with (ed25519, RSA, ECDSA; OpenSSH's ssh client reads it).")
+            help: "The private key -forward-sock logs in with (ed25519, RSA, ECDSA; OpenSSH's ssh client reads it).", completion: .file())
     var forwardIdentity: [String] = []
 
     @Option(name: .customLong("forward-known-hosts"),
-            help: "Verify the guest's SSH host key against this known_hosts file (by the guest's address) instead of accepting it as gvproxy does.")
+            help: "Verify the guest's SSH host key against this known_hosts file (by the guest's address) instead of accepting it as gvproxy does.", completion: .file())
     var forwardKnownHosts: String?
 
     @Option(name: .customLong("forward"),
@@ -202,7 +204,7 @@ struct ProxyCommand: ParsableCommand {
     var guestForwards = 8
 
     @Option(name: .customLong("guest-socket-dir"),
-            help: "The directory under which guests may create unix socket forwards (none without it).")
+            help: "The directory under which guests may create unix socket forwards (none without it).", completion: .directory)
     var guestSocketDir: String?
 
     @Option(name: .customLong("flow-idle-timeout"), help: "Seconds a UDP or ICMP echo flow lives without traffic. (default: 60)")
@@ -370,7 +372,7 @@ struct ProxyCommand: ParsableCommand {
             close(fd)
         }
         let debug = self.debug || file?.debug == true || file?.logLevel == .debug || file?.logLevel == .trace
-        bootstrapLogging(level: self.debug ? .debug : file?.logLevel ?? (debug ? .debug : .info))
+        try logging.bootstrap(default: self.debug ? .debug : file?.logLevel ?? (debug ? .debug : .info))
         func endpoint(_ url: String) throws -> Endpoint {
             do {
                 return try Endpoint(url: url)

@@ -72,12 +72,3 @@ struct Sovnet: AsyncParsableCommand {
         }
     }
 }
-
-/// Logs to standard error at `level` and above, one line per event.
-func bootstrapLogging(level: Logger.Level) {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
-}

@@ -9,13 +9,13 @@ import SovnetLink
 
 /// Where a guest's configuration and run directory come from.
 struct GuestSelection: ParsableArguments {
-    @Option(name: .customLong("config"), help: "The guest's YAML configuration (default: ./sovnet.yaml when it exists).")
+    @Option(name: .customLong("config"), help: "The guest's YAML configuration (default: ./sovnet.yaml when it exists).", completion: .file())
     var config: String?
 
     @Option(name: .customLong("name"), help: "The guest's name (default: the configuration's, else 'sovnet').")
     var name: String?
 
-    @Option(name: .customLong("run-dir"), help: "Where sockets, logs and state go (default: /run/sovnet/NAME as root).")
+    @Option(name: .customLong("run-dir"), help: "Where sockets, logs and state go (default: /run/sovnet/NAME as root).", completion: .directory)
     var runDirectory: String?
 
     /// The configuration file's contents, or an empty configuration.
@@ -62,10 +62,10 @@ struct UpCommand: ParsableCommand {
     @Option(name: .customLong("guest"), help: "netns, qemu or crosvm.")
     var kind: LaunchConfiguration.Kind?
 
-    @Option(name: .customLong("kernel"), help: "The guest kernel image (qemu, crosvm).")
+    @Option(name: .customLong("kernel"), help: "The guest kernel image (qemu, crosvm).", completion: .file())
     var kernel: String?
 
-    @Option(name: .customLong("initrd"), help: "An initramfs (qemu, crosvm).")
+    @Option(name: .customLong("initrd"), help: "An initramfs (qemu, crosvm).", completion: .file())
     var initrd: String?
 
     @Option(name: .customLong("disk"), help: "The root disk image (qemu, crosvm).")
@@ -105,11 +105,13 @@ struct UpCommand: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the hypervisor's command line and exit.")
     var dryRun = false
 
-    @Option(name: .customLong("pcap"), help: "Capture the virtual network's frames to this pcap file.")
+    @Option(name: .customLong("pcap"), help: "Capture the virtual network's frames to this pcap file.", completion: .file())
     var pcap: String?
 
     @Flag(name: .customLong("debug"), help: "Log every frame in the proxy's log.")
     var debug = false
+
+    @OptionGroup var logging: LoggingOptions
 
     /// The configuration file with the flags on top.
     func launchConfiguration() throws -> LaunchConfiguration {
@@ -152,6 +154,9 @@ struct UpCommand: ParsableCommand {
         options.json = json
         options.pcap = pcap
         options.debug = debug
+        (options.logLevel, options.logFormat) = try Self.reportingUsage {
+            (try logging.level(default: debug ? .debug : .info), try logging.logFormat())
+        }
         let code = Launcher(configuration: configuration, runDirectory: directory, options: options).run()
         if code != 0 { throw ExitCode(code) }
     }
@@ -307,10 +312,10 @@ struct DoctorCommand: ParsableCommand {
         abstract: "Check a guest kernel's configuration for what sovnet, the console, PostgreSQL and Tailscale need."
     )
 
-    @Option(name: .customLong("kernel"), help: "A kernel image (its built-in configuration is read; gzip or xz).")
+    @Option(name: .customLong("kernel"), help: "A kernel image (its built-in configuration is read; gzip or xz).", completion: .file())
     var kernel: String?
 
-    @Option(name: .customLong("kernel-config"), help: "A kernel .config file (or config.gz).")
+    @Option(name: .customLong("kernel-config"), help: "A kernel .config file (or config.gz).", completion: .file())
     var kernelConfig: String?
 
     @Option(name: .customLong("guest"), help: "The guest kind the kernel is for (default crosvm: vsock checked too).")

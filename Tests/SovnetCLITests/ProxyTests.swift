@@ -99,6 +99,37 @@ final class ProxyTests {
     /// A resolver with no route to it does not stop the proxy: names it
     /// would answer get SERVFAIL once the resolver's timeout passes, local
     /// names still resolve.
+    /// One log format everywhere, chosen by flag or environment: JSON lines
+    /// naming the subsystem that speaks, leases and releases at the default
+    /// level, and the forwarder's text lines at the level it was given.
+    @Test func logsNameTheirSubsystemAndTellLeases() throws {
+        let lab = try ProxyLab("plog", proxyArguments: { _ in "--log-format json" },
+                               forwardArguments: "--log-level notice")
+        let lease = #""subsystem":"dhcp","time":"[^"]+"\}$"#
+        #expect(waitUntil(5) { lab.proxy.output.contains(#""message":"lease 192.168.127."#) }, "\(lab.proxy.output)")
+        lab.forward.stop()
+        #expect(waitUntil(5) { lab.proxy.output.range(of: #"released on port \d+"#, options: .regularExpression) != nil },
+                "\(lab.proxy.output)")
+        var subsystems: Set<String> = []
+        for line in lab.proxy.output.split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            #expect(object["time"] is String && object["level"] is String && object["message"] is String, "\(line)")
+            subsystems.insert(object["subsystem"] as? String ?? "")
+        }
+        #expect(subsystems.isSuperset(of: ["switch", "dhcp", "dns"]), "\(subsystems)")
+        let leaseLine = lab.proxy.output.split(separator: "\n").first { $0.contains(#""message":"lease 192.168.127."#) }
+        #expect(leaseLine.map { $0.range(of: lease, options: .regularExpression) != nil && $0.contains(#""level":"info""#) } == true,
+                "\(leaseLine ?? "")")
+        let forward = lab.forward.output
+        #expect(forward.range(of: #"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z notice dhcp: lease obtained: "#,
+                              options: .regularExpression) != nil, "\(forward)")
+        #expect(!forward.contains(" info ") && !forward.contains("[SovnetDrivers]"), "nothing below notice: \(forward)")
+        let refused = try shell("SOVNET_LOG_LEVEL=chatty \(CommandLineTests.binary.path) forward -url unix:///nonexistent "
+                                + "-stop-if-exist '' 2>&1 || true")
+        #expect(refused.contains("--log-level must be one of trace, debug, info, notice, warning, error, critical; not 'chatty'"),
+                "\(refused)")
+    }
+
     @Test func anUnreachableUpstreamResolver() throws {
         let extra = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/noroute.sock "
                                 + "--dns-upstream 10.255.255.53 -ssh-port -1", log: "\(work)/noroute.log")

@@ -8,7 +8,7 @@ import Testing
     @Test func aFloodOfOneKindLeavesAFewLinesAndACount() throws {
         let path = NSTemporaryDirectory() + "warnings-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         defer { unlink(path) }
-        let logger = Logger(label: "test") { FileLogHandler(label: $0, path: path, level: .info) }
+        let logger = Logger(label: "test") { SovnetLogHandler(label: $0, path: path, level: .info) }
         let limiter = WarningLimiter(logger: logger, burst: 3, interval: .seconds(10))
         let start = ContinuousClock.now
         for index in 0..<46_000 { limiter.warning("accept", "accept failed \(index)", now: start + .milliseconds(index / 10)) }

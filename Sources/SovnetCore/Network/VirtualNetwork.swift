@@ -100,6 +100,23 @@ public final class VirtualNetwork {
         return macTable.first { $0.value == port }?.key
     }
 
+    /// What the DHCP server did that an operator wants to see, and on which
+    /// port: leases granted or renewed, releases, declines and NAKs.
+    public struct LeaseEvent: Equatable, Sendable {
+        public var event: DHCPServerEvent
+        public var port: PortID
+    }
+
+    /// The lease events since the last call (at most `maximumLeaseEvents`
+    /// wait; more are counted in `/stats` only).
+    public func takeLeaseEvents() -> [LeaseEvent] {
+        defer { leaseEvents.removeAll(keepingCapacity: true) }
+        return leaseEvents
+    }
+
+    private var leaseEvents: [LeaseEvent] = []
+    static let maximumLeaseEvents = 256
+
     /// The bindings that moved to another port since the last call.
     public func takeBindingChanges() -> [BindingChange] {
         defer { bindingChanges.removeAll() }
@@ -515,6 +532,12 @@ public final class VirtualNetwork {
         }
         let (reply, event) = dhcp.handle(request, from: port, now: now)
         counters.dhcp[Self.counterName(event), default: 0] += 1
+        switch event {
+        case .acknowledged, .released, .declined, .nak:
+            if leaseEvents.count < Self.maximumLeaseEvents { leaseEvents.append(LeaseEvent(event: event, port: port)) }
+        case .offered, .informed, .ignored:
+            break
+        }
         guard let reply, let clientMAC = request.clientMAC else {
             if case .ignored = event { counters.drop(.dhcpIgnored) }
             return []

@@ -34,6 +34,8 @@ import SovnetWire
 public final class Forwarder {
     public let options: ForwarderOptions
     private let logger: Logger
+    /// The DHCP client's lines.
+    private let dhcpLogger: Logger
     private var tap: TapDevice!
     private var netlink: RouteNetlink?
     private var interfaceIndex: Int32 = 0
@@ -55,7 +57,8 @@ public final class Forwarder {
 
     public init(options: ForwarderOptions, logger: Logger) {
         self.options = options
-        self.logger = logger
+        self.logger = logger.subsystem("forward")
+        dhcpLogger = logger.subsystem("dhcp")
         batch.reserveCapacity(256)
     }
 
@@ -300,11 +303,11 @@ public final class Forwarder {
             switch action {
             case .send(let frame):
                 capture?.write(frame)
-                if options.debug { logger.debug("dhcp> \(FrameSummary.describe(frame).text)") }
+                if options.debug { dhcpLogger.debug("dhcp> \(FrameSummary.describe(frame).text)") }
                 do {
                     try connection?.send(linkHeaders ? VirtioNetHeader.plain + frame : frame)
                 } catch {
-                    logger.warning("cannot send DHCP message: \(error)")
+                    dhcpLogger.warning("cannot send DHCP message: \(error)")
                 }
             case .apply(let lease, let previous):
                 apply(lease, replacing: previous)
@@ -312,9 +315,9 @@ public final class Forwarder {
                 remove(address: lease.address, prefixLength: lease.prefixLength, router: lease.router)
             case .event(let event):
                 switch event {
-                case .stateChanged: logger.debug("\(event)")
-                case .ignored: logger.info("\(event)")
-                default: logger.notice("\(event)")
+                case .stateChanged: dhcpLogger.debug("\(event)")
+                case .ignored: dhcpLogger.info("\(event)")
+                default: dhcpLogger.notice("\(event)")
                 }
             }
         }

@@ -52,7 +52,7 @@ public final class GuestInit {
 
     /// - Parameter version: what the log's first line names.
     public init(logger: Logger, version: String) {
-        self.logger = logger
+        self.logger = logger.subsystem("init")
         self.version = version
     }
 

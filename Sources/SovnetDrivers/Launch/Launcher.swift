@@ -29,6 +29,9 @@ public final class Launcher {
         /// Capture the virtual network's frames (in-process proxy only).
         public var pcap: String?
         public var debug = false
+        /// The in-process proxy's log (proxy.log): its level and format.
+        public var logLevel: Logger.Level = .info
+        public var logFormat: LogFormat = .text
 
         public init() {}
     }
@@ -243,8 +246,9 @@ public final class Launcher {
         if serial { options.listenSerial = [endpoint] }
         options.handleSignals = false
         let logPath = runDirectory + "/proxy.log"
-        let level: Logger.Level = self.options.debug ? .debug : .info
-        let logger = Logger(label: "sovnet.proxy") { FileLogHandler(label: $0, path: logPath, level: level) }
+        let logger = Logger(label: "sovnet.proxy") { [options = self.options] in
+            SovnetLogHandler(label: $0, path: logPath, level: options.logLevel, format: options.logFormat)
+        }
         let proxy = try Proxy(options: options, logger: logger)
         self.proxy = proxy
         let finished = proxyFinished

@@ -35,6 +35,8 @@ public final class Proxy {
     public let shared: LoopNetwork
     let api: ControlServer
     let logger: Logger
+    /// The DHCP server's lines: leases, renewals and releases.
+    let dhcpLogger: Logger
     let warnings: WarningLimiter
     let epoll: Epoll
     let epoch = LoopEpoch()
@@ -82,12 +84,13 @@ public final class Proxy {
 
     public init(options: ProxyOptions, logger: Logger) throws {
         self.options = options
-        self.logger = logger
-        warnings = WarningLimiter(logger: logger)
-        notifications = options.notificationSocket.map { NotificationSender(path: $0, logger: logger) }
+        self.logger = logger.subsystem("switch")
+        dhcpLogger = logger.subsystem("dhcp")
+        warnings = WarningLimiter(logger: self.logger)
+        notifications = options.notificationSocket.map { NotificationSender(path: $0, logger: logger.subsystem("notify")) }
         epoll = try Epoll()
         dnsUpstreams = DNSUpstreams(resolvers: options.dnsUpstreams, resolvConf: options.resolvConf,
-                                    followsSearchDomains: options.hostSearchDomains, epoll: epoll, logger: logger)
+                                    followsSearchDomains: options.hostSearchDomains, epoll: epoll, logger: logger.subsystem("dns"))
         var network = options.network
         if let domains = dnsUpstreams.initialSearchDomains { network.searchDomains = domains }
         network.upstreamResolverCount = dnsUpstreams.addresses.count
@@ -106,12 +109,14 @@ public final class Proxy {
         }
         mailbox = try LoopMailbox()
         shared = LoopNetwork(self.network, mailbox: mailbox)
-        let api = ControlServer(shared: shared, logger: logger)
+        let api = ControlServer(shared: shared, logger: logger.subsystem("api"))
         self.api = api
         let shared = self.shared
-        let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: dnsUpstreams.addresses, logger: logger)
+        let dns = GatewayDNSOverTCP(group: api.group, shared: shared, upstreams: dnsUpstreams.addresses,
+                                    logger: logger.subsystem("dns"))
         dnsOverTCP = dns
-        natSockets = NATSockets(epoll: epoll, epoch: epoch, socketMode: mode_t(options.socketMode), logger: logger) {
+        natSockets = NATSockets(epoll: epoll, epoch: epoch, socketMode: mode_t(options.socketMode),
+                                logger: logger.subsystem("nat")) {
             service, descriptor, port, guest in
             switch service {
             case .dns: dns.adopt(descriptor, port: port)
@@ -166,7 +171,8 @@ public final class Proxy {
         let access = LoopAccess(mailbox: mailbox, proxy: self)
         shared.forwarding = access
         shared.probing = access
-        let ssh = SSHForwarding(knownHosts: options.sshKnownHosts, socketMode: mode_t(options.socketMode), logger: logger) {
+        let ssh = SSHForwarding(knownHosts: options.sshKnownHosts, socketMode: mode_t(options.socketMode),
+                                logger: logger.subsystem("ssh")) {
             address, port in access.openLoopbackPath(to: address, port: port)
         }
         self.ssh = ssh

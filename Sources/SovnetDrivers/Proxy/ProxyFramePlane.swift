@@ -83,6 +83,7 @@ extension Proxy {
         if stream?.decoder.hasCompleteFrame == true { pendingPorts.insert(port) }
         if stream?.decoder.isReadingFrames == true { awaitingHead.remove(port) }
         for change in changes { follow(change, now: now) }
+        for lease in network.takeLeaseEvents() { log(lease) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
             bytes.withUnsafeBytes { record($0, "gateway>\(target)") }
@@ -97,6 +98,17 @@ extension Proxy {
     func record(_ frame: UnsafeRawBufferPointer, _ direction: @autoclosure () -> String) {
         capture?.write(frame)
         if options.debug { logger.debug("\(direction()) \(FrameSummary.describe(Array(frame)).text)") }
+    }
+
+    /// Logs what the DHCP server did, at the default level.
+    func log(_ lease: VirtualNetwork.LeaseEvent) {
+        switch lease.event {
+        case .acknowledged(let address, let mac): dhcpLogger.info("lease \(address) to \(mac) on \(lease.port)")
+        case .released(let address): dhcpLogger.info("\(address) released on \(lease.port)")
+        case .declined(let address): dhcpLogger.notice("\(address) declined on \(lease.port): in use elsewhere, held back")
+        case .nak(let reason, let mac): dhcpLogger.info("NAK to \(mac) on \(lease.port): \(reason)")
+        case .offered, .informed, .ignored: break
+        }
     }
 
     /// A guest address bound to another port: logged, and the NAT's flows
