@@ -40,8 +40,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("json"), help: "Write the results as JSON to this file.", completion: .file())
     var json: String?
 
-    @Option(name: .customLong("chart"), help: "Draw throughput and latency to this SVG file.", completion: .file())
+    @Option(name: .customLong("chart"), help: "Draw the figures to this SVG file.", completion: .file())
     var chart: String?
+
+    @Option(name: .customLong("from"), help: "Measure nothing: print and draw the report of an earlier --json file.",
+            completion: .file(extensions: ["json"]))
+    var from: String?
 
     func validate() throws {
         guard !mtus.isEmpty, mtus.allSatisfy({ (576...65520).contains($0) }) else {
@@ -62,6 +66,24 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         if let json { try checkWritable(json, what: "--json") }
         if let chart { try checkWritable(chart, what: "--chart") }
+        let report = try from.map(Self.load) ?? measure()
+        print(report.text, terminator: "")
+        if let json { try writeTextFile(json, report.json, what: "--json") }
+        if let chart { try writeTextFile(chart, BenchChart.svg(report), what: "--chart") }
+        if report.results.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
+    }
+
+    /// A report `--json` wrote.
+    static func load(_ path: String) throws -> BenchReport {
+        let text = try readTextFile(path, what: "--from")
+        do {
+            return try JSONDecoder().decode(BenchReport.self, from: Data(text.utf8))
+        } catch {
+            throw RuntimeFailure("\(path) is not a report sovnet bench --json wrote: \(error)")
+        }
+    }
+
+    func measure() throws -> BenchReport {
         var stacks: [BenchStack] = [.sovnet(binary: Executable.current)]
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
@@ -70,15 +92,10 @@ struct BenchCommand: ParsableCommand {
         options.runs = runs
         options.seconds = seconds
         options.samples = samples
-        let report: BenchReport
         do {
-            report = try Bench(options: options).run()
+            return try Bench(options: options).run()
         } catch let error as LaunchError {
             throw RuntimeFailure(error.description)
         }
-        print(report.text, terminator: "")
-        if let json { try writeTextFile(json, report.json, what: "--json") }
-        if let chart { try writeTextFile(chart, BenchChart.svg(report), what: "--chart") }
-        if report.results.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
     }
 }

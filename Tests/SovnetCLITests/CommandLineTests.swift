@@ -113,6 +113,27 @@ import Testing
         #expect(child.output.contains("CONFIG_TUN"), "\(child.output)")
     }
 
+    /// Shell completions offer files where a file is asked for, directories
+    /// where a directory is, and captures for `pcap summary`.
+    @Test func completionsCompletePaths() throws {
+        let bash = try run(["--generate-completion-script", "bash"])
+        #expect(bash.status == 0)
+        let lines = bash.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        func completion(after label: String) -> String? {
+            lines.firstIndex(of: label).map { lines[$0 + 1] }
+        }
+        for label in ["'-config'|'--config')", "'-pcap'|'--pcap')", "'-log-file'|'--log-file')", "'--kernel-config')",
+                      "'--forward-known-hosts')", "'--json')", "'--chart')"] {
+            #expect(completion(after: label) == "__sovnet_add_completions -f", "\(label)")
+        }
+        for label in ["'--rootfs')", "'--run-dir')", "'--guest-socket-dir')"] {
+            #expect(completion(after: label) == "__sovnet_add_completions -d", "\(label)")
+        }
+        #expect(bash.output.contains("-fX '!*.@(pcap|pcapng)'"), "pcap summary's file argument")
+        let zsh = try run(["--generate-completion-script", "zsh"]).output
+        #expect(zsh.contains(":pid-file:_files'"))
+    }
+
     @Test func pcapSummaryPrintsTheGoldenLines() throws {
         let capture = Self.root.appendingPathComponent("captures/dhcp-udhcpc.pcap").path
         let golden = try String(contentsOf: Self.root.appendingPathComponent("Tests/SovnetDriversTests/Golden/dhcp-udhcpc.txt"),

@@ -1,21 +1,25 @@
 // `sovnet bench --chart FILE.svg`: a picture of a report that reads at a
 // glance. Top: throughput, a group of bars per MTU, two bars per stack
-// (guest→host solid, host→guest pale), labelled with their Gbit/s. Bottom:
+// (guest→host solid, host→guest pale), labelled with their Gbit/s. Middle:
 // one panel per latency probe, each stack's p50, p90, p99 and p99.9 joined
-// by a line, the percentile axis spaced by 1/(1-p) and the microseconds on a
-// logarithmic axis, for the smallest MTU measured. Plain SVG, no script.
+// by a line and labelled, the percentile axis spaced by 1/(1-p) and the
+// microseconds on one logarithmic axis shared by the three panels, so that
+// they compare. Bottom: new connections per second, the time to the guest's
+// address, and the peak memory of each side, as labelled bars. All for the
+// smallest MTU measured but the throughput. Plain SVG, no script.
 import Foundation
 
 /// Draws a report as SVG.
 public enum BenchChart {
     static let colours = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#57606a"]
     static let width = 980.0
+    static let height = 1010.0
 
     public static func svg(_ report: BenchReport) -> String {
         let stacks = report.results.map(\.stack).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         func colour(_ stack: String) -> String { colours[(stacks.firstIndex(of: stack) ?? 0) % colours.count] }
         var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="720" viewBox="0 0 \(Int(width)) 720" \
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" \
             font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
             <text x="20" y="28" font-size="17" font-weight="bold">sovnet bench: \(escape(report.machine))</text>
@@ -25,10 +29,11 @@ public enum BenchChart {
             """
         out += throughput(report, stacks: stacks, colour: colour)
         out += latency(report, stacks: stacks, colour: colour)
+        out += figures(report, stacks: stacks, colour: colour)
         for (index, stack) in stacks.enumerated() {
             let x = 20 + Double(index) * 170
-            out += "<rect x=\"\(x)\" y=\"690\" width=\"14\" height=\"14\" fill=\"\(colour(stack))\"/>"
-                + "<text x=\"\(x + 20)\" y=\"701\">\(escape(stack))</text>\n"
+            out += "<rect x=\"\(x)\" y=\"\(height - 26)\" width=\"14\" height=\"14\" fill=\"\(colour(stack))\"/>"
+                + "<text x=\"\(x + 20)\" y=\"\(height - 15)\">\(escape(stack))</text>\n"
         }
         return out + "</svg>\n"
     }
@@ -82,14 +87,18 @@ public enum BenchChart {
             + "(logarithmic)</text>\n"
         let percentiles = [50.0, 90, 99, 99.9]
         let positions = percentiles.map { log10(1 / (1 - $0 / 100)) }
-        for (index, (title, pick)) in probes.enumerated() {
-            let left = 60 + Double(index) * (panelWidth + gap)
-            let summaries = stacks.compactMap { stack in
+        func summaries(_ pick: (BenchResult) -> LatencySummary?) -> [(String, LatencySummary)] {
+            stacks.compactMap { stack in
                 report.results.first { $0.stack == stack && $0.mtu == mtu }.flatMap(pick).map { (stack, $0) }
             }.filter { $0.1.samples > 0 }
-            let values = summaries.flatMap { [$0.1.p50, $0.1.p90, $0.1.p99, $0.1.p999] }.filter { $0 > 0 }
-            let low = pow(10, floor(log10(values.min() ?? 1)))
-            let high = pow(10, ceil(log10(max(values.max() ?? 10, low * 10))))
+        }
+        // One scale for every panel, so that a probe's line compares with another's.
+        let values = probes.flatMap { summaries($0.1) }.flatMap { [$0.1.p50, $0.1.p90, $0.1.p99, $0.1.p999] }.filter { $0 > 0 }
+        let low = pow(10, floor(log10(values.min() ?? 1)))
+        let high = pow(10, ceil(log10(max(values.max() ?? 10, low * 10))))
+        for (index, (title, pick)) in probes.enumerated() {
+            let left = 60 + Double(index) * (panelWidth + gap)
+            let summaries = summaries(pick)
             func y(_ value: Double) -> Double {
                 top + height - height * (log10(max(value, low)) - log10(low)) / (log10(high) - log10(low))
             }
@@ -111,9 +120,57 @@ public enum BenchChart {
                     + points.map { "\(format($0.0)),\(format($0.1))" }.joined(separator: " ") + "\"/>\n"
                 for (point, value) in zip(points, [summary.p50, summary.p90, summary.p99, summary.p999]) {
                     out += "<circle cx=\"\(format(point.0))\" cy=\"\(format(point.1))\" r=\"3\" fill=\"\(colour(stack))\">"
-                        + "<title>\(escape(stack)): \(format(value)) µs</title></circle>\n"
+                        + "<title>\(escape(stack)): \(format(value)) µs</title></circle>"
+                        + "<text x=\"\(format(point.0 + 4))\" y=\"\(format(point.1 - 5))\" font-size=\"9\" "
+                        + "fill=\"\(colour(stack))\">\(format(value))</text>\n"
                 }
             }
+        }
+        return out
+    }
+
+    /// Labelled bars of the other figures, at the smallest MTU: new
+    /// connections per second, the time to the guest's address, and the
+    /// peak memory of the host side (solid) and the guest side (pale).
+    static func figures(_ report: BenchReport, stacks: [String], colour: (String) -> String) -> String {
+        let mtu = report.results.map(\.mtu).min() ?? 1500
+        let results = stacks.compactMap { stack in report.results.first { $0.stack == stack && $0.mtu == mtu } }
+        let top = 720.0, gap = 30.0
+        let panelWidth = (width - 80 - gap * 2) / 3
+        var out = "<text x=\"60\" y=\"\(top - 24)\" font-weight=\"bold\">At MTU \(mtu)</text>\n"
+        let panels: [(String, [(String, Double?, String)])] = [
+            ("New connections per second", results.map { ($0.stack, $0.connectionsPerSecond, "1") }),
+            ("Address after start, ms", results.map { ($0.stack, $0.addressMilliseconds, "1") }),
+            ("Peak memory, MB (solid: host side, pale: guest)",
+             results.flatMap { [($0.stack, $0.hostPeakMB, "1"), ($0.stack, $0.guestPeakMB, "0.45")] }),
+        ]
+        for (index, (title, values)) in panels.enumerated() {
+            let left = 60 + Double(index) * (panelWidth + gap)
+            out += bars(title, values, left: left, top: top, width: panelWidth, height: 200, colour: colour)
+        }
+        return out
+    }
+
+    /// One panel of labelled bars from 0, on a scale of 1, 2 or 5 times a power of ten.
+    static func bars(_ title: String, _ bars: [(stack: String, value: Double?, opacity: String)], left: Double, top: Double,
+                     width: Double, height: Double, colour: (String) -> String) -> String {
+        let scale = niceMaximum(bars.compactMap(\.value).max() ?? 1)
+        var out = "<text x=\"\(left)\" y=\"\(top - 6)\">\(escape(title))</text>\n"
+            + "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width)\" height=\"\(height)\" fill=\"none\" stroke=\"#d0d7de\"/>\n"
+            + "<text x=\"\(left - 4)\" y=\"\(top + 4)\" text-anchor=\"end\" font-size=\"10\">\(format(scale))</text>"
+            + "<text x=\"\(left - 4)\" y=\"\(top + height)\" text-anchor=\"end\" font-size=\"10\">0</text>\n"
+        let barWidth = min(40, (width - 20) / Double(max(bars.count, 1)))
+        var x = left + (width - barWidth * Double(bars.count)) / 2
+        for bar in bars {
+            if let value = bar.value {
+                let barHeight = height * value / scale
+                out += "<rect x=\"\(format(x))\" y=\"\(format(top + height - barHeight))\" width=\"\(format(barWidth - 3))\" "
+                    + "height=\"\(format(barHeight))\" fill=\"\(colour(bar.stack))\" fill-opacity=\"\(bar.opacity)\">"
+                    + "<title>\(escape(bar.stack)): \(format(value))</title></rect>"
+                    + "<text x=\"\(format(x + barWidth / 2 - 1))\" y=\"\(format(top + height - barHeight - 4))\" "
+                    + "text-anchor=\"middle\" font-size=\"10\">\(format(value))</text>\n"
+            }
+            x += barWidth
         }
         return out
     }
