@@ -19,16 +19,7 @@ import Testing
     /// tcpdump's lines for a capture, times in UTC as ours are; with `-v`
     /// an IPv4 frame's two lines are one.
     static func tcpdump(_ name: String, _ flags: [String]) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tcpdump")
-        process.arguments = ["-n", "-r", root.appendingPathComponent("captures/\(name).pcap").path] + flags
-        process.environment = ["TZ": "UTC"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let text = try output(of: "/usr/bin/tcpdump", ["-n", "-r", root.appendingPathComponent("captures/\(name).pcap").path] + flags)
         var lines: [String] = []
         for line in text.split(separator: "\n") {
             if line.hasPrefix(" ") || line.hasPrefix("\t"), let last = lines.popLast() {
@@ -38,6 +29,21 @@ import Testing
             }
         }
         return lines
+    }
+
+    /// What a tool prints on standard output, times in UTC.
+    static func output(of tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.environment = ["TZ": "UTC"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return text
     }
 
     /// The part of a line both tools word alike: ARP, ICMP echo, ICMPv6
@@ -111,17 +117,10 @@ import Testing
     func agreesWithTshark(name: String) throws {
         let fields = ["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.len",
                       "udp.srcport", "dns.qry.name", "dns.a", "dhcp.option.dhcp", "arp.src.proto_ipv4", "icmp.seq"]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", Self.root.appendingPathComponent("captures/\(name).pcap").path, "-T", "fields",
-                             "-E", "separator=|", "-E", "occurrence=f"] + fields.flatMap { ["-e", $0] }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let rows = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let rows = try Self.output(of: "/usr/bin/tshark", ["-r", Self.root.appendingPathComponent("captures/\(name).pcap").path,
+                                                            "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
+                                                           + fields.flatMap { ["-e", $0] })
             .split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        process.waitUntilExit()
         let lines = try summary(name).dropLast()
         #expect(rows.count == lines.count)
         let dhcpTypes = ["1": "Discover", "2": "Offer", "3": "Request", "5": "ACK", "7": "Release"]
