@@ -21,9 +21,10 @@
 //   POST /sovnet/check/tcp               {"address": "192.168.127.2", "port": 22, "timeoutMs": 3000}
 //                                        → a `TCPCheckReport`
 //
-// The forwarder and check routes act on what the proxy loop owns; they go
-// through its mailbox (`PortForwarding`, `GuestProbing`) without the
-// network's lock, and the server runs them off its event loop.
+// Every route acts on what the proxy loop owns, through its mailbox: the
+// forwarder and check routes through `PortForwarding` and `GuestProbing`
+// (the server runs them off its event loop), the others as jobs on the
+// loop (`LoopNetwork`).
 import Foundation
 import SovnetCore
 import SovnetWire
@@ -186,13 +187,13 @@ public enum ControlAPI {
         }
     }
 
-    /// Whether a route changes the network, and so is answered under its
-    /// lock by `respond(…network:)`; the others are answered from a `Snapshot`.
+    /// Whether a route changes the network, and so is answered on the loop's
+    /// thread by `respond(…network:)`; the others are answered from a `Snapshot`.
     public static func changesNetwork(_ route: String) -> Bool {
         route == "/services/dns/add"
     }
 
-    /// Routes a request that changes the network. The caller holds whatever lock guards `network`.
+    /// Routes a request that changes the network; on the thread that owns `network`.
     public static func respond(method: String, path: String, body: [UInt8], network: VirtualNetwork) -> Response {
         let route = route(path)
         guard changesNetwork(route) else { return respond(method: method, path: path, snapshot: Snapshot(network)) }
