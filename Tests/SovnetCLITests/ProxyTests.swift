@@ -130,6 +130,26 @@ final class ProxyTests {
                 "\(refused)")
     }
 
+    /// A Linux guest's own SLAAC through `sovnet forward`: the kernel
+    /// solicits a router, the gateway advertises fd00::/64, the guest takes
+    /// an address in it, resolves the gateway's link-layer address and pings
+    /// it over IPv6; no default IPv6 route yet (the NAT carries IPv4 only),
+    /// so an IPv6 address beyond the link fails at once.
+    @Test func aLinuxGuestConfiguresIPv6BySLAACAndPingsTheGateway() throws {
+        let lab = try ProxyLab("pv6")
+        // Turning IPv6 off and on again makes the kernel solicit a router now.
+        try lab.guest.run("sysctl -qw net.ipv6.conf.tap0.disable_ipv6=1 && sysctl -qw net.ipv6.conf.tap0.accept_ra=1 "
+                          + "&& sysctl -qw net.ipv6.conf.tap0.disable_ipv6=0")
+        #expect(waitUntil(15) { ((try? lab.guest.run("ip -6 -br addr show dev tap0 scope global")) ?? "").contains("fd00::") },
+                "\((try? lab.guest.run("ip -6 addr show dev tap0")) ?? "")\n\(lab.proxy.output)")
+        let route = try lab.guest.run("ip -6 route show")
+        #expect(route.contains("fd00::/64 dev tap0") && !route.contains("default"), "\(route)")
+        let beyond = try lab.guest.run("ping -6 -c 1 -W 1 2001:db8::1 2>&1 || true")
+        #expect(beyond.contains("unreachable") || beyond.contains("Network is unreachable"), "\(beyond)")
+        let ping = try lab.guest.run("ping -6 -c 2 -i 0.2 -W 2 fd00::1 || true")
+        #expect(ping.contains(" 0% packet loss"), "\(ping)")
+    }
+
     @Test func anUnreachableUpstreamResolver() throws {
         let extra = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/noroute.sock "
                                 + "--dns-upstream 10.255.255.53 -ssh-port -1", log: "\(work)/noroute.log")

@@ -68,6 +68,12 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
     case pingNotPermitted = "ping-not-permitted"
     /// A service on the gateway that is not there (a closed port).
     case noService = "no-service"
+    /// A router advertisement or redirect from a guest: only the gateway
+    /// routes, so these are never switched to other guests.
+    case guestRouterMessage = "guest-router-message"
+    /// An IPv6 packet or ICMPv6 message that does not parse, fails its
+    /// checksum, or is neighbour discovery with a hop limit below 255.
+    case malformedIPv6 = "malformed-ipv6"
 }
 
 /// Frames and bytes through one switch port.

@@ -279,6 +279,10 @@ public final class VirtualNetwork {
             counters.drop(refusal)
             return
         }
+        if ethernet.etherType == .ipv6, GatewayIPv6.isRouterMessage(ethernet.payload) {
+            counters.drop(.guestRouterMessage)
+            return
+        }
         let destination = ethernet.destination
         if destination.isMulticast, !takeBroadcastToken(port, now: now) {
             counters.drop(.broadcastStorm)
@@ -394,8 +398,14 @@ public final class VirtualNetwork {
             deliveries += arp(request, ethernet, from: port)
         } else if let ip {
             ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
+        } else if ethernet.etherType == .ipv6 {
+            switch GatewayIPv6.answer(ethernet, configuration) {
+            case .reply(let frame): deliveries.append(.send(frame, to: port))
+            case .drop(let reason): counters.drop(reason)
+            case .ignore: break
+            }
         } else if ethernet.destination == configuration.gatewayMAC {
-            // Multicast IPv6 and the like were switched already; the gateway does not speak them.
+            // Multicast of other kinds was switched already; the gateway does not speak them.
             counters.drop(.unknownEtherType)
         }
     }

@@ -78,6 +78,8 @@ public struct VirtualNetworkConfiguration: Sendable {
     /// DNS queries waiting for an upstream, in all and from one port.
     public var maximumPendingQueries = 4096
     public var maximumPendingQueriesPerPort = 256
+    /// The /64 guests configure IPv6 addresses in by SLAAC (a unique local prefix).
+    public var ipv6Prefix = IPv6Address(high: 0xFD00 << 48, low: 0)
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
@@ -103,6 +105,10 @@ public struct VirtualNetworkConfiguration: Sendable {
     }
 
     public var network: IPv4Address { gatewayAddress.masked(prefixLength: prefixLength) }
+
+    /// The gateway's IPv6 addresses: ::1 of the prefix, and its link-local one (from its MAC).
+    public var gatewayIPv6: IPv6Address { IPv6Address(high: ipv6Prefix.high, low: 1) }
+    public var gatewayLinkLocal: IPv6Address { IPv6Address(linkLocalFor: gatewayMAC) }
 
     /// The DHCP server's settings: the gateway as router and DNS server, the
     /// pool from the first free host address to the one before the last.

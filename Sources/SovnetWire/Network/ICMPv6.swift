@@ -145,3 +145,78 @@ public enum NDPOption: Sendable, Equatable {
         }
     }
 }
+
+extension ICMPv6View {
+    /// Appends an ICMPv6 message, its checksum over the IPv6 pseudo-header
+    /// of `source` and `destination`: type, code, then `body` (what follows
+    /// the checksum: an echo's identifier, sequence and data, a neighbour
+    /// message's flags, target and options).
+    public static func emit(type: ICMPv6Type, code: UInt8 = 0, body: [UInt8], source: IPv6Address,
+                            destination: IPv6Address, into out: inout [UInt8]) {
+        let start = out.count
+        out.append(type.rawValue)
+        out.append(code)
+        out.appendBE16(0)
+        out.append(contentsOf: body)
+        var sum = InternetChecksum()
+        sum.addPseudoHeader(source: source, destination: destination, protocol: .icmpv6, length: out.count - start)
+        out.withUnsafeBytes { sum.add(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        out.storeBE16(sum.value, at: start + 2)
+    }
+}
+
+extension RouterAdvertisement {
+    public init(hopLimit: UInt8 = 64, routerLifetime: UInt16, managed: Bool = false, otherConfiguration: Bool = false) {
+        self.init(hopLimit: hopLimit, managed: managed, otherConfiguration: otherConfiguration, routerLifetime: routerLifetime,
+                  reachableTime: 0, retransmitTimer: 0)
+    }
+
+    /// The message after its checksum: these fields, then `options`.
+    public func body(options: [NDPOption]) -> [UInt8] {
+        var out: [UInt8] = [hopLimit, (managed ? 0x80 : 0) | (otherConfiguration ? 0x40 : 0)]
+        out.appendBE16(routerLifetime)
+        out.appendBE32(reachableTime)
+        out.appendBE32(retransmitTimer)
+        for option in options { option.emit(into: &out) }
+        return out
+    }
+}
+
+extension NDPOption {
+    /// A neighbour advertisement after its checksum: flags, target, then `options`.
+    public static func advertisementBody(router: Bool, solicited: Bool, override: Bool, target: IPv6Address,
+                                         options: [NDPOption]) -> [UInt8] {
+        var out: [UInt8] = [(router ? 0x80 : 0) | (solicited ? 0x40 : 0) | (override ? 0x20 : 0), 0, 0, 0]
+        target.append(to: &out)
+        for option in options { option.emit(into: &out) }
+        return out
+    }
+
+    /// Appends the option, its length in units of 8 octets.
+    public func emit(into out: inout [UInt8]) {
+        switch self {
+        case .sourceLinkLayer(let mac), .targetLinkLayer(let mac):
+            out += [self == .sourceLinkLayer(mac) ? 1 : 2, 1] + mac.octets
+        case .prefix(let prefix, let length, let onLink, let autonomous, let valid, let preferred):
+            out += [3, 4, length, (onLink ? 0x80 : 0) | (autonomous ? 0x40 : 0)]
+            out.appendBE32(valid)
+            out.appendBE32(preferred)
+            out.appendBE32(0)
+            prefix.append(to: &out)
+        case .mtu(let mtu):
+            out += [5, 1, 0, 0]
+            out.appendBE32(mtu)
+        case .dnsServers(let servers, let lifetime):
+            out += [25, UInt8(truncatingIfNeeded: 1 + 2 * servers.count), 0, 0]
+            out.appendBE32(lifetime)
+            for server in servers { server.append(to: &out) }
+        case .searchList(let names, let lifetime):
+            let padded = names + [UInt8](repeating: 0, count: (8 - (names.count % 8)) % 8)
+            out += [31, UInt8(truncatingIfNeeded: 1 + padded.count / 8), 0, 0]
+            out.appendBE32(lifetime)
+            out += padded
+        case .other:
+            break
+        }
+    }
+}

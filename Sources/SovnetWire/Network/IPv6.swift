@@ -92,3 +92,30 @@ extension IPProtocol {
     /// No Next Header (RFC 8200 §4.7): nothing follows.
     public static let noNextHeader = IPProtocol(rawValue: 59)
 }
+
+/// An IPv6 header without extension headers, as a value.
+public struct IPv6Header: Hashable, Sendable {
+    public var source: IPv6Address
+    public var destination: IPv6Address
+    public var nextHeader: IPProtocol
+    public var payloadLength: Int
+    public var hopLimit: UInt8
+
+    public init(source: IPv6Address, destination: IPv6Address, nextHeader: IPProtocol, payloadLength: Int, hopLimit: UInt8 = 64) {
+        self.source = source
+        self.destination = destination
+        self.nextHeader = nextHeader
+        self.payloadLength = payloadLength
+        self.hopLimit = hopLimit
+    }
+
+    /// Appends the 40-byte header (traffic class and flow label 0).
+    public func emit(into out: inout [UInt8]) {
+        out.appendBE32(6 << 28)
+        out.appendBE16(UInt16(truncatingIfNeeded: payloadLength))
+        out.append(nextHeader.rawValue)
+        out.append(hopLimit)
+        source.append(to: &out)
+        destination.append(to: &out)
+    }
+}

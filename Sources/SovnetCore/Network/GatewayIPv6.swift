@@ -1,0 +1,91 @@
+// The gateway's IPv6 (RFC 4861, RFC 4443): it answers neighbour
+// solicitations for its addresses (its link-local one, from its MAC, and
+// ::1 of the network's /64), router solicitations with an advertisement of
+// the /64 for SLAAC (RFC 4862) and the link's MTU, and echo requests.
+// Neighbour discovery counts only with hop limit 255, the sign that it was
+// not forwarded (RFC 4861 §6.1). Until the NAT carries IPv6, the
+// advertisement's router lifetime is 0: guests take addresses in the /64
+// and reach the gateway, but get no default IPv6 route, so a connection to
+// an IPv6 address beyond the link fails at once and falls back to IPv4
+// instead of waiting on packets the gateway would drop. It names no DNS
+// server: the gateway's DNS is reached over IPv4. Routers' messages from
+// guests (advertisements, redirects) are dropped, never switched to other guests.
+import SovnetWire
+
+/// What the gateway does with an IPv6 frame.
+enum GatewayIPv6 {
+    enum Outcome: Equatable {
+        /// Send this frame back to the port the packet came from.
+        case reply([UInt8])
+        case drop(DropReason)
+        /// Not for the gateway (multicast it does not listen to): nothing.
+        case ignore
+    }
+
+    /// Whether a frame is a router's message (advertisement or redirect), which guests may not send.
+    static func isRouterMessage(_ payload: UnsafeRawBufferPointer) -> Bool {
+        guard let ip = try? IPv6View(payload), let upper = try? ip.upperLayer(), upper.protocol == .icmpv6,
+              let type = upper.payload.first else { return false }
+        return type == ICMPv6Type.routerAdvertisement.rawValue || type == ICMPv6Type.redirect.rawValue
+    }
+
+    static func answer(_ ethernet: EthernetView, _ configuration: VirtualNetworkConfiguration) -> Outcome {
+        guard let ip = try? IPv6View(ethernet.payload), let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
+        let own = [configuration.gatewayIPv6, configuration.gatewayLinkLocal]
+        let listened = own + own.map(\.solicitedNode) + [.allNodes, .allRouters]
+        guard listened.contains(ip.destination) else { return .ignore }
+        guard upper.protocol == .icmpv6, upper.fragment == nil else {
+            return ip.destination.isMulticast ? .ignore : .drop(.noService)
+        }
+        guard let icmp = try? ICMPv6View(upper.payload, source: ip.source, destination: ip.destination) else {
+            return .drop(.malformedIPv6)
+        }
+        switch icmp.type {
+        case .echoRequest where own.contains(ip.destination):
+            guard icmp.bytes.count >= 8 else { return .drop(.malformedIPv6) }
+            return .reply(frame(to: ethernet.source, from: ip.destination, to: ip.source, hopLimit: 64, type: .echoReply,
+                                body: Array(icmp.bytes[4...]), configuration))
+        case .neighborSolicitation:
+            guard ip.hopLimit == 255, let target = try? icmp.target() else { return .drop(.malformedIPv6) }
+            guard own.contains(target) else { return .ignore }
+            // Solicited, override and router; to the asker, or to every node when it has no address yet (DAD).
+            let solicited = ip.source != .any
+            let body = NDPOption.advertisementBody(router: true, solicited: solicited, override: true, target: target,
+                                                   options: [.targetLinkLayer(configuration.gatewayMAC)])
+            return .reply(frame(to: solicited ? ethernet.source : IPv6Address.allNodes.multicastMAC, from: target,
+                                to: solicited ? ip.source : .allNodes, hopLimit: 255, type: .neighborAdvertisement,
+                                body: body, configuration))
+        case .routerSolicitation:
+            guard ip.hopLimit == 255 else { return .drop(.malformedIPv6) }
+            let unicast = ip.source != .any
+            return .reply(frame(to: unicast ? ethernet.source : IPv6Address.allNodes.multicastMAC,
+                                from: configuration.gatewayLinkLocal, to: unicast ? ip.source : .allNodes, hopLimit: 255,
+                                type: .routerAdvertisement, body: advertisement(configuration), configuration))
+        default:
+            return ip.destination.isMulticast ? .ignore : .drop(.noService)
+        }
+    }
+
+    /// A router advertisement's body: hop limit 64, no managed or other
+    /// configuration, not a default router (lifetime 0), then the gateway's
+    /// link-layer address, the MTU, and the /64 for on-link use and SLAAC
+    /// (valid a day, preferred four hours).
+    static func advertisement(_ configuration: VirtualNetworkConfiguration) -> [UInt8] {
+        RouterAdvertisement(hopLimit: 64, routerLifetime: 0).body(options: [
+            .sourceLinkLayer(configuration.gatewayMAC),
+            .mtu(UInt32(configuration.mtu)),
+            .prefix(configuration.ipv6Prefix.masked(prefixLength: 64), length: 64, onLink: true, autonomous: true,
+                    validLifetime: 86_400, preferredLifetime: 14_400),
+        ])
+    }
+
+    static func frame(to mac: MACAddress, from source: IPv6Address, to destination: IPv6Address, hopLimit: UInt8,
+                      type: ICMPv6Type, body: [UInt8], _ configuration: VirtualNetworkConfiguration) -> [UInt8] {
+        var out: [UInt8] = []
+        EthernetHeader(destination: mac, source: configuration.gatewayMAC, etherType: .ipv6).emit(into: &out)
+        IPv6Header(source: source, destination: destination, nextHeader: .icmpv6, payloadLength: 4 + body.count,
+                   hopLimit: hopLimit).emit(into: &out)
+        ICMPv6View.emit(type: type, body: body, source: source, destination: destination, into: &out)
+        return out
+    }
+}
