@@ -151,12 +151,10 @@ public final class NATCore {
             guard let segment = parsed else { return drop(.badChecksum) }
             let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
                               remotePort: segment.destinationPort)
-            if target == nil, !tcp.hasFlow(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
+            if target == nil, tcp.isFree(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
                let service = GatewayService(port: segment.destinationPort),
                service != .forwarderAPI || settings.guestAPI {
-                if case .refused(let reason) = tcp.openService(service, segment, key: key, link: link, now: now) {
-                    drop(reason)
-                }
+                if let reason = tcp.openService(service, segment, key: key, link: link, now: now) { drop(reason) }
                 return
             }
             if let reason = tcp.receive(segment, key: key, link: link, target: target.map { ($0, segment.destinationPort) },

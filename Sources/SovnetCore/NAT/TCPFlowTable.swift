@@ -18,12 +18,6 @@ public enum TCPHandshakeOutcome: Equatable, Sendable {
     case failed(String)
 }
 
-/// How a SYN for one of the gateway's own services was taken.
-enum ServiceOpening {
-    case opened
-    case refused(DropReason)
-}
-
 final class TCPFlowTable {
     let context: TCPContext
     private unowned let host: NATHost
@@ -53,10 +47,7 @@ final class TCPFlowTable {
         entries.values.reduce(into: [:]) { $0[$1.stateName, default: 0] += 1 }
     }
 
-    /// Whether a segment belongs to a flow already in the table.
-    func hasFlow(_ key: FlowKey) -> Bool { flows[key] != nil }
-
-    /// Whether a port forward may use `key` (no live flow holds it).
+    /// Whether no live flow holds `key` (a new one, or a port forward's, may use it).
     func isFree(_ key: FlowKey) -> Bool { flows[key] == nil }
 
     /// Takes a segment from the guest; `target` is where the host socket
@@ -117,22 +108,23 @@ final class TCPFlowTable {
     }
 
     /// Opens a flow for a guest's SYN to a service of the gateway itself,
-    /// whose host end the host connects to the service at once.
+    /// whose host end the host connects to the service at once. Returns a
+    /// drop reason when it was refused.
     func openService(_ service: GatewayService, _ segment: TCPView, key: FlowKey, link: GuestLink,
-                     now: ContinuousClock.Instant) -> ServiceOpening {
+                     now: ContinuousClock.Instant) -> DropReason? {
         if let refusal = admission.refusal(.tcp, port: link.port) {
             refuse(segment, key: key, link: link)
-            return .refused(refusal)
+            return refusal
         }
         let id = ids.take()
         guard let socket = host.openService(service, id, port: link.port, guest: key.guest) else {
             refuse(segment, key: key, link: link)
-            return .refused(.hostSocket)
+            return .hostSocket
         }
         let flow = open(segment, key: key, link: link, socket: socket, id: id, now: now)
         flow.hostConnected(now: now)
         settle(id, flow)
-        return .opened
+        return nil
     }
 
     /// Opens a flow toward the guest for a connection the host accepted (a

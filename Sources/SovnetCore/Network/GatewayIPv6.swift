@@ -22,15 +22,15 @@ enum GatewayIPv6 {
         case ignore
     }
 
-    /// Whether a frame is a router's message (advertisement or redirect), which guests may not send.
-    static func isRouterMessage(_ payload: UnsafeRawBufferPointer) -> Bool {
-        guard let ip = try? IPv6View(payload), let upper = try? ip.upperLayer(), upper.protocol == .icmpv6,
-              let type = upper.payload.first else { return false }
+    /// Whether a packet is a router's message (advertisement or redirect), which guests may not send.
+    static func isRouterMessage(_ ip: IPv6View) -> Bool {
+        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, let type = upper.payload.first else { return false }
         return type == ICMPv6Type.routerAdvertisement.rawValue || type == ICMPv6Type.redirect.rawValue
     }
 
-    static func answer(_ ethernet: EthernetView, _ configuration: VirtualNetworkConfiguration) -> Outcome {
-        guard let ip = try? IPv6View(ethernet.payload), let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
+    /// The answer to a packet from the guest with MAC `sender`.
+    static func answer(_ ip: IPv6View, from sender: MACAddress, _ configuration: VirtualNetworkConfiguration) -> Outcome {
+        guard let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
         let own = [configuration.gatewayIPv6, configuration.gatewayLinkLocal]
         let listened = own + own.map(\.solicitedNode) + [.allNodes, .allRouters]
         guard listened.contains(ip.destination) else { return .ignore }
@@ -43,7 +43,7 @@ enum GatewayIPv6 {
         switch icmp.type {
         case .echoRequest where own.contains(ip.destination):
             guard icmp.bytes.count >= 8 else { return .drop(.malformedIPv6) }
-            return .reply(frame(to: ethernet.source, from: ip.destination, to: ip.source, hopLimit: 64, type: .echoReply,
+            return .reply(frame(to: sender, from: ip.destination, to: ip.source, hopLimit: 64, type: .echoReply,
                                 body: Array(icmp.bytes[4...]), configuration))
         case .neighborSolicitation:
             guard ip.hopLimit == 255, let target = try? icmp.target() else { return .drop(.malformedIPv6) }
@@ -52,13 +52,13 @@ enum GatewayIPv6 {
             let solicited = ip.source != .any
             let body = NDPOption.advertisementBody(router: true, solicited: solicited, override: true, target: target,
                                                    options: [.targetLinkLayer(configuration.gatewayMAC)])
-            return .reply(frame(to: solicited ? ethernet.source : IPv6Address.allNodes.multicastMAC, from: target,
+            return .reply(frame(to: solicited ? sender : IPv6Address.allNodes.multicastMAC, from: target,
                                 to: solicited ? ip.source : .allNodes, hopLimit: 255, type: .neighborAdvertisement,
                                 body: body, configuration))
         case .routerSolicitation:
             guard ip.hopLimit == 255 else { return .drop(.malformedIPv6) }
             let unicast = ip.source != .any
-            return .reply(frame(to: unicast ? ethernet.source : IPv6Address.allNodes.multicastMAC,
+            return .reply(frame(to: unicast ? sender : IPv6Address.allNodes.multicastMAC,
                                 from: configuration.gatewayLinkLocal, to: unicast ? ip.source : .allNodes, hopLimit: 255,
                                 type: .routerAdvertisement, body: advertisement(configuration), configuration))
         default:

@@ -262,13 +262,18 @@ public final class VirtualNetwork {
             macCounts[port, default: 0] += 1
             dhcp.takeBack(mac: source, to: port)
         }
-        // IPv4 and ARP are parsed once, here, for the source check and the gateway both.
+        // IPv4, IPv6 and ARP are parsed once, here, for the checks, the switch and the gateway.
         var ip: IPv4View?
+        var ipv6: IPv6View?
         var arp: ARPPacket?
         switch ethernet.etherType {
         case .ipv4:
             ip = try? IPv4View(ethernet.payload, verifyChecksum: false)
             if ip == nil { return counters.drop(.malformedIPv4) }
+        case .ipv6:
+            // One that does not parse is still switched, as any EtherType the gateway does not speak.
+            ipv6 = try? IPv6View(ethernet.payload)
+            if let ipv6, GatewayIPv6.isRouterMessage(ipv6) { return counters.drop(.guestRouterMessage) }
         case .arp:
             arp = try? ARPPacket.parse(ethernet.payload)
             if arp == nil { return counters.drop(.malformedARP) }
@@ -277,10 +282,6 @@ public final class VirtualNetwork {
         }
         if let refusal = checkSource(ethernet, ip: ip, arp: arp, port: port, now: now) {
             counters.drop(refusal)
-            return
-        }
-        if ethernet.etherType == .ipv6, GatewayIPv6.isRouterMessage(ethernet.payload) {
-            counters.drop(.guestRouterMessage)
             return
         }
         let destination = ethernet.destination
@@ -292,9 +293,11 @@ public final class VirtualNetwork {
         if destination.isMulticast {
             let others = ports.records.keys.filter { $0 != port }.sorted()
             if !others.isEmpty { deliveries.append(.forward(others)) }
-            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
+            gateway(ethernet, ip: ip, ipv6: ipv6, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
+                    checksumTrusted: checksumTrusted)
         } else if destination == configuration.gatewayMAC {
-            gateway(ethernet, ip: ip, arp: arp, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
+            gateway(ethernet, ip: ip, ipv6: ipv6, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
+                    checksumTrusted: checksumTrusted)
         } else if let owner = macTable[destination], ports.contains(owner) {
             if owner != port { deliveries.append(.forward([owner])) }
         } else {
@@ -391,7 +394,7 @@ public final class VirtualNetwork {
 
     // MARK: The gateway
 
-    private func gateway(_ ethernet: EthernetView, ip: IPv4View?, arp request: ARPPacket?, from port: PortID,
+    private func gateway(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, arp request: ARPPacket?, from port: PortID,
                          now: ContinuousClock.Instant, into deliveries: inout [Delivery], nat: NATCore?,
                          checksumTrusted: Bool) {
         if let request {
@@ -399,7 +402,8 @@ public final class VirtualNetwork {
         } else if let ip {
             ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.etherType == .ipv6 {
-            switch GatewayIPv6.answer(ethernet, configuration) {
+            guard let ipv6 else { return counters.drop(.malformedIPv6) }
+            switch GatewayIPv6.answer(ipv6, from: ethernet.source, configuration) {
             case .reply(let frame): deliveries.append(.send(frame, to: port))
             case .drop(let reason): counters.drop(reason)
             case .ignore: break

@@ -100,13 +100,10 @@ public final class FrameSummary {
         }
         // A first fragment reads as the datagram it begins (its length is the
         // fragment's), as tcpdump has it; -v shows the `+` of more fragments.
+        if let text = try describeTransport(ip.protocol, ip.payload, source, destination) {
+            return (head + text, Self.kind(of: ip.protocol))
+        }
         switch ip.protocol {
-        case .tcp:
-            return (head + (try describeTCP(try TCPView(ip.payload), source, destination)), .tcp)
-        case .udp:
-            let udp = try UDPView(ip.payload)
-            return ("\(head)\(source).\(udp.sourcePort) > \(destination).\(udp.destinationPort): "
-                    + Self.describeUDPPayload(udp), .udp)
         case .icmp:
             let icmp = try ICMPv4View(ip.payload, verifyChecksum: !ip.moreFragments)
             return ("\(head)\(source) > \(destination): ICMP \(Self.describe(icmp)), length \(icmp.body.count + 8)", .icmp)
@@ -128,13 +125,8 @@ public final class FrameSummary {
             return ("\(head)\(source) > \(destination): frag (0x\(Self.hex(fragment.identification, digits: 8)):"
                     + "\(fragment.offset)|\(upper.payload.count)) \(upper.protocol)", .ipv6)
         }
+        if let text = try describeTransport(upper.protocol, upper.payload, source, destination) { return (head + text, .ipv6) }
         switch upper.protocol {
-        case .tcp:
-            return (head + (try describeTCP(try TCPView(upper.payload), source, destination)), .ipv6)
-        case .udp:
-            let udp = try UDPView(upper.payload)
-            return ("\(head)\(source).\(udp.sourcePort) > \(destination).\(udp.destinationPort): "
-                    + Self.describeUDPPayload(udp), .ipv6)
         case .icmpv6:
             let icmp = try ICMPv6View(upper.payload, source: nil, destination: nil)
             return ("\(head)\(source) > \(destination): \(hopByHop)ICMP6, \(try Self.describe(icmp))", .ipv6)
@@ -144,7 +136,21 @@ public final class FrameSummary {
         }
     }
 
-    // MARK: TCP
+    // MARK: TCP and UDP
+
+    /// A TCP or UDP line after the IP addresses are known; nil for other protocols.
+    private func describeTransport(_ proto: IPProtocol, _ payload: UnsafeRawBufferPointer, _ source: String,
+                                   _ destination: String) throws -> String? {
+        switch proto {
+        case .tcp:
+            return try describeTCP(try TCPView(payload), source, destination)
+        case .udp:
+            let udp = try UDPView(payload)
+            return "\(source).\(udp.sourcePort) > \(destination).\(udp.destinationPort): " + Self.describeUDPPayload(udp)
+        default:
+            return nil
+        }
+    }
 
     /// `1.2.3.4.80 > 5.6.7.8.40000: Flags [P.], seq 1:101, ack 1, win 502, options [nop,nop,TS val 1 ecr 2], length 100`.
     private func describeTCP(_ tcp: TCPView, _ source: String, _ destination: String) throws -> String {
