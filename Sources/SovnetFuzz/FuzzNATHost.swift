@@ -39,7 +39,7 @@ final class FuzzNATHost: NATHost {
 
     func hostAddresses(now: ContinuousClock.Instant) -> HostAddressSet { HostAddressSet() }
 
-    func connectTCP(_ id: FlowID, to address: IPv4Address, port: UInt16) -> TCPConnectStart {
+    func connectTCP(_ id: FlowID, to address: IPAddress, port: UInt16) -> TCPConnectStart {
         expect(sockets[id] == nil, "\(id) opened twice")
         let socket = FuzzSocket(ledger: ledger)
         sockets[id] = socket
@@ -47,7 +47,7 @@ final class FuzzNATHost: NATHost {
         return .connecting(socket)
     }
 
-    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPv4Address) -> FlowSocket? {
+    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPAddress) -> FlowSocket? {
         expect(sockets[id] == nil, "\(id) opened twice")
         let socket = FuzzSocket(ledger: ledger)
         sockets[id] = socket
@@ -65,7 +65,7 @@ final class FuzzNATHost: NATHost {
         expect(handedOver.remove(connection) != nil, "a connection discarded that was not handed over, or twice")
     }
 
-    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPv4Address, port: UInt16) -> DatagramOpening {
+    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPAddress, port: UInt16) -> DatagramOpening {
         expect(datagrams[id] == nil, "\(id) opened twice")
         datagrams[id] = kind
         return .opened

@@ -78,11 +78,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
         guard let tcp else { return seeds }
         var checksum: [UInt8] = []
-        VirtioNetHeader(tcpv4HeaderLength: tcp.header, transportStart: tcp.transport, segmentSize: nil).emit(into: &checksum)
+        VirtioNetHeader(headerLength: tcp.header, transportStart: tcp.transport, segmentSize: nil).emit(into: &checksum)
         seeds.append(checksum + frame)
         if tcp.payload > 1 {
             var superframe: [UInt8] = []
-            VirtioNetHeader(tcpv4HeaderLength: tcp.header, transportStart: tcp.transport,
+            VirtioNetHeader(headerLength: tcp.header, transportStart: tcp.transport,
                             segmentSize: max(SoftwareOffload.minimumSegmentSize, tcp.payload / 3)).emit(into: &superframe)
             seeds.append(superframe + frame)
         }

@@ -179,11 +179,11 @@ final class NetworkTarget {
             case 2:
                 host.refuseNextSend = true
             case 3:
-                nat.acceptForwarded(host.connection(), to: IPv4Address(192, 168, 127, number), port: port, now: now)
+                nat.acceptForwarded(host.connection(), to: .v4(IPv4Address(192, 168, 127, number)), port: port, now: now)
                 reached.insert("tcp-forward")
             case 4:
-                nat.receiveForwarded(payload, from: HostEndpoint(IPv4Address(127, 0, 0, 1), port), forward: UInt64(number % 4),
-                                     to: IPv4Address(192, 168, 127, 2), port: 53, now: now)
+                nat.receiveForwarded(payload, from: HostEndpoint(.v4(IPv4Address(127, 0, 0, 1)), port), forward: UInt64(number % 4),
+                                     to: .v4(IPv4Address(192, 168, 127, 2)), port: 53, now: now)
                 reached.insert("udp-forward")
             default:
                 nat.forwardRemoved(UInt64(number % 4))
@@ -197,7 +197,7 @@ final class NetworkTarget {
         let found: (offset: Int, acknowledgment: UInt32, end: UInt32)? = frame.withUnsafeBytes { raw in
             guard let ethernet = try? EthernetView(raw), let ip = try? IPv4View(ethernet.payload, verifyChecksum: false),
                   ip.protocol == .tcp, let tcp = try? TCPView(ip.payload),
-                  let end = sentEnd[FlowKey(guest: ip.source, guestPort: tcp.sourcePort, remote: ip.destination,
+                  let end = sentEnd[FlowKey(guest: .v4(ip.source), guestPort: tcp.sourcePort, remote: .v4(ip.destination),
                                             remotePort: tcp.destinationPort)] else { return nil }
             return (ethernet.payloadOffset + ip.headerLength, tcp.acknowledgmentNumber, end)
         }
@@ -269,7 +269,7 @@ final class NetworkTarget {
                   let tcp = try? TCPView(ip.payload) else { return }
             let flags = tcp.flags
             let length = tcp.payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
-            sentEnd[FlowKey(guest: ip.destination, guestPort: tcp.destinationPort, remote: ip.source,
+            sentEnd[FlowKey(guest: .v4(ip.destination), guestPort: tcp.destinationPort, remote: .v4(ip.source),
                             remotePort: tcp.sourcePort)] = tcp.sequenceNumber &+ UInt32(length)
         }
     }

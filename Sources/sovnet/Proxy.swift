@@ -75,6 +75,10 @@ struct ProxyCommand: ParsableCommand {
             help: "The host alias the gateway answers ARP for, named host.containers.internal (default: the subnet's .254).")
     var hostIP: String?
 
+    @Option(name: .customLong("ipv6-prefix"),
+            help: "The guests' IPv6 network, a /64 they take addresses in by SLAAC: the gateway is its ::1 and the host alias its ::254. (default: fd00::/64)")
+    var ipv6Prefix: String?
+
     @Option(name: [.customLong("log-file", withSingleDash: true), .customLong("log-file")],
             help: "Append the log to this file instead of standard error.", completion: .file())
     var logFile: String?
@@ -161,7 +165,7 @@ struct ProxyCommand: ParsableCommand {
     var forward: [String] = []
 
     @Option(name: .customLong("nat"),
-            help: "Translate a virtual address to a host address, VIRTUAL=HOST (repeatable; default 192.168.127.254=127.0.0.1).")
+            help: "Translate a virtual address to a host address, VIRTUAL=HOST, IPv4 or IPv6 (repeatable; default 192.168.127.254=127.0.0.1 and fd00::254=::1).")
     var nat: [String] = []
 
     @Flag(name: .customLong("no-offload"),
@@ -282,6 +286,17 @@ struct ProxyCommand: ParsableCommand {
         if let device = try address(deviceIP, "-deviceIP") {
             configuration.staticBindings = configuration.staticBindings.mapValues { _ in device }
         }
+        if let ipv6Prefix {
+            let parts = ipv6Prefix.split(separator: "/")
+            guard parts.count == 2, let base = IPv6Address(parts[0]), parts[1] == "64", !base.isMulticast, !base.isLinkLocal,
+                  base.masked(prefixLength: 64) != .any else {
+                throw ValidationError("--ipv6-prefix wants a unicast /64 such as fd00::/64, not '\(ipv6Prefix)'")
+            }
+            let network = base.masked(prefixLength: 64)
+            configuration.ipv6Prefix = network
+            configuration.ipv6HostAddress = IPv6Address(high: network.high, low: 0x254)
+            configuration.ipv6VirtualAddresses = [configuration.ipv6HostAddress]
+        }
         return configuration
     }
 
@@ -289,7 +304,8 @@ struct ProxyCommand: ParsableCommand {
     /// -ssh-port forward, then the -config file's `nat` and `forwards`, then flags.
     func natConfiguration(file: GvproxyConfiguration?, network: VirtualNetworkConfiguration) throws -> NATConfiguration {
         var configuration = NATConfiguration()
-        configuration.policy = NATPolicy(translations: [network.hostAddress: IPv4Address(127, 0, 0, 1)],
+        configuration.policy = NATPolicy(translations: [.v4(network.hostAddress): .v4(IPv4Address(127, 0, 0, 1)),
+                                                        .v6(network.ipv6HostAddress): .v6(.loopback)],
                                          allowLinkLocal: allowLinkLocal, allowHostAddresses: allowHostAddresses)
         configuration.maximumFlows = maxFlows
         configuration.maximumFlowsPerGuest = maxFlowsPerGuest
@@ -304,7 +320,7 @@ struct ProxyCommand: ParsableCommand {
             if ec2MetadataAccess { configuration.policy.allowMetadataService = true }
             for text in nat {
                 let parts = text.split(separator: "=")
-                guard parts.count == 2, let virtual = IPv4Address(parts[0]), let host = IPv4Address(parts[1]) else {
+                guard parts.count == 2, let virtual = IPAddress(parts[0]), let host = IPAddress(parts[1]) else {
                     throw ValidationError("--nat wants VIRTUAL=HOST addresses, not '\(text)'")
                 }
                 configuration.policy.translations[virtual] = host

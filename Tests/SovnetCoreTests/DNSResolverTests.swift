@@ -9,8 +9,9 @@ import Testing
 /// on the next upstream, SERVFAIL, FORMERR.
 @Suite struct DNSResolverTests {
     let now = ContinuousClock.now
-    let client = DNSClient(address: IPv4Address(192, 168, 127, 2), port: 46102,
-                           mac: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE), switchPort: PortID(1))
+    let client = DNSClient(address: .v4(IPv4Address(192, 168, 127, 2)), port: 46102,
+                           mac: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE), switchPort: PortID(1),
+                           server: .v4(IPv4Address(192, 168, 127, 1)))
 
     /// The DNS payloads of the guest's queries in the gvproxy capture.
     static func recordedQueries() throws -> [[UInt8]] {

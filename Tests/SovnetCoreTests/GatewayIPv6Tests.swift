@@ -45,12 +45,13 @@ import Testing
         try message.withUnsafeBytes { raw in
             let icmp = try ICMPv6View(raw, source: nil, destination: nil)
             let advertisement = try icmp.routerAdvertisement()
-            #expect(advertisement.routerLifetime == 0 && !advertisement.managed, "not a default router until the NAT carries IPv6")
+            #expect(advertisement.routerLifetime == 1800 && !advertisement.managed, "the default router, addresses by SLAAC")
             let options = try icmp.options()
             #expect(options.contains(.sourceLinkLayer(network.configuration.gatewayMAC)))
             #expect(options.contains(.mtu(1500)))
             #expect(options.contains(.prefix(IPv6Address(high: 0xFD00 << 48, low: 0), length: 64, onLink: true, autonomous: true,
                                              validLifetime: 86_400, preferredLifetime: 14_400)))
+            #expect(options.contains(.dnsServers([IPv6Address(high: 0xFD00 << 48, low: 1)], lifetime: 1800)))
         }
     }
 

@@ -87,8 +87,8 @@ import Testing
         let link = GuestLink(port: PortID(1), mac: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE))
         let payload = (0..<9000).map { UInt8(truncatingIfNeeded: $0 * 7) }
         payload.withUnsafeBytes {
-            frames.appendUDP(link, source: IPv4Address(192, 168, 127, 254), sourcePort: 53,
-                             destination: IPv4Address(192, 168, 127, 2), destinationPort: 40000, payload: $0)
+            frames.appendUDP(link, source: .v4(IPv4Address(192, 168, 127, 254)), sourcePort: 53,
+                             destination: .v4(IPv4Address(192, 168, 127, 2)), destinationPort: 40000, payload: $0)
         }
         #expect(frames.frames.count == 7)
         var reassembler = IPv4Reassembler()

@@ -6,11 +6,11 @@ import Testing
 /// A NAT host in memory that records every command the core gives it.
 final class RecordingHost: NATHost {
     enum Command: Hashable {
-        case connect(FlowID, IPv4Address, UInt16)
-        case service(GatewayService, FlowID, PortID, IPv4Address)
+        case connect(FlowID, IPAddress, UInt16)
+        case service(GatewayService, FlowID, PortID, IPAddress)
         case adopt(HostConnection, FlowID)
         case discard(HostConnection)
-        case open(FlowID, DatagramKind, IPv4Address, UInt16)
+        case open(FlowID, DatagramKind, IPAddress, UInt16)
         case send(FlowID, [UInt8])
         case sendToClient(HostEndpoint, UInt64, [UInt8])
         case close(FlowID)
@@ -27,14 +27,14 @@ final class RecordingHost: NATHost {
 
     func hostAddresses(now: ContinuousClock.Instant) -> HostAddressSet { addresses }
 
-    func connectTCP(_ id: FlowID, to address: IPv4Address, port: UInt16) -> TCPConnectStart {
+    func connectTCP(_ id: FlowID, to address: IPAddress, port: UInt16) -> TCPConnectStart {
         commands.append(.connect(id, address, port))
         let socket = MemorySocket()
         sockets[id] = socket
         return connectStart(socket)
     }
 
-    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPv4Address) -> FlowSocket? {
+    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPAddress) -> FlowSocket? {
         commands.append(.service(service, id, port, guest))
         let socket = MemorySocket()
         sockets[id] = socket
@@ -50,7 +50,7 @@ final class RecordingHost: NATHost {
 
     func discard(_ connection: HostConnection) { commands.append(.discard(connection)) }
 
-    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPv4Address, port: UInt16) -> DatagramOpening {
+    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPAddress, port: UInt16) -> DatagramOpening {
         commands.append(.open(id, kind, address, port))
         return datagramOpening
     }
@@ -87,7 +87,7 @@ final class RecordingHost: NATHost {
 
     /// A core with `host`; `guests` says which addresses are on the switch.
     static func core(_ host: RecordingHost, settings: NATSettings = NATSettings(),
-                     guests: [IPv4Address: GuestLink] = [guest: GuestLink(port: port, mac: guestMAC)]) -> NATCore {
+                     guests: [IPAddress: GuestLink] = [.v4(guest): GuestLink(port: port, mac: guestMAC)]) -> NATCore {
         NATCore(settings: settings, network: VirtualNetworkConfiguration(), host: host) { guests[$0] }
     }
 
@@ -172,7 +172,7 @@ final class RecordingHost: NATHost {
             Issue.record("no connect")
             return
         }
-        #expect(address == IPv4Address(127, 0, 0, 1) && connectedPort == port)
+        #expect(address == .v4(IPv4Address(127, 0, 0, 1)) && connectedPort == port)
         #expect(try Self.drain(core).isEmpty, "no SYN-ACK before the host connect succeeded")
         #expect(core.statistics.tcpStates == ["connecting": 1])
 
@@ -228,7 +228,7 @@ final class RecordingHost: NATHost {
 
         let other = GuestLink(port: PortID(2), mac: MACAddress(0x02, 0, 0, 0, 0, 2))
         let second = IPv4Address(192, 168, 127, 3)
-        let core2 = Self.core(host, settings: settings, guests: [second: other])
+        let core2 = Self.core(host, settings: settings, guests: [.v4(second): other])
         receive(core2, Self.syn(to: remote, port: 80), from: other.port)
         receive(core2, Self.udp(to: remote, port: 53, [1]), from: other.port)
         receive(core2, Self.echoRequest(to: remote, identifier: 1), from: other.port)
@@ -248,7 +248,7 @@ final class RecordingHost: NATHost {
             Issue.record("no UDP socket opened: \(commands)")
             return
         }
-        #expect(address == IPv4Address(127, 0, 0, 1))
+        #expect(address == .v4(IPv4Address(127, 0, 0, 1)))
         #expect(commands.dropFirst().first == .send(id, Array("question".utf8)))
 
         Array("answer".utf8).withUnsafeBytes { core.receiveDatagram($0, on: id, now: start) }
@@ -301,7 +301,7 @@ final class RecordingHost: NATHost {
         }
         receive(core, request)
         let commands = host.take()
-        guard case .open(let id, .echo, IPv4Address(127, 0, 0, 1), 0) = try #require(commands.first) else {
+        guard case .open(let id, .echo, .v4(IPv4Address(127, 0, 0, 1)), 0) = try #require(commands.first) else {
             Issue.record("no echo socket opened: \(commands)")
             return
         }
@@ -328,7 +328,7 @@ final class RecordingHost: NATHost {
         let host = RecordingHost()
         let core = Self.core(host)
         receive(core, Self.syn(to: Self.gateway, port: 53))
-        guard case .service(.dns, _, Self.port, Self.guest) = try #require(host.take().first) else {
+        guard case .service(.dns, _, Self.port, .v4(Self.guest)) = try #require(host.take().first) else {
             Issue.record("DNS over TCP not opened")
             return
         }
@@ -346,11 +346,11 @@ final class RecordingHost: NATHost {
     @Test func aForwardedConnectionIsAdoptedTowardItsGuestOrGivenBack() throws {
         let host = RecordingHost()
         let core = Self.core(host)
-        core.acceptForwarded(HostConnection(50), to: IPv4Address(192, 168, 127, 9), port: 22, now: start)
+        core.acceptForwarded(HostConnection(50), to: .v4(IPv4Address(192, 168, 127, 9)), port: 22, now: start)
         #expect(host.take() == [.discard(HostConnection(50))])
-        #expect(host.reports == [.forwardWithoutGuest(IPv4Address(192, 168, 127, 9))])
+        #expect(host.reports == [.forwardWithoutGuest(.v4(IPv4Address(192, 168, 127, 9)))])
 
-        core.acceptForwarded(HostConnection(51), to: Self.guest, port: 22, now: start)
+        core.acceptForwarded(HostConnection(51), to: .v4(Self.guest), port: 22, now: start)
         guard case .adopt(HostConnection(51), _) = try #require(host.take().first) else {
             Issue.record("not adopted")
             return
@@ -363,10 +363,10 @@ final class RecordingHost: NATHost {
     @Test func udpForwardClientsEachGetAFlowAndAnswersGoBackToThem() throws {
         let host = RecordingHost()
         let core = Self.core(host)
-        let client = HostEndpoint(IPv4Address(127, 0, 0, 1), 6000)
+        let client = HostEndpoint(.v4(IPv4Address(127, 0, 0, 1)), 6000)
         Array("q".utf8).withUnsafeBytes {
-            core.receiveForwarded($0, from: client, forward: 3, to: Self.guest, port: 53, now: start)
-            core.receiveForwarded($0, from: client, forward: 3, to: Self.guest, port: 53, now: start)
+            core.receiveForwarded($0, from: client, forward: 3, to: .v4(Self.guest), port: 53, now: start)
+            core.receiveForwarded($0, from: client, forward: 3, to: .v4(Self.guest), port: 53, now: start)
         }
         let toGuest = try Self.drain(core)
         #expect(toGuest.count == 2 && Set(toGuest.compactMap { $0.udp?.header.sourcePort }).count == 1,

@@ -26,7 +26,7 @@ import Testing
     @Test func aSuperframeBecomesValidSegmentsInOrder() throws {
         let payload = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let frame = superframe(payload: payload, flags: [.ack, .psh, .fin])
-        let header = VirtioNetHeader(tcpv4HeaderLength: 14 + 20 + 32, transportStart: 34, segmentSize: 1448)
+        let header = VirtioNetHeader(headerLength: 14 + 20 + 32, transportStart: 34, segmentSize: 1448)
         let segments = try #require(frame.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) })
         #expect(segments.count == 7)
         var joined: [UInt8] = []
@@ -50,7 +50,7 @@ import Testing
 
     @Test func checksumsLeftToCompleteAreCompleted() throws {
         var frame = superframe(payload: Array(repeating: 0x5A, count: 333), flags: [.ack])
-        let header = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: nil)
+        let header = VirtioNetHeader(headerLength: 66, transportStart: 34, segmentSize: nil)
         try frame.withUnsafeBytes { raw in
             let ip = try IPv4View(try EthernetView(raw).payload)
             #expect(throws: WireError.self, "partial until completed") { _ = try TCPView(ip.payload, source: ip.source, destination: ip.destination) }
@@ -79,8 +79,8 @@ import Testing
     }
 
     @Test func framesChangeOnlyBetweenUnlikePorts() {
-        let superframe = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: 1448)
-        let checksumOnly = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: nil)
+        let superframe = VirtioNetHeader(headerLength: 66, transportStart: 34, segmentSize: 1448)
+        let checksumOnly = VirtioNetHeader(headerLength: 66, transportStart: 34, segmentSize: nil)
         #expect(SoftwareOffload.conversion(from: nil, toOffloading: false) == .unchanged)
         #expect(SoftwareOffload.conversion(from: superframe, toOffloading: true) == .unchanged)
         #expect(SoftwareOffload.conversion(from: nil, toOffloading: true) == .addPlainHeader)
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func virtioNetHeadersRoundTrip() throws {
-        let header = VirtioNetHeader(tcpv4HeaderLength: 66, transportStart: 34, segmentSize: 1448)
+        let header = VirtioNetHeader(headerLength: 66, transportStart: 34, segmentSize: 1448)
         var bytes: [UInt8] = []
         header.emit(into: &bytes)
         #expect(bytes == [1, 1, 66, 0, 0xA8, 5, 34, 0, 16, 0])

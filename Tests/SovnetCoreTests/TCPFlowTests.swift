@@ -130,7 +130,7 @@ final class MemorySocket: FlowSocket {
         let context = TCPContext(settings: TCPSettings(mtu: mtu), frames: frames)
         let syn = try Self.recordedSYN()
         let flow = try syn.withView { view in
-            TCPFlow(guestSYN: view, key: FlowKey(guest: Self.guest, guestPort: view.sourcePort, remote: Self.remote,
+            TCPFlow(guestSYN: view, key: FlowKey(guest: .v4(Self.guest), guestPort: view.sourcePort, remote: .v4(Self.remote),
                                                  remotePort: view.destinationPort),
                     link: Self.link, socket: socket, context: context, now: start)
         }
@@ -410,7 +410,7 @@ final class MemorySocket: FlowSocket {
         let context = TCPContext(settings: TCPSettings(mtu: 1500), frames: frames)
         let socket = MemorySocket()
         socket.incoming = Array("SSH-2.0-client\r\n".utf8)
-        let key = FlowKey(guest: Self.guest, guestPort: 22, remote: Self.remote, remotePort: 40000)
+        let key = FlowKey(guest: .v4(Self.guest), guestPort: 22, remote: .v4(Self.remote), remotePort: 40000)
         let flow = TCPFlow(connectingTo: key, link: Self.link, socket: socket, context: context, now: start)
         let syn = try #require(try Self.drain(frames).first)
         #expect(syn.header.flags == [.syn])

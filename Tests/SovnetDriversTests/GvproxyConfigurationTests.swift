@@ -88,7 +88,7 @@ import Testing
         var nat = NATConfiguration()
         file.apply(to: &nat)
         #expect(Set(nat.forwards.map(\.description)) == ["tcp:127.0.0.1:2222=10.10.0.2:22", "udp:127.0.0.1:5353=10.10.0.2:53"])
-        #expect(nat.policy.translations[IPv4Address(10, 10, 255, 254)] == IPv4Address(127, 0, 0, 1))
+        #expect(nat.policy.translations[.v4(IPv4Address(10, 10, 255, 254))] == .v4(IPv4Address(127, 0, 0, 1)))
     }
 
     @Test func regexpRecordsAnswerAfterNamedOnesAndBeforeTheDefault() throws {
@@ -123,8 +123,8 @@ import Testing
         var nat = NATConfiguration()
         file.apply(to: &nat)
         #expect(nat.forwards.map(\.description) == ["tcp:0.0.0.0:8080=192.168.127.2:80"], ":PORT is every host address")
-        #expect(nat.policy.translations[IPv4Address(192, 168, 127, 253)] == IPv4Address(10, 0, 0, 5))
-        #expect(nat.policy.translations[IPv4Address(192, 168, 127, 254)] == IPv4Address(127, 0, 0, 1), "the default stays")
+        #expect(nat.policy.translations[.v4(IPv4Address(192, 168, 127, 253))] == .v4(IPv4Address(10, 0, 0, 5)))
+        #expect(nat.policy.translations[.v4(IPv4Address(192, 168, 127, 254))] == .v4(IPv4Address(127, 0, 0, 1)), "the default stays")
     }
 
     @Test func aSubnetAloneMovesTheGatewayHostAndGuest() throws {

@@ -24,12 +24,22 @@
 // 65,536 entries a free ID is always a short step away.
 import SovnetWire
 
-/// Who asked: where the answer must go back to.
+/// Who asked: where the answer must go back to, and from which of the
+/// gateway's addresses (the one the query went to).
 public struct DNSClient: Hashable, Sendable {
-    public var address: IPv4Address
+    public var address: IPAddress
     public var port: UInt16
     public var mac: MACAddress
     public var switchPort: PortID
+    public var server: IPAddress
+
+    public init(address: IPAddress, port: UInt16, mac: MACAddress, switchPort: PortID, server: IPAddress) {
+        self.address = address
+        self.port = port
+        self.mac = mac
+        self.switchPort = switchPort
+        self.server = server
+    }
 }
 
 /// What the resolver wants done.

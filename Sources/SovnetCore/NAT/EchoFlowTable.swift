@@ -1,5 +1,6 @@
-// ICMP echo through the NAT core, on the host's unprivileged ping sockets
-// (SOCK_DGRAM, IPPROTO_ICMP; allowed by net.ipv4.ping_group_range). Each
+// ICMP and ICMPv6 echo through the NAT core, on the host's unprivileged ping
+// sockets (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6; both allowed by
+// net.ipv4.ping_group_range). Each
 // guest echo identifier toward one destination gets a socket connected to
 // the (translated) destination; the kernel picks the identifier on the
 // wire, and replies are rewritten back to the guest's identifier, from the
@@ -28,10 +29,11 @@ final class EchoFlowTable {
 
     var count: Int { table.count }
 
-    /// Sends a guest's echo request on to `target`; a drop reason when refused.
-    func send(_ icmp: ICMPv4View, from guest: IPv4Address, to remote: IPv4Address, link: GuestLink,
-              target: IPv4Address, now: ContinuousClock.Instant) -> DropReason? {
-        let key = FlowKey(guest: guest, guestPort: icmp.identifier, remote: remote, remotePort: 0)
+    /// Sends a guest's echo request (`message`, ICMP or ICMPv6 by the
+    /// addresses' family, with `identifier`) on to `target`; a drop reason when refused.
+    func send(_ message: UnsafeRawBufferPointer, identifier: UInt16, from guest: IPAddress, to remote: IPAddress,
+              link: GuestLink, target: IPAddress, now: ContinuousClock.Instant) -> DropReason? {
+        let key = FlowKey(guest: guest, guestPort: identifier, remote: remote, remotePort: 0)
         let id: FlowID
         if let existing = table.id(of: key) {
             id = existing
@@ -48,21 +50,35 @@ final class EchoFlowTable {
             id = opened
         }
         counters.packetsFromGuest += 1
-        counters.bytesFromGuest += icmp.body.count
-        _ = host.send(icmp.bytes, on: id)
+        counters.bytesFromGuest += max(0, message.count - 8)
+        _ = host.send(message, on: id)
         return nil
     }
 
     /// A message that arrived on a flow's socket: echo replies go to the guest.
     func receive(_ message: UnsafeRawBufferPointer, on id: FlowID, now: ContinuousClock.Instant) {
-        guard let flow = table.entries[id], message.count >= ICMPv4View.headerLength else { return }
+        guard let flow = table.entries[id], message.count >= 8 else { return }
         table.update(id) { $0.lastActive = now }
-        guard let reply = try? ICMPv4View(message, verifyChecksum: false), reply.type == .echoReply else { return }
+        switch (flow.key.remote, flow.key.guest) {
+        case (.v4(let remote), .v4(let guest)):
+            guard let reply = try? ICMPv4View(message, verifyChecksum: false), reply.type == .echoReply else { return }
+            count(reply.body)
+            frames.appendICMP(flow.link, source: remote, destination: guest,
+                              header: .echo(.echoReply, identifier: flow.key.guestPort, sequence: reply.sequence),
+                              body: reply.body)
+        default:
+            guard let reply = try? ICMPv6View(message, source: nil, destination: nil), reply.type == .echoReply,
+                  let echo = try? reply.echo() else { return }
+            let body = UnsafeRawBufferPointer(rebasing: message[8...])
+            count(body)
+            frames.appendICMPv6(flow.link, source: flow.key.remote.asIPv6, destination: flow.key.guest.asIPv6,
+                                type: .echoReply, header: UInt32(flow.key.guestPort) << 16 | UInt32(echo.sequence), body: body)
+        }
+    }
+
+    private func count(_ reply: UnsafeRawBufferPointer) {
         counters.packetsToGuest += 1
-        counters.bytesToGuest += reply.body.count
-        frames.appendICMP(flow.link, source: flow.key.remote, destination: flow.key.guest,
-                          header: .echo(.echoReply, identifier: flow.key.guestPort, sequence: reply.sequence),
-                          body: reply.body)
+        counters.bytesToGuest += reply.count
     }
 
     /// Ends the flows of a guest's port that went away.

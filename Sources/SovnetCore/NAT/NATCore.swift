@@ -7,12 +7,15 @@
 // (open, send, close). The driver keeps only the sockets and their epoll
 // tokens.
 //
-// Per frame: the IPv4 header is checked (packets with options are dropped
-// and counted; fragments are reassembled first), the destination is decided
-// by the `NATPolicy` (translated, as asked, or refused and counted), and the
-// packet goes to the TCP, UDP or ICMP table. TCP to the gateway's own
-// address is its DNS (53) and forwarder API (80), served by the host over a
-// connected pair; other traffic to that address reaches only flows that
+// Per frame: the IP header is checked (IPv4 packets with options are dropped
+// and counted, IPv4 fragments are reassembled first; IPv6 extension headers
+// are walked, IPv6 fragments are dropped and counted), the destination is
+// decided by the `NATPolicy` (translated, as asked, or refused and counted),
+// and the packet goes to the TCP, UDP or echo table. Both families share
+// the tables: a flow's key holds its guest's addresses, and its host socket
+// is of the family of the address the policy chose. TCP to the gateway's
+// own addresses is its DNS (53) and forwarder API (80), served by the host
+// over a connected pair; other traffic to them reaches only flows that
 // already exist there, which are the port forwards'. New flows of every
 // protocol pass one `FlowAdmission`.
 import SovnetWire
@@ -64,8 +67,11 @@ public final class NATCore {
     private let admission: FlowAdmission
     private unowned let host: NATHost
     private let gatewayAddress: IPv4Address
+    /// The gateway's IPv6 addresses: in the guests' prefix, and link-local.
+    private let gatewayIPv6: IPv6Address
+    private let gatewayLinkLocal: IPv6Address
     /// Where a guest address is on the switch now, or nil when no guest has it.
-    private let neighbor: (IPv4Address) -> GuestLink?
+    private let neighbor: (IPAddress) -> GuestLink?
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
     private var nextForwardPort: UInt16 = 32768
@@ -78,11 +84,13 @@ public final class NATCore {
     ///   - host: carries out the core's socket commands; the caller keeps it alive.
     ///   - neighbor: where a guest address is on the switch (the virtual network's bindings).
     public init(settings: NATSettings, network: VirtualNetworkConfiguration, ports: GuestPorts = GuestPorts(), host: NATHost,
-                frameCapacity: Int = 256 * 1024, neighbor: @escaping (IPv4Address) -> GuestLink?) {
+                frameCapacity: Int = 256 * 1024, neighbor: @escaping (IPAddress) -> GuestLink?) {
         self.settings = settings
         self.host = host
         self.neighbor = neighbor
         gatewayAddress = network.gatewayAddress
+        gatewayIPv6 = network.gatewayIPv6
+        gatewayLinkLocal = network.gatewayLinkLocal
         frames = GuestFrames(gatewayMAC: network.gatewayMAC, mtu: network.mtu, capacity: frameCapacity)
         let ids = FlowIDSource()
         admission = FlowAdmission(maximumFlows: settings.maximumFlows, maximumFlowsPerGuest: settings.maximumFlowsPerGuest,
@@ -137,19 +145,64 @@ public final class NATCore {
     /// A whole IPv4 packet from a guest: to its flow table, or dropped.
     private func receive(_ ip: IPv4View, link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         if ip.headerLength != IPv4View.minimumHeaderLength { return drop(.ipOptions) }
-        var target: IPv4Address?
+        var target: IPAddress?
         if ip.destination != gatewayAddress {
-            switch settings.policy.decide(ip.destination, transport: ip.protocol, hostAddresses: host.hostAddresses(now: now)) {
+            switch settings.policy.decide(.v4(ip.destination), transport: ip.protocol,
+                                          hostAddresses: host.hostAddresses(now: now)) {
             case .host(let address): target = address
             case .refuse(let reason): return drop(reason)
             }
         }
-        switch ip.protocol {
+        let packet = Packet(source: .v4(ip.source), destination: .v4(ip.destination), protocol: ip.protocol,
+                            bytes: ip.bytes, transportOffset: ip.headerLength)
+        receive(packet, link: link, target: target, checksumTrusted: checksumTrusted, now: now)
+    }
+
+    /// An IPv6 packet from the guest at `link` that the virtual network
+    /// marked for the NAT: to an address beyond the link, or to the
+    /// gateway's own addresses. As for IPv4, `checksumTrusted` says a TCP
+    /// checksum was left to complete by a kernel on this host.
+    public func receive(_ ip: IPv6View, from link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
+        guard let upper = try? ip.upperLayer() else { return drop(.malformedIPv6) }
+        guard upper.fragment == nil else { return drop(.fragment) }
+        var target: IPAddress?
+        if ip.destination != gatewayIPv6, ip.destination != gatewayLinkLocal {
+            switch settings.policy.decide(.v6(ip.destination), transport: upper.protocol,
+                                          hostAddresses: host.hostAddresses(now: now)) {
+            case .host(let address): target = address
+            case .refuse(let reason): return drop(reason)
+            }
+        }
+        let packet = Packet(source: .v6(ip.source), destination: .v6(ip.destination), protocol: upper.protocol,
+                            bytes: ip.bytes, transportOffset: ip.bytes.count - upper.payload.count)
+        receive(packet, link: link, target: target, checksumTrusted: checksumTrusted, now: now)
+    }
+
+    /// A guest's packet of either family, as the flow tables need it.
+    private struct Packet {
+        var source: IPAddress
+        var destination: IPAddress
+        var `protocol`: IPProtocol
+        /// The whole IP packet.
+        var bytes: UnsafeRawBufferPointer
+        /// Where the transport header begins in `bytes`.
+        var transportOffset: Int
+
+        var payload: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[transportOffset...]) }
+        /// The IP headers and the transport's first 8 bytes, which an ICMP error quotes.
+        var quote: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes.prefix(transportOffset + 8)) }
+    }
+
+    /// A whole packet to its flow table; `target` is where a new flow goes
+    /// on the host (nil: the packet is for the gateway itself).
+    private func receive(_ packet: Packet, link: GuestLink, target: IPAddress?, checksumTrusted: Bool,
+                         now: ContinuousClock.Instant) {
+        switch packet.protocol {
         case .tcp:
-            let parsed = checksumTrusted ? try? TCPView(ip.payload)
-                : try? TCPView(ip.payload, source: ip.source, destination: ip.destination)
+            let parsed = checksumTrusted ? try? TCPView(packet.payload)
+                : try? TCPView(packet.payload, source: packet.source, destination: packet.destination)
             guard let segment = parsed else { return drop(.badChecksum) }
-            let key = FlowKey(guest: ip.source, guestPort: segment.sourcePort, remote: ip.destination,
+            let key = FlowKey(guest: packet.source, guestPort: segment.sourcePort, remote: packet.destination,
                               remotePort: segment.destinationPort)
             if target == nil, tcp.isFree(key), segment.flags.contains(.syn), !segment.flags.contains(.ack),
                let service = GatewayService(port: segment.destinationPort),
@@ -162,19 +215,28 @@ public final class NATCore {
                 drop(reason)
             }
         case .udp:
-            guard let datagram = try? UDPView(ip.payload, source: ip.source, destination: ip.destination) else {
+            guard let datagram = try? UDPView(packet.payload, source: packet.source, destination: packet.destination) else {
                 return drop(.badChecksum)
             }
-            let key = FlowKey(guest: ip.source, guestPort: datagram.sourcePort, remote: ip.destination,
+            let key = FlowKey(guest: packet.source, guestPort: datagram.sourcePort, remote: packet.destination,
                               remotePort: datagram.destinationPort)
-            if let reason = udp.send(ip, datagram, key: key, link: link,
+            if let reason = udp.send(datagram, quote: packet.quote, key: key, link: link,
                                      target: target.map { ($0, datagram.destinationPort) }, now: now) {
                 drop(reason)
             }
-        case .icmp:
-            guard let message = try? ICMPv4View(ip.payload) else { return drop(.malformedICMP) }
+        case .icmp where !packet.source.isIPv6:
+            guard let message = try? ICMPv4View(packet.payload) else { return drop(.malformedICMP) }
             guard message.type == .echoRequest, let target else { return drop(.noService) }
-            if let reason = echo.send(message, from: ip.source, to: ip.destination, link: link, target: target, now: now) {
+            if let reason = echo.send(message.bytes, identifier: message.identifier, from: packet.source,
+                                      to: packet.destination, link: link, target: target, now: now) {
+                drop(reason)
+            }
+        case .icmpv6 where packet.source.isIPv6:
+            guard let message = try? ICMPv6View(packet.payload, source: packet.source.asIPv6,
+                                                destination: packet.destination.asIPv6) else { return drop(.malformedICMP) }
+            guard message.type == .echoRequest, let request = try? message.echo(), let target else { return drop(.noService) }
+            if let reason = echo.send(message.bytes, identifier: request.identifier, from: packet.source,
+                                      to: packet.destination, link: link, target: target, now: now) {
                 drop(reason)
             }
         default:
@@ -207,7 +269,7 @@ public final class NATCore {
 
     /// A connection a TCP port forward accepted, for the guest at
     /// `guest`:`port`: adopted as a flow toward it, or discarded.
-    public func acceptForwarded(_ connection: HostConnection, to guest: IPv4Address, port: UInt16,
+    public func acceptForwarded(_ connection: HostConnection, to guest: IPAddress, port: UInt16,
                                 now: ContinuousClock.Instant) {
         guard let link = neighbor(guest) else {
             host.report(.forwardWithoutGuest(guest))
@@ -220,7 +282,7 @@ public final class NATCore {
     /// A datagram a host client sent to UDP port forward `forward`, for the
     /// guest at `guest`:`port`.
     public func receiveForwarded(_ payload: UnsafeRawBufferPointer, from client: HostEndpoint, forward: UInt64,
-                                 to guest: IPv4Address, port: UInt16, now: ContinuousClock.Instant) {
+                                 to guest: IPAddress, port: UInt16, now: ContinuousClock.Instant) {
         guard let link = neighbor(guest) else { return drop(.noRoute) }
         udp.receive(payload, from: client, forward: forward, link: link, now: now) {
             freeKey(guest: guest, port: port, isFree: udp.isFree)
@@ -235,7 +297,7 @@ public final class NATCore {
     /// Starts a TCP handshake from the gateway to `guest`:`port` (a
     /// reachability check) on `connection`, the host's end of a pair, and
     /// calls `report` when it ends.
-    public func probe(_ connection: HostConnection, guest: IPv4Address, port: UInt16, now: ContinuousClock.Instant,
+    public func probe(_ connection: HostConnection, guest: IPAddress, port: UInt16, now: ContinuousClock.Instant,
                       report: @escaping (TCPHandshakeOutcome) -> Void) {
         guard let link = neighbor(guest) else {
             host.discard(connection)
@@ -251,10 +313,12 @@ public final class NATCore {
         tcp.watchHandshake(id, report: report)
     }
 
-    /// A flow key toward a guest from the gateway, with a source port no flow uses.
-    private func freeKey(guest: IPv4Address, port: UInt16, isFree: (FlowKey) -> Bool) -> FlowKey? {
+    /// A flow key toward a guest from the gateway's address of its family,
+    /// with a source port no flow uses.
+    private func freeKey(guest: IPAddress, port: UInt16, isFree: (FlowKey) -> Bool) -> FlowKey? {
+        let gateway: IPAddress = guest.isIPv6 ? .v6(gatewayIPv6) : .v4(gatewayAddress)
         for _ in 0..<28_232 {
-            let key = FlowKey(guest: guest, guestPort: port, remote: gatewayAddress, remotePort: nextForwardPort)
+            let key = FlowKey(guest: guest, guestPort: port, remote: gateway, remotePort: nextForwardPort)
             nextForwardPort = nextForwardPort >= 60_999 ? 32_768 : nextForwardPort + 1
             if isFree(key) { return key }
         }

@@ -42,15 +42,15 @@ public struct HostConnection: Hashable, Sendable {
 
 /// A host address and port: a port forward's client.
 public struct HostEndpoint: Hashable, Sendable, CustomStringConvertible {
-    public var address: IPv4Address
+    public var address: IPAddress
     public var port: UInt16
 
-    public init(_ address: IPv4Address, _ port: UInt16) {
+    public init(_ address: IPAddress, _ port: UInt16) {
         self.address = address
         self.port = port
     }
 
-    public var description: String { "\(address):\(port)" }
+    public var description: String { address.with(port: port) }
 }
 
 /// The gateway's own TCP services, reached by guests at its address.
@@ -112,7 +112,7 @@ public enum NATReport: Sendable, Equatable {
     /// A fragment from `source` was dropped.
     case fragmentDropped(source: IPv4Address, reason: String)
     /// A port forward's connection or datagram arrived while no guest has the forward's address.
-    case forwardWithoutGuest(IPv4Address)
+    case forwardWithoutGuest(IPAddress)
 }
 
 /// The host side of the NAT: sockets and what the host knows of itself.
@@ -120,19 +120,20 @@ public protocol NATHost: AnyObject {
     /// The host's own addresses now (which guests may not reach directly).
     func hostAddresses(now: ContinuousClock.Instant) -> HostAddressSet
     /// Opens a TCP socket for flow `id` and starts connecting it to `address`:`port`.
-    func connectTCP(_ id: FlowID, to address: IPv4Address, port: UInt16) -> TCPConnectStart
+    func connectTCP(_ id: FlowID, to address: IPAddress, port: UInt16) -> TCPConnectStart
     /// Opens the host end of flow `id` toward one of the gateway's own
     /// services, connected at once; the service gets the other end and
     /// serves the guest at `guest` on `port`. Nil when no socket could be made.
-    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPv4Address) -> FlowSocket?
+    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPAddress) -> FlowSocket?
     /// Makes `connection` the host end of flow `id`, watched for data; nil
     /// when it cannot be watched (the host closed it then).
     func adoptTCP(_ connection: HostConnection, _ id: FlowID) -> FlowSocket?
     /// Closes a connection the core did not adopt.
     func discard(_ connection: HostConnection)
     /// Opens a datagram socket for flow `id`, connected to `address`:`port`
-    /// (0 for echo sockets), and watches it.
-    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPv4Address, port: UInt16) -> DatagramOpening
+    /// (0 for echo sockets), and watches it; an echo socket toward an IPv6
+    /// address speaks ICMPv6.
+    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPAddress, port: UInt16) -> DatagramOpening
     /// Sends a datagram on flow `id`'s socket.
     func send(_ payload: UnsafeRawBufferPointer, on id: FlowID) -> DatagramSending
     /// Sends a datagram to a port forward's client from the forward's socket.

@@ -2,7 +2,7 @@ import SovnetWire
 
 /// Settings of the TCP the NAT speaks toward guests.
 public struct TCPSettings: Sendable {
-    /// The MSS offered to guests: the link MTU less 40 bytes of headers.
+    /// The MSS offered to IPv4 guests: the link MTU less 40 bytes of headers.
     public var maximumSegmentSize: Int
     /// The window scale offered to guests that offer one (RFC 7323).
     public var windowShift: UInt8 = 7
@@ -25,10 +25,17 @@ public struct TCPSettings: Sendable {
         maximumSegmentSize = max(536, mtu - 40)
     }
 
+    /// The MSS for a flow of either family: IPv6's header is 20 bytes longer.
+    public func maximumSegmentSize(ipv6: Bool) -> Int {
+        ipv6 ? maximumSegmentSize - 20 : maximumSegmentSize
+    }
+
     /// The most payload one superframe toward an offloading guest carries:
-    /// with its virtio-net, Ethernet, IPv4 and TCP headers it fits a 16-bit
-    /// frame length, and its IPv4 packet the 16-bit total length.
-    public static let superframePayload = 65_535 - 10 - 14 - 20 - 20
+    /// with its virtio-net, Ethernet, IP and TCP headers it fits a 16-bit
+    /// frame length (and an IPv4 packet the 16-bit total length).
+    public static func superframePayload(ipv6: Bool) -> Int {
+        65_535 - 10 - 14 - 20 - (ipv6 ? IPv6View.headerLength : IPv4View.minimumHeaderLength)
+    }
 }
 
 /// Byte and packet totals for one protocol of the NAT, both ways.

@@ -107,7 +107,7 @@ public final class TCPFlow {
         nextToSend = initialSequence
         highestSent = initialSequence
         retransmissionTimeout = context.settings.initialRetransmissionTimeout
-        segmentSize = context.settings.maximumSegmentSize
+        segmentSize = context.settings.maximumSegmentSize(ipv6: key.guest.isIPv6)
     }
 
     /// A flow for a guest's SYN; the driver has started connecting `socket`.
@@ -133,7 +133,7 @@ public final class TCPFlow {
     /// Takes the MSS and window scale of the guest's SYN, and its sequence number.
     private func adoptOptions(of segment: TCPView) {
         let options = (try? segment.options()) ?? TCPOptions()
-        segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize)
+        segmentSize = min(Int(options.maximumSegmentSize ?? 536), context.settings.maximumSegmentSize(ipv6: key.guest.isIPv6))
         if let shift = options.windowScale {
             guestShift = min(shift, 14)
             ownShift = context.settings.windowShift
@@ -176,8 +176,8 @@ public final class TCPFlow {
     /// RST, or an ICMP unreachable when the host said the destination is.
     public func hostConnectFailed(_ error: Int32) {
         guard phase == .connecting else { return }
-        if let code = Self.unreachableCode(error) {
-            sendUnreachable(code: code)
+        if let reason = Self.unreachableReason(error) {
+            sendUnreachable(reason)
         } else {
             emit(flags: [.rst, .ack], sequence: 0)
         }
@@ -186,12 +186,12 @@ public final class TCPFlow {
         deadline = nil
     }
 
-    /// The ICMP unreachable code for a connect error, or nil when an RST says it better.
-    static func unreachableCode(_ error: Int32) -> UInt8? {
+    /// The ICMP unreachable a connect error is told as, or nil when an RST says it better.
+    static func unreachableReason(_ error: Int32) -> GuestFrames.Unreachable? {
         switch error {
-        case 113: ICMPv4UnreachableCode.host        // EHOSTUNREACH
-        case 101: ICMPv4UnreachableCode.network     // ENETUNREACH
-        case 1, 13: ICMPv4UnreachableCode.administrativelyProhibited  // EPERM, EACCES
+        case 113: .host        // EHOSTUNREACH
+        case 101: .network     // ENETUNREACH
+        case 1, 13: .administrativelyProhibited  // EPERM, EACCES
         default: nil
         }
     }
@@ -489,7 +489,8 @@ public final class TCPFlow {
     /// offloading link) and sends them.
     private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) {
         var offset = 0
-        let piece = link.offload ? max(segmentSize, TCPSettings.superframePayload / segmentSize * segmentSize) : segmentSize
+        let superframe = TCPSettings.superframePayload(ipv6: key.guest.isIPv6)
+        let piece = link.offload ? max(segmentSize, superframe / segmentSize * segmentSize) : segmentSize
         while offset < bytes.count {
             let length = min(piece, bytes.count - offset)
             let last = offset + length == bytes.count
@@ -547,7 +548,7 @@ public final class TCPFlow {
     }
 
     private func sendSYN(acknowledging: Bool) {
-        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: context.settings.maximumSegmentSize))
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: context.settings.maximumSegmentSize(ipv6: key.guest.isIPv6)))
         if !acknowledging {
             options.windowScale = context.settings.windowShift
         } else if ownShift > 0 {
@@ -561,15 +562,20 @@ public final class TCPFlow {
         emit(flags: [.ack], sequence: nextToSend)
     }
 
-    private func sendUnreachable(code: UInt8) {
+    private func sendUnreachable(_ reason: GuestFrames.Unreachable) {
         // The ICMP error quotes the guest's SYN: its IP and TCP headers.
         var quoted: [UInt8] = []
-        IPv4Header(source: key.guest, destination: key.remote, protocol: .tcp, payloadLength: 20).emit(into: &quoted)
+        switch (key.guest, key.remote) {
+        case (.v4(let guest), .v4(let remote)):
+            IPv4Header(source: guest, destination: remote, protocol: .tcp, payloadLength: 20).emit(into: &quoted)
+        default:
+            IPv6Header(source: key.guest.asIPv6, destination: key.remote.asIPv6, nextHeader: .tcp, payloadLength: 20)
+                .emit(into: &quoted)
+        }
         TCPHeader(sourcePort: key.guestPort, destinationPort: key.remotePort, sequenceNumber: receiveNext &- 1,
                   flags: [.syn], window: 0).emit(payload: [], source: key.guest, destination: key.remote, into: &quoted)
         quoted.withUnsafeBytes { body in
-            context.frames.appendICMP(link, source: key.remote, destination: key.guest,
-                                      header: ICMPv4Header(type: .destinationUnreachable, code: code), body: body)
+            context.frames.appendUnreachable(link, source: key.remote, destination: key.guest, reason, quoting: body)
         }
     }
 

@@ -52,7 +52,7 @@ final class TCPFlowTable {
 
     /// Takes a segment from the guest; `target` is where the host socket
     /// connects for a new flow. Returns a drop reason when it was refused.
-    func receive(_ segment: TCPView, key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)?,
+    func receive(_ segment: TCPView, key: FlowKey, link: GuestLink, target: (IPAddress, UInt16)?,
                  now: ContinuousClock.Instant) -> DropReason? {
         let flags = segment.flags
         if let id = flows[key], let flow = entries[id] {
@@ -230,7 +230,7 @@ final class TCPFlowTable {
     /// guest (same address and MAC) left behind on a port that is gone
     /// follow it and go on at once, so a flow that only the host sends on
     /// resumes too (or is reset by the guest, if it forgot the connection).
-    func follow(_ address: IPv4Address, to link: GuestLink, now: ContinuousClock.Instant) {
+    func follow(_ address: IPAddress, to link: GuestLink, now: ContinuousClock.Instant) {
         for (id, flow) in entries where orphans[id] != nil && flow.key.guest == address && flow.link.mac == link.mac {
             relink(id, flow, to: link)
             flow.resume(now: now)

@@ -1,8 +1,8 @@
 // The UDP part of the NAT core. Each guest 4-tuple gets a host UDP socket
 // connected to the (translated) destination, so only that peer's answers
 // arrive on it; answers go back to the guest from the address it wrote to,
-// in IPv4 fragments when longer than the MTU. A port unreachable the host
-// got (a send or receive refused) goes back to the guest as an ICMP
+// in fragments when longer than the MTU. A port unreachable the host got (a
+// send or receive refused) goes back to the guest as an ICMP or ICMPv6
 // message quoting the guest's last datagram. A flow ends after
 // `idleTimeout` without traffic.
 //
@@ -18,7 +18,7 @@ final class UDPFlowTable {
         /// For a port forward's flow: the forward and the host client to answer.
         let forward: ForwardClient?
         var lastActive: ContinuousClock.Instant
-        /// The guest's last datagram's IP header and first 8 bytes, for ICMP errors.
+        /// The guest's last datagram's IP headers and first 8 bytes, for ICMP errors.
         var quoted: [UInt8]
     }
 
@@ -45,17 +45,18 @@ final class UDPFlowTable {
 
     func isFree(_ key: FlowKey) -> Bool { table.id(of: key) == nil }
 
-    /// Sends a datagram from the guest; `target` is the host address for a
-    /// new flow (nil: only an existing flow, such as a port forward's, may
-    /// take it). Returns a drop reason when it was refused.
-    func send(_ ip: IPv4View, _ udp: UDPView, key: FlowKey, link: GuestLink, target: (IPv4Address, UInt16)?,
+    /// Sends a datagram from the guest; `quote` is its packet from the IP
+    /// header through the UDP header, `target` the host address for a new
+    /// flow (nil: only an existing flow, such as a port forward's, may take
+    /// it). Returns a drop reason when it was refused.
+    func send(_ udp: UDPView, quote: UnsafeRawBufferPointer, key: FlowKey, link: GuestLink, target: (IPAddress, UInt16)?,
               now: ContinuousClock.Instant) -> DropReason? {
         let id: FlowID
         if let existing = table.id(of: key) {
             id = existing
         } else {
             guard let target else {
-                unreachable(quoting: ip, link: link)
+                frames.appendUnreachable(link, source: key.remote, destination: key.guest, .port, quoting: quote)
                 return .noFlow
             }
             if let refusal = table.refusal(port: link.port) { return refusal }
@@ -68,7 +69,7 @@ final class UDPFlowTable {
             flow.lastActive = now
             flow.link.offload = link.offload
             flow.quoted.removeAll(keepingCapacity: true)
-            flow.quoted.append(contentsOf: ip.bytes.prefix(ip.headerLength + 8))
+            flow.quoted.append(contentsOf: quote)
         }
         guard let flow = table.entries[id] else { return .noFlow }
         counters.packetsFromGuest += 1
@@ -76,7 +77,7 @@ final class UDPFlowTable {
         if let forward = flow.forward {
             host.send(udp.payload, to: forward.client, from: forward.forward)
         } else if host.send(udp.payload, on: id) == .refused {
-            unreachable(quoting: ip, link: link)
+            frames.appendUnreachable(link, source: key.remote, destination: key.guest, .port, quoting: quote)
         }
         return nil
     }
@@ -112,9 +113,7 @@ final class UDPFlowTable {
     func refused(_ id: FlowID) {
         guard let flow = table.entries[id], !flow.quoted.isEmpty else { return }
         flow.quoted.withUnsafeBytes { quoted in
-            frames.appendICMP(flow.link, source: flow.key.remote, destination: flow.key.guest,
-                              header: ICMPv4Header(type: .destinationUnreachable, code: ICMPv4UnreachableCode.port),
-                              body: quoted)
+            frames.appendUnreachable(flow.link, source: flow.key.remote, destination: flow.key.guest, .port, quoting: quoted)
         }
     }
 
@@ -123,12 +122,6 @@ final class UDPFlowTable {
         counters.bytesToGuest += payload.count
         frames.appendUDP(link, source: key.remote, sourcePort: key.remotePort, destination: key.guest,
                          destinationPort: key.guestPort, payload: payload)
-    }
-
-    private func unreachable(quoting ip: IPv4View, link: GuestLink) {
-        frames.appendICMP(link, source: ip.destination, destination: ip.source,
-                          header: ICMPv4Header(type: .destinationUnreachable, code: ICMPv4UnreachableCode.port),
-                          body: UnsafeRawBufferPointer(rebasing: ip.bytes.prefix(ip.headerLength + 8)))
     }
 
     /// Ends flows idle for longer than the timeout.

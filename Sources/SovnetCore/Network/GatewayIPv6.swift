@@ -1,15 +1,12 @@
 // The gateway's IPv6 (RFC 4861, RFC 4443): it answers neighbour
-// solicitations for its addresses (its link-local one, from its MAC, and
-// ::1 of the network's /64), router solicitations with an advertisement of
-// the /64 for SLAAC (RFC 4862) and the link's MTU, and echo requests.
-// Neighbour discovery counts only with hop limit 255, the sign that it was
-// not forwarded (RFC 4861 §6.1). Until the NAT carries IPv6, the
-// advertisement's router lifetime is 0: guests take addresses in the /64
-// and reach the gateway, but get no default IPv6 route, so a connection to
-// an IPv6 address beyond the link fails at once and falls back to IPv4
-// instead of waiting on packets the gateway would drop. It names no DNS
-// server: the gateway's DNS is reached over IPv4. Routers' messages from
-// guests (advertisements, redirects) are dropped, never switched to other guests.
+// solicitations for its addresses (its link-local one, from its MAC, ::1 of
+// the network's /64, and the host alias), router solicitations with an
+// advertisement of itself as the default router, the /64 for SLAAC (RFC
+// 4862), the link's MTU and its own address as DNS server (RFC 8106), and
+// echo requests to its own addresses. Neighbour discovery counts only with
+// hop limit 255, the sign that it was not forwarded (RFC 4861 §6.1).
+// Routers' messages from guests (advertisements, redirects) are dropped,
+// never switched to other guests.
 import SovnetWire
 
 /// What the gateway does with an IPv6 frame.
@@ -31,7 +28,7 @@ enum GatewayIPv6 {
     /// The answer to a packet from the guest with MAC `sender`.
     static func answer(_ ip: IPv6View, from sender: MACAddress, _ configuration: VirtualNetworkConfiguration) -> Outcome {
         guard let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
-        let own = [configuration.gatewayIPv6, configuration.gatewayLinkLocal]
+        let own = configuration.gatewayIPv6Addresses
         let listened = own + own.map(\.solicitedNode) + [.allNodes, .allRouters]
         guard listened.contains(ip.destination) else { return .ignore }
         guard upper.protocol == .icmpv6, upper.fragment == nil else {
@@ -66,16 +63,22 @@ enum GatewayIPv6 {
         }
     }
 
+    /// How long guests keep the gateway as default router and DNS server
+    /// after an advertisement: 30 minutes, RFC 4861's default lifetime; a
+    /// guest solicits again when it restarts.
+    static let routerLifetime: UInt16 = 1800
+
     /// A router advertisement's body: hop limit 64, no managed or other
-    /// configuration, not a default router (lifetime 0), then the gateway's
-    /// link-layer address, the MTU, and the /64 for on-link use and SLAAC
-    /// (valid a day, preferred four hours).
+    /// configuration, the gateway as default router, then its link-layer
+    /// address, the MTU, the /64 for on-link use and SLAAC (valid a day,
+    /// preferred four hours), and its address as DNS server.
     static func advertisement(_ configuration: VirtualNetworkConfiguration) -> [UInt8] {
-        RouterAdvertisement(hopLimit: 64, routerLifetime: 0).body(options: [
+        RouterAdvertisement(hopLimit: 64, routerLifetime: routerLifetime).body(options: [
             .sourceLinkLayer(configuration.gatewayMAC),
             .mtu(UInt32(configuration.mtu)),
             .prefix(configuration.ipv6Prefix.masked(prefixLength: 64), length: 64, onLink: true, autonomous: true,
                     validLifetime: 86_400, preferredLifetime: 14_400),
+            .dnsServers([configuration.gatewayIPv6], lifetime: UInt32(routerLifetime)),
         ])
     }
 

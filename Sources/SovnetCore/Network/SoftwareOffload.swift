@@ -2,8 +2,8 @@
 // an offloading link that goes somewhere offloads are not understood (a
 // guest on a plain link, the gateway's own services): a checksum that holds
 // only the pseudo-header's sum is completed, and a TCP superframe is cut
-// into the segments it stands for, each with its own IPv4 and TCP headers
-// and checksums, as Linux's software GSO does.
+// into the segments it stands for, each with its own IP (v4 or v6) and TCP
+// headers and checksums, as Linux's software GSO does.
 import SovnetWire
 
 /// How a frame switched between two guests changes on the way.
@@ -53,7 +53,7 @@ public enum SoftwareOffload {
     }
 
     /// The plain frames `frame` stands for: itself with its checksum
-    /// completed, or the segments of a TCP/IPv4 superframe. Nil for a frame
+    /// completed, or the segments of a TCP superframe. Nil for a frame
     /// that does not parse or a segmentation this code does not do.
     public static func frames(of frame: UnsafeRawBufferPointer, header: VirtioNetHeader) -> [[UInt8]]? {
         switch header.segmentation {
@@ -63,7 +63,7 @@ public enum SoftwareOffload {
                 guard copy.withUnsafeMutableBytes({ completeChecksum($0, header: header) }) else { return nil }
             }
             return [copy]
-        case .tcpv4?:
+        case .tcpv4?, .tcpv6?:
             return segments(frame, segmentSize: Int(header.segmentSize))
         default:
             return nil
@@ -75,11 +75,36 @@ public enum SoftwareOffload {
     /// 64 KB superframe into tens of thousands of frames.
     public static let minimumSegmentSize = 48
 
-    /// Cuts a TCP/IPv4 superframe into segments of `segmentSize` payload bytes.
+    /// The IP layer of a superframe: where its TCP segment is, and how each
+    /// segment's IP header is rewritten.
+    private struct SuperframeIP {
+        var headerLength: Int
+        var source: IPAddress
+        var destination: IPAddress
+        /// IPv4's identification, counted up per segment; nil for IPv6.
+        var identification: UInt16?
+        var tcp: TCPView
+
+        init?(_ ethernet: EthernetView) {
+            if let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
+               let tcp = try? TCPView(ip.payload) {
+                (headerLength, source, destination) = (ip.headerLength, .v4(ip.source), .v4(ip.destination))
+                (identification, self.tcp) = (ip.identification, tcp)
+            } else if let ip = try? IPv6View(ethernet.payload), ip.nextHeader == .tcp, let tcp = try? TCPView(ip.payload) {
+                (headerLength, source, destination) = (IPv6View.headerLength, .v6(ip.source), .v6(ip.destination))
+                (identification, self.tcp) = (nil, tcp)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    /// Cuts a TCP superframe (IPv4, or IPv6 without extension headers) into
+    /// segments of `segmentSize` payload bytes.
     static func segments(_ frame: UnsafeRawBufferPointer, segmentSize: Int) -> [[UInt8]]? {
         guard segmentSize >= minimumSegmentSize, let ethernet = try? EthernetView(frame),
-              let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
-              let tcp = try? TCPView(ip.payload) else { return nil }
+              let ip = SuperframeIP(ethernet) else { return nil }
+        let tcp = ip.tcp
         let linkLength = ethernet.payloadOffset
         let ipLength = ip.headerLength
         let tcpLength = tcp.headerLength
@@ -97,10 +122,14 @@ public enum SoftwareOffload {
             segment.withUnsafeMutableBytes { bytes in
                 let ipStart = linkLength
                 let tcpStart = linkLength + ipLength
-                storeBE16(bytes, ipStart + 2, UInt16(ipLength + tcpLength + length))
-                storeBE16(bytes, ipStart + 4, ip.identification &+ UInt16(truncatingIfNeeded: frames.count))
-                storeBE16(bytes, ipStart + 10, 0)
-                storeBE16(bytes, ipStart + 10, InternetChecksum.of(UnsafeRawBufferPointer(rebasing: bytes[ipStart..<tcpStart])))
+                if let identification = ip.identification {
+                    storeBE16(bytes, ipStart + 2, UInt16(ipLength + tcpLength + length))
+                    storeBE16(bytes, ipStart + 4, identification &+ UInt16(truncatingIfNeeded: frames.count))
+                    storeBE16(bytes, ipStart + 10, 0)
+                    storeBE16(bytes, ipStart + 10, InternetChecksum.of(UnsafeRawBufferPointer(rebasing: bytes[ipStart..<tcpStart])))
+                } else {
+                    storeBE16(bytes, ipStart + 4, UInt16(tcpLength + length))
+                }
                 let sequence = tcp.sequenceNumber &+ UInt32(truncatingIfNeeded: offset)
                 for index in 0..<4 { bytes[tcpStart + 4 + index] = UInt8(truncatingIfNeeded: sequence >> (24 - 8 * index)) }
                 var segmentFlags = flags

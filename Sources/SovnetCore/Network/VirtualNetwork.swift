@@ -43,7 +43,7 @@ public struct PortID: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// back on a new connection (`from` its old port), or a free address a port
 /// took by using it (`from` nil).
 public struct BindingChange: Equatable, Sendable {
-    public var address: IPv4Address
+    public var address: IPAddress
     public var link: GuestLink
     public var from: PortID?
 }
@@ -67,8 +67,8 @@ public enum Delivery: Equatable, Sendable {
 public final class VirtualNetwork {
     public let configuration: VirtualNetworkConfiguration
     public private(set) var dhcp: DHCPServer
-    public private(set) var dns: DNSResolver
-    public private(set) var counters = NetworkCounters()
+    public internal(set) var dns: DNSResolver
+    public internal(set) var counters = NetworkCounters()
     /// Which port each source MAC was learned on.
     public private(set) var macTable: [MACAddress: PortID] = [:]
     /// How many MACs each port has in `macTable`.
@@ -76,9 +76,23 @@ public final class VirtualNetwork {
     /// Bindings that moved to a new port, until the driver takes them.
     private var bindingChanges: [BindingChange] = []
 
-    /// Where the guest using `address` is: the live port its binding is on
-    /// (an expired one still says where the guest was), or the port of the
-    /// MAC a static binding names.
+    /// IPv6 addresses bound to guest ports (`IPv6Bindings`).
+    var ipv6Bindings: IPv6Bindings
+
+    /// Where the guest using `address` is: for IPv4, the live port its
+    /// binding is on (an expired one still says where the guest was), or
+    /// the port of the MAC a static binding names; for IPv6, the live port
+    /// its binding is on.
+    public func neighbor(_ address: IPAddress) -> GuestLink? {
+        switch address {
+        case .v4(let address):
+            return neighbor(address)
+        case .v6(let address):
+            guard let binding = ipv6Bindings[address], let record = ports[binding.port] else { return nil }
+            return GuestLink(port: binding.port, mac: binding.mac, offload: record.offload)
+        }
+    }
+
     public func neighbor(_ address: IPv4Address) -> GuestLink? {
         if let lease = dhcp.holder(of: address), let record = ports[lease.port] {
             return GuestLink(port: lease.port, mac: lease.mac, offload: record.offload)
@@ -121,8 +135,14 @@ public final class VirtualNetwork {
     public func takeBindingChanges() -> [BindingChange] {
         defer { bindingChanges.removeAll() }
         return bindingChanges + dhcp.takeMoves().map {
-            BindingChange(address: $0.lease.address, link: GuestLink(port: $0.lease.port, mac: $0.lease.mac), from: $0.from)
+            BindingChange(address: .v4($0.lease.address), link: GuestLink(port: $0.lease.port, mac: $0.lease.mac), from: $0.from)
         }
+    }
+
+    /// Notes that `address` is bound to `link`'s port now (`takeBindingChanges`).
+    func noteBinding(_ address: IPAddress, link: GuestLink, from: PortID?) {
+        guard bindingChanges.count < Self.maximumLeaseEvents else { return }
+        bindingChanges.append(BindingChange(address: address, link: link, from: from))
     }
     /// The ports of the switch, each with its link's record; the NAT reads them.
     public let ports = GuestPorts()
@@ -141,6 +161,7 @@ public final class VirtualNetwork {
         self.configuration = configuration
         dhcp = DHCPServer(configuration: configuration.dhcp)
         answerFrames = GuestFrames(gatewayMAC: configuration.gatewayMAC, mtu: configuration.mtu, capacity: 0)
+        ipv6Bindings = IPv6Bindings(maximumPerPort: configuration.maximumIPv6AddressesPerPort)
         let local = DNSResolver.defaultRecords(gateway: configuration.gatewayAddress, host: configuration.hostAddress)
         dns = DNSResolver(zones: local.zones, records: local.records,
                           upstreamCount: configuration.upstreamResolverCount,
@@ -280,7 +301,7 @@ public final class VirtualNetwork {
         default:
             break
         }
-        if let refusal = checkSource(ethernet, ip: ip, arp: arp, port: port, now: now) {
+        if let refusal = checkSource(ethernet, ip: ip, ipv6: ipv6, arp: arp, port: port, now: now) {
             counters.drop(refusal)
             return
         }
@@ -325,8 +346,9 @@ public final class VirtualNetwork {
 
     /// Why a frame's IPv4 source or ARP sender may not be used on `port`, if
     /// it may not (see the top of the file); nil for other EtherTypes.
-    private func checkSource(_ ethernet: EthernetView, ip: IPv4View?, arp: ARPPacket?, port: PortID,
+    private func checkSource(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, arp: ARPPacket?, port: PortID,
                              now: ContinuousClock.Instant) -> DropReason? {
+        if let ipv6 { return checkSource(ipv6, mac: ethernet.source, port: port, now: now) }
         if let ip {
             if ip.source == .any { return Self.isDHCPToServer(ip) ? nil : .spoofedAddress }
             return mayUse(ip.source, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
@@ -355,7 +377,7 @@ public final class VirtualNetwork {
         case .held, .returned:
             return true
         case .taken:
-            bindingChanges.append(BindingChange(address: address, link: GuestLink(port: port, mac: mac), from: nil))
+            noteBinding(.v4(address), link: GuestLink(port: port, mac: mac), from: nil)
             return true
         case .refused:
             return false
@@ -403,11 +425,7 @@ public final class VirtualNetwork {
             ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.etherType == .ipv6 {
             guard let ipv6 else { return counters.drop(.malformedIPv6) }
-            switch GatewayIPv6.answer(ipv6, from: ethernet.source, configuration) {
-            case .reply(let frame): deliveries.append(.send(frame, to: port))
-            case .drop(let reason): counters.drop(reason)
-            case .ignore: break
-            }
+            gatewayIPv6(ipv6, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.destination == configuration.gatewayMAC {
             // Multicast of other kinds was switched already; the gateway does not speak them.
             counters.drop(.unknownEtherType)
@@ -481,7 +499,8 @@ public final class VirtualNetwork {
                 return
             }
             if udp.destinationPort == 53, forGateway {
-                let client = DNSClient(address: ip.source, port: udp.sourcePort, mac: ethernet.source, switchPort: port)
+                let client = DNSClient(address: .v4(ip.source), port: udp.sourcePort, mac: ethernet.source, switchPort: port,
+                                       server: .v4(ip.destination))
                 deliveries += deliver(dns.query(udp.payload, from: client, now: now))
                 return
             }
@@ -520,9 +539,9 @@ public final class VirtualNetwork {
     }
 
     /// Turns the resolver's actions into deliveries: answers in UDP frames
-    /// from the gateway's port 53 (in IPv4 fragments when longer than the
-    /// MTU, as an EDNS answer may be), queries for the driver to forward.
-    private func deliver(_ actions: [DNSResolverAction]) -> [Delivery] {
+    /// from the gateway's port 53 (in fragments when longer than the MTU, as
+    /// an EDNS answer may be), queries for the driver to forward.
+    func deliver(_ actions: [DNSResolverAction]) -> [Delivery] {
         actions.flatMap { action -> [Delivery] in
             switch action {
             case .forward(let query, let upstream):
@@ -531,7 +550,7 @@ public final class VirtualNetwork {
                 answerFrames.removeAll()
                 payload.withUnsafeBytes {
                     answerFrames.appendUDP(GuestLink(port: client.switchPort, mac: client.mac),
-                                           source: configuration.gatewayAddress, sourcePort: 53,
+                                           source: client.server, sourcePort: 53,
                                            destination: client.address, destinationPort: client.port, payload: $0)
                 }
                 return answerFrames.frames.map { .send(Array(answerFrames.storage[$0.range]), to: $0.port) }

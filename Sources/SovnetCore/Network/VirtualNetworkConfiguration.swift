@@ -80,6 +80,12 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var maximumPendingQueriesPerPort = 256
     /// The /64 guests configure IPv6 addresses in by SLAAC (a unique local prefix).
     public var ipv6Prefix = IPv6Address(high: 0xFD00 << 48, low: 0)
+    /// The host alias over IPv6 (::254 of the prefix; the NAT translates it to the host's ::1).
+    public var ipv6HostAddress = IPv6Address(high: 0xFD00 << 48, low: 0x254)
+    /// IPv6 addresses the gateway answers neighbour discovery for besides its own (the host alias).
+    public var ipv6VirtualAddresses = [IPv6Address(high: 0xFD00 << 48, low: 0x254)]
+    /// IPv6 addresses one port may use at once (SLAAC, privacy and link-local addresses).
+    public var maximumIPv6AddressesPerPort = 16
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
@@ -109,6 +115,8 @@ public struct VirtualNetworkConfiguration: Sendable {
     /// The gateway's IPv6 addresses: ::1 of the prefix, and its link-local one (from its MAC).
     public var gatewayIPv6: IPv6Address { IPv6Address(high: ipv6Prefix.high, low: 1) }
     public var gatewayLinkLocal: IPv6Address { IPv6Address(linkLocalFor: gatewayMAC) }
+    /// The IPv6 addresses the gateway answers neighbour discovery for: its own two and the virtual ones.
+    public var gatewayIPv6Addresses: [IPv6Address] { [gatewayIPv6, gatewayLinkLocal] + ipv6VirtualAddresses }
 
     /// The DHCP server's settings: the gateway as router and DNS server, the
     /// pool from the first free host address to the one before the last.

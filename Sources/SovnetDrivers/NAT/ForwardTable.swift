@@ -45,7 +45,7 @@ final class ForwardTable {
         let fd = try listen(requested, sharingPorts: owner == .host)
         var forward = requested
         if let (address, port) = requested.localAddress, port == 0, let (_, chosen) = InetAddress.local(fd) {
-            forward.local = "\(address):\(chosen)"
+            forward.local = address.with(port: chosen)
         }
         let id = nextID
         nextID += 1
@@ -99,11 +99,13 @@ final class ForwardTable {
         }
         guard let (address, port) = forward.localAddress else { throw PortForwardError("bad local '\(forward.local)'") }
         let fd: Int32
-        switch InetAddress.socket(forward.kind == .tcp ? SOCK_STREAM : SOCK_DGRAM) {
+        switch InetAddress.socket(for: address, forward.kind == .tcp ? SOCK_STREAM : SOCK_DGRAM) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error): throw PortForwardError("socket for \(forward.local): \(error)")
         }
         if sharingPorts { _ = InetAddress.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
+        // [::]:PORT is IPv6's every address only; 0.0.0.0:PORT may be forwarded beside it.
+        if address.isIPv6 { _ = InetAddress.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
         let bound = InetAddress.bind(fd, address, port)
         guard bound == 0, forward.kind == .udp || Glibc.listen(fd, 128) == 0 else {
             let reason = String(cString: strerror(bound == 0 ? errno : bound))

@@ -1,5 +1,5 @@
-// The IPv4 addresses that are the proxy's host (its interfaces' addresses,
-// from getifaddrs, and the prefixes of its `local` routes, from rtnetlink),
+// The addresses that are the proxy's host (its interfaces' IPv4 and IPv6
+// addresses, from getifaddrs, and the prefixes of its IPv4 `local` routes, from rtnetlink),
 // which a guest may not reach directly: they lead to the same services as
 // the host's loopback, which a guest reaches only through a translation
 // (NATPolicy). Read again every few seconds, as interfaces and routes come
@@ -8,7 +8,7 @@ import Glibc
 import SovnetCore
 import SovnetWire
 
-/// This host's own IPv4 addresses, kept fresh.
+/// This host's own addresses, kept fresh.
 struct HostAddresses {
     private(set) var addresses = HostAddressSet()
     private var readAt: ContinuousClock.Instant?
@@ -19,24 +19,35 @@ struct HostAddresses {
         if let readAt, now - readAt < Self.refreshInterval { return addresses }
         readAt = now
         let local = ((try? RouteNetlink())?.localRoutes() ?? []).map { HostAddressSet.LocalPrefix($0.0, length: $0.1) }
-        addresses = HostAddressSet(addresses: Self.read(), prefixes: local)
+        let (v4, v6) = Self.read()
+        addresses = HostAddressSet(addresses: v4, prefixes: local, ipv6Addresses: v6)
         return addresses
     }
 
-    /// Every IPv4 address on an interface now.
-    static func read() -> Set<IPv4Address> {
+    /// Every IPv4 and IPv6 address on an interface now.
+    static func read() -> (Set<IPv4Address>, Set<IPv6Address>) {
         var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return [] }
+        guard getifaddrs(&list) == 0 else { return ([], []) }
         defer { freeifaddrs(list) }
-        var found: Set<IPv4Address> = []
+        var v4: Set<IPv4Address> = []
+        var v6: Set<IPv6Address> = []
         var entry = list
         while let current = entry {
-            if let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) {
-                let raw = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
-                found.insert(IPv4Address(rawValue: UInt32(bigEndian: raw)))
+            if let address = current.pointee.ifa_addr {
+                let family = Int32(address.pointee.sa_family)
+                let size = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+                if family == AF_INET || family == AF_INET6 {
+                    var storage = sockaddr_storage()
+                    withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: size)) }
+                    switch InetAddress.parts(storage)?.0 {
+                    case .v4(let found)?: v4.insert(found)
+                    case .v6(let found)?: v6.insert(found)
+                    case nil: break
+                    }
+                }
             }
             entry = current.pointee.ifa_next
         }
-        return found
+        return (v4, v6)
     }
 }

@@ -39,7 +39,7 @@ final class NATSockets: NATHost {
     private let warnings: WarningLimiter
     /// Serves a connection to one of the gateway's own TCP services, given
     /// the socket that carries it and the guest's port and address.
-    private let serveLocally: (GatewayService, Int32, PortID, IPv4Address) -> Void
+    private let serveLocally: (GatewayService, Int32, PortID, IPAddress) -> Void
     private var tcpSockets: [FlowID: HostTCPSocket] = [:]
     private var datagramSockets: [FlowID: Int32] = [:]
     private var addresses = HostAddresses()
@@ -47,7 +47,7 @@ final class NATSockets: NATHost {
     private var pingRefusalLogged = false
 
     init(epoll: Epoll, epoch: LoopEpoch, socketMode: mode_t, logger: Logger,
-         serveLocally: @escaping (GatewayService, Int32, PortID, IPv4Address) -> Void) {
+         serveLocally: @escaping (GatewayService, Int32, PortID, IPAddress) -> Void) {
         self.epoll = epoll
         self.epoch = epoch
         self.logger = logger
@@ -112,20 +112,12 @@ final class NATSockets: NATHost {
         }
     }
 
-    private func receiveForwarded(_ entry: ForwardTable.Entry, id: UInt64, to guest: IPv4Address, port: UInt16,
+    private func receiveForwarded(_ entry: ForwardTable.Entry, id: UInt64, to guest: IPAddress, port: UInt16,
                                   core: NATCore, now: ContinuousClock.Instant) {
         while true {
-            var client = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let count = buffer.withUnsafeMutableBytes { buffer in
-                withUnsafeMutablePointer(to: &client) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(entry.descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &length)
-                    }
-                }
-            }
-            guard count >= 0 else { return }
-            let (address, clientPort) = InetAddress.parts(client)
+            guard let (count, address, clientPort) = buffer.withUnsafeMutableBytes({
+                InetAddress.receive(entry.descriptor, into: $0)
+            }) else { return }
             buffer.withUnsafeBytes {
                 core.receiveForwarded(UnsafeRawBufferPointer(rebasing: $0[..<count]), from: HostEndpoint(address, clientPort),
                                       forward: id, to: guest, port: port, now: now)
@@ -137,7 +129,7 @@ final class NATSockets: NATHost {
     /// reachability check) and calls `report` when it ends. The flow's host
     /// end is one side of a socketpair whose other side is closed once the
     /// handshake is over, so an open connection is closed again with FIN.
-    func probe(guest: IPv4Address, port: UInt16, core: NATCore, now: ContinuousClock.Instant,
+    func probe(guest: IPAddress, port: UInt16, core: NATCore, now: ContinuousClock.Instant,
                report: @escaping (TCPHandshakeOutcome) -> Void) {
         guard let pair = Self.socketPair() else {
             return report(.failed("socketpair: \(String(cString: strerror(errno)))"))
@@ -167,12 +159,12 @@ final class NATSockets: NATHost {
         addresses.current(now: now)
     }
 
-    func connectTCP(_ id: FlowID, to address: IPv4Address, port: UInt16) -> TCPConnectStart {
+    func connectTCP(_ id: FlowID, to address: IPAddress, port: UInt16) -> TCPConnectStart {
         let fd: Int32
-        switch InetAddress.socket(SOCK_STREAM) {
+        switch InetAddress.socket(for: address, SOCK_STREAM) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error):
-            warnings.warning("tcp-socket", "TCP to \(address):\(port): no host socket: \(error)")
+            warnings.warning("tcp-socket", "TCP to \(address.with(port: port)): no host socket: \(error)")
             return .noSocket
         }
         let socket = tcpSocket(fd, id)
@@ -184,7 +176,7 @@ final class NATSockets: NATHost {
         return (try? socket.watchConnect()) != nil ? .connecting(socket) : .failed(socket, ENOMEM)
     }
 
-    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPv4Address) -> FlowSocket? {
+    func openService(_ service: GatewayService, _ id: FlowID, port: PortID, guest: IPAddress) -> FlowSocket? {
         guard let pair = Self.socketPair() else { return nil }
         let socket = tcpSocket(pair.0, id)
         guard (try? socket.watchData()) != nil else {
@@ -212,9 +204,10 @@ final class NATSockets: NATHost {
         close(connection.rawValue)
     }
 
-    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPv4Address, port: UInt16) -> DatagramOpening {
+    func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPAddress, port: UInt16) -> DatagramOpening {
         let fd: Int32
-        switch InetAddress.socket(SOCK_DGRAM, kind == .echo ? Int32(IPPROTO_ICMP) : 0) {
+        let echoProtocol = address.isIPv6 ? Int32(IPPROTO_ICMPV6) : Int32(IPPROTO_ICMP)
+        switch InetAddress.socket(for: address, SOCK_DGRAM, kind == .echo ? echoProtocol : 0) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error):
             if kind == .echo, error.rawValue == EACCES || error.rawValue == EPERM {
@@ -224,13 +217,13 @@ final class NATSockets: NATHost {
                 }
                 return .notPermitted
             }
-            if kind == .udp { warnings.warning("udp-socket", "UDP to \(address):\(port): no host socket: \(error)") }
+            if kind == .udp { warnings.warning("udp-socket", "UDP to \(address.with(port: port)): no host socket: \(error)") }
             return .failed
         }
         let token = kind == .echo ? LoopToken.pingFlow(id.rawValue) : LoopToken.udpFlow(id.rawValue)
         let result = InetAddress.connect(fd, address, port)
         guard result == 0, (try? epoll.add(fd, [.readable], token: token.rawValue)) != nil else {
-            logger.debug("\(kind == .echo ? "ping" : "UDP") \(id): connect \(address):\(port): \(String(cString: strerror(result)))")
+            logger.debug("\(kind == .echo ? "ping" : "UDP") \(id): connect \(address.with(port: port)): \(String(cString: strerror(result)))")
             close(fd)
             return .failed
         }
@@ -246,13 +239,7 @@ final class NATSockets: NATHost {
 
     func send(_ payload: UnsafeRawBufferPointer, to client: HostEndpoint, from forward: UInt64) {
         guard let entry = forwards.entries[forward] else { return }
-        var address = InetAddress.make(client.address, client.port)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(entry.descriptor, payload.baseAddress, payload.count, Int32(MSG_DONTWAIT), $0,
-                       socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        InetAddress.send(entry.descriptor, payload, to: client.address, client.port)
     }
 
     func closeDatagram(_ id: FlowID) {

@@ -115,7 +115,7 @@ public enum ControlAPI {
         case ("GET", "/services/forwarder/all"):
             guard let forwards = forwarding.forwards(for: requester) else { return error(503, "the proxy is shutting down") }
             return json(forwards.map {
-                Forward(local: $0.local, remote: "\($0.remote):\($0.remotePort)", protocol: $0.kind.rawValue)
+                Forward(local: $0.local, remote: $0.remote.with(port: $0.remotePort), protocol: $0.kind.rawValue)
             } + forwarding.tunnels(for: requester).map {
                 Forward(local: $0.socket, remote: $0.remote, protocol: PortForward.Kind.unix.rawValue)
             })

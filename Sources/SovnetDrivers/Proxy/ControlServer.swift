@@ -35,7 +35,7 @@ public final class ControlServer: @unchecked Sendable {
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let paths = NIOLockedValueBox<[String]>([])
     /// Open API connections: the host's, the guests' and each guest address's.
-    private let open = NIOLockedValueBox<(host: Int, guests: Int, byGuest: [IPv4Address: Int])>((0, 0, [:]))
+    private let open = NIOLockedValueBox<(host: Int, guests: Int, byGuest: [IPAddress: Int])>((0, 0, [:]))
     static let maximumConnections = 256
     static let maximumGuestConnections = 128
     static let maximumConnectionsPerGuest = 16

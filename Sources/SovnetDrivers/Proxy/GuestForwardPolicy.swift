@@ -20,7 +20,7 @@ public struct GuestForwardPolicy: Sendable {
 
     /// The forward as it will be made for `guest`, holding `held` forwards
     /// already (a unix path made canonical), or why it may not be.
-    public func admit(_ forward: PortForward, guest: IPv4Address, held: Int) throws(PortForwardError) -> PortForward {
+    public func admit(_ forward: PortForward, guest: IPAddress, held: Int) throws(PortForwardError) -> PortForward {
         guard forward.remote == guest else {
             throw PortForwardError("a guest may forward only to its own address \(guest), not \(forward.remote)")
         }

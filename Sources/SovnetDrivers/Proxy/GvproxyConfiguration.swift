@@ -313,7 +313,7 @@ public struct GvproxyConfiguration: Sendable {
     /// The file's `nat` and `forwards` on top of `nat`.
     public func apply(to nat: inout NATConfiguration) {
         if let table = self.nat {
-            for (virtual, host) in table { nat.policy.translations[virtual] = host }
+            for (virtual, host) in table { nat.policy.translations[.v4(virtual)] = .v4(host) }
         }
         if let ec2MetadataAccess { nat.policy.allowMetadataService = ec2MetadataAccess }
         for forward in forwards {

@@ -149,7 +149,7 @@ extension Proxy {
             let answer = HandshakeAnswer()
             let started = mailbox.perform { [proxy] () -> ContinuousClock.Instant in
                 let now = ContinuousClock.now
-                proxy.natSockets.probe(guest: address, port: port, core: proxy.nat, now: now) { answer.set($0) }
+                proxy.natSockets.probe(guest: .v4(address), port: port, core: proxy.nat, now: now) { answer.set($0) }
                 return now
             }
             guard let started else {

@@ -6,7 +6,7 @@ import SovnetWire
 /// `GuestForwardPolicy`.
 public enum ForwardRequester: Hashable, Sendable, CustomStringConvertible {
     case host
-    case guest(IPv4Address)
+    case guest(IPAddress)
 
     public var description: String {
         switch self {

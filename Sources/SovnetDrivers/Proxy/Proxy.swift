@@ -94,9 +94,13 @@ public final class Proxy {
         var network = options.network
         if let domains = dnsUpstreams.initialSearchDomains { network.searchDomains = domains }
         network.upstreamResolverCount = dnsUpstreams.addresses.count
-        for virtual in options.nat.policy.translations.keys.sorted()
+        for virtual in options.nat.policy.translations.keys.compactMap(\.v4).sorted()
         where virtual.masked(prefixLength: network.prefixLength) == network.network && !network.virtualAddresses.contains(virtual) {
             network.virtualAddresses.append(virtual)
+        }
+        for virtual in options.nat.policy.translations.keys.compactMap(\.v6).sorted()
+        where virtual.masked(prefixLength: 64) == network.ipv6Prefix && !network.ipv6VirtualAddresses.contains(virtual) {
+            network.ipv6VirtualAddresses.append(virtual)
         }
         self.network = VirtualNetwork(configuration: network)
         if let limit = DescriptorLimit.raise(), limit.after != limit.before {
@@ -307,9 +311,10 @@ public final class Proxy {
         if descriptor >= 0 { try epoll.add(descriptor, [.readable], token: LoopToken.listener(index).rawValue) }
     }
 
-    /// Whether an Ethernet frame holds an untagged IPv4 TCP packet.
+    /// Whether an Ethernet frame holds an untagged TCP packet: IPv4, or IPv6 without extension headers.
     static func isTCP(_ frame: UnsafeRawBufferPointer) -> Bool {
-        frame.count > 23 && frame[12] == 0x08 && frame[13] == 0x00 && frame[23] == 6
+        (frame.count > 23 && frame[12] == 0x08 && frame[13] == 0x00 && frame[23] == 6)
+            || (frame.count > 20 && frame[12] == 0x86 && frame[13] == 0xDD && frame[20] == 6)
     }
 
     func shutDown() {

@@ -1,6 +1,5 @@
-/// An IPv6 address, for the places IPv4 code meets one: AAAA records and
-/// capture summaries.
-public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
+/// An IPv6 address (RFC 4291), held as two host-order 64-bit halves.
+public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let high: UInt64
     public let low: UInt64
 
@@ -14,6 +13,44 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
     init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         high = UInt64(bytes.be32(offset)) << 32 | UInt64(bytes.be32(offset + 4))
         low = UInt64(bytes.be32(offset + 8)) << 32 | UInt64(bytes.be32(offset + 12))
+    }
+
+    /// Parses RFC 4291 §2.2 text: eight hex groups, one `::` for a run of
+    /// zero groups, and an IPv4 dotted quad in place of the last two
+    /// (`::ffff:192.0.2.1`); nil if malformed. A zone (`%eth0`) is not an address's part.
+    public init?(_ text: some StringProtocol) {
+        let whole = String(text)
+        let halves = whole.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false).map { String($0) }
+        guard halves.count <= 2, !whole.contains(":::") else { return nil }
+        func groups(_ part: String, allowsIPv4: Bool) -> [UInt16]? {
+            guard !part.isEmpty else { return [] }
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            var result: [UInt16] = []
+            for (index, piece) in pieces.enumerated() {
+                if allowsIPv4, index == pieces.count - 1, piece.contains(".") {
+                    guard let v4 = IPv4Address(piece) else { return nil }
+                    result += [UInt16(truncatingIfNeeded: v4.rawValue >> 16), UInt16(truncatingIfNeeded: v4.rawValue)]
+                } else {
+                    guard (1...4).contains(piece.count), piece.allSatisfy(\.isHexDigit),
+                          let group = UInt16(piece, radix: 16) else { return nil }
+                    result.append(group)
+                }
+            }
+            return result
+        }
+        guard let head = groups(halves[0], allowsIPv4: halves.count == 1) else { return nil }
+        let tail = halves.count == 2 ? groups(halves[1], allowsIPv4: true) : []
+        guard let tail else { return nil }
+        let all: [UInt16]
+        if halves.count == 2 {
+            guard head.count + tail.count <= 7 else { return nil }
+            all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+        } else {
+            guard head.count == 8 else { return nil }
+            all = head
+        }
+        let word = { (range: Range<Int>) in all[range].reduce(UInt64(0)) { $0 << 16 | UInt64($1) } }
+        self.init(high: word(0..<4), low: word(4..<8))
     }
 
     /// `::`, the unspecified address.
@@ -36,6 +73,15 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var isMulticast: Bool { high >> 56 == 0xFF }
+    /// `::1`.
+    public static let loopback = IPv6Address(high: 0, low: 1)
+    public var isLoopback: Bool { self == .loopback }
+    /// fe80::/10, valid only on one link.
+    public var isLinkLocal: Bool { high >> 54 == 0xFE80 >> 6 }
+    /// ::ffff:0:0/96, an IPv4 address in IPv6 clothing (RFC 4291 §2.5.5.2).
+    public var isIPv4Mapped: Bool { high == 0 && low >> 32 == 0xFFFF }
+
+    public static func < (a: IPv6Address, b: IPv6Address) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
     /// The Ethernet address IPv6 multicast to this address goes to (RFC 2464 §7): 33:33 and its last 32 bits.
     public var multicastMAC: MACAddress { MACAddress(rawValue: 0x3333_0000_0000 | (low & 0xFFFF_FFFF)) }

@@ -38,17 +38,18 @@ public struct VirtioNetHeader: Sendable, Equatable {
 
     public init() {}
 
-    /// A header for a TCP/IPv4 frame whose checksum is left to the receiver:
-    /// a superframe of `segmentSize`-byte segments when `segmentSize` is
-    /// given, one segment otherwise.
-    public init(tcpv4HeaderLength: Int, transportStart: Int, segmentSize: Int?) {
+    /// A header for a TCP frame whose checksum is left to the receiver: a
+    /// superframe of `segmentSize`-byte segments when `segmentSize` is
+    /// given, one segment otherwise. `headerLength` counts the Ethernet, IP
+    /// and TCP headers; `ipv6` says which IP it is.
+    public init(headerLength: Int, transportStart: Int, segmentSize: Int?, ipv6: Bool = false) {
         flags = Self.needsChecksum
         checksumStart = UInt16(transportStart)
         checksumOffset = 16
         if let segmentSize {
-            gsoType = SegmentationType.tcpv4.rawValue
+            gsoType = (ipv6 ? SegmentationType.tcpv6 : .tcpv4).rawValue
             self.segmentSize = UInt16(segmentSize)
-            headerLength = UInt16(tcpv4HeaderLength)
+            self.headerLength = UInt16(headerLength)
         }
     }
 

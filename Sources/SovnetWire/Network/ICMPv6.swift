@@ -165,6 +165,33 @@ extension ICMPv6View {
     }
 }
 
+extension ICMPv6View {
+    /// Appends an ICMPv6 message whose four bytes after the checksum are
+    /// `header` (an echo's identifier and sequence, a packet-too-big's MTU,
+    /// zero for unreachable) and whose data is `body`, borrowed.
+    public static func emit(type: ICMPv6Type, code: UInt8 = 0, header: UInt32, body: UnsafeRawBufferPointer,
+                            source: IPv6Address, destination: IPv6Address, into out: inout [UInt8]) {
+        let start = out.count
+        out.append(type.rawValue)
+        out.append(code)
+        out.appendBE16(0)
+        out.appendBE32(header)
+        out.append(contentsOf: body)
+        var sum = InternetChecksum()
+        sum.addPseudoHeader(source: source, destination: destination, protocol: .icmpv6, length: out.count - start)
+        out.withUnsafeBytes { sum.add(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        out.storeBE16(sum.value, at: start + 2)
+    }
+}
+
+/// Codes of ICMPv6 destination unreachable (RFC 4443 §3.1).
+public enum ICMPv6UnreachableCode {
+    public static let noRoute: UInt8 = 0
+    public static let administrativelyProhibited: UInt8 = 1
+    public static let address: UInt8 = 3
+    public static let port: UInt8 = 4
+}
+
 extension RouterAdvertisement {
     public init(hopLimit: UInt8 = 64, routerLifetime: UInt16, managed: Bool = false, otherConfiguration: Bool = false) {
         self.init(hopLimit: hopLimit, managed: managed, otherConfiguration: otherConfiguration, routerLifetime: routerLifetime,

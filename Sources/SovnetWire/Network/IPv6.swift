@@ -91,6 +91,8 @@ public struct IPv6View {
 extension IPProtocol {
     /// No Next Header (RFC 8200 §4.7): nothing follows.
     public static let noNextHeader = IPProtocol(rawValue: 59)
+    /// The Fragment header (RFC 8200 §4.5).
+    public static let ipv6Fragment = IPProtocol(rawValue: 44)
 }
 
 /// An IPv6 header without extension headers, as a value.
@@ -117,5 +119,32 @@ public struct IPv6Header: Hashable, Sendable {
         out.append(hopLimit)
         source.append(to: &out)
         destination.append(to: &out)
+    }
+}
+
+/// A Fragment header (RFC 8200 §4.5) as a value: what follows it, where
+/// the fragment's data sits in the packet (a multiple of 8 bytes), whether
+/// more follow, and the packet's identification.
+public struct IPv6FragmentHeader: Hashable, Sendable {
+    public var nextHeader: IPProtocol
+    public var offset: Int
+    public var moreFragments: Bool
+    public var identification: UInt32
+
+    public init(nextHeader: IPProtocol, offset: Int, moreFragments: Bool, identification: UInt32) {
+        self.nextHeader = nextHeader
+        self.offset = offset
+        self.moreFragments = moreFragments
+        self.identification = identification
+    }
+
+    public static let length = 8
+
+    /// Appends the 8-byte header.
+    public func emit(into out: inout [UInt8]) {
+        out.append(nextHeader.rawValue)
+        out.append(0)
+        out.appendBE16(UInt16(truncatingIfNeeded: offset) & 0xFFF8 | (moreFragments ? 1 : 0))
+        out.appendBE32(identification)
     }
 }

@@ -266,6 +266,11 @@ public struct TCPView {
 
     /// Checks lengths and the checksum over the IPv4 pseudo-header.
     public init(_ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address) throws(WireError) {
+        try self.init(bytes, source: .v4(source), destination: .v4(destination))
+    }
+
+    /// Checks lengths and the checksum over the IPv4 or IPv6 pseudo-header.
+    public init(_ bytes: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress) throws(WireError) {
         try self.init(bytes)
         var sum = InternetChecksum()
         sum.addPseudoHeader(source: source, destination: destination, protocol: .tcp, length: bytes.count)
@@ -357,6 +362,12 @@ public struct TCPHeader: Hashable, Sendable {
     /// pseudo-header's sum for the receiver to complete).
     public func emit(payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                      checksum: ChecksumMode = .full, into out: inout [UInt8]) {
+        emit(payload: payload, source: .v4(source), destination: .v4(destination), checksum: checksum, into: &out)
+    }
+
+    /// As above, over either family's pseudo-header.
+    public func emit(payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
+                     checksum: ChecksumMode = .full, into out: inout [UInt8]) {
         let start = out.count
         out.appendBE16(sourcePort)
         out.appendBE16(destinationPort)
@@ -380,6 +391,10 @@ public struct TCPHeader: Hashable, Sendable {
     }
 
     public func emit(payload: [UInt8], source: IPv4Address, destination: IPv4Address, into out: inout [UInt8]) {
+        payload.withUnsafeBytes { emit(payload: $0, source: source, destination: destination, into: &out) }
+    }
+
+    public func emit(payload: [UInt8], source: IPAddress, destination: IPAddress, into out: inout [UInt8]) {
         payload.withUnsafeBytes { emit(payload: $0, source: source, destination: destination, into: &out) }
     }
 }

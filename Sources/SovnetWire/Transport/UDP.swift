@@ -1,9 +1,9 @@
-// UDP datagrams (RFC 768) over IPv4.
+// UDP datagrams (RFC 768) over IPv4 and IPv6.
 //
 // The length field must cover the 8-byte header and fit in the IP payload;
-// bytes beyond it are ignored. A zero checksum means "none" and is accepted;
-// otherwise the checksum is verified against the IPv4 pseudo-header when the
-// caller supplies the addresses.
+// bytes beyond it are ignored. Over IPv4 a zero checksum means "none" and is
+// accepted; over IPv6 it is refused (RFC 8200 §8.1). Otherwise the checksum
+// is verified against the pseudo-header when the caller supplies the addresses.
 
 /// A checked view of a UDP datagram in borrowed bytes.
 public struct UDPView {
@@ -22,7 +22,14 @@ public struct UDPView {
 
     /// Checks lengths and, unless it is zero, the checksum.
     public init(_ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address) throws(WireError) {
+        try self.init(bytes, source: .v4(source), destination: .v4(destination))
+    }
+
+    /// Checks lengths and the checksum, which over IPv6 is never optional
+    /// (RFC 8200 §8.1): a zero one there is refused.
+    public init(_ bytes: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress) throws(WireError) {
         try self.init(bytes)
+        if checksum == 0, source.isIPv6 { throw WireError(.badChecksum, .udp, "zero checksum over IPv6") }
         if checksum != 0 {
             var sum = InternetChecksum()
             sum.addPseudoHeader(source: source, destination: destination, protocol: .udp, length: self.bytes.count)
@@ -66,6 +73,11 @@ public struct UDPHeader: Hashable, Sendable {
     /// pseudo-header, header and payload (0 is sent as 0xFFFF).
     public func emit(payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                      into out: inout [UInt8]) {
+        emit(payload: payload, source: .v4(source), destination: .v4(destination), into: &out)
+    }
+
+    /// As above, over either family's pseudo-header.
+    public func emit(payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress, into out: inout [UInt8]) {
         let start = out.count
         let length = UDPView.headerLength + payload.count
         out.appendBE16(sourcePort)

@@ -1,0 +1,118 @@
+// The switch's and the gateway's IPv6. Sources first: a guest may send from
+// the unspecified address only what a node without an address sends
+// (duplicate address detection's solicitations, router solicitations,
+// multicast listener reports), and otherwise only from a link-local
+// address or one in the network's /64 that is its own (`IPv6Bindings`);
+// a neighbour advertisement may only name such an address as its target,
+// and the link-layer address in neighbour discovery options must be the
+// frame's. Then the gateway: ICMPv6 for its addresses, its virtual ones
+// (the host alias) and multicast goes to `GatewayIPv6` (echo requests to a
+// virtual address excepted, which the NAT takes),
+// UDP to its port 53 to the DNS resolver, and TCP and UDP to its addresses
+// (its services, port forwards) and everything for addresses beyond the
+// link to the NAT. Unicast for other addresses of the link is not routed.
+import SovnetWire
+
+extension VirtualNetwork {
+    /// Why an IPv6 frame's source may not be used on `port`, if it may not.
+    func checkSource(_ ip: IPv6View, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> DropReason? {
+        let neighborDiscovery = Self.neighborDiscovery(ip)
+        if let message = neighborDiscovery, !Self.linkLayerOptionsName(mac, message) { return .spoofedAddress }
+        if ip.source == .any {
+            let type = neighborDiscovery?.type ?? Self.icmpv6Type(ip)
+            let allowed: [ICMPv6Type] = [.neighborSolicitation, .routerSolicitation, .multicastListenerReportV2]
+            return type.map(allowed.contains) == true ? nil : .spoofedAddress
+        }
+        guard mayUse(ip.source, mac: mac, port: port, now: now) else { return .spoofedAddress }
+        if let message = neighborDiscovery, message.type == .neighborAdvertisement {
+            guard let target = try? message.target(), mayUse(target, mac: mac, port: port, now: now) else {
+                return .spoofedAddress
+            }
+        }
+        return nil
+    }
+
+    /// Whether the guest on `port` may use `address`: a link-local one or
+    /// one of the /64 that is not the gateway's, bound to it (`IPv6Bindings.claim`).
+    private func mayUse(_ address: IPv6Address, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> Bool {
+        let onLink = address.isLinkLocal || address.masked(prefixLength: 64) == configuration.ipv6Prefix
+        guard onLink, !configuration.gatewayIPv6Addresses.contains(address) else { return false }
+        switch ipv6Bindings.claim(address, mac: mac, port: port, now: now, isLive: ports.contains) {
+        case .held:
+            return true
+        case .bound(let from):
+            noteBinding(.v6(address), link: GuestLink(port: port, mac: mac), from: from)
+            return true
+        case .refused:
+            return false
+        }
+    }
+
+    /// A neighbour discovery message (solicitations, advertisements), checksum unchecked.
+    private static func neighborDiscovery(_ ip: IPv6View) -> ICMPv6View? {
+        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, upper.fragment == nil,
+              let message = try? ICMPv6View(upper.payload, source: nil, destination: nil) else { return nil }
+        let types: [ICMPv6Type] = [.routerSolicitation, .neighborSolicitation, .neighborAdvertisement]
+        return types.contains(message.type) ? message : nil
+    }
+
+    private static func icmpv6Type(_ ip: IPv6View) -> ICMPv6Type? {
+        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, let type = upper.payload.first else { return nil }
+        return ICMPv6Type(rawValue: type)
+    }
+
+    /// Whether every link-layer address option of `message` is `mac`.
+    private static func linkLayerOptionsName(_ mac: MACAddress, _ message: ICMPv6View) -> Bool {
+        guard let options = try? message.options() else { return false }
+        return options.allSatisfy { option in
+            switch option {
+            case .sourceLinkLayer(let named), .targetLinkLayer(let named): named == mac
+            default: true
+            }
+        }
+    }
+
+    /// An IPv6 packet the gateway takes: see the top of the file.
+    func gatewayIPv6(_ ip: IPv6View, _ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
+                     into deliveries: inout [Delivery], nat: NATCore?, checksumTrusted: Bool) {
+        func toNAT() {
+            guard let nat else { return deliveries.append(.nat) }
+            let link = GuestLink(port: port, mac: ethernet.source, offload: ports[port]?.offload ?? false)
+            nat.receive(ip, from: link, checksumTrusted: checksumTrusted, now: now)
+        }
+        let destination = ip.destination
+        let isOwn = destination == configuration.gatewayIPv6 || destination == configuration.gatewayLinkLocal
+        let isAlias = configuration.ipv6VirtualAddresses.contains(destination)
+        let upper = try? ip.upperLayer()
+        if upper?.protocol == .icmpv6, isOwn || destination.isMulticast || (isAlias && Self.icmpv6Type(ip) != .echoRequest) {
+            switch GatewayIPv6.answer(ip, from: ethernet.source, configuration) {
+            case .reply(let frame): deliveries.append(.send(frame, to: port))
+            case .drop(let reason): counters.drop(reason)
+            case .ignore: break
+            }
+            return
+        }
+        guard !destination.isMulticast, ethernet.destination == configuration.gatewayMAC else { return }
+        guard let upper else { return counters.drop(.malformedIPv6) }
+        if isOwn {
+            switch upper.protocol {
+            case .udp where upper.fragment == nil:
+                guard let udp = try? UDPView(upper.payload, source: .v6(ip.source), destination: .v6(destination)) else {
+                    return counters.drop(.badChecksum)
+                }
+                guard udp.destinationPort == 53 else { return toNAT() }
+                let client = DNSClient(address: .v6(ip.source), port: udp.sourcePort, mac: ethernet.source, switchPort: port,
+                                       server: .v6(destination))
+                deliveries += deliver(dns.query(udp.payload, from: client, now: now))
+            case .tcp:
+                toNAT()
+            default:
+                counters.drop(upper.fragment == nil ? .noService : .fragment)
+            }
+            return
+        }
+        let onLink = destination.isLinkLocal || destination.masked(prefixLength: 64) == configuration.ipv6Prefix
+        guard isAlias || !onLink else { return counters.drop(.noRoute) }
+        toNAT()
+    }
+}
