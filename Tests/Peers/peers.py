@@ -23,8 +23,13 @@ def digest(blob):
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def family(host):
+    """IPv6 for an address with colons, else IPv4."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def serve(host, port, handler, kind=socket.SOCK_STREAM):
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
+    listener = socket.socket(family(host), kind)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     if kind == socket.SOCK_DGRAM:
@@ -207,7 +212,7 @@ def main():
         print(f"{good} of {a.count} ok")
     elif a.role == "udp-listen":
         # Counts the datagrams that reach HOST:PORT within --timeout seconds.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        listener = socket.socket(family(a.host), socket.SOCK_DGRAM)
         listener.bind((a.host, a.port))
         print("ready", flush=True)
         count, deadline = 0, time.monotonic() + a.timeout
@@ -313,7 +318,7 @@ def main():
     elif a.role == "flood":
         # UDP datagrams of --size bytes as fast as the socket takes them, for --delay seconds.
         sent, stop = 0, time.monotonic() + a.delay
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with socket.socket(family(a.host), socket.SOCK_DGRAM) as udp:
             udp.connect((a.host, a.port))
             payload = data(a.size)
             while time.monotonic() < stop:
@@ -338,7 +343,7 @@ def main():
             connection.close()
         print(f"opened {len(held)} refused {refused}")
     elif a.role == "udp":
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with socket.socket(family(a.host), socket.SOCK_DGRAM) as udp:
             udp.settimeout(a.timeout)
             udp.connect((a.host, a.port))
             results = []

@@ -16,14 +16,14 @@ import Testing
         return try PcapReader.frames(at: path, filter: "src host 192.168.127.2 and (ip[6:2] & 0x3fff != 0)").map(\.bytes)
     }
 
-    func add(_ reassembler: inout IPv4Reassembler, _ frame: [UInt8], at time: ContinuousClock.Instant? = nil) throws -> IPv4Reassembler.Outcome {
+    func add(_ reassembler: inout IPv4Reassembler, _ frame: [UInt8], at time: ContinuousClock.Instant? = nil) throws -> ReassemblyOutcome {
         try frame.withUnsafeBytes { bytes in
             let ip = try IPv4View(try EthernetView(bytes).payload)
             return reassembler.add(ip, now: time ?? now)
         }
     }
 
-    func checkEcho(_ outcome: IPv4Reassembler.Outcome) throws {
+    func checkEcho(_ outcome: ReassemblyOutcome) throws {
         guard case .complete(let packet) = outcome else {
             Issue.record("not complete: \(outcome)")
             return
@@ -92,7 +92,7 @@ import Testing
         }
         #expect(frames.frames.count == 7)
         var reassembler = IPv4Reassembler()
-        var outcome = IPv4Reassembler.Outcome.incomplete
+        var outcome = ReassemblyOutcome.incomplete
         try frames.storage.withUnsafeBytes { bytes in
             for frame in frames.frames.reversed() {
                 #expect(frame.range.count <= 1514)

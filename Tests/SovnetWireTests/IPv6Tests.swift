@@ -88,7 +88,8 @@ import Testing
         let later = try Self.packet(next: 44, [17, 0, 0x05, 0xA8, 0, 0, 0, 7, 1, 2, 3]).withUnsafeBytes { raw in
             try IPv6View(raw).upperLayer()
         }
-        #expect(later.protocol == .udp && later.fragment == IPv6View.Fragment(offset: 1448, moreFragments: false, identification: 7))
+        #expect(later.protocol == .udp && later.fragment == IPv6View.Fragment(offset: 1448, moreFragments: false, identification: 7,
+                                                                                    nextHeader: .udp, dataOffset: 48))
 
         var solicitation: [UInt8] = [135, 0, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0, 0, 0, 0, 0]
         try solicitation.withUnsafeBytes { raw in

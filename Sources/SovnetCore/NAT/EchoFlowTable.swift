@@ -30,9 +30,10 @@ final class EchoFlowTable {
     var count: Int { table.count }
 
     /// Sends a guest's echo request (`message`, ICMP or ICMPv6 by the
-    /// addresses' family, with `identifier`) on to `target`; a drop reason when refused.
-    func send(_ message: UnsafeRawBufferPointer, identifier: UInt16, from guest: IPAddress, to remote: IPAddress,
-              link: GuestLink, target: IPAddress, now: ContinuousClock.Instant) -> DropReason? {
+    /// addresses' family, with `identifier`; `quote` its packet's start, for
+    /// an unreachable) on to `target`; a drop reason when refused.
+    func send(_ message: UnsafeRawBufferPointer, identifier: UInt16, quote: UnsafeRawBufferPointer, from guest: IPAddress,
+              to remote: IPAddress, link: GuestLink, target: IPAddress, now: ContinuousClock.Instant) -> DropReason? {
         let key = FlowKey(guest: guest, guestPort: identifier, remote: remote, remotePort: 0)
         let id: FlowID
         if let existing = table.id(of: key) {
@@ -44,7 +45,11 @@ final class EchoFlowTable {
             switch host.openDatagram(opened, .echo, to: target, port: 0) {
             case .opened: break
             case .notPermitted: return .pingNotPermitted
-            case .failed: return .hostSocket
+            case .failed(let error):
+                if let reason = TCPFlow.unreachableReason(error) {
+                    frames.appendUnreachable(link, source: remote, destination: guest, reason, quoting: quote)
+                }
+                return .hostSocket
             }
             table.insert(Flow(key: key, link: link, lastActive: now), id: opened)
             id = opened

@@ -9,7 +9,7 @@
 //
 // Per frame: the IP header is checked (IPv4 packets with options are dropped
 // and counted, IPv4 fragments are reassembled first; IPv6 extension headers
-// are walked, IPv6 fragments are dropped and counted), the destination is
+// are walked, IPv6 fragments are reassembled too), the destination is
 // decided by the `NATPolicy` (translated, as asked, or refused and counted),
 // and the packet goes to the TCP, UDP or echo table. Both families share
 // the tables: a flow's key holds its guest's addresses, and its host socket
@@ -74,6 +74,7 @@ public final class NATCore {
     private let neighbor: (IPAddress) -> GuestLink?
     private var drops: [DropReason: Int] = [:]
     private var reassembler = IPv4Reassembler()
+    private var reassemblerIPv6 = IPv6Reassembler()
     private var nextForwardPort: UInt16 = 32768
     /// How often timers run while any flow exists.
     private static let tickInterval: Duration = .milliseconds(100)
@@ -137,7 +138,7 @@ public final class NATCore {
                 receive(whole, link: link, now: now)
             }
         case .dropped(let reason):
-            host.report(.fragmentDropped(source: ip.source, reason: "\(reason)"))
+            host.report(.fragmentDropped(source: .v4(ip.source), reason: reason))
             drop(.fragment)
         }
     }
@@ -164,7 +165,21 @@ public final class NATCore {
     /// checksum was left to complete by a kernel on this host.
     public func receive(_ ip: IPv6View, from link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
         guard let upper = try? ip.upperLayer() else { return drop(.malformedIPv6) }
-        guard upper.fragment == nil else { return drop(.fragment) }
+        if let fragment = upper.fragment, fragment.offset != 0 || fragment.moreFragments {
+            switch reassemblerIPv6.add(ip, fragment, now: now) {
+            case .incomplete:
+                break
+            case .complete(let packet):
+                packet.withUnsafeBytes { bytes in
+                    guard let whole = try? IPv6View(bytes) else { return drop(.fragment) }
+                    receive(whole, from: link, now: now)
+                }
+            case .dropped(let reason):
+                host.report(.fragmentDropped(source: .v6(ip.source), reason: reason))
+                drop(.fragment)
+            }
+            return
+        }
         var target: IPAddress?
         if ip.destination != gatewayIPv6, ip.destination != gatewayLinkLocal {
             switch settings.policy.decide(.v6(ip.destination), transport: upper.protocol,
@@ -227,7 +242,7 @@ public final class NATCore {
         case .icmp where !packet.source.isIPv6:
             guard let message = try? ICMPv4View(packet.payload) else { return drop(.malformedICMP) }
             guard message.type == .echoRequest, let target else { return drop(.noService) }
-            if let reason = echo.send(message.bytes, identifier: message.identifier, from: packet.source,
+            if let reason = echo.send(message.bytes, identifier: message.identifier, quote: packet.quote, from: packet.source,
                                       to: packet.destination, link: link, target: target, now: now) {
                 drop(reason)
             }
@@ -235,7 +250,7 @@ public final class NATCore {
             guard let message = try? ICMPv6View(packet.payload, source: packet.source.asIPv6,
                                                 destination: packet.destination.asIPv6) else { return drop(.malformedICMP) }
             guard message.type == .echoRequest, let request = try? message.echo(), let target else { return drop(.noService) }
-            if let reason = echo.send(message.bytes, identifier: request.identifier, from: packet.source,
+            if let reason = echo.send(message.bytes, identifier: request.identifier, quote: packet.quote, from: packet.source,
                                       to: packet.destination, link: link, target: target, now: now) {
                 drop(reason)
             }
@@ -359,7 +374,7 @@ public final class NATCore {
 
     /// When `tick` should run next.
     public var nextDeadline: ContinuousClock.Instant? {
-        tcp.count + udp.count + echo.count + reassembler.count > 0 ? lastTick + Self.tickInterval : nil
+        tcp.count + udp.count + echo.count + reassembler.count + reassemblerIPv6.count > 0 ? lastTick + Self.tickInterval : nil
     }
 
     public func tick(now: ContinuousClock.Instant) {
@@ -367,7 +382,7 @@ public final class NATCore {
         tcp.tick(now: now)
         udp.tick(now: now)
         echo.tick(now: now)
-        let expired = reassembler.expire(now: now)
+        let expired = reassembler.expire(now: now) + reassemblerIPv6.expire(now: now)
         if expired > 0 { drops[.fragment, default: 0] += expired }
     }
 

@@ -93,7 +93,8 @@ public enum DatagramOpening: Sendable, Equatable {
     case opened
     /// The host does not allow sockets of this kind (ping sockets outside `ping_group_range`).
     case notPermitted
-    case failed
+    /// Opening or connecting failed with this errno value (ENETUNREACH: no route to the destination).
+    case failed(Int32)
 }
 
 /// How sending a datagram went.
@@ -110,7 +111,7 @@ public enum NATReport: Sendable, Equatable {
     /// A TCP flow ended otherwise than with FINs both ways.
     case flowEnded(FlowKey, reason: String)
     /// A fragment from `source` was dropped.
-    case fragmentDropped(source: IPv4Address, reason: String)
+    case fragmentDropped(source: IPAddress, reason: String)
     /// A port forward's connection or datagram arrived while no guest has the forward's address.
     case forwardWithoutGuest(IPAddress)
 }

@@ -61,7 +61,17 @@ final class UDPFlowTable {
             }
             if let refusal = table.refusal(port: link.port) { return refusal }
             let opened = ids.take()
-            guard host.openDatagram(opened, .udp, to: target.0, port: target.1) == .opened else { return .hostSocket }
+            switch host.openDatagram(opened, .udp, to: target.0, port: target.1) {
+            case .opened:
+                break
+            case .failed(let error):
+                if let reason = TCPFlow.unreachableReason(error) {
+                    frames.appendUnreachable(link, source: key.remote, destination: key.guest, reason, quoting: quote)
+                }
+                return .hostSocket
+            case .notPermitted:
+                return .hostSocket
+            }
             table.insert(Flow(key: key, link: link, forward: nil, lastActive: now, quoted: []), id: opened)
             id = opened
         }

@@ -106,8 +106,12 @@ extension VirtualNetwork {
                 deliveries += deliver(dns.query(udp.payload, from: client, now: now))
             case .tcp:
                 toNAT()
+            case .udp:
+                // The gateway's own services take no fragments; the NAT reassembles
+                // them for flows that end at its address (a UDP port forward's answers).
+                toNAT()
             default:
-                counters.drop(upper.fragment == nil ? .noService : .fragment)
+                counters.drop(.noService)
             }
             return
         }

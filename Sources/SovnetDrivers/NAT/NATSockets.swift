@@ -218,14 +218,14 @@ final class NATSockets: NATHost {
                 return .notPermitted
             }
             if kind == .udp { warnings.warning("udp-socket", "UDP to \(address.with(port: port)): no host socket: \(error)") }
-            return .failed
+            return .failed(error.rawValue)
         }
         let token = kind == .echo ? LoopToken.pingFlow(id.rawValue) : LoopToken.udpFlow(id.rawValue)
         let result = InetAddress.connect(fd, address, port)
         guard result == 0, (try? epoll.add(fd, [.readable], token: token.rawValue)) != nil else {
             logger.debug("\(kind == .echo ? "ping" : "UDP") \(id): connect \(address.with(port: port)): \(String(cString: strerror(result)))")
             close(fd)
-            return .failed
+            return .failed(result == 0 ? ENOMEM : result)
         }
         datagramSockets[id] = fd
         return .opened

@@ -22,6 +22,10 @@ public struct IPv6View {
         public var offset: Int
         public var moreFragments: Bool
         public var identification: UInt32
+        /// The first header of the fragmentable part (the Fragment header's Next Header).
+        public var nextHeader: IPProtocol
+        /// Where this fragment's data begins in the packet: just after the Fragment header.
+        public var dataOffset: Int
     }
 
     /// Where the extension headers lead.
@@ -71,7 +75,8 @@ public struct IPv6View {
                 guard offset + 8 <= bytes.count else { throw WireError(.truncated, .ipv6, "fragment header") }
                 let field = bytes.be16(offset + 2)
                 fragment = Fragment(offset: Int(field & 0xFFF8), moreFragments: field & 1 != 0,
-                                    identification: bytes.be32(offset + 4))
+                                    identification: bytes.be32(offset + 4), nextHeader: IPProtocol(rawValue: bytes[offset]),
+                                    dataOffset: offset + 8)
                 length = 8
             default:
                 return UpperLayer(protocol: IPProtocol(rawValue: next), payload: bytes.suffix(from: offset), fragment: fragment)
