@@ -102,4 +102,22 @@ import Testing
             #expect(throws: WireError(.truncated, .icmpv6, "option")) { try icmp.options() }
         }
     }
+
+    @Test func addressesReadAndWriteAsRFC4291AndRFC5952Say() {
+        let cases: [(String, String)] = [
+            ("::", "::"), ("::1", "::1"), ("fd00::254", "fd00::254"), ("FD00:0:0:0:0:0:0:1", "fd00::1"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"), ("fe80::5894:efff:fee4:cee", "fe80::5894:efff:fee4:cee"),
+            ("::ffff:192.0.2.1", "::ffff:c000:201"), ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"), ("1::", "1::"),
+        ]
+        for (text, written) in cases {
+            #expect(IPv6Address(text)?.description == written, "\(text)")
+        }
+        for bad in ["", ":", ":::", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "g::", "::1.2.3", "1:2:3:4:5:6:7::8",
+                    "fe80::1%eth0", "::ffff:1.2.3.4:5"] {
+            #expect(IPv6Address(bad) == nil, "\(bad)")
+        }
+        #expect(IPv6Address("::ffff:127.0.0.1")!.isIPv4Mapped && IPv6Address("fe80::1")!.isLinkLocal && IPv6Address.loopback.isLoopback)
+        #expect(IPAddress("192.0.2.1") == .v4(IPv4Address(192, 0, 2, 1)) && IPAddress("::1") == .v6(.loopback))
+        #expect(IPAddress.v6(.loopback).with(port: 80) == "[::1]:80" && IPAddress.v4(.any).with(port: 80) == "0.0.0.0:80")
+    }
 }

@@ -95,4 +95,8 @@ public struct UDPHeader: Hashable, Sendable {
     public func emit(payload: [UInt8], source: IPv4Address, destination: IPv4Address, into out: inout [UInt8]) {
         payload.withUnsafeBytes { emit(payload: $0, source: source, destination: destination, into: &out) }
     }
+
+    public func emit(payload: [UInt8], source: IPAddress, destination: IPAddress, into out: inout [UInt8]) {
+        payload.withUnsafeBytes { emit(payload: $0, source: source, destination: destination, into: &out) }
+    }
 }
