@@ -23,6 +23,8 @@
 //         forward accepted for 192.168.127.X and a port, a datagram a UDP
 //         forward got from a client, or a UDP forward removed
 //
+// Frames of both IP families reach the NAT alike.
+//
 // Every step has the same shape whatever state it finds, so a mutation
 // changes one step, not the reading of all that follow.
 //
@@ -77,19 +79,60 @@ final class NetworkTarget {
 
     /// The guests' frames among `frames` from port 0, the clock moving
     /// between them; then the same with each flow connected on the host and
-    /// given host bytes after every frame.
+    /// given host bytes after every frame; then the guests' IPv6 frames
+    /// alone, and again sent beyond the link (to 2001:db8::1), so the NAT's
+    /// IPv6 paths have seeds of their own.
     static func seeds(from frames: [[UInt8]]) -> [[UInt8]] {
         let guestMAC = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xEE)
         let guest = frames.filter { frame in frame.withUnsafeBytes { (try? EthernetView($0))?.source == guestMAC } }
-        var plain: [UInt8] = []
-        var served: [UInt8] = []
-        for (index, frame) in guest.prefix(200).enumerated() {
-            plain += [0, 2] + FuzzInput.chunk(frame)
-            served += [0, 2] + FuzzInput.chunk(frame) + [5, UInt8(index & 0xFF), 0, 0]
-                + [4, UInt8(index & 0xFF)] + FuzzInput.chunk(Array("host bytes \(index)\n".utf8))
-            if index % 10 == 9 { plain += [3, 1] }
+        let ipv6 = guest.filter { frame in frame.withUnsafeBytes { (try? EthernetView($0))?.etherType == .ipv6 } }
+        func steps(_ frames: [[UInt8]]) -> (plain: [UInt8], served: [UInt8]) {
+            var plain: [UInt8] = []
+            var served: [UInt8] = []
+            for (index, frame) in frames.prefix(200).enumerated() {
+                plain += [0, 2] + FuzzInput.chunk(frame)
+                served += [0, 2] + FuzzInput.chunk(frame) + [5, UInt8(index & 0xFF), 0, 0]
+                    + [4, UInt8(index & 0xFF)] + FuzzInput.chunk(Array("host bytes \(index)\n".utf8))
+                if index % 10 == 9 { plain += [3, 1] }
+            }
+            return (plain, served)
         }
-        return [plain, served, plain + [3, 255, 3, 255]]
+        let all = steps(guest)
+        let beyond = steps(ipv6.map { retargeted($0, to: IPv6Address(high: 0x2001_0DB8 << 32, low: 1)) })
+        return [all.plain, all.served, all.plain + [3, 255, 3, 255], steps(ipv6).plain, beyond.plain, beyond.served]
+    }
+
+    /// An IPv6 frame sent to `destination` instead, its upper layer's
+    /// checksum updated for the new pseudo-header (RFC 1624); other frames as they are.
+    static func retargeted(_ frame: [UInt8], to destination: IPv6Address) -> [UInt8] {
+        var frame = frame
+        let found: (start: Int, field: Int?, old: IPv6Address)? = frame.withUnsafeBytes { raw in
+            guard let ethernet = try? EthernetView(raw), let ip = try? IPv6View(ethernet.payload), !ip.destination.isMulticast,
+                  let upper = try? ip.upperLayer(), upper.fragment == nil else { return nil }
+            let transport = ethernet.payloadOffset + ip.bytes.count - upper.payload.count
+            let offset: Int? = switch upper.protocol {
+            case .tcp: 16
+            case .udp: 6
+            case .icmpv6: 2
+            default: nil
+            }
+            return (ethernet.payloadOffset, offset.map { transport + $0 }, ip.destination)
+        }
+        guard let found else { return frame }
+        var old: [UInt8] = []
+        var new: [UInt8] = []
+        found.old.append(to: &old)
+        destination.append(to: &new)
+        frame.replaceSubrange((found.start + 24)..<(found.start + 40), with: new)
+        guard let field = found.field, field + 2 <= frame.count else { return frame }
+        var checksum = UInt16(frame[field]) << 8 | UInt16(frame[field + 1])
+        for index in stride(from: 0, to: 16, by: 2) {
+            checksum = InternetChecksum.update(checksum, old: UInt16(old[index]) << 8 | UInt16(old[index + 1]),
+                                               new: UInt16(new[index]) << 8 | UInt16(new[index + 1]))
+        }
+        frame[field] = UInt8(checksum >> 8)
+        frame[field + 1] = UInt8(checksum & 0xFF)
+        return frame
     }
 
     private func step(_ input: inout FuzzInput) {
@@ -195,11 +238,10 @@ final class NetworkTarget {
     /// sequence sent, updating the checksum (RFC 1624).
     private func adoptAcknowledgment(_ frame: inout [UInt8]) {
         let found: (offset: Int, acknowledgment: UInt32, end: UInt32)? = frame.withUnsafeBytes { raw in
-            guard let ethernet = try? EthernetView(raw), let ip = try? IPv4View(ethernet.payload, verifyChecksum: false),
-                  ip.protocol == .tcp, let tcp = try? TCPView(ip.payload),
-                  let end = sentEnd[FlowKey(guest: .v4(ip.source), guestPort: tcp.sourcePort, remote: .v4(ip.destination),
+            guard let packet = Packet(raw), packet.protocol == .tcp, !packet.isFragment, let tcp = try? TCPView(packet.transport),
+                  let end = sentEnd[FlowKey(guest: packet.source, guestPort: tcp.sourcePort, remote: packet.destination,
                                             remotePort: tcp.destinationPort)] else { return nil }
-            return (ethernet.payloadOffset + ip.headerLength, tcp.acknowledgmentNumber, end)
+            return (packet.transportOffset, tcp.acknowledgmentNumber, end)
         }
         guard let found else { return }
         let checksum = UInt16(frame[found.offset + 16]) << 8 | UInt16(frame[found.offset + 17])
@@ -245,10 +287,38 @@ final class NetworkTarget {
 
     /// The TCP payload a frame may carry: a segment's, or a fragment's whole payload.
     private static func tcpPayloadLength(_ frame: UnsafeRawBufferPointer) -> Int {
-        guard let ethernet = try? EthernetView(frame), let ip = try? IPv4View(ethernet.payload, verifyChecksum: false),
-              ip.protocol == .tcp else { return 0 }
-        if ip.isFragment { return ip.payload.count }
-        return (try? TCPView(ip.payload))?.payload.count ?? 0
+        guard let packet = Packet(frame), packet.protocol == .tcp else { return 0 }
+        if packet.isFragment { return packet.transport.count }
+        return (try? TCPView(packet.transport))?.payload.count ?? 0
+    }
+
+    /// An IPv4 or IPv6 packet in a frame, as the checks read it.
+    private struct Packet {
+        var source: IPAddress
+        var destination: IPAddress
+        var `protocol`: IPProtocol
+        /// Where the transport header begins in the frame.
+        var transportOffset: Int
+        var transport: UnsafeRawBufferPointer
+        var isFragment: Bool
+
+        /// Nil for a frame of another EtherType or one that does not parse
+        /// (IPv4 header checksums are checked only with `verifyChecksum`).
+        init?(_ frame: UnsafeRawBufferPointer, verifyChecksum: Bool = false) {
+            guard let ethernet = try? EthernetView(frame) else { return nil }
+            if ethernet.etherType == .ipv4 {
+                guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: verifyChecksum) else { return nil }
+                (source, destination, self.protocol) = (.v4(ip.source), .v4(ip.destination), ip.protocol)
+                (transportOffset, transport, isFragment) = (ethernet.payloadOffset + ip.headerLength, ip.payload, ip.isFragment)
+            } else if ethernet.etherType == .ipv6 {
+                guard let ip = try? IPv6View(ethernet.payload), let upper = try? ip.upperLayer() else { return nil }
+                (source, destination, self.protocol) = (.v6(ip.source), .v6(ip.destination), upper.protocol)
+                transportOffset = ethernet.payloadOffset + ip.bytes.count - upper.payload.count
+                (transport, isFragment) = (upper.payload, upper.fragment != nil)
+            } else {
+                return nil
+            }
+        }
     }
 
     /// Every frame the NAT made for guests parses.
@@ -265,33 +335,36 @@ final class NetworkTarget {
 
     private func recordSent(_ bytes: ArraySlice<UInt8>) {
         bytes.withUnsafeBytes { raw in
-            guard let ethernet = try? EthernetView(raw), let ip = try? IPv4View(ethernet.payload), ip.protocol == .tcp,
-                  let tcp = try? TCPView(ip.payload) else { return }
+            guard let packet = Packet(raw), packet.protocol == .tcp, !packet.isFragment,
+                  let tcp = try? TCPView(packet.transport) else { return }
             let flags = tcp.flags
             let length = tcp.payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
-            sentEnd[FlowKey(guest: .v4(ip.destination), guestPort: tcp.destinationPort, remote: .v4(ip.source),
+            sentEnd[FlowKey(guest: packet.destination, guestPort: tcp.destinationPort, remote: packet.source,
                             remotePort: tcp.sourcePort)] = tcp.sequenceNumber &+ UInt32(length)
         }
     }
 
-    /// A frame for a guest: Ethernet, and IPv4 with its checksums right.
+    /// A frame for a guest: Ethernet, and IPv4 or IPv6 with its checksums right.
     private static func checkFrame(_ bytes: ArraySlice<UInt8>, offload: Bool) {
         bytes.withUnsafeBytes { raw in
             let ethernet = try? EthernetView(raw)
             expect(ethernet != nil, "a frame for a guest is not Ethernet")
-            guard let ethernet, ethernet.etherType == .ipv4 else { return }
-            let ip = try? IPv4View(ethernet.payload)
-            expect(ip != nil, "an IPv4 packet for a guest does not parse, or its checksum is wrong")
-            guard let ip, !ip.isFragment else { return }
-            switch ip.protocol {
+            guard let ethernet, ethernet.etherType == .ipv4 || ethernet.etherType == .ipv6 else { return }
+            let packet = Packet(raw, verifyChecksum: true)
+            expect(packet != nil, "an IP packet for a guest does not parse, or its IPv4 header checksum is wrong")
+            guard let packet, !packet.isFragment else { return }
+            switch packet.protocol {
             case .tcp where !offload:
-                expect((try? TCPView(ip.payload, source: ip.source, destination: ip.destination)) != nil,
+                expect((try? TCPView(packet.transport, source: packet.source, destination: packet.destination)) != nil,
                        "a TCP segment for a guest with a wrong checksum")
             case .udp:
-                expect((try? UDPView(ip.payload, source: ip.source, destination: ip.destination)) != nil,
+                expect((try? UDPView(packet.transport, source: packet.source, destination: packet.destination)) != nil,
                        "a UDP datagram for a guest with a wrong checksum")
             case .icmp:
-                expect((try? ICMPv4View(ip.payload)) != nil, "an ICMP message for a guest with a wrong checksum")
+                expect((try? ICMPv4View(packet.transport)) != nil, "an ICMP message for a guest with a wrong checksum")
+            case .icmpv6:
+                expect((try? ICMPv6View(packet.transport, source: packet.source.asIPv6, destination: packet.destination.asIPv6)) != nil,
+                       "an ICMPv6 message for a guest with a wrong checksum")
             default:
                 break
             }
