@@ -70,11 +70,13 @@ final class IPv6NATTests {
         #expect((nat["drops"] as? [String: Int])?["host-address"] ?? 0 >= 1, "\(nat)")
     }
 
-    @Test func dnsAtTheGatewaysIPv6Address() throws {
+    @Test func dnsAtTheGatewaysIPv6AddressAnswersAAAA() throws {
         let answer = try guest.run("dig +short +time=3 @fd00::1 gateway.containers.internal A")
         #expect(answer.contains("192.168.127.1"), "\(answer)")
-        let resolver = try guest.run("ip -6 route show default")
-        #expect(resolver.contains("dev tap0"))
+        let host = try guest.run("dig +short +time=3 @fd00::1 host.containers.internal AAAA")
+        #expect(host.trimmingCharacters(in: .whitespacesAndNewlines) == "fd00::254", "\(host)")
+        let overTCP = try guest.run("dig +tcp +short +time=3 @fd00::1 gateway.docker.internal AAAA")
+        #expect(overTCP.trimmingCharacters(in: .whitespacesAndNewlines) == "fd00::1", "DNS over TCP at fd00::1: \(overTCP)")
     }
 
     @Test func aPortForwardReachesTheGuestsIPv6Address() throws {

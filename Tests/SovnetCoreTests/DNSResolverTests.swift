@@ -19,7 +19,8 @@ import Testing
     }
 
     func resolver(upstreams: Int) -> DNSResolver {
-        let local = DNSResolver.defaultRecords(gateway: IPv4Address(192, 168, 127, 1), host: IPv4Address(192, 168, 127, 254))
+        let local = DNSResolver.defaultRecords(gateway: [.v4(IPv4Address(192, 168, 127, 1)), .v6(IPv6Address("fd00::1")!)],
+                                               host: [.v4(IPv4Address(192, 168, 127, 254)), .v6(IPv6Address("fd00::254")!)])
         return DNSResolver(zones: local.zones, records: local.records, upstreamCount: upstreams, seed: 3)
     }
 
@@ -49,7 +50,11 @@ import Testing
         #expect(nx.flags.responseCode == .nameError)
         let aaaa = DNSMessage(id: 6, flags: DNSFlags(rawValue: 0x0100),
                               questions: [DNSQuestion(name: "GATEWAY.containers.internal", type: .aaaa)])
-        let nodata = try answer(try aaaa.bytes().withUnsafeBytes { resolver.query($0, from: client, now: now) })
+        let gatewayIPv6 = try answer(try aaaa.bytes().withUnsafeBytes { resolver.query($0, from: client, now: now) })
+        #expect(gatewayIPv6.answers.map(\.data) == [.aaaa(IPv6Address("fd00::1")!)], "the gateway's IPv6 address")
+        let mx = DNSMessage(id: 7, flags: DNSFlags(rawValue: 0x0100),
+                            questions: [DNSQuestion(name: "host.containers.internal", type: .mx)])
+        let nodata = try answer(try mx.bytes().withUnsafeBytes { resolver.query($0, from: client, now: now) })
         #expect(nodata.flags.responseCode == .noError && nodata.answers.isEmpty)
     }
 

@@ -42,7 +42,7 @@ import Testing
         let network = network()
         let body = #"{"Name":"test.internal.","Records":[{"Name":"db","IP":"192.168.127.60"}],"DefaultIP":"192.168.127.61"}"#
         #expect(call(network, "POST", "/services/dns/add", body).0 == 200)
-        #expect(network.dns.records["db.test.internal"] == [IPv4Address(192, 168, 127, 60)])
+        #expect(network.dns.records["db.test.internal"] == [.v4(IPv4Address(192, 168, 127, 60))])
         #expect(call(network, "GET", "/services/dns/all").1.contains(#"{"DefaultIP":"192.168.127.61","Name":"test.internal.","Records":[{"IP":"192.168.127.60","Name":"db"}]}"#))
     }
 

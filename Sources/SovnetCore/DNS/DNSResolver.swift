@@ -4,7 +4,8 @@
 //
 // Names in the local zones (`gateway` and `host` under `containers.internal`
 // and `docker.internal` by default) are answered here, authoritatively: A
-// records from the zone, an empty NOERROR for other types of a known name,
+// and AAAA records from the zone (the gateway and the host alias have both),
+// an empty NOERROR for other types of a known name,
 // NXDOMAIN for unknown names in the zone. Every other query is forwarded
 // unchanged but for its ID, which is replaced by one unique among the
 // queries in flight, to the first upstream resolver; the answer is relayed
@@ -52,8 +53,8 @@ public enum DNSResolverAction: Equatable, Sendable {
 
 /// The gateway's resolver: local zones and forwarding state.
 public struct DNSResolver: Sendable {
-    /// Names answered locally, lower-cased, with their IPv4 addresses.
-    public private(set) var records: [DNSName: [IPv4Address]]
+    /// Names answered locally, lower-cased, with their addresses (A and AAAA).
+    public private(set) var records: [DNSName: [IPAddress]]
     /// Zones the resolver is authoritative for.
     public private(set) var zones: [DNSName]
     /// The answer for names of a zone that have no record of their own.
@@ -86,20 +87,21 @@ public struct DNSResolver: Sendable {
     public var pendingCount: Int { pending.count }
     private var random: SplitMix
 
-    public init(zones: [DNSName], records: [DNSName: [IPv4Address]], upstreamCount: Int, seed: UInt64) {
+    public init(zones: [DNSName], records: [DNSName: [IPAddress]], upstreamCount: Int, seed: UInt64) {
         self.zones = zones.map(\.lowercased)
         self.records = Dictionary(records.map { ($0.key.lowercased, $0.value) }, uniquingKeysWith: +)
         self.upstreamCount = upstreamCount
         random = SplitMix(seed: seed)
     }
 
-    /// gvproxy's zones: `gateway` and `host` under `containers.internal` and `docker.internal`.
-    public static func defaultRecords(gateway: IPv4Address, host: IPv4Address) -> (zones: [DNSName], records: [DNSName: [IPv4Address]]) {
+    /// gvproxy's zones: `gateway` and `host` under `containers.internal` and
+    /// `docker.internal`, each with its IPv4 and its IPv6 address.
+    public static func defaultRecords(gateway: [IPAddress], host: [IPAddress]) -> (zones: [DNSName], records: [DNSName: [IPAddress]]) {
         let zones: [DNSName] = ["containers.internal", "docker.internal"]
-        var records: [DNSName: [IPv4Address]] = [:]
+        var records: [DNSName: [IPAddress]] = [:]
         for zone in zones {
-            records[DNSName(labels: [Array("gateway".utf8)] + zone.labels)] = [gateway]
-            records[DNSName(labels: [Array("host".utf8)] + zone.labels)] = [host]
+            records[DNSName(labels: [Array("gateway".utf8)] + zone.labels)] = gateway
+            records[DNSName(labels: [Array("host".utf8)] + zone.labels)] = host
         }
         return (zones, records)
     }
@@ -112,7 +114,7 @@ public struct DNSResolver: Sendable {
     }
 
     /// Adds (or replaces) a local name.
-    public mutating func add(_ name: DNSName, addresses: [IPv4Address]) {
+    public mutating func add(_ name: DNSName, addresses: [IPAddress]) {
         records[name.lowercased] = addresses
     }
 
@@ -122,7 +124,7 @@ public struct DNSResolver: Sendable {
         if !zones.contains(name) { zones.append(name) }
         for (relative, address) in zone.records {
             let full = relative == "@" ? name : DNSName(labels: DNSName(relative).labels + name.labels).lowercased
-            records[full, default: []].append(address)
+            records[full, default: []].append(.v4(address))
         }
         zoneDefaults[name] = zone.defaultAddress
         zonePatterns[name, default: []] += zone.patterns
@@ -249,10 +251,15 @@ public struct DNSResolver: Sendable {
         flags.recursionAvailable = true
         var reply = DNSMessage(id: query.id, flags: flags, questions: [question])
         let zone = zones.filter { name.isSubdomain(of: $0) }.max { $0.labels.count < $1.labels.count }
-        if let addresses = records[name] ?? zone.flatMap({ patternAddress(name, in: $0) ?? zoneDefaults[$0] }).map({ [$0] }) {
-            if question.type == .a || question.type == .any {
-                reply.answers = addresses.map {
-                    DNSResourceRecord(name: question.name, type: .a, ttl: 0, data: .a($0))
+        if let addresses = records[name] ?? zone.flatMap({ patternAddress(name, in: $0) ?? zoneDefaults[$0] }).map({ [.v4($0)] }) {
+            reply.answers = addresses.compactMap { address in
+                switch address {
+                case .v4(let address) where question.type == .a || question.type == .any:
+                    DNSResourceRecord(name: question.name, type: .a, ttl: 0, data: .a(address))
+                case .v6(let address) where question.type == .aaaa || question.type == .any:
+                    DNSResourceRecord(name: question.name, type: .aaaa, ttl: 0, data: .aaaa(address))
+                default:
+                    nil
                 }
             }
         } else {

@@ -162,7 +162,8 @@ public final class VirtualNetwork {
         dhcp = DHCPServer(configuration: configuration.dhcp)
         answerFrames = GuestFrames(gatewayMAC: configuration.gatewayMAC, mtu: configuration.mtu, capacity: 0)
         ipv6Bindings = IPv6Bindings(maximumPerPort: configuration.maximumIPv6AddressesPerPort)
-        let local = DNSResolver.defaultRecords(gateway: configuration.gatewayAddress, host: configuration.hostAddress)
+        let local = DNSResolver.defaultRecords(gateway: [.v4(configuration.gatewayAddress), .v6(configuration.gatewayIPv6)],
+                                               host: [.v4(configuration.hostAddress), .v6(configuration.ipv6HostAddress)])
         dns = DNSResolver(zones: local.zones, records: local.records,
                           upstreamCount: configuration.upstreamResolverCount,
                           seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
