@@ -23,9 +23,6 @@ final class IPv6NATTests {
         })
         try world.run("ip -6 addr add 2001:db8:55::1/64 dev w0 nodad")
         try host.run("ip -6 addr add 2001:db8:55::2/64 dev svt-p0 nodad && ip -6 route add default via 2001:db8:55::1")
-        // Turning IPv6 off and on again makes the kernel solicit a router now.
-        try guest.run("sysctl -qw net.ipv6.conf.tap0.disable_ipv6=1 && sysctl -qw net.ipv6.conf.tap0.accept_ra=1 "
-                      + "&& sysctl -qw net.ipv6.conf.tap0.disable_ipv6=0")
         let guest = self.guest
         #expect(waitUntil(15) {
             let routes = (try? guest.run("ip -6 route show default")) ?? ""

@@ -137,10 +137,8 @@ final class ProxyTests {
     /// so an IPv6 address beyond the link fails at once.
     @Test func aLinuxGuestConfiguresIPv6BySLAACAndPingsTheGateway() throws {
         let lab = try ProxyLab("pv6")
-        // Turning IPv6 off and on again makes the kernel solicit a router now.
-        try lab.guest.run("sysctl -qw net.ipv6.conf.tap0.disable_ipv6=1 && sysctl -qw net.ipv6.conf.tap0.accept_ra=1 "
-                          + "&& sysctl -qw net.ipv6.conf.tap0.disable_ipv6=0")
-        #expect(waitUntil(15) { ((try? lab.guest.run("ip -6 -br addr show dev tap0 scope global")) ?? "").contains("fd00::") },
+        // sovnet forward solicits an advertisement once it reaches the proxy; the kernel does the rest.
+        #expect(waitUntil(15) { ((try? lab.guest.run("ip -6 -br addr show dev tap0 scope global -tentative")) ?? "").contains("fd00::") },
                 "\((try? lab.guest.run("ip -6 addr show dev tap0")) ?? "")\n\(lab.proxy.output)")
         #expect(waitUntil(5) { ((try? lab.guest.run("ip -6 route show")) ?? "").contains("default via fe80::") })
         let route = try lab.guest.run("ip -6 route show")
@@ -150,6 +148,8 @@ final class ProxyTests {
         #expect(beyond.contains("Destination unreachable: No route"), "\(beyond)")
         let ping = try lab.guest.run("ping -6 -c 2 -i 0.2 -W 2 fd00::1 || true")
         #expect(ping.contains(" 0% packet loss"), "\(ping)")
+        let resolv = try String(contentsOfFile: "/etc/netns/\(lab.guest.name)/resolv.conf", encoding: .utf8)
+        #expect(resolv.contains("nameserver 192.168.127.1\nnameserver fd00::1\n"), "the advertisement's DNS server after the lease's: \(resolv)")
     }
 
     @Test func anUnreachableUpstreamResolver() throws {

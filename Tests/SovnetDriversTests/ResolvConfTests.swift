@@ -11,11 +11,13 @@ import Testing
             dnsServers: [IPv4Address(192, 168, 127, 1), IPv4Address(192, 168, 127, 3)], domainName: "fallback.test",
             searchDomains: ["containers.internal", "example.test"], mtu: nil, server: IPv4Address(192, 168, 127, 1),
             serverMAC: .broadcast, leaseTime: 3600, renewalTime: 1800, rebindingTime: 3150, start: .now)
-        let text = ResolvConf.contents(servers: lease.dnsServers, search: ResolvConf.searchDomains(of: lease))
+        let servers = lease.dnsServers.map(IPAddress.v4) + [.v6(IPv6Address("fd00::1")!)]
+        let text = ResolvConf.contents(servers: servers, search: ResolvConf.searchDomains(of: lease))
         #expect(text == """
-            # Written by sovnet forward from its DHCP lease.
+            # Written by sovnet forward from its DHCP lease and router advertisements.
             nameserver 192.168.127.1
             nameserver 192.168.127.3
+            nameserver fd00::1
             search containers.internal example.test
 
             """)

@@ -9,6 +9,11 @@
 // leases are applied through rtnetlink and resolv.conf. The poll timeout is
 // the client's next deadline.
 //
+// IPv6 is the guest kernel's own SLAAC from the gateway's router
+// advertisements; the forwarder solicits one each time the host link comes
+// up, and writes the DNS servers advertisements name to resolv.conf after
+// the lease's (`RouterDiscovery`).
+//
 // When the host goes away the tap and its address stay (guest sockets
 // survive), the connection is retried with backoff from 100 ms to 5 s, and
 // the lease is confirmed again (INIT-REBOOT) once it is back.
@@ -54,6 +59,10 @@ public final class Forwarder {
     public private(set) var finishedInSoftware = 0
     /// The host session a serial line last named.
     private var hostSession: UInt64?
+    /// DNS servers from router advertisements.
+    private var routerDiscovery = RouterDiscovery()
+    /// The DNS servers and search domains of the lease or static address in use.
+    private var ipv4DNS: (servers: [IPv4Address], search: [String]) = ([], [])
 
     public init(options: ForwarderOptions, logger: Logger) {
         self.options = options
@@ -111,6 +120,7 @@ public final class Forwarder {
                 perform(actions)
             }
             everConnected = true
+            if !options.preexisting { solicitRouter() }
             if try pump() { return shutDown() }
             connection?.close()
             connection = nil
@@ -168,7 +178,8 @@ public final class Forwarder {
             pollfd(fd: tap.readDescriptor, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            let timeout = PollTimeout.milliseconds(until: [dhcp?.nextDeadline, connection.linkDeadline].compactMap { $0 }.min())
+            let deadlines = [dhcp?.nextDeadline, connection.linkDeadline, routerDiscovery.nextDeadline]
+            let timeout = PollTimeout.milliseconds(until: deadlines.compactMap { $0 }.min())
             let ready = poll(&descriptors, 3, timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -177,6 +188,10 @@ public final class Forwarder {
             if descriptors[0].revents != 0 { return true }
             if let dhcp = self.dhcp, let deadline = dhcp.nextDeadline, ContinuousClock.now >= deadline {
                 perform(self.dhcp!.tick(now: ContinuousClock.now))
+            }
+            if let deadline = routerDiscovery.nextDeadline, ContinuousClock.now >= deadline,
+               routerDiscovery.expire(now: .now) {
+                writeResolvConf()
             }
             do {
                 try connection.linkTimer(now: .now)
@@ -210,6 +225,7 @@ public final class Forwarder {
         batch.removeAll(keepingCapacity: true)
         let now = ContinuousClock.now
         var dhcpActions: [DHCPClientAction] = []
+        var dnsChanged = false
         let headerLength = linkHeaders ? VirtioNetHeader.size : 0
         let status = try connection.receive { whole in
             guard whole.count > headerLength else {
@@ -228,6 +244,7 @@ public final class Forwarder {
                 dhcpActions += actions
                 return
             }
+            if !options.preexisting, routerDiscovery.receive(frame, now: now) { dnsChanged = true }
             batch.append(linkHeaders ? whole : frame)
         }
         if !batch.isEmpty {
@@ -235,7 +252,20 @@ public final class Forwarder {
         }
         capture?.flush()
         perform(dhcpActions)
+        if dnsChanged { writeResolvConf() }
         return status
+    }
+
+    /// Asks the gateway for a router advertisement, on behalf of the guest kernel.
+    private func solicitRouter() {
+        let frame = RouterDiscovery.solicitation(from: options.mac)
+        capture?.write(frame)
+        do {
+            try connection?.send(linkHeaders ? VirtioNetHeader.plain + frame : frame)
+        } catch {
+            logger.warning("cannot send a router solicitation: \(error)")
+        }
+        capture?.flush()
     }
 
     /// Frames from the guest kernel, to the host in one batch.
@@ -350,12 +380,18 @@ public final class Forwarder {
         } catch {
             logger.error("cannot configure \(tap.name): \(error)")
         }
-        if let path = options.resolvConf, !dns.isEmpty {
-            do {
-                try ResolvConf(path: path).write(ResolvConf.contents(servers: dns, search: search))
-            } catch {
-                logger.error("cannot write \(path): \(error)")
-            }
+        ipv4DNS = (dns, search)
+        writeResolvConf()
+    }
+
+    /// Writes resolv.conf with the lease's DNS servers and those router advertisements named.
+    private func writeResolvConf() {
+        let servers = ipv4DNS.servers.map(IPAddress.v4) + routerDiscovery.dnsServers(now: .now).map(IPAddress.v6)
+        guard let path = options.resolvConf, !servers.isEmpty else { return }
+        do {
+            try ResolvConf(path: path).write(ResolvConf.contents(servers: servers, search: ipv4DNS.search))
+        } catch {
+            logger.error("cannot write \(path): \(error)")
         }
     }
 

@@ -1,6 +1,7 @@
-// Writes resolv.conf(5) from a lease: one `nameserver` line per server (the
-// C library reads three), and a `search` line from the domain search list
-// (option 119) or else the domain name (option 15).
+// Writes resolv.conf(5) from a lease and router advertisements: one
+// `nameserver` line per server, the DHCPv4 lease's first and then those of
+// router advertisements (the C library reads three), and a `search` line
+// from the domain search list (option 119) or else the domain name (option 15).
 //
 // The file is replaced with `AtomicFile`, which copes with /etc/resolv.conf
 // being a bind mount inside `ip netns exec`.
@@ -17,8 +18,8 @@ public struct ResolvConf {
     }
 
     /// The file's text for these servers and search domains.
-    public static func contents(servers: [IPv4Address], search: [String]) -> String {
-        var text = "# Written by sovnet forward from its DHCP lease.\n"
+    public static func contents(servers: [IPAddress], search: [String]) -> String {
+        var text = "# Written by sovnet forward from its DHCP lease and router advertisements.\n"
         for server in servers { text += "nameserver \(server)\n" }
         if !search.isEmpty { text += "search \(search.joined(separator: " "))\n" }
         return text

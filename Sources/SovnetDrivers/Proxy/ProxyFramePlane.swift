@@ -117,6 +117,8 @@ extension Proxy {
         if let from = change.from {
             logger.info("\(change.address) (\(change.link.mac)) is on \(change.link.port) now, back from \(from)")
             nat.follow(change, now: now)
+        } else if change.address.isIPv6 {
+            logger.info("\(change.link.port) uses \(change.address) (\(change.link.mac)); bound to it")
         } else {
             logger.info("\(change.link.port) uses \(change.address) (\(change.link.mac)) without a lease; bound to it")
         }
