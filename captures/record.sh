@@ -133,4 +133,21 @@ s.settimeout(2)
 s.sendto(b'sovnet over IPv6', ('fd00::1', 7))
 print(s.recvfrom(2048)[0])\""
 
+# DHCPv6 (RFC 8415) between ISC dhclient and dnsmasq: an address (SOLICIT,
+# ADVERTISE, REQUEST, REPLY), its RELEASE, then stateless configuration
+# (INFORMATION-REQUEST, REPLY) with DNS servers and a search list.
+for ns in $server $client; do ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0; done
+ip -n "$server" addr add fd00::1/64 dev veth-srv nodad 2>/dev/null || true
+sleep 2
+ip netns exec "$server" dnsmasq --keep-in-foreground --port=0 --no-resolv --no-hosts --bind-interfaces \
+    --interface=veth-srv --pid-file="$work/dnsmasq6.pid" --dhcp-leasefile="$work/leases6" \
+    --dhcp-range=fd00::100,fd00::1ff,64,1h --dhcp-option=option6:dns-server,[fd00::1] \
+    --dhcp-option=option6:domain-search,example.test &
+pids+=($!)
+sleep 1
+record dhcpv6.pcap bash -c "
+    ip netns exec $client dhclient -6 -1 -v -sf /bin/true -lf $work/dhclient6.leases -pf $work/dhclient6.pid veth-cli
+    ip netns exec $client dhclient -6 -r -v -sf /bin/true -lf $work/dhclient6.leases -pf $work/dhclient6.pid veth-cli
+    ip netns exec $client dhclient -6 -S -1 -v -sf /bin/true -lf $work/dhclient6s.leases -pf $work/dhclient6s.pid veth-cli"
+
 ls -l "$here"/*.pcap

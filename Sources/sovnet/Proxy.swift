@@ -75,6 +75,10 @@ struct ProxyCommand: ParsableCommand {
             help: "The host alias the gateway answers ARP for, named host.containers.internal (default: the subnet's .254).")
     var hostIP: String?
 
+    @Flag(name: .customLong("dhcpv6-addresses"),
+          help: "Hand out IPv6 addresses by DHCPv6 too (::1:0 to ::1:ffff of the prefix), and say so in router advertisements; DHCPv6 always serves DNS servers statelessly.")
+    var dhcpv6Addresses = false
+
     @Option(name: .customLong("ipv6-prefix"),
             help: "The guests' IPv6 network, a /64 they take addresses in by SLAAC: the gateway is its ::1 and the host alias its ::254. (default: fd00::/64)")
     var ipv6Prefix: String?
@@ -286,6 +290,7 @@ struct ProxyCommand: ParsableCommand {
         if let device = try address(deviceIP, "-deviceIP") {
             configuration.staticBindings = configuration.staticBindings.mapValues { _ in device }
         }
+        if dhcpv6Addresses { configuration.dhcpv6Pool = VirtualNetworkConfiguration.defaultDHCPv6Pool }
         if let ipv6Prefix {
             let parts = ipv6Prefix.split(separator: "/")
             guard parts.count == 2, let base = IPv6Address(parts[0]), parts[1] == "64", !base.isMulticast, !base.isLinkLocal,

@@ -5,8 +5,8 @@ import Testing
 /// behind `sovnet forward`, the proxy in a namespace whose only IPv6 route
 /// is the link to a "world" namespace the test made (2001:db8:55::1/64),
 /// peers on the world and on the proxy side's ::1 (reached through the host
-/// alias fd00::254), DNS at fd00::1, and a port forward into the guest's
-/// IPv6 address.
+/// alias fd00::254), DNS at fd00::1, DHCPv6 with ISC dhclient, and a port
+/// forward into the guest's IPv6 address.
 @Suite(.enabled(if: canMakeNamespaces, "needs root and iproute2 to make network namespaces"), .serialized)
 final class IPv6NATTests {
     static var peers: String { ProxyLab.peers }
@@ -19,7 +19,7 @@ final class IPv6NATTests {
 
     init() throws {
         lab = try ProxyLab("v6", world: true, proxyArguments: { _ in
-            "--forward tcp:127.0.0.1:8122=[\(Self.guestAddress)]:8100"
+            "--forward tcp:127.0.0.1:8122=[\(Self.guestAddress)]:8100 --dhcpv6-addresses"
         })
         try world.run("ip -6 addr add 2001:db8:55::1/64 dev w0 nodad")
         try host.run("ip -6 addr add 2001:db8:55::2/64 dev svt-p0 nodad && ip -6 route add default via 2001:db8:55::1")
@@ -35,8 +35,11 @@ final class IPv6NATTests {
         #expect(try guest.run("ping -6 -c 2 -i 0.2 -W 2 2001:db8:55::1 || true").contains(" 0% packet loss"))
         #expect(try guest.run("ping -6 -c 2 -i 0.2 -W 2 fd00::254 || true").contains(" 0% packet loss"),
                 "fd00::254 is the host's ::1, pinged on a ping socket")
-        let nat = try #require(try lab.stats()["nat"] as? [String: Any])
-        #expect((nat["icmp"] as? [String: Int])?["packetsToGuest"] ?? 0 >= 4, "\(nat)")
+        // /stats is a snapshot taken every 100 ms.
+        let lab = self.lab
+        #expect(waitUntil(2) {
+            (((try? lab.stats())?["nat"] as? [String: Any])?["icmp"] as? [String: Int])?["packetsToGuest"] ?? 0 >= 4
+        }, "\((try? lab.stats())?["nat"] ?? "")")
     }
 
     @Test func tcpAndUDPToTheWorldAndTheHostsLoopback() throws {
@@ -81,5 +84,33 @@ final class IPv6NATTests {
         // The guest has used its address (the SLAAC above sent from it), so the gateway knows where it is.
         _ = try guest.run("ping -6 -c 1 -W 2 fd00::1 || true")
         #expect(try lab.client(host, "echo 127.0.0.1 8122 --size 1000000") == "ok")
+    }
+
+    @Test func dhclientGetsAnAddressAndDNSByDHCPv6() throws {
+        let work = lab.work
+        let files = "-lf \(work)/dhclient6.leases -pf \(work)/dhclient6.pid"
+        // dhclient binds to the link-local address, which must have passed duplicate address detection.
+        let guest = self.guest
+        #expect(waitUntil(5) { ((try? guest.run("ip -6 addr show dev tap0 tentative")) ?? "x").isEmpty })
+        let before = try guest.run("ip -6 addr show dev tap0")
+        let stateful = try guest.run("dhclient -6 -1 -v \(files) tap0 2>&1 || true", seconds: 30)
+        #expect(stateful.contains("Bound to lease"), "\(stateful)\n\(before)\n\((try? guest.run("ip -6 addr show dev tap0")) ?? "")")
+        #expect(waitUntil(10) { ((try? guest.run("ip -6 addr show dev tap0 -tentative")) ?? "").contains("inet6 fd00::1:0/") },
+                "\((try? guest.run("ip -6 addr show dev tap0")) ?? "")")
+        #expect(try guest.run("ping -6 -c 1 -W 2 -I fd00::1:0 fd00::1 || true").contains(" 0% packet loss"))
+        let resolv = try String(contentsOfFile: "/etc/netns/\(guest.name)/resolv.conf", encoding: .utf8)
+        #expect(resolv.contains("nameserver fd00::1"), "\(resolv)")
+        _ = try guest.run("dhclient -6 -r \(files) tap0 2>&1", seconds: 20)
+        // Stateless: what the reply carried, as dhclient hands it to its script.
+        try "#!/bin/sh\necho \"$reason $new_dhcp6_name_servers\" >> \(work)/s.out\n".write(toFile: "\(work)/s.sh", atomically: true,
+                                                                                           encoding: .utf8)
+        try shell("chmod +x \(work)/s.sh")
+        _ = try guest.run("dhclient -6 -S -1 -v -sf \(work)/s.sh -lf \(work)/s.leases -pf \(work)/s.pid tap0 2>&1", seconds: 30)
+        let stateless = try String(contentsOfFile: "\(work)/s.out", encoding: .utf8)
+        #expect(stateless.hasSuffix(" fd00::1\n"), "the reply's DNS server: \(stateless)")
+        _ = try? guest.run("kill $(cat \(work)/s.pid) 2>/dev/null")
+        let stats = try lab.stats()
+        #expect((stats["dhcpv6"] as? [String: Int])?["solicit"] ?? 0 >= 1, "\(stats["dhcpv6"] ?? "")")
+        #expect(lab.proxy.output.contains("DHCPv6 lease fd00::1:0 on port"), "\(lab.proxy.output)")
     }
 }

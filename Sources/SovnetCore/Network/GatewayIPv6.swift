@@ -2,7 +2,9 @@
 // solicitations for its addresses (its link-local one, from its MAC, ::1 of
 // the network's /64, and the host alias), router solicitations with an
 // advertisement of itself as the default router, the /64 for SLAAC (RFC
-// 4862), the link's MTU and its own address as DNS server (RFC 8106), and
+// 4862), the link's MTU and its own address as DNS server (RFC 8106), the
+// O flag for the stateless DHCPv6 it serves too (and M when DHCPv6 hands
+// out addresses), and
 // echo requests to its own addresses. Neighbour discovery counts only with
 // hop limit 255, the sign that it was not forwarded (RFC 4861 §6.1).
 // Routers' messages from guests (advertisements, redirects) are dropped,
@@ -68,12 +70,14 @@ enum GatewayIPv6 {
     /// guest solicits again when it restarts.
     static let routerLifetime: UInt16 = 1800
 
-    /// A router advertisement's body: hop limit 64, no managed or other
-    /// configuration, the gateway as default router, then its link-layer
+    /// A router advertisement's body: hop limit 64, other configuration
+    /// by DHCPv6 (its stateless DNS), addresses by DHCPv6 too ("managed")
+    /// when it has a pool, the gateway as default router, then its link-layer
     /// address, the MTU, the /64 for on-link use and SLAAC (valid a day,
     /// preferred four hours), and its address as DNS server.
     static func advertisement(_ configuration: VirtualNetworkConfiguration) -> [UInt8] {
-        RouterAdvertisement(hopLimit: 64, routerLifetime: routerLifetime).body(options: [
+        RouterAdvertisement(hopLimit: 64, routerLifetime: routerLifetime, managed: configuration.dhcpv6Pool != nil,
+                            otherConfiguration: true).body(options: [
             .sourceLinkLayer(configuration.gatewayMAC),
             .mtu(UInt32(configuration.mtu)),
             .prefix(configuration.ipv6Prefix.masked(prefixLength: 64), length: 64, onLink: true, autonomous: true,

@@ -103,6 +103,8 @@ public struct NetworkCounters: Sendable, Equatable {
     public var arpReplies = 0
     public var echoReplies = 0
     public var dhcp: [String: Int] = [:]
+    /// DHCPv6 messages from clients, by type.
+    public var dhcpv6: [String: Int] = [:]
 
     mutating func drop(_ reason: DropReason) {
         drops[reason, default: 0] += 1

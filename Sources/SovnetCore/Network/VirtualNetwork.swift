@@ -78,6 +78,7 @@ public final class VirtualNetwork {
 
     /// IPv6 addresses bound to guest ports (`IPv6Bindings`).
     var ipv6Bindings: IPv6Bindings
+    public internal(set) var dhcpv6: DHCPv6Server
 
     /// Where the guest using `address` is: for IPv4, the live port its
     /// binding is on (an expired one still says where the guest was), or
@@ -105,7 +106,10 @@ public final class VirtualNetwork {
     /// search domains guests get with their next lease (nil: unchanged).
     public func hostResolversChanged(upstreamCount: Int, searchDomains: [DNSName]?) {
         dns.setUpstreamCount(upstreamCount)
-        if let searchDomains { dhcp.configuration.searchDomains = searchDomains }
+        if let searchDomains {
+            dhcp.configuration.searchDomains = searchDomains
+            dhcpv6.configuration.searchDomains = searchDomains
+        }
     }
 
     /// A MAC learned on `port`, or nil while none is (one look-up then).
@@ -130,6 +134,11 @@ public final class VirtualNetwork {
 
     private var leaseEvents: [LeaseEvent] = []
     static let maximumLeaseEvents = 256
+
+    /// What the DHCPv6 server did since the last call.
+    public func takeDHCPv6Events() -> [DHCPv6ServerEvent] {
+        dhcpv6.takeEvents()
+    }
 
     /// The bindings that moved to another port since the last call.
     public func takeBindingChanges() -> [BindingChange] {
@@ -162,6 +171,7 @@ public final class VirtualNetwork {
         dhcp = DHCPServer(configuration: configuration.dhcp)
         answerFrames = GuestFrames(gatewayMAC: configuration.gatewayMAC, mtu: configuration.mtu, capacity: 0)
         ipv6Bindings = IPv6Bindings(maximumPerPort: configuration.maximumIPv6AddressesPerPort)
+        dhcpv6 = DHCPv6Server(configuration: configuration.dhcpv6)
         let local = DNSResolver.defaultRecords(gateway: [.v4(configuration.gatewayAddress), .v6(configuration.gatewayIPv6)],
                                                host: [.v4(configuration.hostAddress), .v6(configuration.ipv6HostAddress)])
         dns = DNSResolver(zones: local.zones, records: local.records,

@@ -86,6 +86,10 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var ipv6VirtualAddresses = [IPv6Address(high: 0xFD00 << 48, low: 0x254)]
     /// IPv6 addresses one port may use at once (SLAAC, privacy and link-local addresses).
     public var maximumIPv6AddressesPerPort = 16
+    /// Interface identifiers DHCPv6 hands out addresses from; nil: DHCPv6 is stateless only.
+    public var dhcpv6Pool: ClosedRange<UInt64>?
+    /// The pool `--dhcpv6-addresses` turns on: ::1:0 to ::1:ffff of the prefix.
+    public static let defaultDHCPv6Pool: ClosedRange<UInt64> = 0x1_0000...0x1_FFFF
 
     public init(gatewayAddress: IPv4Address = IPv4Address(192, 168, 127, 1),
                 gatewayMAC: MACAddress = MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD),
@@ -117,6 +121,13 @@ public struct VirtualNetworkConfiguration: Sendable {
     public var gatewayLinkLocal: IPv6Address { IPv6Address(linkLocalFor: gatewayMAC) }
     /// The IPv6 addresses the gateway answers neighbour discovery for: its own two and the virtual ones.
     public var gatewayIPv6Addresses: [IPv6Address] { [gatewayIPv6, gatewayLinkLocal] + ipv6VirtualAddresses }
+
+    /// The DHCPv6 server's settings: the gateway's IPv6 address as DNS
+    /// server, the search domains, addresses from `dhcpv6Pool` for the lease time.
+    public var dhcpv6: DHCPv6ServerConfiguration {
+        DHCPv6ServerConfiguration(gatewayMAC: gatewayMAC, prefix: ipv6Prefix, pool: dhcpv6Pool, dnsServers: [gatewayIPv6],
+                                  searchDomains: searchDomains, leaseTime: leaseTime)
+    }
 
     /// The DHCP server's settings: the gateway as router and DNS server, the
     /// pool from the first free host address to the one before the last.

@@ -72,6 +72,40 @@ extension VirtualNetwork {
         }
     }
 
+    /// All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1).
+    static let dhcpv6Servers = IPv6Address(high: 0xFF02 << 48, low: 0x1_0002)
+
+    /// Whether a UDP datagram goes from a DHCPv6 client's port to a server's (546 to 547).
+    private static func isDHCPv6ToServer(_ datagram: UnsafeRawBufferPointer) -> Bool {
+        datagram.count >= 8 && datagram[0] == 2 && datagram[1] == 0x22 && datagram[2] == 2 && datagram[3] == 0x23
+    }
+
+    /// The DHCPv6 server's answer to a client's message, as a frame from
+    /// the gateway's link-local address; nil when it gets none (a malformed
+    /// message is counted).
+    private func dhcpv6(_ ip: IPv6View, _ datagram: UnsafeRawBufferPointer, from mac: MACAddress, port: PortID,
+                        now: ContinuousClock.Instant) -> [UInt8]? {
+        guard let udp = try? UDPView(datagram, source: .v6(ip.source), destination: .v6(ip.destination)),
+              let message = try? DHCPv6Message.parse(udp.payload) else {
+            counters.drop(.malformedDHCP)
+            return nil
+        }
+        let reply = dhcpv6.answer(message, from: port, now: now) { address in
+            address.masked(prefixLength: 64) == configuration.ipv6Prefix && mayUse(address, mac: mac, port: port, now: now)
+        }
+        counters.dhcpv6[message.type.description, default: 0] += 1
+        guard let reply else { return nil }
+        var payload: [UInt8] = []
+        reply.emit(into: &payload)
+        var out: [UInt8] = []
+        EthernetHeader(destination: mac, source: configuration.gatewayMAC, etherType: .ipv6).emit(into: &out)
+        IPv6Header(source: configuration.gatewayLinkLocal, destination: ip.source, nextHeader: .udp,
+                   payloadLength: 8 + payload.count).emit(into: &out)
+        UDPHeader(sourcePort: 547, destinationPort: 546).emit(payload: payload, source: .v6(configuration.gatewayLinkLocal),
+                                                              destination: .v6(ip.source), into: &out)
+        return out
+    }
+
     /// An IPv6 packet the gateway takes: see the top of the file.
     func gatewayIPv6(_ ip: IPv6View, _ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
                      into deliveries: inout [Delivery], nat: NATCore?, checksumTrusted: Bool) {
@@ -92,8 +126,15 @@ extension VirtualNetwork {
             }
             return
         }
-        guard !destination.isMulticast, ethernet.destination == configuration.gatewayMAC else { return }
         guard let upper else { return counters.drop(.malformedIPv6) }
+        if upper.protocol == .udp, upper.fragment == nil, destination == Self.dhcpv6Servers || isOwn,
+           Self.isDHCPv6ToServer(upper.payload) {
+            if let reply = dhcpv6(ip, upper.payload, from: ethernet.source, port: port, now: now) {
+                deliveries.append(.send(reply, to: port))
+            }
+            return
+        }
+        guard !destination.isMulticast, ethernet.destination == configuration.gatewayMAC else { return }
         if isOwn {
             switch upper.protocol {
             case .udp where upper.fragment == nil:

@@ -219,6 +219,11 @@ public final class FrameSummary {
             guard let message = try? DNSMessage.parse(udp.payload) else { return "DNS (malformed)" + length }
             return describe(message) + length
         }
+        if ports.contains(546) || ports.contains(547) {
+            // As tcpdump prints it: the message type alone.
+            guard let message = try? DHCPv6Message.parse(udp.payload) else { return "dhcp6 (malformed)" + length }
+            return "dhcp6 \(message.type)"
+        }
         return "UDP" + length
     }
 

@@ -270,6 +270,7 @@ public enum ControlAPI {
         var arpReplies: Int
         var echoReplies: Int
         var dhcp: [String: Int]
+        var dhcpv6: [String: Int]
         var dns: [String: Int]
         var nat: NATStatistics
 
@@ -283,6 +284,7 @@ public enum ControlAPI {
             arpReplies = counters.arpReplies
             echoReplies = counters.echoReplies
             dhcp = counters.dhcp
+            dhcpv6 = counters.dhcpv6
             dns = snapshot.dns.counters
         }
     }

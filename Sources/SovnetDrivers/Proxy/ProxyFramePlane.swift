@@ -84,6 +84,7 @@ extension Proxy {
         if stream?.decoder.isReadingFrames == true { awaitingHead.remove(port) }
         for change in changes { follow(change, now: now) }
         for lease in network.takeLeaseEvents() { log(lease) }
+        for event in network.takeDHCPv6Events() { log(event) }
         for target in Array(outgoing.keys) { deliver(to: target) }
         for (bytes, target) in made {
             bytes.withUnsafeBytes { record($0, "gateway>\(target)") }
@@ -108,6 +109,15 @@ extension Proxy {
         case .declined(let address): dhcpLogger.notice("\(address) declined on \(lease.port): in use elsewhere, held back")
         case .nak(let reason, let mac): dhcpLogger.info("NAK to \(mac) on \(lease.port): \(reason)")
         case .offered, .informed, .ignored: break
+        }
+    }
+
+    /// Logs what the DHCPv6 server did, at the default level.
+    func log(_ event: DHCPv6ServerEvent) {
+        switch event {
+        case .leased(let address, let port): dhcpLogger.info("DHCPv6 lease \(address) on \(port)")
+        case .released(let address): dhcpLogger.info("DHCPv6 \(address) released")
+        case .declined(let address): dhcpLogger.notice("DHCPv6 \(address) declined: in use elsewhere, held back")
         }
     }
 

@@ -20,7 +20,7 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The packet format whose parser found the fault.
     public enum Format: String, Sendable {
-        case ethernet, arp, ipv4, ipv6, icmpv4, icmpv6, udp, tcp, dhcp, dns
+        case ethernet, arp, ipv4, ipv6, icmpv4, icmpv6, udp, tcp, dhcp, dhcpv6, dns
     }
 
     public let kind: Kind
