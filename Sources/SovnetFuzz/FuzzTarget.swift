@@ -13,6 +13,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case frame
     /// A DHCP message.
     case dhcp
+    /// A DHCPv6 message, and the gateway's DHCPv6 server's answer to it.
+    case dhcpv6
     /// A DNS message.
     case dns
     /// A virtio-net header and its frame, through the software offloads.
@@ -32,6 +34,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .frame: WireTargets.frame(bytes)
         case .dhcp: WireTargets.dhcp(bytes)
+        case .dhcpv6: WireTargets.dhcpv6(bytes)
         case .dns: WireTargets.dns(bytes)
         case .virtio: WireTargets.virtio(bytes)
         case .stream: StreamTarget.run(bytes)
@@ -46,6 +49,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .frame: frames
         case .dhcp: frames.compactMap { Self.udpPayload($0, port: 67) ?? Self.udpPayload($0, port: 68) }
+        case .dhcpv6: frames.compactMap { Self.udpPayload($0, port: 547) }
         case .dns: frames.compactMap { Self.udpPayload($0, port: 53) }
         case .virtio: frames.flatMap(Self.virtioSeeds)
         case .stream: StreamTarget.seeds(from: frames)
@@ -55,11 +59,19 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
-    /// The payload of a UDP datagram to or from `port`.
+    /// The payload of a UDP datagram to or from `port`, over IPv4 or IPv6.
     static func udpPayload(_ frame: [UInt8], port: UInt16) -> [UInt8]? {
         frame.withUnsafeBytes { raw in
-            guard let ethernet = try? EthernetView(raw), let ip = try? IPv4View(ethernet.payload), ip.protocol == .udp,
-                  let udp = try? UDPView(ip.payload), udp.sourcePort == port || udp.destinationPort == port else { return nil }
+            guard let ethernet = try? EthernetView(raw) else { return nil }
+            let datagram: UnsafeRawBufferPointer
+            if let ip = try? IPv4View(ethernet.payload), ip.protocol == .udp {
+                datagram = ip.payload
+            } else if let ip = try? IPv6View(ethernet.payload), ip.nextHeader == .udp {
+                datagram = ip.payload
+            } else {
+                return nil
+            }
+            guard let udp = try? UDPView(datagram), udp.sourcePort == port || udp.destinationPort == port else { return nil }
             return Array(udp.payload)
         }
     }

@@ -1,8 +1,8 @@
 // The wire parsers under a fuzzer. `frame` takes the layered path the packet
 // loops take (Ethernet, then ARP or IPv4, then ICMP, TCP with its options, or
 // UDP with DNS and DHCP inside; or IPv6 through its extension headers to
-// ICMPv6 with neighbour discovery, TCP or UDP) and the value parsers beside it; `dhcp` and
-// `dns` take one message each; `virtio` a virtio-net header and the frame it
+// ICMPv6 with neighbour discovery, TCP or UDP) and the value parsers beside it; `dhcp`,
+// `dhcpv6` and `dns` take one message each (`dhcpv6` answered by the server too); `virtio` a virtio-net header and the frame it
 // describes, through the software offloads. Whatever parses must also
 // survive a round trip: emitted again, it parses to the same value.
 import SovnetCore
@@ -106,6 +106,24 @@ enum WireTargets {
             expect((try? DHCPMessage.parse(out)) == message, "DHCP round trip")
             return ["dhcp", "dhcp-round-trip"]
         }
+    }
+
+    /// One DHCPv6 message: parsed, emitted and parsed to the same value,
+    /// then answered by a server with a pool, whose answer must parse too.
+    static func dhcpv6(_ bytes: [UInt8]) -> Set<String> {
+        guard let message = try? DHCPv6Message.parse(bytes) else { return [] }
+        expect((try? DHCPv6Message.parse(message.bytes)) == message, "DHCPv6 round trip")
+        var server = DHCPv6Server(configuration: DHCPv6ServerConfiguration(
+            gatewayMAC: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD), prefix: IPv6Address(high: 0xFD00 << 48, low: 0),
+            pool: 0x1_0000...0x1_0003, dnsServers: [IPv6Address(high: 0xFD00 << 48, low: 1)], searchDomains: ["example.test"],
+            leaseTime: 3600))
+        var reached: Set<String> = ["dhcpv6"]
+        for port in [PortID(1), PortID(2)] {
+            guard let answer = server.answer(message, from: port, now: .now, claim: { _ in true }) else { continue }
+            expect((try? DHCPv6Message.parse(answer.bytes)) == answer, "a DHCPv6 answer that does not parse back")
+            reached.insert("dhcpv6-\(answer.type)")
+        }
+        return reached
     }
 
     /// One DNS message (a UDP payload).

@@ -11,7 +11,10 @@ import SovnetFuzz
 /// keeps every invariant. `scripts/fuzz` runs the same targets under
 /// libFuzzer with AddressSanitizer.
 @Suite struct FuzzTargetTests {
-    static let frames: [[UInt8]] = (try? PcapReader.frames(at: VirtualNetworkTests.gvproxyCapture).map(\.bytes)) ?? []
+    /// The gvproxy recording, and dhclient's DHCPv6 for the target that wants it.
+    static let frames: [[UInt8]] = [VirtualNetworkTests.gvproxyCapture, DHCPv6ServerTests.capture].flatMap {
+        (try? PcapReader.frames(at: $0).map(\.bytes)) ?? []
+    }
     static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("FuzzRegressions")
 
     /// What each target's seeds must reach: the layers, states and paths that
@@ -19,6 +22,7 @@ import SovnetFuzz
     static let expected: [FuzzTarget: Set<String>] = [
         .frame: ["arp", "ipv4", "icmp", "tcp", "udp", "dns-round-trip", "dhcp-round-trip", "ipv6", "icmpv6", "ndp"],
         .dhcp: ["dhcp-round-trip"],
+        .dhcpv6: ["dhcpv6", "dhcpv6-advertise", "dhcpv6-reply"],
         .dns: ["dns-round-trip"],
         .virtio: ["plain", "checksum-completed", "segmented"],
         .stream: ["round-trip", "accepted", "qemu", "vm", "stdio", "serial-host", "serial-guest"],
