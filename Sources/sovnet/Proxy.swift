@@ -292,15 +292,10 @@ struct ProxyCommand: ParsableCommand {
         }
         if dhcpv6Addresses { configuration.dhcpv6Pool = VirtualNetworkConfiguration.defaultDHCPv6Pool }
         if let ipv6Prefix {
-            let parts = ipv6Prefix.split(separator: "/")
-            guard parts.count == 2, let base = IPv6Address(parts[0]), parts[1] == "64", !base.isMulticast, !base.isLinkLocal,
-                  base.masked(prefixLength: 64) != .any else {
+            guard let network = VirtualNetworkConfiguration.ipv6Network(ipv6Prefix) else {
                 throw ValidationError("--ipv6-prefix wants a unicast /64 such as fd00::/64, not '\(ipv6Prefix)'")
             }
-            let network = base.masked(prefixLength: 64)
-            configuration.ipv6Prefix = network
-            configuration.ipv6HostAddress = IPv6Address(high: network.high, low: 0x254)
-            configuration.ipv6VirtualAddresses = [configuration.ipv6HostAddress]
+            configuration.useIPv6Network(network)
         }
         return configuration
     }

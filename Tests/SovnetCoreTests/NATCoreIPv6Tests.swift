@@ -12,9 +12,9 @@ import Testing
     static let gatewayMAC = NATCoreTests.gatewayMAC
     let start = ContinuousClock.now
 
-    static func core(_ host: RecordingHost) -> NATCore {
+    static func core(_ host: RecordingHost, settings: NATSettings = NATSettings()) -> NATCore {
         let link = GuestLink(port: NATCoreTests.port, mac: NATCoreTests.guestMAC)
-        return NATCore(settings: NATSettings(), network: VirtualNetworkConfiguration(), host: host) {
+        return NATCore(settings: settings, network: VirtualNetworkConfiguration(), host: host) {
             $0 == .v6(guest) ? link : nil
         }
     }
@@ -187,6 +187,34 @@ import Testing
             let icmp = try ICMPv6View(ip.payload, source: ip.source, destination: ip.destination)
             #expect(icmp.type == .destinationUnreachable && icmp.code == ICMPv6UnreachableCode.noRoute)
             #expect(Array(icmp.bytes[8...]) == Array(request.prefix(48)), "it quotes the IPv6 header and the UDP header")
+        }
+    }
+
+    @Test func aTranslationToIPv4CarriesIPv6EchoAndTCPOnIPv4Sockets() throws {
+        let host = RecordingHost()
+        var settings = NATSettings()
+        let virtual = IPv6Address("fd00::253")!
+        settings.policy.translations[.v6(virtual)] = .v4(IPv4Address(127, 0, 0, 1))
+        let core = Self.core(host, settings: settings)
+        receive(core, Self.syn(to: virtual, port: 8080))
+        guard case .connect(_, .v4(IPv4Address(127, 0, 0, 1)), 8080) = try #require(host.take().first) else {
+            Issue.record("not an IPv4 connect")
+            return
+        }
+        receive(core, Self.echoRequest(to: virtual, identifier: 9))
+        let commands = host.take()
+        guard case .open(let id, .echo, .v4(IPv4Address(127, 0, 0, 1)), 0) = try #require(commands.first),
+              case .send(id, let request) = try #require(commands.last) else { Issue.record("\(commands)"); return }
+        #expect(request.first == ICMPv4Type.echoRequest.rawValue && Array(request[8...]) == Array("ping".utf8))
+        var reply: [UInt8] = []
+        [UInt8]("ping".utf8).withUnsafeBytes { ICMPv4Header.echo(.echoReply, identifier: 4242, sequence: 1).emit(body: $0, into: &reply) }
+        reply.withUnsafeBytes { core.receiveEcho($0, on: id, now: start) }
+        let sent = try #require(try Self.drain(core).first)
+        try sent.withUnsafeBytes { raw in
+            let ip = try IPv6View(raw)
+            let icmp = try ICMPv6View(ip.payload, source: ip.source, destination: ip.destination)
+            let echo = try icmp.echo()
+            #expect(ip.source == virtual && icmp.type == .echoReply && echo.identifier == 9 && echo.sequence == 1)
         }
     }
 }

@@ -127,6 +127,26 @@ import Testing
         #expect(nat.policy.translations[.v4(IPv4Address(192, 168, 127, 254))] == .v4(IPv4Address(127, 0, 0, 1)), "the default stays")
     }
 
+    @Test func sovnetsIPv6Keys() throws {
+        let file = try GvproxyConfiguration.parse("""
+            stack:
+              ipv6Prefix: fd42:1:2:3::/64
+              dhcpv6Addresses: true
+              nat:
+                fd42:1:2:3::253: 127.0.0.1
+            """)
+        var network = VirtualNetworkConfiguration()
+        file.apply(to: &network)
+        #expect(network.ipv6Prefix.description == "fd42:1:2:3::" && network.gatewayIPv6.description == "fd42:1:2:3::1")
+        #expect(network.ipv6HostAddress.description == "fd42:1:2:3::254" && network.dhcpv6Pool != nil)
+        var nat = NATConfiguration()
+        file.apply(to: &nat)
+        #expect(nat.policy.translations[.v6(IPv6Address("fd42:1:2:3::253")!)] == .v4(IPv4Address(127, 0, 0, 1)),
+                "a translation may change the family")
+        #expect(throws: ConfigurationProblem.self) { try GvproxyConfiguration.parse("stack:\n  ipv6Prefix: fe80::/64\n") }
+        #expect(throws: ConfigurationProblem.self) { try GvproxyConfiguration.parse("stack:\n  ipv6Prefix: fd00::/48\n") }
+    }
+
     @Test func aSubnetAloneMovesTheGatewayHostAndGuest() throws {
         let file = try GvproxyConfiguration.parse("stack:\n  subnet: 10.0.2.0/24\n")
         var network = VirtualNetworkConfiguration()

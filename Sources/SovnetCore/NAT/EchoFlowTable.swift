@@ -4,8 +4,12 @@
 // guest echo identifier toward one destination gets a socket connected to
 // the (translated) destination; the kernel picks the identifier on the
 // wire, and replies are rewritten back to the guest's identifier, from the
-// address the guest pinged. When ping sockets are not allowed, echo
-// requests are dropped and counted: no reply is ever made up.
+// address the guest pinged. ICMP and ICMPv6 echo messages share their
+// layout (type, code, checksum, identifier, sequence, data), so where a
+// translation changes the family (an IPv6 alias to an IPv4 host address)
+// only the type is rewritten; the kernel sums the checksum. When ping
+// sockets are not allowed, echo requests are dropped and counted: no reply
+// is ever made up.
 import SovnetWire
 
 final class EchoFlowTable {
@@ -13,6 +17,8 @@ final class EchoFlowTable {
         let key: FlowKey
         let link: GuestLink
         var lastActive: ContinuousClock.Instant
+        /// The host socket speaks ICMPv6.
+        let hostIPv6: Bool
     }
 
     private let frames: GuestFrames
@@ -20,6 +26,8 @@ final class EchoFlowTable {
     private let ids: FlowIDSource
     private let idleTimeout: Duration
     private var table: IdleFlowTable<Flow>
+    /// A request rewritten to the host's family.
+    private var translated: [UInt8] = []
     var counters = TrafficCounters()
 
     init(_ context: DatagramFlowContext) {
@@ -51,12 +59,19 @@ final class EchoFlowTable {
                 }
                 return .hostSocket
             }
-            table.insert(Flow(key: key, link: link, lastActive: now), id: opened)
+            table.insert(Flow(key: key, link: link, lastActive: now, hostIPv6: target.isIPv6), id: opened)
             id = opened
         }
         counters.packetsFromGuest += 1
         counters.bytesFromGuest += max(0, message.count - 8)
-        _ = host.send(message, on: id)
+        guard let flow = table.entries[id], flow.hostIPv6 != guest.isIPv6 else {
+            _ = host.send(message, on: id)
+            return nil
+        }
+        translated.removeAll(keepingCapacity: true)
+        translated.append(contentsOf: message)
+        translated[0] = flow.hostIPv6 ? ICMPv6Type.echoRequest.rawValue : ICMPv4Type.echoRequest.rawValue
+        translated.withUnsafeBytes { _ = host.send($0, on: id) }
         return nil
     }
 
@@ -64,26 +79,20 @@ final class EchoFlowTable {
     func receive(_ message: UnsafeRawBufferPointer, on id: FlowID, now: ContinuousClock.Instant) {
         guard let flow = table.entries[id], message.count >= 8 else { return }
         table.update(id) { $0.lastActive = now }
+        let replyType = flow.hostIPv6 ? ICMPv6Type.echoReply.rawValue : ICMPv4Type.echoReply.rawValue
+        guard message[0] == replyType else { return }
+        let sequence = UInt16(message[6]) << 8 | UInt16(message[7])
+        let body = UnsafeRawBufferPointer(rebasing: message[8...])
+        counters.packetsToGuest += 1
+        counters.bytesToGuest += body.count
         switch (flow.key.remote, flow.key.guest) {
         case (.v4(let remote), .v4(let guest)):
-            guard let reply = try? ICMPv4View(message, verifyChecksum: false), reply.type == .echoReply else { return }
-            count(reply.body)
             frames.appendICMP(flow.link, source: remote, destination: guest,
-                              header: .echo(.echoReply, identifier: flow.key.guestPort, sequence: reply.sequence),
-                              body: reply.body)
+                              header: .echo(.echoReply, identifier: flow.key.guestPort, sequence: sequence), body: body)
         default:
-            guard let reply = try? ICMPv6View(message, source: nil, destination: nil), reply.type == .echoReply,
-                  let echo = try? reply.echo() else { return }
-            let body = UnsafeRawBufferPointer(rebasing: message[8...])
-            count(body)
             frames.appendICMPv6(flow.link, source: flow.key.remote.asIPv6, destination: flow.key.guest.asIPv6,
-                                type: .echoReply, header: UInt32(flow.key.guestPort) << 16 | UInt32(echo.sequence), body: body)
+                                type: .echoReply, header: UInt32(flow.key.guestPort) << 16 | UInt32(sequence), body: body)
         }
-    }
-
-    private func count(_ reply: UnsafeRawBufferPointer) {
-        counters.packetsToGuest += 1
-        counters.bytesToGuest += reply.count
     }
 
     /// Ends the flows of a guest's port that went away.

@@ -116,6 +116,24 @@ public struct VirtualNetworkConfiguration: Sendable {
 
     public var network: IPv4Address { gatewayAddress.masked(prefixLength: prefixLength) }
 
+    /// A /64 for guests' IPv6 written as `fd00::/64`: a unicast network (not
+    /// link-local, multicast or ::), nil otherwise.
+    public static func ipv6Network(_ text: String) -> IPv6Address? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, parts[1] == "64", let base = IPv6Address(parts[0]) else { return nil }
+        let network = base.masked(prefixLength: 64)
+        guard !network.isMulticast, !network.isLinkLocal, network != .any else { return nil }
+        return network
+    }
+
+    /// Makes `network` (a /64) the guests' IPv6 network: the gateway its
+    /// ::1, the host alias (and the one virtual address) its ::254.
+    public mutating func useIPv6Network(_ network: IPv6Address) {
+        ipv6Prefix = network
+        ipv6HostAddress = IPv6Address(high: network.high, low: 0x254)
+        ipv6VirtualAddresses = [ipv6HostAddress]
+    }
+
     /// The gateway's IPv6 addresses: ::1 of the prefix, and its link-local one (from its MAC).
     public var gatewayIPv6: IPv6Address { IPv6Address(high: ipv6Prefix.high, low: 1) }
     public var gatewayLinkLocal: IPv6Address { IPv6Address(linkLocalFor: gatewayMAC) }

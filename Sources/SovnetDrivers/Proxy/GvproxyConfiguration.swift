@@ -24,11 +24,13 @@
 //         defaultIP: 192.168.127.254
 //     dnsSearchDomains: [example.test]
 //     forwards: {"127.0.0.1:2222": "192.168.127.2:22", "udp:127.0.0.1:5353": "192.168.127.2:53"}
-//     nat: {"192.168.127.254": "127.0.0.1"}
+//     nat: {"192.168.127.254": "127.0.0.1", "fd00::254": "::1"}   (either family, each side)
 //     gatewayVirtualIPs: [192.168.127.254]
 //     dhcpStaticLeases: {"192.168.127.2": "5a:94:ef:e4:0c:ee"}
 //     vpnKitUUIDMacAddresses: {…}   (read and checked; HyperKit is not on Linux)
 //     debug: false   capture-file: /tmp/switch.pcap   ec2MetadataAccess: false
+//     ipv6Prefix: fd00::/64         (sovnet's: the guests' IPv6 /64, as --ipv6-prefix)
+//     dhcpv6Addresses: false        (sovnet's: addresses by DHCPv6 too, as --dhcpv6-addresses)
 //
 // Older gvproxy read the `stack:` keys at the top level, with `forwards` as
 // the port forward map; a file without any of the nested layout's keys is
@@ -89,7 +91,9 @@ public struct GvproxyConfiguration: Sendable {
     public var dnsZones: [DNSZoneConfiguration] = []
     public var searchDomains: [DNSName]?
     public var forwards: [PortForward] = []
-    public var nat: [IPv4Address: IPv4Address]?
+    public var nat: [IPAddress: IPAddress]?
+    public var ipv6Prefix: IPv6Address?
+    public var dhcpv6Addresses: Bool?
     public var gatewayVirtualIPs: [IPv4Address]?
     public var staticLeases: [MACAddress: IPv4Address]?
 
@@ -97,7 +101,7 @@ public struct GvproxyConfiguration: Sendable {
                              "ec2-metadata-access", "notification"]
     static let stackKeys = ["debug", "capture-file", "mtu", "subnet", "gatewayIP", "deviceIP", "hostIP", "gatewayMacAddress",
                             "dns", "dnsSearchDomains", "forwards", "nat", "gatewayVirtualIPs", "dhcpStaticLeases",
-                            "vpnKitUUIDMacAddresses", "ec2MetadataAccess"]
+                            "vpnKitUUIDMacAddresses", "ec2MetadataAccess", "ipv6Prefix", "dhcpv6Addresses"]
     static let logLevels: [String: Logger.Level] = [
         "trace": .trace, "debug": .debug, "info": .info, "warn": .warning, "warning": .warning, "error": .error,
         "fatal": .critical, "panic": .critical,
@@ -187,6 +191,14 @@ public struct GvproxyConfiguration: Sendable {
             }
             subnet = Subnet(network: base.masked(prefixLength: prefix), prefixLength: prefix)
         }
+        if let node = fields["ipv6Prefix"] {
+            let text = try Reader.string(node, path + "ipv6Prefix")
+            guard let network = VirtualNetworkConfiguration.ipv6Network(text) else {
+                throw ConfigurationProblem(node, path + "ipv6Prefix", "'\(text)' is not a unicast /64 such as fd00::/64")
+            }
+            ipv6Prefix = network
+        }
+        if let node = fields["dhcpv6Addresses"] { dhcpv6Addresses = try Reader.bool(node, path + "dhcpv6Addresses") }
         if let node = fields["gatewayIP"] { gatewayIP = try address(node, "gatewayIP") }
         if let node = fields["deviceIP"] { deviceIP = try address(node, "deviceIP") }
         if let node = fields["hostIP"] { hostIP = try address(node, "hostIP") }
@@ -217,9 +229,9 @@ public struct GvproxyConfiguration: Sendable {
             searchDomains = try Reader.strings(node, path + "dnsSearchDomains").map { DNSName($0) }
         }
         if let node = fields["nat"] {
-            var table: [IPv4Address: IPv4Address] = [:]
+            var table: [IPAddress: IPAddress] = [:]
             for (virtual, host, key) in try Reader.pairs(node, path + "nat") {
-                guard let from = IPv4Address(virtual), let to = IPv4Address(host) else {
+                guard let from = IPAddress(virtual), let to = IPAddress(host) else {
                     throw ConfigurationProblem(key, path + "nat", "'\(virtual): \(host)' is not VIRTUAL_IP: HOST_IP")
                 }
                 table[from] = to
@@ -307,13 +319,15 @@ public struct GvproxyConfiguration: Sendable {
         if let gatewayVirtualIPs { network.virtualAddresses = gatewayVirtualIPs }
         if let staticLeases { network.staticBindings = staticLeases }
         if let searchDomains { network.searchDomains = searchDomains }
+        if let ipv6Prefix { network.useIPv6Network(ipv6Prefix) }
+        if let dhcpv6Addresses { network.dhcpv6Pool = dhcpv6Addresses ? VirtualNetworkConfiguration.defaultDHCPv6Pool : nil }
         network.dnsZones += dnsZones
     }
 
     /// The file's `nat` and `forwards` on top of `nat`.
     public func apply(to nat: inout NATConfiguration) {
         if let table = self.nat {
-            for (virtual, host) in table { nat.policy.translations[.v4(virtual)] = .v4(host) }
+            for (virtual, host) in table { nat.policy.translations[virtual] = host }
         }
         if let ec2MetadataAccess { nat.policy.allowMetadataService = ec2MetadataAccess }
         for forward in forwards {
