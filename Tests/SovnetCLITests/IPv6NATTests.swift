@@ -86,6 +86,24 @@ final class IPv6NATTests {
         #expect(try lab.client(host, "echo 127.0.0.1 8122 --size 1000000") == "ok")
     }
 
+    @Test func theAPIsForwardsTakeIPv6EndsFromTheHostAndFromTheGuest() throws {
+        try lab.server(guest, "echo-server :: 8100")
+        _ = try guest.run("ping -6 -c 1 -W 2 fd00::1 || true")
+        let api = "curl -s --max-time 5 --unix-socket \(lab.work)/vm.sock"
+        let body = #"{"local":"[::1]:8124","remote":"[\#(Self.guestAddress)]:8100","protocol":"tcp"}"#
+        #expect(try host.run("\(api) -X POST -d '\(body)' -w '%{http_code}' http://sovnet/services/forwarder/expose") == "200")
+        #expect(try lab.client(host, "echo ::1 8124 --size 100000") == "ok", "the host's ::1 into the guest's IPv6 address")
+        // The guest's own view of the API, at the gateway's IPv6 address: the forwards into its address.
+        let seen = try guest.run("curl -s --max-time 5 'http://[fd00::1]/services/forwarder/all'")
+        #expect(seen.contains(#""local":"[::1]:8124""#) && seen.contains(#""remote":"[\#(Self.guestAddress)]:8100""#), "\(seen)")
+        let own = #"{"local":"127.0.0.1:8125","remote":"[\#(Self.guestAddress)]:8100","protocol":"tcp"}"#
+        #expect(try guest.run("curl -s --max-time 5 -X POST -d '\(own)' -w '%{http_code}' 'http://[fd00::1]/services/forwarder/expose'")
+                == "200", "a guest may forward into its own IPv6 address")
+        let other = #"{"local":"127.0.0.1:8126","remote":"[fd00::99]:8100","protocol":"tcp"}"#
+        #expect(try guest.run("curl -s --max-time 5 -X POST -d '\(other)' -w '%{http_code}' 'http://[fd00::1]/services/forwarder/expose'")
+                .hasSuffix("403"), "but into no other")
+    }
+
     @Test func dhclientGetsAnAddressAndDNSByDHCPv6() throws {
         let work = lab.work
         let files = "-lf \(work)/dhclient6.leases -pf \(work)/dhclient6.pid"
