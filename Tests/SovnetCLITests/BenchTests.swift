@@ -45,10 +45,16 @@ struct BenchTests {
             if ["sovnet", "gvisor-tap-vsock"].contains(stack) {
                 #expect((result["guestPeakMB"] as? Double ?? 0) > 0, "\(stack): the forwarder's memory")
             }
-            if stack == "sovnet" { #expect((result["leaseMilliseconds"] as? Double ?? 0) > 0, "sovnet forward's DHCP time") }
+            if stack == "sovnet" {
+                #expect((result["leaseMilliseconds"] as? Double ?? 0) > 0, "sovnet forward's DHCP time")
+                for direction in ["guestToHostIPv6", "hostToGuestIPv6"] {
+                    #expect(((result[direction] as? [Double])?.first ?? 0) > 0, "sovnet \(direction)")
+                }
+                #expect(((result["tcpIPv6"] as? [String: Any])?["samples"] as? Int ?? 0) > 100, "sovnet's TCP over IPv6")
+            }
         }
         // The table names every stage's figures, and the chart is whole SVG naming every stack.
-        for heading in ["guest→host Gbit/s", "TCP request/response", "connections/s", "host peak MB"] {
+        for heading in ["guest→host Gbit/s", "TCP request/response", "connections/s", "host peak MB", "IPv6, to the host's ::1"] {
             #expect(bench.output.contains(heading), "\(heading)")
         }
         let svg = try String(contentsOfFile: work + "/bench.svg", encoding: .utf8)

@@ -2,7 +2,8 @@
 // with servers on its host side's loopback (iperf3, TCP and UDP echo), all
 // started first; then, from inside each guest and in turns across the
 // stacks: the latency probes, the connection rate, and iperf3 both ways
-// `runs` times; the peak memory of each stack's processes last. Taking turns
+// `runs` times (over IPv6 too, to the host's ::1, for stacks that carry
+// it); the peak memory of each stack's processes last. Taking turns
 // lets a shared machine's drift touch every stack alike. A stack that fails
 // is reported and the run goes on. Every stage shows on the progress line.
 import Foundation
@@ -24,6 +25,7 @@ public final class Bench {
     }
 
     static let iperfPort: UInt16 = 5201
+    static let iperfPortIPv6: UInt16 = 5202
     static let tcpEchoPort: UInt16 = 7101
     static let udpEchoPort: UInt16 = 7102
 
@@ -61,8 +63,8 @@ public final class Bench {
         var result: BenchResult
         var errors: [String] = []
         var topology: BenchTopology?
-        var servers: BenchEchoServers?
-        var iperf: ChildProcess?
+        var servers: [BenchEchoServers] = []
+        var iperf: [ChildProcess] = []
         var running: RunningStack?
 
         init(stack: BenchStack, mtu: Int) {
@@ -73,8 +75,8 @@ public final class Bench {
 
         func stop() {
             running?.stop()
-            iperf?.stop(SIGTERM, grace: 2)
-            servers?.stop()
+            iperf.forEach { $0.stop(SIGTERM, grace: 2) }
+            servers.forEach { $0.stop() }
             topology?.close()
         }
     }
@@ -98,6 +100,31 @@ public final class Bench {
         latencyProbe(live, "TCP request/response", into: \.tcp) { _, host in
             try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples, deadline: .seconds(10))
         }
+        let dual = live.filter { $0.running?.hostAliasIPv6 != nil }
+        for subject in dual {
+            let (host, guest) = (subject.running!.hostAliasIPv6!, subject.topology!.guest)
+            stage("\(subject.label): TCP request/response over IPv6", into: &subject.errors) {
+                let summary = try NamespaceThread.run(in: guest) {
+                    guard BenchStack.wait(seconds: 10, { InterfaceAddress.hasGlobalIPv6() }) else {
+                        throw LaunchError("the guest got no IPv6 address within 10 s")
+                    }
+                    // A fresh address passes duplicate address detection before it can be used.
+                    var lastError: Error?
+                    for _ in 0..<30 {
+                        do {
+                            return try BenchProbes.tcpRequestResponse(host: host, port: Self.tcpEchoPort, samples: samples,
+                                                                      deadline: .seconds(10))
+                        } catch {
+                            lastError = error
+                            usleep(100_000)
+                        }
+                    }
+                    throw lastError ?? LaunchError("no IPv6 connection")
+                }
+                subject.result.tcpIPv6 = summary
+                return BenchReport.latency(summary)
+            }
+        }
         for subject in live {
             let (host, guest) = (subject.running!.hostAlias, subject.topology!.guest)
             stage("\(subject.label): new connections", into: &subject.errors) {
@@ -114,8 +141,18 @@ public final class Bench {
                 for subject in live {
                     let direction = reverse ? "host→guest" : "guest→host"
                     stage("\(subject.label): \(direction) run \(run)/\(options.runs)", into: &subject.errors) {
-                        let rate = try throughput(topology: subject.topology!, host: subject.running!.hostAlias, reverse: reverse)
+                        let rate = try throughput(topology: subject.topology!, host: subject.running!.hostAlias,
+                                                  port: Self.iperfPort, reverse: reverse)
                         if reverse { subject.result.hostToGuest.append(rate) } else { subject.result.guestToHost.append(rate) }
+                        return "\(BenchReport.number(rate, 2)) Gbit/s"
+                    }
+                }
+                for subject in dual where subject.result.tcpIPv6 != nil {
+                    let direction = reverse ? "host→guest" : "guest→host"
+                    stage("\(subject.label): IPv6 \(direction) run \(run)/\(options.runs)", into: &subject.errors) {
+                        let rate = try throughput(topology: subject.topology!, host: subject.running!.hostAliasIPv6!,
+                                                  port: Self.iperfPortIPv6, reverse: reverse)
+                        if reverse { subject.result.hostToGuestIPv6.append(rate) } else { subject.result.guestToHostIPv6.append(rate) }
                         return "\(BenchReport.number(rate, 2)) Gbit/s"
                     }
                 }
@@ -156,11 +193,13 @@ public final class Bench {
             let topology = try BenchTopology(prefix: "svbench\(getpid() % 100_000)s\(index)")
             subject.topology = topology
             subject.servers = try NamespaceThread.run(in: topology.host) {
-                try BenchEchoServers(tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort)
+                try ["127.0.0.1", "::1"].map { try BenchEchoServers(address: $0, tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort) }
             }
-            subject.iperf = try ChildProcess(topology.inNamespace(topology.host, [options.iperf, "-s", "-B", "127.0.0.1",
-                                                                                 "-p", "\(Self.iperfPort)"]),
-                                             log: directory + "/iperf-server-\(index).log")
+            for (address, port) in [("127.0.0.1", Self.iperfPort), ("::1", Self.iperfPortIPv6)] {
+                subject.iperf.append(try ChildProcess(topology.inNamespace(topology.host, [options.iperf, "-s", "-B", address,
+                                                                                           "-p", "\(port)"]),
+                                                      log: directory + "/iperf-server-\(index)-\(port).log"))
+            }
             let running = try subject.stack.start(in: topology, mtu: mtu, directory: directory)
             subject.running = running
             subject.result.addressMilliseconds = running.addressAfter.milliseconds
@@ -171,10 +210,10 @@ public final class Bench {
     }
 
     /// One iperf3 run of `seconds`, a single stream; the receiver's Gbit/s.
-    private func throughput(topology: BenchTopology, host: String, reverse: Bool) throws -> Double {
+    private func throughput(topology: BenchTopology, host: String, port: UInt16, reverse: Bool) throws -> Double {
         let log = directory + "/iperf-client-\(topology.guest).log"
         unlink(log)
-        let client = try ChildProcess(topology.inNamespace(topology.guest, [options.iperf, "-c", host, "-p", "\(Self.iperfPort)",
+        let client = try ChildProcess(topology.inNamespace(topology.guest, [options.iperf, "-c", host, "-p", "\(port)",
                                                                            "-t", "\(options.seconds)", "-J"] + (reverse ? ["-R"] : [])),
                                       log: log)
         guard let status = client.wait(seconds: Double(options.seconds) + 20) else {

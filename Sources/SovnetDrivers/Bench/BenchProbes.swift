@@ -83,7 +83,7 @@ enum BenchProbes {
 
     /// 64-byte datagrams to a UDP echo server, one answer awaited each.
     static func udpEcho(host: String, port: UInt16, samples: Int, deadline: Duration) throws -> LatencySummary {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(family(of: host), Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw LaunchError("udp socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         try connectTo(fd, host, port)
@@ -158,7 +158,7 @@ enum BenchProbes {
     }
 
     static func tcpConnect(_ host: String, _ port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(family(of: host), Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LaunchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -172,14 +172,35 @@ enum BenchProbes {
     }
 
     static func connectTo(_ fd: Int32, _ host: String, _ port: UInt16) throws {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw LaunchError("bad address \(host)") }
+        var (address, length) = try socketAddress(host, port)
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
         }
-        guard result == 0 else { throw LaunchError("connect \(host):\(port): \(String(cString: strerror(errno)))") }
+        guard result == 0 else { throw LaunchError("connect \(host) port \(port): \(String(cString: strerror(errno)))") }
+    }
+
+    /// IPv6 for an address with colons, else IPv4.
+    static func family(of host: String) -> Int32 { host.contains(":") ? AF_INET6 : AF_INET }
+
+    /// The socket address of `host` (IPv4 or IPv6 text) and `port`.
+    static func socketAddress(_ host: String, _ port: UInt16) throws -> (sockaddr_storage, socklen_t) {
+        var storage = sockaddr_storage()
+        let parsed = withUnsafeMutablePointer(to: &storage) { pointer -> socklen_t? in
+            if family(of: host) == AF_INET6 {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    $0.pointee.sin6_family = sa_family_t(AF_INET6)
+                    $0.pointee.sin6_port = port.bigEndian
+                    return inet_pton(AF_INET6, host, &$0.pointee.sin6_addr) == 1 ? socklen_t(MemoryLayout<sockaddr_in6>.size) : nil
+                }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                $0.pointee.sin_family = sa_family_t(AF_INET)
+                $0.pointee.sin_port = port.bigEndian
+                return inet_pton(AF_INET, host, &$0.pointee.sin_addr) == 1 ? socklen_t(MemoryLayout<sockaddr_in>.size) : nil
+            }
+        }
+        guard let parsed else { throw LaunchError("bad address \(host)") }
+        return (storage, parsed)
     }
 
     static func setTimeout(_ fd: Int32, milliseconds: Int) {
@@ -188,20 +209,20 @@ enum BenchProbes {
     }
 }
 
-/// TCP and UDP echo servers on 127.0.0.1 of the namespace whose thread
-/// starts them; `stop` ends them.
+/// TCP and UDP echo servers on a loopback address (127.0.0.1 or ::1) of
+/// the namespace whose thread starts them; `stop` ends them.
 final class BenchEchoServers: @unchecked Sendable {
     let tcpPort: UInt16
     let udpPort: UInt16
     private let tcpListener: Int32
     private let udpSocket: Int32
 
-    /// Binds both (in the calling thread's namespace) and serves each on a thread.
-    init(tcpPort: UInt16, udpPort: UInt16) throws {
+    /// Binds both to `address` (in the calling thread's namespace) and serves each on a thread.
+    init(address: String, tcpPort: UInt16, udpPort: UInt16) throws {
         self.tcpPort = tcpPort
         self.udpPort = udpPort
-        tcpListener = try Self.bound(Int32(SOCK_STREAM.rawValue), tcpPort)
-        udpSocket = try Self.bound(Int32(SOCK_DGRAM.rawValue), udpPort)
+        tcpListener = try Self.bound(Int32(SOCK_STREAM.rawValue), address, tcpPort)
+        udpSocket = try Self.bound(Int32(SOCK_DGRAM.rawValue), address, udpPort)
         guard listen(tcpListener, 1024) == 0 else { throw LaunchError("listen: \(String(cString: strerror(errno)))") }
         let listener = tcpListener
         let udp = udpSocket
@@ -249,21 +270,18 @@ final class BenchEchoServers: @unchecked Sendable {
         }
     }
 
-    private static func bound(_ type: Int32, _ port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+    private static func bound(_ type: Int32, _ host: String, _ port: UInt16) throws -> Int32 {
+        var (address, length) = try BenchProbes.socketAddress(host, port)
+        let fd = socket(BenchProbes.family(of: host), type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw LaunchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         guard result == 0 else {
             close(fd)
-            throw LaunchError("bind 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+            throw LaunchError("bind \(host) port \(port): \(String(cString: strerror(errno)))")
         }
         return fd
     }

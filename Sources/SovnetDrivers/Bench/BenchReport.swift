@@ -1,7 +1,7 @@
 // What `sovnet bench` found, per stack and MTU: throughput each way (every
 // run, and their median), the latency percentiles of each probe, the
-// connection rate, how soon the guest had its address, and the peak memory
-// of each side. Printed as tables, written as JSON, drawn by `BenchChart`.
+// connection rate, how soon the guest had its address, the peak memory of
+// each side, and throughput and TCP latency over IPv6 where the stack has it. Printed as tables, written as JSON, drawn by `BenchChart`.
 import Foundation
 
 /// One stack at one MTU.
@@ -22,6 +22,11 @@ public struct BenchResult: Codable, Sendable {
     /// Peak resident set sizes (VmHWM) in MB.
     public var hostPeakMB: Double?
     public var guestPeakMB: Double?
+    /// Over IPv6, for stacks that carry it (sovnet): Gbit/s of each run both
+    /// ways, and TCP request/response, to the host's ::1.
+    public var guestToHostIPv6: [Double] = []
+    public var hostToGuestIPv6: [Double] = []
+    public var tcpIPv6: LatencySummary?
     /// Why part of the run failed, if it did.
     public var errors: [String] = []
 
@@ -67,6 +72,14 @@ public struct BenchReport: Codable, Sendable {
             [result.stack, "\(result.mtu)", Self.number(result.addressMilliseconds, 1), Self.number(result.leaseMilliseconds, 1),
              Self.number(result.hostPeakMB, 1), Self.number(result.guestPeakMB, 1)]
         })
+        let ipv6 = results.filter { !$0.guestToHostIPv6.isEmpty || $0.tcpIPv6 != nil }
+        if !ipv6.isEmpty {
+            out += "\nIPv6, to the host's ::1 (stacks that carry it)\n"
+            out += Self.table(["stack", "MTU", "guest→host Gbit/s", "host→guest Gbit/s", "TCP request/response µs"], ipv6.map { result in
+                [result.stack, "\(result.mtu)", Self.number(BenchResult.median(result.guestToHostIPv6), 2),
+                 Self.number(BenchResult.median(result.hostToGuestIPv6), 2), Self.latency(result.tcpIPv6)]
+            })
+        }
         let problems = results.flatMap { result in result.errors.map { "\(result.stack) MTU \(result.mtu): \($0)" } }
         if !problems.isEmpty { out += "\nproblems:\n" + problems.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         return out

@@ -3,7 +3,8 @@
 // interface it makes) in `guest`. Each says where the guest reaches the
 // host's 127.0.0.1 and which address its gateway answers pings on.
 //
-//   sovnet       sovnet proxy -listen unix://… in host; sovnet forward in guest
+//   sovnet       sovnet proxy -listen unix://… in host; sovnet forward in
+//                guest; over IPv6 too, fd00::254 being the host's ::1
 //   gvisor       gvproxy and gvforwarder, the same way (the user's binaries)
 //   pasta        pasta --config-net --netns guest, run in host; the gateway
 //                address is remapped to the host's loopback
@@ -54,6 +55,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
             if case .gvisor(let proxy, _) = self { proxyArguments = [proxy, "-listen", "unix://\(socket)", "-mtu", "\(mtu)"] }
             let proxy = try ChildProcess(topology.inNamespace(topology.host, proxyArguments), log: directory + "/\(logName)-host.log")
             running = RunningStack(stack: self, hostAlias: "192.168.127.254", gateway: "192.168.127.1", host: proxy)
+            if case .sovnet = self { running.hostAliasIPv6 = "fd00::254" }
             guard Self.wait(seconds: 10, { access(socket, F_OK) == 0 || !proxy.isRunning }), proxy.isRunning else {
                 running.stop()
                 throw LaunchError("\(description): the proxy did not listen: \(proxy.tail(5))")
@@ -121,6 +123,8 @@ struct RunningStack {
     let hostAlias: String
     /// The address that answers the guest's pings.
     let gateway: String
+    /// Where the guest reaches the host's ::1, for stacks that carry IPv6.
+    var hostAliasIPv6: String?
     /// The host side's process (proxy, pasta, slirp4netns).
     var host: ChildProcess?
     /// The guest side's process (the forwarder), where there is one.
@@ -163,6 +167,24 @@ enum ProcessMemory {
 
 /// The calling thread's network namespace's addresses.
 enum InterfaceAddress {
+    /// Whether an interface has a global IPv6 address (not link-local, not loopback).
+    static func hasGlobalIPv6() -> Bool {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return false }
+        defer { freeifaddrs(list) }
+        var entry = list
+        while let current = entry {
+            if let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET6) {
+                let first = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    withUnsafeBytes(of: $0.pointee.sin6_addr) { ($0[0], $0[1]) }
+                }
+                if first.0 != 0, !(first.0 == 0xFE && first.1 & 0xC0 == 0x80) { return true }
+            }
+            entry = current.pointee.ifa_next
+        }
+        return false
+    }
+
     /// Whether an interface other than lo has an IPv4 address.
     static func hasIPv4(excludingLoopback: Bool) -> Bool {
         var list: UnsafeMutablePointer<ifaddrs>?
