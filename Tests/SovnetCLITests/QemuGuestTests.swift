@@ -6,7 +6,9 @@ import Testing
 /// to `sovnet proxy -listen-qemu`. The guest's init takes a lease with
 /// udhcpc, pings the gateway, resolves a local name, fetches a page and
 /// moves 4 MB down and 3 MB up (checked by SHA-256), asks a DNS server over
-/// UDP and pings, all through the NAT to the proxy side's loopback, then powers off.
+/// UDP and pings, all through the NAT to the proxy side's loopback, takes
+/// an IPv6 address by SLAAC and pings the gateway and the host's ::1 over
+/// IPv6, then powers off.
 @Suite(.serialized, .enabled(if: canMakeNamespaces && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
                 "needs root and qemu-system-x86_64 (scripts/test installs it)"))
 struct QemuGuestTests {
@@ -59,6 +61,9 @@ struct QemuGuestTests {
         #expect(uploaded != nil && console.contains("SOVNET-GUEST sink 3000000 \(uploaded ?? "")"), "3 MB to the host, whole")
         #expect(console.contains("SOVNET-GUEST udp 198.51.100.99"), "a DNS query and answer through the NAT to 127.0.0.1:53")
         #expect(console.contains("SOVNET-GUEST ping-host ok"), "echo to the host alias through a ping socket")
+        #expect(console.contains("SOVNET-GUEST ipv6 fd000000000000005894effffee40cee"), "the guest kernel's SLAAC address")
+        #expect(console.contains("SOVNET-GUEST ping6 ok") && console.contains("SOVNET-GUEST ping6-host ok"),
+                "ICMPv6 echo to the gateway, and through the NAT to the host's ::1")
         #expect(console.contains("SOVNET-GUEST http through-the-nat"),
                 "TCP through the NAT to 127.0.0.1 via the host alias: \((try? shell("tshark -r \(work)/switch.pcap -Y tcp")) ?? "")\n\(web.output)")
         // The guest powered off: the single-guest listener's proxy exits, as asked.
