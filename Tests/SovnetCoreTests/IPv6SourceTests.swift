@@ -95,21 +95,22 @@ import Testing
 
     @Test func bindingsAreBoundedPerPortAndInAll() {
         var bindings = IPv6Bindings(maximumPerPort: 4, maximumTotal: 6)
-        let live: Set<PortID> = [PortID(1), PortID(2)]
         let now = ContinuousClock.now
+        func address(_ low: UInt64) -> IPv6Address { IPv6Address(high: 0xFD00 << 48, low: low) }
         for index in 0..<5 {
-            let claim = bindings.claim(IPv6Address(high: 0xFD00 << 48, low: UInt64(index + 1)), mac: Self.first, port: PortID(1),
-                                       now: now + .seconds(index), isLive: live.contains)
-            #expect(claim == .bound(from: nil))
+            #expect(bindings.claim(address(UInt64(index + 1)), mac: Self.first, port: PortID(1), now: now + .seconds(index))
+                    == .bound(from: nil))
         }
-        #expect(bindings.count == 4 && bindings[IPv6Address(high: 0xFD00 << 48, low: 1)] == nil, "the least recently used gave way")
+        #expect(bindings.count == 4 && bindings[address(1)] == nil, "the least recently used gave way")
         for index in 0..<2 {
-            _ = bindings.claim(IPv6Address(high: 0xFD00 << 48, low: UInt64(100 + index)), mac: Self.second, port: PortID(2),
-                               now: now, isLive: live.contains)
+            _ = bindings.claim(address(UInt64(100 + index)), mac: Self.second, port: PortID(2), now: now)
         }
-        #expect(bindings.claim(IPv6Address(high: 0xFD00 << 48, low: 200), mac: Self.second, port: PortID(2), now: now,
-                               isLive: live.contains) == .refused, "the total is reached and every port is live")
-        #expect(bindings.claim(IPv6Address(high: 0xFD00 << 48, low: 200), mac: Self.second, port: PortID(2), now: now,
-                               isLive: { $0 == PortID(2) }) == .bound(from: nil), "a departed port's binding gives way")
+        #expect(bindings.claim(address(200), mac: Self.second, port: PortID(2), now: now) == .refused,
+                "the total is reached and every port is live")
+        bindings.portLeft(PortID(1))
+        #expect(bindings.claim(address(200), mac: Self.second, port: PortID(2), now: now) == .bound(from: nil),
+                "a departed port's binding gives way")
+        #expect(bindings.claim(address(5), mac: Self.first, port: PortID(3), now: now) == .bound(from: PortID(1)),
+                "its guest, back on another port, takes its address back")
     }
 }

@@ -73,8 +73,16 @@ public struct DHCPv6Server: Sendable {
     }
 
     private var bindings: [BindingKey: Binding] = [:]
-    /// Addresses a client declined: in use by something else, never handed out again.
+    /// Each port's binding keys (at most `maximumBindingsPerPort`).
+    private var keysByPort: [PortID: [BindingKey]] = [:]
+    /// The binding holding each address.
+    private var holders: [IPv6Address: BindingKey] = [:]
+    /// When the whole table was last swept of expired bindings.
+    private var lastSweep: ContinuousClock.Instant?
+    /// Addresses a client declined: in use by something else, not handed
+    /// out again (at most `maximumDeclined`, so declining cannot fill memory).
     private var declined: Set<IPv6Address> = []
+    static let maximumDeclined = 1024
     private var nextCandidate: UInt64?
     /// How long an advertised address is held for the REQUEST that takes it.
     static let offerHold: Duration = .seconds(60)
@@ -150,8 +158,8 @@ public struct DHCPv6Server: Sendable {
                     reply.options.append(.identityAssociation(Self.status(ia, .noBinding)))
                     continue
                 }
-                bindings[key] = nil
-                if message.type == .decline { declined.insert(binding.address) }
+                remove(key)
+                if message.type == .decline, declined.count < Self.maximumDeclined { declined.insert(binding.address) }
                 note(message.type == .decline ? .declined(binding.address) : .released(binding.address))
             }
             reply.options.append(.status(.success, message.type == .decline ? "declined" : "released"))
@@ -199,31 +207,51 @@ public struct DHCPv6Server: Sendable {
         var address: IPv6Address?
         if let binding = bindings[key], binding.port == port, claim(binding.address) {
             address = binding.address
+            bindings[key]?.expires = expires
         } else {
-            bindings[key] = nil
+            remove(key)
             address = freeAddress(port: port, now: now, claim: claim)
+            if let address {
+                bindings[key] = Binding(address: address, port: port, expires: expires)
+                keysByPort[port, default: []].append(key)
+                holders[address] = key
+            }
         }
         guard let address else { return Self.status(ia, .noAddressesAvailable) }
         if hold == nil { note(.leased(address, port)) }
-        bindings[key] = Binding(address: address, port: port, expires: expires)
         return DHCPv6IdentityAssociation(identifier: ia.identifier, renewalTime: lifetime / 2, rebindingTime: lifetime / 5 * 4,
                                          options: [.address(DHCPv6Address(address: address, preferredLifetime: lifetime,
                                                                           validLifetime: lifetime))])
+    }
+
+    private mutating func remove(_ key: BindingKey) {
+        guard let binding = bindings.removeValue(forKey: key) else { return }
+        holders[binding.address] = nil
+        keysByPort[binding.port]?.removeAll { $0 == key }
+        if keysByPort[binding.port]?.isEmpty == true { keysByPort[binding.port] = nil }
+    }
+
+    /// Forgets `port`'s expired bindings, and every port's when the table is
+    /// full (at most once a second, so a flood does not sweep it each time).
+    private mutating func expire(port: PortID, now: ContinuousClock.Instant) {
+        for key in keysByPort[port] ?? [] where bindings[key].map({ $0.expires <= now }) == true { remove(key) }
+        guard bindings.count >= configuration.maximumBindings, lastSweep.map({ now - $0 >= .seconds(1) }) ?? true else { return }
+        lastSweep = now
+        for (key, binding) in bindings where binding.expires <= now { remove(key) }
     }
 
     /// A pool address no binding holds and `claim` gives this port, after
     /// forgetting expired bindings; nil when the limits or the pool are exhausted.
     private mutating func freeAddress(port: PortID, now: ContinuousClock.Instant, claim: (IPv6Address) -> Bool) -> IPv6Address? {
         guard let pool = configuration.pool else { return nil }
-        bindings = bindings.filter { $0.value.expires > now }
+        expire(port: port, now: now)
         guard bindings.count < configuration.maximumBindings,
-              bindings.values.filter({ $0.port == port }).count < configuration.maximumBindingsPerPort else { return nil }
-        let held = Set(bindings.values.map(\.address))
+              keysByPort[port, default: []].count < configuration.maximumBindingsPerPort else { return nil }
         var candidate = nextCandidate ?? pool.lowerBound
         for _ in 0...min(pool.upperBound - pool.lowerBound, 4095) {
             let address = IPv6Address(high: configuration.prefix.high, low: candidate)
             candidate = candidate >= pool.upperBound ? pool.lowerBound : candidate + 1
-            if !held.contains(address), !declined.contains(address), claim(address) {
+            if holders[address] == nil, !declined.contains(address), claim(address) {
                 nextCandidate = candidate
                 return address
             }

@@ -239,6 +239,7 @@ public final class VirtualNetwork {
         broadcastTokens[port] = nil
         if macCounts.removeValue(forKey: port) != nil { macTable = macTable.filter { $0.value != port } }
         dhcp.detach(port, now: now)
+        ipv6Bindings.portLeft(port)
         if let departed = counters.ports.removeValue(forKey: port.rawValue) {
             counters.departedPorts.add(departed)
             counters.departedPortCount += 1

@@ -37,7 +37,7 @@ extension VirtualNetwork {
     private func mayUse(_ address: IPv6Address, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> Bool {
         let onLink = address.isLinkLocal || address.masked(prefixLength: 64) == configuration.ipv6Prefix
         guard onLink, !configuration.gatewayIPv6Addresses.contains(address) else { return false }
-        switch ipv6Bindings.claim(address, mac: mac, port: port, now: now, isLive: ports.contains) {
+        switch ipv6Bindings.claim(address, mac: mac, port: port, now: now) {
         case .held:
             return true
         case .bound(let from):
