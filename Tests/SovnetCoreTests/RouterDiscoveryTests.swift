@@ -44,4 +44,15 @@ import Testing
         #expect(!corrupted.withUnsafeBytes { discovery.receive($0, now: now) })
         #expect(discovery.dnsServers(now: now).isEmpty)
     }
+
+    @Test func theSearchDomainsTravelInTheAdvertisement() throws {
+        var configuration = VirtualNetworkConfiguration()
+        configuration.searchDomains = ["example.test", "vm.example.test"]
+        let frame = try advertisement(configuration)
+        var discovery = RouterDiscovery()
+        #expect(frame.withUnsafeBytes { discovery.receive($0, now: now) })
+        #expect(discovery.searchDomains(now: now) == ["example.test", "vm.example.test"])
+        #expect(discovery.expire(now: now + .seconds(1801)) && discovery.searchDomains(now: now + .seconds(1801)).isEmpty)
+        #expect(NDPOption.searchDomains([0xC0, 0x0C, 0, 0, 0, 0, 0, 0]) == nil, "compressed names are refused")
+    }
 }

@@ -9,9 +9,9 @@
 //   reachable, and then waits for the next periodic advertisement. A router
 //   solicitation from the unspecified address, with no link-layer option
 //   (RFC 4861 §4.1), makes the gateway advertise to all nodes at once.
-// - DNS servers (RFC 8106): the recursive DNS server option of an
-//   advertisement from a router (hop limit 255, a link-local source, RFC
-//   4861 §6.1.2), kept for its lifetime, so they can be written to
+// - DNS (RFC 8106): the recursive DNS server and DNS search list options of
+//   an advertisement from a router (hop limit 255, a link-local source, RFC
+//   4861 §6.1.2), kept for their lifetime, so they can be written to
 //   resolv.conf beside the DHCPv4 lease's. A lifetime of 0 removes them.
 import SovnetWire
 
@@ -19,6 +19,8 @@ import SovnetWire
 public struct RouterDiscovery: Sendable {
     /// The servers and when each stops being valid.
     private var servers: [(address: IPv6Address, until: ContinuousClock.Instant)] = []
+    /// The search domains and when they stop being valid.
+    private var search: (names: [DNSName], until: ContinuousClock.Instant)?
     /// The most servers kept (RFC 8106 §5.3.1 suggests three).
     public static let maximumServers = 3
 
@@ -29,18 +31,25 @@ public struct RouterDiscovery: Sendable {
         servers.filter { $0.until > now }.map(\.address)
     }
 
-    /// When the next server expires, if any will.
-    public var nextDeadline: ContinuousClock.Instant? { servers.map(\.until).min() }
+    /// The search domains valid now.
+    public func searchDomains(now: ContinuousClock.Instant) -> [DNSName] {
+        search.flatMap { $0.until > now ? $0.names : nil } ?? []
+    }
 
-    /// Forgets expired servers; true when the list changed.
+    /// When the next server or the search list expires, if any will.
+    public var nextDeadline: ContinuousClock.Instant? { (servers.map(\.until) + [search?.until].compactMap { $0 }).min() }
+
+    /// Forgets expired servers and search domains; true when they changed.
     public mutating func expire(now: ContinuousClock.Instant) -> Bool {
         let before = servers.count
         servers.removeAll { $0.until <= now }
-        return servers.count != before
+        let searchExpired = search.map { $0.until <= now } ?? false
+        if searchExpired { search = nil }
+        return servers.count != before || searchExpired
     }
 
     /// Takes a frame from the host; true when it was a router advertisement
-    /// that changed the DNS servers.
+    /// that changed the DNS servers or search domains.
     public mutating func receive(_ frame: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> Bool {
         // Most frames are not IPv6 with ICMPv6 right after the header: one look at three bytes says so.
         guard frame.count > 54, frame[12] == 0x86, frame[13] == 0xDD, frame[20] == IPProtocol.icmpv6.rawValue,
@@ -49,19 +58,27 @@ public struct RouterDiscovery: Sendable {
               upper.fragment == nil, upper.payload.first == ICMPv6Type.routerAdvertisement.rawValue,
               let message = try? ICMPv6View(upper.payload, source: ip.source, destination: ip.destination),
               let options = try? message.options() else { return false }
-        var learned: [(IPv6Address, UInt32)] = []
-        for case .dnsServers(let addresses, let lifetime) in options {
-            learned += addresses.map { ($0, lifetime) }
-        }
-        guard !learned.isEmpty else { return false }
-        let before = dnsServers(now: now)
-        for (address, lifetime) in learned {
-            servers.removeAll { $0.address == address }
-            if lifetime > 0 { servers.append((address, now + .seconds(Int64(lifetime)))) }
+        let before = (dnsServers(now: now), searchDomains(now: now))
+        for option in options {
+            switch option {
+            case .dnsServers(let addresses, let lifetime):
+                for address in addresses {
+                    servers.removeAll { $0.address == address }
+                    if lifetime > 0 { servers.append((address, now + .seconds(Int64(lifetime)))) }
+                }
+            case .searchList(let data, let lifetime):
+                guard let names = NDPOption.searchDomains(data) else { continue }
+                search = lifetime > 0 && !names.isEmpty ? (Array(names.prefix(Self.maximumSearchDomains)), now + .seconds(Int64(lifetime))) : nil
+            default:
+                break
+            }
         }
         servers = Array(servers.suffix(Self.maximumServers))
-        return dnsServers(now: now) != before
+        return (dnsServers(now: now), searchDomains(now: now)) != before
     }
+
+    /// The most search domains kept (glibc reads six).
+    public static let maximumSearchDomains = 6
 
     /// A router solicitation from `mac`, from the unspecified address to all routers.
     public static func solicitation(from mac: MACAddress) -> [UInt8] {

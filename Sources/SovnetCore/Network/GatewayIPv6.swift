@@ -2,7 +2,8 @@
 // solicitations for its addresses (its link-local one, from its MAC, ::1 of
 // the network's /64, and the host alias), router solicitations with an
 // advertisement of itself as the default router, the /64 for SLAAC (RFC
-// 4862), the link's MTU and its own address as DNS server (RFC 8106), the
+// 4862), the link's MTU, its own address as DNS server and the search
+// domains (RFC 8106), the
 // O flag for the stateless DHCPv6 it serves too (and M when DHCPv6 hands
 // out addresses), and
 // echo requests to its own addresses. Neighbour discovery counts only with
@@ -28,7 +29,9 @@ enum GatewayIPv6 {
     }
 
     /// The answer to a packet from the guest with MAC `sender`.
-    static func answer(_ ip: IPv6View, from sender: MACAddress, _ configuration: VirtualNetworkConfiguration) -> Outcome {
+    /// - Parameter searchDomains: the DNS search list advertisements carry (DNSSL), as DHCP hands it out now.
+    static func answer(_ ip: IPv6View, from sender: MACAddress, _ configuration: VirtualNetworkConfiguration,
+                       searchDomains: [DNSName] = []) -> Outcome {
         guard let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
         let own = configuration.gatewayIPv6Addresses
         let listened = own + own.map(\.solicitedNode) + [.allNodes, .allRouters]
@@ -59,7 +62,8 @@ enum GatewayIPv6 {
             let unicast = ip.source != .any
             return .reply(frame(to: unicast ? sender : IPv6Address.allNodes.multicastMAC,
                                 from: configuration.gatewayLinkLocal, to: unicast ? ip.source : .allNodes, hopLimit: 255,
-                                type: .routerAdvertisement, body: advertisement(configuration), configuration))
+                                type: .routerAdvertisement, body: advertisement(configuration, searchDomains: searchDomains),
+                                configuration))
         default:
             return ip.destination.isMulticast ? .ignore : .drop(.noService)
         }
@@ -74,16 +78,19 @@ enum GatewayIPv6 {
     /// by DHCPv6 (its stateless DNS), addresses by DHCPv6 too ("managed")
     /// when it has a pool, the gateway as default router, then its link-layer
     /// address, the MTU, the /64 for on-link use and SLAAC (valid a day,
-    /// preferred four hours), and its address as DNS server.
-    static func advertisement(_ configuration: VirtualNetworkConfiguration) -> [UInt8] {
-        RouterAdvertisement(hopLimit: 64, routerLifetime: routerLifetime, managed: configuration.dhcpv6Pool != nil,
-                            otherConfiguration: true).body(options: [
+    /// preferred four hours), its address as DNS server, and the search
+    /// domains, if there are any.
+    static func advertisement(_ configuration: VirtualNetworkConfiguration, searchDomains: [DNSName] = []) -> [UInt8] {
+        var options: [NDPOption] = [
             .sourceLinkLayer(configuration.gatewayMAC),
             .mtu(UInt32(configuration.mtu)),
             .prefix(configuration.ipv6Prefix.masked(prefixLength: 64), length: 64, onLink: true, autonomous: true,
                     validLifetime: 86_400, preferredLifetime: 14_400),
             .dnsServers([configuration.gatewayIPv6], lifetime: UInt32(routerLifetime)),
-        ])
+        ]
+        if !searchDomains.isEmpty { options.append(.searchList(searchDomains, lifetime: UInt32(routerLifetime))) }
+        return RouterAdvertisement(hopLimit: 64, routerLifetime: routerLifetime, managed: configuration.dhcpv6Pool != nil,
+                                   otherConfiguration: true).body(options: options)
     }
 
     static func frame(to mac: MACAddress, from source: IPv6Address, to destination: IPv6Address, hopLimit: UInt8,

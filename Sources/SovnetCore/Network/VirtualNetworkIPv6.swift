@@ -119,7 +119,7 @@ extension VirtualNetwork {
         let isAlias = configuration.ipv6VirtualAddresses.contains(destination)
         let upper = try? ip.upperLayer()
         if upper?.protocol == .icmpv6, isOwn || destination.isMulticast || (isAlias && Self.icmpv6Type(ip) != .echoRequest) {
-            switch GatewayIPv6.answer(ip, from: ethernet.source, configuration) {
+            switch GatewayIPv6.answer(ip, from: ethernet.source, configuration, searchDomains: dhcp.configuration.searchDomains) {
             case .reply(let frame): deliveries.append(.send(frame, to: port))
             case .drop(let reason): counters.drop(reason)
             case .ignore: break

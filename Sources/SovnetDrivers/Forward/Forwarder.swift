@@ -11,8 +11,8 @@
 //
 // IPv6 is the guest kernel's own SLAAC from the gateway's router
 // advertisements; the forwarder solicits one each time the host link comes
-// up, and writes the DNS servers advertisements name to resolv.conf after
-// the lease's (`RouterDiscovery`).
+// up, and writes the DNS servers and search domains advertisements name to
+// resolv.conf after the lease's (`RouterDiscovery`).
 //
 // When the host goes away the tap and its address stay (guest sockets
 // survive), the connection is retried with backoff from 100 ms to 5 s, and
@@ -386,10 +386,13 @@ public final class Forwarder {
 
     /// Writes resolv.conf with the lease's DNS servers and those router advertisements named.
     private func writeResolvConf() {
-        let servers = ipv4DNS.servers.map(IPAddress.v4) + routerDiscovery.dnsServers(now: .now).map(IPAddress.v6)
+        let now = ContinuousClock.now
+        let servers = ipv4DNS.servers.map(IPAddress.v4) + routerDiscovery.dnsServers(now: now).map(IPAddress.v6)
+        let advertised = routerDiscovery.searchDomains(now: now).map { String($0.description.dropLast()) }
+        let search = ipv4DNS.search + advertised.filter { !ipv4DNS.search.contains($0) }
         guard let path = options.resolvConf, !servers.isEmpty else { return }
         do {
-            try ResolvConf(path: path).write(ResolvConf.contents(servers: servers, search: ipv4DNS.search))
+            try ResolvConf(path: path).write(ResolvConf.contents(servers: servers, search: search))
         } catch {
             logger.error("cannot write \(path): \(error)")
         }

@@ -210,6 +210,28 @@ extension RouterAdvertisement {
 }
 
 extension NDPOption {
+    /// A DNS search list option (RFC 8106 §5.2) of `names`, uncompressed.
+    public static func searchList(_ names: [DNSName], lifetime: UInt32) -> NDPOption {
+        var encoded: [UInt8] = []
+        var writer = DNSNameCompressor(base: 0)
+        for name in names { writer.write(name, into: &encoded, compress: false) }
+        return .searchList(encoded, lifetime: lifetime)
+    }
+
+    /// The names of a DNS search list option's data: uncompressed names up
+    /// to the zero padding; nil when a name is malformed or compressed.
+    public static func searchDomains(_ data: [UInt8]) -> [DNSName]? {
+        data.withUnsafeBytes { raw -> [DNSName]? in
+            var names: [DNSName] = []
+            var offset = 0
+            while offset < raw.count, raw[offset] != 0 {
+                guard raw[offset] & 0xC0 == 0, let name = try? DNSName.read(from: raw, at: &offset) else { return nil }
+                names.append(name)
+            }
+            return names
+        }
+    }
+
     /// A neighbour advertisement after its checksum: flags, target, then `options`.
     public static func advertisementBody(router: Bool, solicited: Bool, override: Bool, target: IPv6Address,
                                          options: [NDPOption]) -> [UInt8] {
