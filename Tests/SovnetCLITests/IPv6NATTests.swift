@@ -99,6 +99,11 @@ final class IPv6NATTests {
         let own = #"{"local":"127.0.0.1:8125","remote":"[\#(Self.guestAddress)]:8100","protocol":"tcp"}"#
         #expect(try guest.run("curl -s --max-time 5 -X POST -d '\(own)' -w '%{http_code}' 'http://[fd00::1]/services/forwarder/expose'")
                 == "200", "a guest may forward into its own IPv6 address")
+        // The reachability checks of `sovnet up` and `sovnet check`, at the guest's IPv6 address.
+        let ping = try host.run(#"\#(api) -X POST -d '{"address":"\#(Self.guestAddress)","count":2}' http://sovnet/sovnet/check/ping"#)
+        #expect(ping.contains(#""received":2"#), "\(ping)")
+        let check = try host.run(#"\#(api) -X POST -d '{"address":"\#(Self.guestAddress)","port":8100}' http://sovnet/sovnet/check/tcp"#)
+        #expect(check.contains(#""open""#), "\(check)")
         let other = #"{"local":"127.0.0.1:8126","remote":"[fd00::99]:8100","protocol":"tcp"}"#
         #expect(try guest.run("curl -s --max-time 5 -X POST -d '\(other)' -w '%{http_code}' 'http://[fd00::1]/services/forwarder/expose'")
                 .hasSuffix("403"), "but into no other")

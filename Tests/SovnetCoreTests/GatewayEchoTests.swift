@@ -38,7 +38,7 @@ import Testing
 
     @Test func requestsReachTheGuestAndRepliesAreKept() throws {
         let (network, port) = networkWithGuest()
-        let delivery = try #require(network.echoRequest(to: guestIP, identifier: 0x5151, sequence: 3))
+        let delivery = try #require(network.echoRequest(to: .v4(guestIP), identifier: 0x5151, sequence: 3))
         guard case .send(let request, let target) = delivery else {
             Issue.record("expected a frame to send")
             return
@@ -56,13 +56,13 @@ import Testing
         let answer = try reply(to: request)
         #expect(answer.withUnsafeBytes { network.receive($0, from: port, now: later) }.isEmpty)
         #expect(network.takeEchoReplies(identifier: 0x5151)
-            == [GatewayEchoReply(source: guestIP, identifier: 0x5151, sequence: 3, received: later)])
+            == [GatewayEchoReply(source: .v4(guestIP), identifier: 0x5151, sequence: 3, received: later)])
         #expect(network.takeEchoReplies(identifier: 0x5151).isEmpty)
     }
 
     @Test func repliesToOtherIdentifiersAreDropped() throws {
         let (network, port) = networkWithGuest()
-        guard case .send(let request, _)? = network.echoRequest(to: guestIP, identifier: 1, sequence: 1) else {
+        guard case .send(let request, _)? = network.echoRequest(to: .v4(guestIP), identifier: 1, sequence: 1) else {
             Issue.record("expected a frame to send")
             return
         }
@@ -78,6 +78,28 @@ import Testing
 
     @Test func unknownAddressesGetNoRequest() {
         let (network, _) = networkWithGuest()
-        #expect(network.echoRequest(to: IPv4Address(192, 168, 127, 99), identifier: 1, sequence: 1) == nil)
+        #expect(network.echoRequest(to: .v4(IPv4Address(192, 168, 127, 99)), identifier: 1, sequence: 1) == nil)
+    }
+
+    @Test func anIPv6GuestIsPingedOverICMPv6() throws {
+        let network = VirtualNetwork(configuration: VirtualNetworkConfiguration())
+        let port = network.attach()
+        let guest = IPv6Address("fd00::a")!
+        let mac = IPv6SourceTests.first
+        _ = IPv6SourceTests.ping(from: mac, guest).withUnsafeBytes { network.receive($0, from: port, now: now) }
+        guard case .send(let request, port)? = network.echoRequest(to: .v6(guest), identifier: 0x6161, sequence: 4) else {
+            Issue.record("expected a frame to the guest's port")
+            return
+        }
+        let body = try request.withUnsafeBytes { raw -> [UInt8] in
+            let ip = try IPv6View(try EthernetView(raw).payload)
+            let icmp = try ICMPv6View(ip.payload, source: ip.source, destination: ip.destination)
+            #expect(ip.source.description == "fd00::1" && icmp.type == .echoRequest)
+            return Array(icmp.bytes[4...])
+        }
+        let reply = IPv6SourceTests.icmpv6(from: mac, guest, to: IPv6Address("fd00::1")!, type: .echoReply, body: body, hopLimit: 64)
+        #expect(reply.withUnsafeBytes { network.receive($0, from: port, now: now) }.isEmpty)
+        #expect(network.endEcho(identifier: 0x6161) == [GatewayEchoReply(source: .v6(guest), identifier: 0x6161, sequence: 4,
+                                                                           received: now)])
     }
 }

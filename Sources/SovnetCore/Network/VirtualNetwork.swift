@@ -530,9 +530,8 @@ public final class VirtualNetwork {
             counters.drop(.malformedICMP)
             return []
         }
-        if icmp.type == .echoReply, echoIdentifiers.contains(icmp.identifier), echoReplies.count < 4096 {
-            echoReplies.append(GatewayEchoReply(source: ip.source, identifier: icmp.identifier,
-                                                sequence: icmp.sequence, received: now))
+        if icmp.type == .echoReply,
+           keepEchoReply(from: .v4(ip.source), identifier: icmp.identifier, sequence: icmp.sequence, now: now) {
             return []
         }
         guard icmp.type == .echoRequest else {

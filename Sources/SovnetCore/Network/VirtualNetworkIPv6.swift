@@ -5,7 +5,8 @@
 // address or one in the network's /64 that is its own (`IPv6Bindings`);
 // a neighbour advertisement may only name such an address as its target,
 // and the link-layer address in neighbour discovery options must be the
-// frame's. Then the gateway: ICMPv6 for its addresses, its virtual ones
+// frame's. Then the gateway: echo replies to its own requests are kept
+// (`GatewayEcho`); other ICMPv6 for its addresses, its virtual ones
 // (the host alias) and multicast goes to `GatewayIPv6` (echo requests to a
 // virtual address excepted, which the NAT takes),
 // UDP to its port 53 to the DNS resolver, and TCP and UDP to its addresses
@@ -118,6 +119,11 @@ extension VirtualNetwork {
         let isOwn = destination == configuration.gatewayIPv6 || destination == configuration.gatewayLinkLocal
         let isAlias = configuration.ipv6VirtualAddresses.contains(destination)
         let upper = try? ip.upperLayer()
+        if isOwn, upper?.protocol == .icmpv6, Self.icmpv6Type(ip) == .echoReply, let payload = upper?.payload,
+           let reply = try? ICMPv6View(payload, source: ip.source, destination: destination), let echo = try? reply.echo(),
+           keepEchoReply(from: .v6(ip.source), identifier: echo.identifier, sequence: echo.sequence, now: now) {
+            return
+        }
         if upper?.protocol == .icmpv6, isOwn || destination.isMulticast || (isAlias && Self.icmpv6Type(ip) != .echoRequest) {
             switch GatewayIPv6.answer(ip, from: ethernet.source, configuration, searchDomains: dhcp.configuration.searchDomains) {
             case .reply(let frame): deliveries.append(.send(frame, to: port))

@@ -88,7 +88,7 @@ public enum ControlAPI {
         } catch {
             return self.error(400, "bad check JSON: \(error)")
         }
-        guard let address = IPv4Address(request.address) else { return error(400, "bad address '\(request.address)'") }
+        guard let address = IPAddress(request.address) else { return error(400, "bad address '\(request.address)'") }
         let timeout = Duration.milliseconds(request.timeoutMs ?? 1000)
         guard (1...60_000).contains(request.timeoutMs ?? 1000) else { return error(400, "timeoutMs must be 1 to 60000") }
         if route == "/sovnet/check/tcp" {

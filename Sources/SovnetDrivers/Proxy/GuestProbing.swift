@@ -65,8 +65,8 @@ public struct TCPCheckReport: Codable, Sendable, Equatable {
 /// The checks the control API may ask of the proxy's loop. Calls block the
 /// calling thread (never the loop's) for at most about their timeout.
 public protocol GuestProbing: AnyObject, Sendable {
-    func ping(_ address: IPv4Address, count: Int, interval: Duration, timeout: Duration) -> PingReport
-    func connect(_ address: IPv4Address, port: UInt16, timeout: Duration) -> TCPCheckReport
+    func ping(_ address: IPAddress, count: Int, interval: Duration, timeout: Duration) -> PingReport
+    func connect(_ address: IPAddress, port: UInt16, timeout: Duration) -> TCPCheckReport
 }
 
 extension Duration {

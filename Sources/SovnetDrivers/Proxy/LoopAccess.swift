@@ -18,7 +18,7 @@ extension Proxy {
 
     /// Sends an echo request from the gateway; when it was sent, or nil when
     /// no guest has `address`.
-    func sendEcho(to address: IPv4Address, identifier: UInt16, sequence: UInt16) -> ContinuousClock.Instant? {
+    func sendEcho(to address: IPAddress, identifier: UInt16, sequence: UInt16) -> ContinuousClock.Instant? {
         guard let request = network.echoRequest(to: address, identifier: identifier, sequence: sequence) else {
             return nil
         }
@@ -110,7 +110,7 @@ extension Proxy {
             } ?? .failure(PortForwardError("the proxy is shutting down"))
         }
 
-        func ping(_ address: IPv4Address, count: Int, interval: Duration, timeout: Duration) -> PingReport {
+        func ping(_ address: IPAddress, count: Int, interval: Duration, timeout: Duration) -> PingReport {
             let identifier = UInt16.random(in: 1...UInt16.max)
             var sent: [UInt16: ContinuousClock.Instant] = [:]
             var replies: [GatewayEchoReply] = []
@@ -145,11 +145,11 @@ extension Proxy {
                               roundTrips: roundTrips.sorted { $0.key < $1.key }.map(\.value))
         }
 
-        func connect(_ address: IPv4Address, port: UInt16, timeout: Duration) -> TCPCheckReport {
+        func connect(_ address: IPAddress, port: UInt16, timeout: Duration) -> TCPCheckReport {
             let answer = HandshakeAnswer()
             let started = mailbox.perform { [proxy] () -> ContinuousClock.Instant in
                 let now = ContinuousClock.now
-                proxy.natSockets.probe(guest: .v4(address), port: port, core: proxy.nat, now: now) { answer.set($0) }
+                proxy.natSockets.probe(guest: address, port: port, core: proxy.nat, now: now) { answer.set($0) }
                 return now
             }
             guard let started else {
