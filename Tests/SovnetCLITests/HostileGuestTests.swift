@@ -123,6 +123,28 @@ struct HostileGuestTests {
         #expect(try lab.nat()["tcpFlowsOpened"] as? Int ?? 0 <= opened + 10, "only the new guests' own flows")
     }
 
+    @Test func ipv6AddressesCannotBeTakenOrRoutersFaked() throws {
+        let lab = try ProxyLab("hv6")
+        let victim = "fd00::5894:efff:fee4:cee"
+        let guest = lab.guest
+        #expect(waitUntil(15) { ((try? guest.run("ip -6 -br addr show dev tap0 scope global -tentative")) ?? "").contains(victim) })
+        _ = try guest.run("ping -6 -c 1 -W 2 fd00::1 || true")
+        // Advertisements claiming the gateway's and the guest's addresses, and a rogue router's.
+        try attack(lab, "ndp-spoof --count 30 --target \(victim)", newGuest: 20)
+        let neighbour = try guest.run("ip -6 neigh show fd00::1")
+        #expect(!neighbour.contains("02:66:66:66:66:01"), "the guest's neighbour entry for the gateway: \(neighbour)")
+        let routes = try guest.run("ip -6 route; ip -6 addr")
+        #expect(!routes.contains("2001:db8:bad"), "no rogue prefix or route reached the guest: \(routes)")
+        let dropped = try drops(lab)
+        #expect(dropped["spoofed-address"] ?? 0 >= 60 && dropped["guest-router-message"] ?? 0 >= 30, "\(dropped)")
+        // New sources by the hundred: the attacker's own (16 kept at a time), never the guest's.
+        let spoofedBefore = dropped["spoofed-address"] ?? 0
+        let report = try attack(lab, "ipv6-squat --count 500 --target \(victim)", newGuest: 21)
+        #expect((report["echo6-reply"] as? Int ?? 0) >= 450, "\(report)")
+        #expect((try drops(lab)["spoofed-address"] ?? 0) == spoofedBefore + 1, "the guest's address, claimed last, refused")
+        #expect(try guest.run("ping -6 -c 2 -i 0.2 -W 2 fd00::1 || true").contains(" 0% packet loss"))
+    }
+
     @Test func perGuestLimitsHold() throws {
         let lab = try ProxyLab("hlim", proxyArguments: { _ in "--max-flows-per-guest 50" })
         try lab.server(lab.host, "echo-server 127.0.0.1 7200")
