@@ -152,7 +152,11 @@ public final class Bench {
                     stage("\(subject.label): IPv6 \(direction) run \(run)/\(options.runs)", into: &subject.errors) {
                         let rate = try throughput(topology: subject.topology!, host: subject.running!.hostAliasIPv6!,
                                                   port: Self.iperfPortIPv6, reverse: reverse)
-                        if reverse { subject.result.hostToGuestIPv6.append(rate) } else { subject.result.guestToHostIPv6.append(rate) }
+                        if reverse {
+                            subject.result.hostToGuestIPv6 = (subject.result.hostToGuestIPv6 ?? []) + [rate]
+                        } else {
+                            subject.result.guestToHostIPv6 = (subject.result.guestToHostIPv6 ?? []) + [rate]
+                        }
                         return "\(BenchReport.number(rate, 2)) Gbit/s"
                     }
                 }

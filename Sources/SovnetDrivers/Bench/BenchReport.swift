@@ -23,9 +23,10 @@ public struct BenchResult: Codable, Sendable {
     public var hostPeakMB: Double?
     public var guestPeakMB: Double?
     /// Over IPv6, for stacks that carry it (sovnet): Gbit/s of each run both
-    /// ways, and TCP request/response, to the host's ::1.
-    public var guestToHostIPv6: [Double] = []
-    public var hostToGuestIPv6: [Double] = []
+    /// ways, and TCP request/response, to the host's ::1 (absent from
+    /// reports made before sovnet had IPv6, and for other stacks).
+    public var guestToHostIPv6: [Double]?
+    public var hostToGuestIPv6: [Double]?
     public var tcpIPv6: LatencySummary?
     /// Why part of the run failed, if it did.
     public var errors: [String] = []
@@ -72,12 +73,12 @@ public struct BenchReport: Codable, Sendable {
             [result.stack, "\(result.mtu)", Self.number(result.addressMilliseconds, 1), Self.number(result.leaseMilliseconds, 1),
              Self.number(result.hostPeakMB, 1), Self.number(result.guestPeakMB, 1)]
         })
-        let ipv6 = results.filter { !$0.guestToHostIPv6.isEmpty || $0.tcpIPv6 != nil }
+        let ipv6 = results.filter { $0.guestToHostIPv6 != nil || $0.tcpIPv6 != nil }
         if !ipv6.isEmpty {
             out += "\nIPv6, to the host's ::1 (stacks that carry it)\n"
             out += Self.table(["stack", "MTU", "guest→host Gbit/s", "host→guest Gbit/s", "TCP request/response µs"], ipv6.map { result in
-                [result.stack, "\(result.mtu)", Self.number(BenchResult.median(result.guestToHostIPv6), 2),
-                 Self.number(BenchResult.median(result.hostToGuestIPv6), 2), Self.latency(result.tcpIPv6)]
+                [result.stack, "\(result.mtu)", Self.number(BenchResult.median(result.guestToHostIPv6 ?? []), 2),
+                 Self.number(BenchResult.median(result.hostToGuestIPv6 ?? []), 2), Self.latency(result.tcpIPv6)]
             })
         }
         let problems = results.flatMap { result in result.errors.map { "\(result.stack) MTU \(result.mtu): \($0)" } }
