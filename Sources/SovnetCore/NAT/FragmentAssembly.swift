@@ -1,6 +1,7 @@
-// One fragmented datagram's data as its fragments arrive, for both IPv4's
-// and IPv6's reassembly (RFC 815's holes, kept as the sorted list of ranges
-// received). A fragment that overlaps one already received drops the whole
+// Fragmented datagrams as their fragments arrive, for both IPv4's and
+// IPv6's reassembly: one datagram's data (RFC 815's holes, kept as the
+// sorted list of ranges received), and the table of datagrams in progress,
+// bounded in number and age, each with the header its packet will get. A fragment that overlaps one already received drops the whole
 // datagram (RFC 5722), as does one that ends past the datagram's end or
 // past the largest packet; a fragment other than the last must carry a
 // multiple of 8 bytes.
@@ -58,6 +59,60 @@ struct FragmentAssembly {
             next = range.upperBound
         }
         return next == length
+    }
+}
+
+/// Datagrams in reassembly by `Key`, each with what its whole packet's
+/// header is made from (`Header`, taken from the first fragment).
+struct FragmentTable<Key: Hashable, Header> {
+    private var pending: [Key: (header: Header, assembly: FragmentAssembly)] = [:]
+    let maximumDatagrams: Int
+    let timeout: Duration
+
+    init(maximumDatagrams: Int, timeout: Duration) {
+        self.maximumDatagrams = maximumDatagrams
+        self.timeout = timeout
+    }
+
+    var count: Int { pending.count }
+
+    /// What adding a fragment came to: on completion, the header and the payload.
+    enum Added {
+        case incomplete
+        case complete(Header, ArraySlice<UInt8>)
+        case dropped(String)
+    }
+
+    /// Adds a fragment's `data` at `offset` of datagram `key`; `header` is
+    /// kept from the first fragment (offset 0), or from whichever came first.
+    mutating func add(_ key: Key, _ data: UnsafeRawBufferPointer, at offset: Int, more: Bool, limit: Int,
+                      header: @autoclosure () -> Header, now: ContinuousClock.Instant) -> Added {
+        var datagram: (header: Header, assembly: FragmentAssembly)
+        if let existing = pending[key] {
+            datagram = existing
+            if offset == 0 { datagram.header = header() }
+        } else {
+            guard pending.count < maximumDatagrams else { return .dropped("too many datagrams in reassembly") }
+            datagram = (header(), FragmentAssembly(started: now))
+        }
+        switch datagram.assembly.add(data, at: offset, more: more, limit: limit) {
+        case .incomplete:
+            pending[key] = datagram
+            return .incomplete
+        case .dropped(let reason):
+            pending[key] = nil
+            return .dropped(reason)
+        case .complete:
+            pending[key] = nil
+            return .complete(datagram.header, datagram.assembly.payload[0..<(datagram.assembly.length ?? 0)])
+        }
+    }
+
+    /// Forgets datagrams older than the timeout; returns how many.
+    mutating func expire(now: ContinuousClock.Instant) -> Int {
+        let before = pending.count
+        pending = pending.filter { now - $0.value.assembly.started < timeout }
+        return before - pending.count
     }
 }
 

@@ -17,63 +17,39 @@ public struct IPv4Reassembler {
         var identification: UInt16
     }
 
-    private struct Datagram {
-        var header: IPv4Header
-        var assembly: FragmentAssembly
-    }
-
-    public let maximumDatagrams: Int
-    public let timeout: Duration
-    private var pending: [Key: Datagram] = [:]
+    private var table: FragmentTable<Key, IPv4Header>
 
     public init(maximumDatagrams: Int = 64, timeout: Duration = .seconds(30)) {
-        self.maximumDatagrams = maximumDatagrams
-        self.timeout = timeout
+        table = FragmentTable(maximumDatagrams: maximumDatagrams, timeout: timeout)
     }
 
     /// Datagrams waiting for fragments.
-    public var count: Int { pending.count }
+    public var count: Int { table.count }
 
     /// Adds one fragment (a packet with MF set or a non-zero offset).
     public mutating func add(_ ip: IPv4View, now: ContinuousClock.Instant) -> ReassemblyOutcome {
         let key = Key(source: ip.source, destination: ip.destination, protocolNumber: ip.protocol.rawValue,
                       identification: ip.identification)
-        var datagram: Datagram
-        if let existing = pending[key] {
-            datagram = existing
-        } else {
-            guard pending.count < maximumDatagrams else { return .dropped("too many datagrams in reassembly") }
-            datagram = Datagram(header: IPv4Header(ip), assembly: FragmentAssembly(started: now))
-        }
-        let step = datagram.assembly.add(ip.payload, at: ip.fragmentOffset, more: ip.moreFragments,
-                                         limit: 65_535 - IPv4View.minimumHeaderLength)
-        if ip.fragmentOffset == 0 { datagram.header = IPv4Header(ip) }
-        switch step {
+        switch table.add(key, ip.payload, at: ip.fragmentOffset, more: ip.moreFragments,
+                         limit: 65_535 - IPv4View.minimumHeaderLength, header: IPv4Header(ip), now: now) {
         case .incomplete:
-            pending[key] = datagram
             return .incomplete
         case .dropped(let reason):
-            pending[key] = nil
             return .dropped(reason)
-        case .complete:
-            pending[key] = nil
-            let length = datagram.assembly.length ?? 0
-            var header = datagram.header
-            header.payloadLength = length
+        case .complete(var header, let payload):
+            header.payloadLength = payload.count
             header.moreFragments = false
             header.fragmentOffset = 0
             var packet: [UInt8] = []
-            packet.reserveCapacity(IPv4View.minimumHeaderLength + length)
+            packet.reserveCapacity(IPv4View.minimumHeaderLength + payload.count)
             header.emit(into: &packet)
-            packet.append(contentsOf: datagram.assembly.payload[0..<length])
+            packet.append(contentsOf: payload)
             return .complete(packet)
         }
     }
 
     /// Forgets datagrams older than the timeout; returns how many.
     public mutating func expire(now: ContinuousClock.Instant) -> Int {
-        let before = pending.count
-        pending = pending.filter { now - $0.value.assembly.started < timeout }
-        return before - pending.count
+        table.expire(now: now)
     }
 }

@@ -18,61 +18,43 @@ public struct IPv6Reassembler {
         var identification: UInt32
     }
 
-    private struct Datagram {
+    /// What the whole packet's header takes from the first fragment.
+    private struct Header {
         var nextHeader: IPProtocol
         var hopLimit: UInt8
-        var assembly: FragmentAssembly
     }
 
-    public let maximumDatagrams: Int
-    public let timeout: Duration
-    private var pending: [Key: Datagram] = [:]
+    private var table: FragmentTable<Key, Header>
 
     public init(maximumDatagrams: Int = 64, timeout: Duration = .seconds(30)) {
-        self.maximumDatagrams = maximumDatagrams
-        self.timeout = timeout
+        table = FragmentTable(maximumDatagrams: maximumDatagrams, timeout: timeout)
     }
 
     /// Datagrams waiting for fragments.
-    public var count: Int { pending.count }
+    public var count: Int { table.count }
 
     /// Adds one fragment of `ip`, whose Fragment header is `fragment`.
-    public mutating func add(_ ip: IPv6View, _ fragment: IPv6View.Fragment,
-                             now: ContinuousClock.Instant) -> ReassemblyOutcome {
+    public mutating func add(_ ip: IPv6View, _ fragment: IPv6View.Fragment, now: ContinuousClock.Instant) -> ReassemblyOutcome {
         let key = Key(source: ip.source, destination: ip.destination, identification: fragment.identification)
-        var datagram: Datagram
-        if let existing = pending[key] {
-            datagram = existing
-        } else {
-            guard pending.count < maximumDatagrams else { return .dropped("too many datagrams in reassembly") }
-            datagram = Datagram(nextHeader: fragment.nextHeader, hopLimit: ip.hopLimit, assembly: FragmentAssembly(started: now))
-        }
-        if fragment.offset == 0 { datagram.nextHeader = fragment.nextHeader }
         let data = UnsafeRawBufferPointer(rebasing: ip.bytes[fragment.dataOffset...])
-        switch datagram.assembly.add(data, at: fragment.offset, more: fragment.moreFragments,
-                                     limit: 65_535 - IPv6FragmentHeader.length) {
+        switch table.add(key, data, at: fragment.offset, more: fragment.moreFragments, limit: 65_535 - IPv6FragmentHeader.length,
+                         header: Header(nextHeader: fragment.nextHeader, hopLimit: ip.hopLimit), now: now) {
         case .incomplete:
-            pending[key] = datagram
             return .incomplete
         case .dropped(let reason):
-            pending[key] = nil
             return .dropped(reason)
-        case .complete:
-            pending[key] = nil
-            let length = datagram.assembly.length ?? 0
+        case .complete(let header, let payload):
             var packet: [UInt8] = []
-            packet.reserveCapacity(IPv6View.headerLength + length)
-            IPv6Header(source: ip.source, destination: ip.destination, nextHeader: datagram.nextHeader, payloadLength: length,
-                       hopLimit: datagram.hopLimit).emit(into: &packet)
-            packet.append(contentsOf: datagram.assembly.payload[0..<length])
+            packet.reserveCapacity(IPv6View.headerLength + payload.count)
+            IPv6Header(source: ip.source, destination: ip.destination, nextHeader: header.nextHeader, payloadLength: payload.count,
+                       hopLimit: header.hopLimit).emit(into: &packet)
+            packet.append(contentsOf: payload)
             return .complete(packet)
         }
     }
 
     /// Forgets datagrams older than the timeout; returns how many.
     public mutating func expire(now: ContinuousClock.Instant) -> Int {
-        let before = pending.count
-        pending = pending.filter { now - $0.value.assembly.started < timeout }
-        return before - pending.count
+        table.expire(now: now)
     }
 }
