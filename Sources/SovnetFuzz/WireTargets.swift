@@ -138,6 +138,17 @@ enum WireTargets {
         }
     }
 
+    /// The TCP segment of an IPv4 or IPv6 (no extension headers) frame;
+    /// nil when a header does not parse or, if asked, a checksum is wrong.
+    private static func tcpSegment(_ frame: UnsafeRawBufferPointer, verifyingChecksums verify: Bool) -> TCPView? {
+        guard let ethernet = try? EthernetView(frame) else { return nil }
+        if let ip = try? IPv4View(ethernet.payload, verifyChecksum: verify), ip.protocol == .tcp {
+            return verify ? try? TCPView(ip.payload, source: ip.source, destination: ip.destination) : try? TCPView(ip.payload)
+        }
+        guard let ip = try? IPv6View(ethernet.payload), ip.nextHeader == .tcp else { return nil }
+        return verify ? try? TCPView(ip.payload, source: .v6(ip.source), destination: .v6(ip.destination)) : try? TCPView(ip.payload)
+    }
+
     /// A virtio-net header and its frame. Every plain frame the offloads make
     /// carries checksums that verify, and a superframe's segments carry its
     /// payload whole, in order.
@@ -146,25 +157,22 @@ enum WireTargets {
             guard let header = try? VirtioNetHeader(raw) else { return [] }
             let frame = UnsafeRawBufferPointer(rebasing: raw[VirtioNetHeader.size...])
             guard let frames = SoftwareOffload.frames(of: frame, header: header) else { return ["virtio-header"] }
-            expect(header.segmentation != .tcpv4 || Int(header.segmentSize) >= SoftwareOffload.minimumSegmentSize,
+            let superframe = header.segmentation == .tcpv4 || header.segmentation == .tcpv6
+            expect(!superframe || Int(header.segmentSize) >= SoftwareOffload.minimumSegmentSize,
                    "no superframe is cut into segments under the minimum size")
-            guard header.segmentation == .tcpv4 else {
+            guard superframe else {
                 expect(frames.count == 1 && frames[0].count == frame.count, "one frame for a plain frame")
                 return header.flags & VirtioNetHeader.needsChecksum != 0 ? ["checksum-completed"] : ["plain"]
             }
             var payload: [UInt8] = []
             for segment in frames {
                 segment.withUnsafeBytes { segment in
-                    let ip = (try? EthernetView(segment)).flatMap { try? IPv4View($0.payload) }
-                    expect(ip != nil, "a segment's IPv4 header parses, its checksum right")
-                    guard let ip else { return }
-                    let tcp = try? TCPView(ip.payload, source: ip.source, destination: ip.destination)
-                    expect(tcp != nil, "a segment's TCP checksum is right")
+                    let tcp = tcpSegment(segment, verifyingChecksums: true)
+                    expect(tcp != nil, "a segment's IP header parses, and its IPv4 and TCP checksums are right")
                     payload += tcp.map { Array($0.payload) } ?? []
                 }
             }
-            let original = (try? EthernetView(frame)).flatMap { try? IPv4View($0.payload, verifyChecksum: false) }
-                .flatMap { try? TCPView($0.payload) }.map { Array($0.payload) }
+            let original = tcpSegment(frame, verifyingChecksums: false).map { Array($0.payload) }
             expect(original == payload, "the segments carry the superframe's payload")
             return ["segmented"]
         }

@@ -48,6 +48,34 @@ import Testing
         #expect(joined == payload)
     }
 
+    @Test func aTCPv6SuperframeBecomesValidSegmentsAndAMismatchedOneNothing() throws {
+        let (source, destination) = (IPv6Address("fd00::2")!, IPv6Address("fd00::3")!)
+        let payload = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        var frame: [UInt8] = []
+        EthernetHeader(destination: MACAddress(2, 0, 0, 0, 0, 3), source: MACAddress(2, 0, 0, 0, 0, 2), etherType: .ipv6).emit(into: &frame)
+        let tcp = TCPHeader(sourcePort: 40_000, destinationPort: 7200, sequenceNumber: 1, acknowledgmentNumber: 99, flags: [.ack, .psh],
+                            window: 1024)
+        IPv6Header(source: source, destination: destination, nextHeader: .tcp, payloadLength: 20 + payload.count).emit(into: &frame)
+        payload.withUnsafeBytes { tcp.emit(payload: $0, source: .v6(source), destination: .v6(destination), checksum: .partial, into: &frame) }
+        let header = VirtioNetHeader(headerLength: 14 + 40 + 20, transportStart: 54, segmentSize: 1428, ipv6: true)
+        let segments = try #require(frame.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) })
+        #expect(segments.count == 4)
+        var joined: [UInt8] = []
+        for segment in segments {
+            try segment.withUnsafeBytes { raw in
+                let ip = try IPv6View(try EthernetView(raw).payload)
+                #expect(ip.payloadLength == ip.payload.count)
+                joined += try TCPView(ip.payload, source: .v6(ip.source), destination: .v6(ip.destination)).payload
+            }
+        }
+        #expect(joined == payload)
+        // A TCPv4 superframe's header on an IPv6 frame, and the other way round, is no superframe at all.
+        let mismatched = VirtioNetHeader(headerLength: 14 + 40 + 20, transportStart: 54, segmentSize: 1428, ipv6: false)
+        #expect(frame.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: mismatched) } == nil)
+        let v4 = superframe(payload: payload, flags: [.ack])
+        #expect(v4.withUnsafeBytes { SoftwareOffload.frames(of: $0, header: header) } == nil)
+    }
+
     @Test func checksumsLeftToCompleteAreCompleted() throws {
         var frame = superframe(payload: Array(repeating: 0x5A, count: 333), flags: [.ack])
         let header = VirtioNetHeader(headerLength: 66, transportStart: 34, segmentSize: nil)

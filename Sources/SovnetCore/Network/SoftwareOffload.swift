@@ -63,8 +63,10 @@ public enum SoftwareOffload {
                 guard copy.withUnsafeMutableBytes({ completeChecksum($0, header: header) }) else { return nil }
             }
             return [copy]
-        case .tcpv4?, .tcpv6?:
-            return segments(frame, segmentSize: Int(header.segmentSize))
+        case .tcpv4?:
+            return segments(frame, segmentSize: Int(header.segmentSize), ipv6: false)
+        case .tcpv6?:
+            return segments(frame, segmentSize: Int(header.segmentSize), ipv6: true)
         default:
             return nil
         }
@@ -85,12 +87,13 @@ public enum SoftwareOffload {
         var identification: UInt16?
         var tcp: TCPView
 
-        init?(_ ethernet: EthernetView) {
-            if let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
+        /// Nil unless the frame holds TCP over the IP version the header named.
+        init?(_ ethernet: EthernetView, ipv6: Bool) {
+            if !ipv6, let ip = try? IPv4View(ethernet.payload, verifyChecksum: false), ip.protocol == .tcp,
                let tcp = try? TCPView(ip.payload) {
                 (headerLength, source, destination) = (ip.headerLength, .v4(ip.source), .v4(ip.destination))
                 (identification, self.tcp) = (ip.identification, tcp)
-            } else if let ip = try? IPv6View(ethernet.payload), ip.nextHeader == .tcp, let tcp = try? TCPView(ip.payload) {
+            } else if ipv6, let ip = try? IPv6View(ethernet.payload), ip.nextHeader == .tcp, let tcp = try? TCPView(ip.payload) {
                 (headerLength, source, destination) = (IPv6View.headerLength, .v6(ip.source), .v6(ip.destination))
                 (identification, self.tcp) = (nil, tcp)
             } else {
@@ -99,11 +102,11 @@ public enum SoftwareOffload {
         }
     }
 
-    /// Cuts a TCP superframe (IPv4, or IPv6 without extension headers) into
-    /// segments of `segmentSize` payload bytes.
-    static func segments(_ frame: UnsafeRawBufferPointer, segmentSize: Int) -> [[UInt8]]? {
+    /// Cuts a TCP superframe (IPv4, or IPv6 without extension headers, as
+    /// its header said) into segments of `segmentSize` payload bytes.
+    static func segments(_ frame: UnsafeRawBufferPointer, segmentSize: Int, ipv6: Bool) -> [[UInt8]]? {
         guard segmentSize >= minimumSegmentSize, let ethernet = try? EthernetView(frame),
-              let ip = SuperframeIP(ethernet) else { return nil }
+              let ip = SuperframeIP(ethernet, ipv6: ipv6) else { return nil }
         let tcp = ip.tcp
         let linkLength = ethernet.payloadOffset
         let ipLength = ip.headerLength

@@ -140,6 +140,11 @@ public struct VirtualNetworkConfiguration: Sendable {
     /// The IPv6 addresses the gateway answers neighbour discovery for: its own two and the virtual ones.
     public var gatewayIPv6Addresses: [IPv6Address] { [gatewayIPv6, gatewayLinkLocal] + ipv6VirtualAddresses }
 
+    /// Whether `address` is one of `gatewayIPv6Addresses` (asked of every guest frame: nothing is allocated).
+    public func isGatewayIPv6Address(_ address: IPv6Address) -> Bool {
+        address == gatewayIPv6 || address == gatewayLinkLocal || ipv6VirtualAddresses.contains(address)
+    }
+
     /// The DHCPv6 server's settings: the gateway's IPv6 address as DNS
     /// server, the search domains, addresses from `dhcpv6Pool` for the lease time.
     public var dhcpv6: DHCPv6ServerConfiguration {

@@ -37,7 +37,7 @@ extension VirtualNetwork {
     /// one of the /64 that is not the gateway's, bound to it (`IPv6Bindings.claim`).
     private func mayUse(_ address: IPv6Address, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> Bool {
         let onLink = address.isLinkLocal || address.masked(prefixLength: 64) == configuration.ipv6Prefix
-        guard onLink, !configuration.gatewayIPv6Addresses.contains(address) else { return false }
+        guard onLink, !configuration.isGatewayIPv6Address(address) else { return false }
         switch ipv6Bindings.claim(address, mac: mac, port: port, now: now) {
         case .held:
             return true
