@@ -54,12 +54,23 @@ let package = Package(
         // in, actions out.
         .target(name: "SovnetCore", dependencies: ["SovnetWire"]),
 
-        // Layer 4: drivers that put the layers to work. SwiftNIO serves the
-        // control API and DNS over TCP; Yams reads the configuration files.
+        // Layer 4: drivers that put the layers to work. The guest side's
+        // (sovnet forward, sovnet init, rtnetlink, the log format) link no
+        // Foundation and no SwiftNIO, so that the guest binary stays small.
+        .target(
+            name: "SovnetGuest",
+            dependencies: [
+                "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim", "CZlib", "CLzma",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The host side's: SwiftNIO serves the control API and DNS over TCP;
+        // Yams reads the configuration files.
         .target(
             name: "SovnetDrivers",
             dependencies: [
-                "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim", "CZlib", "CLzma",
+                "SovnetWire", "SovnetLink", "SovnetCore", "SovnetGuest", "CSovnetShim", "CZlib", "CLzma",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -104,6 +115,11 @@ let package = Package(
         .testTarget(
             name: "SovnetLinkTests",
             dependencies: ["SovnetLink", "SovnetWire", "CSovnetShim"]
+        ),
+        .testTarget(
+            name: "SovnetGuestTests",
+            dependencies: ["SovnetGuest", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SovnetDriversTests",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import SovnetDrivers
+import SovnetGuest
 import SovnetLink
 import SovnetWire
 

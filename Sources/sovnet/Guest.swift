@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import SovnetCore
 import SovnetDrivers
+import SovnetGuest
 import SovnetLink
 
 /// `sovnet init`: the guest's PID 1, also run as `/sbin/sovnet-init`.

@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SovnetDrivers
+import SovnetGuest
 
 struct LoggingOptions: ParsableArguments {
     @Option(name: [.customLong("log-level", withSingleDash: true), .customLong("log-level")],

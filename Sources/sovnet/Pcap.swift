@@ -1,5 +1,6 @@
 import ArgumentParser
 import SovnetDrivers
+import SovnetLink
 
 struct PcapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import SovnetDrivers
+import SovnetGuest
 
 @main
 struct Sovnet: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SovnetDrivers
+@testable import SovnetLink
 
 /// `sovnet pcap summary` over the shipped captures: the output matches the
 /// reviewed golden files, and its fields agree with tshark's dissection.

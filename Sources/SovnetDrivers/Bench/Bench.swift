@@ -8,6 +8,7 @@
 // is reported and the run goes on. Every stage shows on the progress line.
 import Foundation
 import Glibc
+import SovnetGuest
 
 /// Runs the benchmark.
 public final class Bench {

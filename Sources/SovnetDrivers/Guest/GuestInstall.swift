@@ -16,6 +16,7 @@
 // images that keep their init.
 import Foundation
 import Glibc
+import SovnetGuest
 
 /// Installs sovnet into a root file system.
 public enum GuestInstall {

@@ -4,6 +4,7 @@
 import CSovnetShim
 import Foundation
 import Glibc
+import SovnetGuest
 
 /// A child process with its output in a log file.
 public final class ChildProcess {
@@ -97,12 +98,7 @@ public enum Executable {
     }
 
     /// This program's own path, to start `sovnet forward` with.
-    public static var current: String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return CommandLine.arguments[0] }
-        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public static var current: String { OwnProgram.path }
 }
 
 /// A launch failure with a message for the user.

@@ -5,6 +5,7 @@
 // $XDG_RUNTIME_DIR/sovnet/NAME (or /tmp/sovnet-UID/NAME).
 import Foundation
 import Glibc
+import SovnetGuest
 
 /// The state of one launched guest.
 public struct LaunchState: Codable, Sendable {

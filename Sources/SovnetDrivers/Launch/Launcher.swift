@@ -16,6 +16,7 @@ import Foundation
 import Glibc
 import Logging
 import SovnetCore
+import SovnetGuest
 import SovnetLink
 import SovnetWire
 

@@ -5,6 +5,7 @@
 import Foundation
 import Glibc
 import NIOConcurrencyHelpers
+import SovnetGuest
 
 /// Prints steps and their verdicts.
 public final class Progress: @unchecked Sendable {

@@ -6,6 +6,7 @@
 // and go.
 import Glibc
 import SovnetCore
+import SovnetGuest
 import SovnetWire
 
 /// This host's own addresses, kept fresh.

@@ -9,6 +9,7 @@ import CSovnetShim
 import Glibc
 import Logging
 import SovnetCore
+import SovnetGuest
 import SovnetLink
 import SovnetWire
 

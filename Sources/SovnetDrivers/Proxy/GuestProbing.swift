@@ -69,9 +69,3 @@ public protocol GuestProbing: AnyObject, Sendable {
     func connect(_ address: IPAddress, port: UInt16, timeout: Duration) -> TCPCheckReport
 }
 
-extension Duration {
-    /// The duration in milliseconds, with fractions.
-    public var milliseconds: Double {
-        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
-    }
-}

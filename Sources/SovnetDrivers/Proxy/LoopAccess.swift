@@ -5,6 +5,7 @@ import Dispatch
 import Glibc
 import Logging
 import SovnetCore
+import SovnetGuest
 import SovnetLink
 import SovnetWire
 

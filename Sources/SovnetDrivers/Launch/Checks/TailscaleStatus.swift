@@ -4,6 +4,7 @@
 // and `ipnstate.PeerStatus`. Only the fields the verdict needs are decoded;
 // the rest of the document is ignored.
 import Foundation
+import SovnetGuest
 import SovnetLink
 
 /// The parts of `ipnstate.Status` the checks read.

@@ -4,6 +4,7 @@
 // is a `.config` (`CONFIG_X=y`, `=m`, `# CONFIG_X is not set`), read from a
 // file, /proc/config.gz, or the image itself (`KernelImage`).
 import Glibc
+import SovnetGuest
 
 /// A kernel configuration, option by option.
 public struct KernelConfig: Sendable, Equatable {

@@ -6,6 +6,7 @@
 // file is tried in turn until one holds the markers.
 
 import CSovnetShim
+import SovnetGuest
 
 /// Reads the configuration inside a kernel image.
 public enum KernelImage {

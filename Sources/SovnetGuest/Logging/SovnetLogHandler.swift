@@ -12,7 +12,8 @@
 // with `Logger.subsystem(_:)`, else the last word of its label. Other
 // metadata follows the message as key=value, or under "metadata" in JSON.
 // Each line is one write(2), so lines from several threads do not mix.
-import Foundation
+// JSON is written here (keys sorted, strings escaped as RFC 8259 asks), so
+// the guest side links no Foundation.
 import Glibc
 import Logging
 
@@ -60,15 +61,35 @@ public struct SovnetLogHandler: LogHandler {
             let extra = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
             line = "\(time) \(event.level) \(subsystem): \(event.message)\(extra)\n"
         case .json:
-            var object: [String: Any] = ["time": time, "level": "\(event.level)", "subsystem": subsystem,
-                                         "message": "\(event.message)"]
-            if !fields.isEmpty { object["metadata"] = fields.mapValues { "\($0)" } }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-                ?? Data("{}".utf8)
-            line = String(decoding: data, as: UTF8.self) + "\n"
+            var members = [("level", Self.json("\(event.level)")), ("message", Self.json("\(event.message)")),
+                           ("subsystem", Self.json(subsystem)), ("time", Self.json(time))]
+            if !fields.isEmpty {
+                let metadata = fields.sorted { $0.key < $1.key }.map { "\(Self.json($0.key)):\(Self.json("\($0.value)"))" }
+                members.append(("metadata", "{" + metadata.joined(separator: ",") + "}"))
+            }
+            line = "{" + members.sorted { $0.0 < $1.0 }.map { "\(Self.json($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
         }
         let bytes = Array(line.utf8)
         _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// `text` as a JSON string: quotes, backslashes and control characters escaped.
+    static func json(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     /// Now, in UTC with milliseconds: `2026-12-05T18:06:24.123Z`.

@@ -4,7 +4,7 @@ import Glibc
 import SovnetLink
 import SovnetWire
 import Testing
-@testable import SovnetDrivers
+@testable import SovnetGuest
 
 /// rtnetlink against the real kernel, inside a private network namespace
 /// that one thread enters with unshare(CLONE_NEWNET); the rest of the machine

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Testing
-@testable import SovnetDrivers
+@testable import SovnetGuest
 
 /// Warnings a guest can cause as often as it likes, rate-limited per kind.
 @Suite struct WarningLimiterTests {

@@ -6,7 +6,7 @@
 import Logging
 
 /// Logs warnings by kind, at most `burst` of a kind per `interval`.
-final class WarningLimiter {
+public final class WarningLimiter {
     private let logger: Logger
     let burst: Int
     let interval: Duration
@@ -17,7 +17,7 @@ final class WarningLimiter {
     }
     private var windows: [String: Window] = [:]
 
-    init(logger: Logger, burst: Int = 5, interval: Duration = .seconds(10)) {
+    public init(logger: Logger, burst: Int = 5, interval: Duration = .seconds(10)) {
         self.logger = logger
         self.burst = burst
         self.interval = interval
@@ -25,7 +25,7 @@ final class WarningLimiter {
 
     /// Logs `message` as a warning of kind `kind`, unless that kind has had
     /// its `burst` in this interval already.
-    func warning(_ kind: String, _ message: @autoclosure () -> Logger.Message, now: ContinuousClock.Instant = .now) {
+    public func warning(_ kind: String, _ message: @autoclosure () -> Logger.Message, now: ContinuousClock.Instant = .now) {
         var window = windows[kind] ?? Window(start: now)
         if now - window.start >= interval {
             if window.suppressed > 0 {

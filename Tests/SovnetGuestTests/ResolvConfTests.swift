@@ -2,7 +2,7 @@ import Foundation
 import SovnetWire
 import Testing
 @testable import SovnetCore
-@testable import SovnetDrivers
+@testable import SovnetGuest
 
 @Suite struct ResolvConfTests {
     @Test func contentsFromALease() {

@@ -4,13 +4,14 @@
 // are ignored. Output is capped so a hostile file cannot exhaust memory.
 import CLzma
 import CZlib
+import SovnetGuest
 
-enum Decompression {
+public enum Decompression {
     /// The largest output accepted (a kernel image is far smaller).
-    static let limit = 256 << 20
+    public static let limit = 256 << 20
 
     /// Inflates a gzip stream starting at `bytes`; nil when it is not valid gzip.
-    static func gunzip(_ bytes: ArraySlice<UInt8>, limit: Int = limit) -> [UInt8]? {
+    public static func gunzip(_ bytes: ArraySlice<UInt8>, limit: Int = limit) -> [UInt8]? {
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }
@@ -33,7 +34,7 @@ enum Decompression {
     }
 
     /// Decodes an xz stream starting at `bytes`; nil when it is not valid xz.
-    static func unxz(_ bytes: ArraySlice<UInt8>, limit: Int = limit) -> [UInt8]? {
+    public static func unxz(_ bytes: ArraySlice<UInt8>, limit: Int = limit) -> [UInt8]? {
         var stream = lzma_stream()
         guard lzma_stream_decoder(&stream, UInt64.max, 0) == LZMA_OK else { return nil }
         defer { lzma_end(&stream) }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import SovnetDrivers
+@testable import SovnetGuest
 
 /// How `sovnet-init` resolves modules: names, built-in modules and missing
 /// dependencies, from a modules.dep of its own. (Nothing here is handed to

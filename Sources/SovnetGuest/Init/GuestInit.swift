@@ -176,7 +176,7 @@ public final class GuestInit {
         if forwardText != "none" {
             do {
                 let arguments = try forwardText.map { try ServiceList.split($0) } ?? GuestLayout.defaultForwardArguments
-                list.append(ServiceDefinition(arguments: [Executable.current, "forward"] + arguments))
+                list.append(ServiceDefinition(arguments: [OwnProgram.path, "forward"] + arguments))
             } catch {
                 logger.error("\(GuestLayout.forwardArguments): \(error); sovnet forward not started")
             }
@@ -392,7 +392,7 @@ public final class GuestInit {
         close(null)
     }
 
-    static func readFile(_ path: String) -> String? {
+    public static func readFile(_ path: String) -> String? {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
