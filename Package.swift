@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sovnet", targets: ["sovnet"]),
+        .executable(name: "sovnet-guest", targets: ["sovnet-guest"]),
         .library(name: "SovnetWire", targets: ["SovnetWire"]),
         .library(name: "SovnetLink", targets: ["SovnetLink"]),
         .library(name: "SovnetCore", targets: ["SovnetCore"]),
@@ -83,10 +84,28 @@ let package = Package(
         ),
 
         // Layer 5: the command line; parses options and calls the drivers.
+        // The guest's commands (forward, init) are shared by `sovnet` and
+        // the small `sovnet-guest`, which links neither Foundation nor SwiftNIO.
+        .target(
+            name: "SovnetGuestCommands",
+            dependencies: [
+                "SovnetGuest", "SovnetLink", "SovnetWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sovnet-guest",
+            dependencies: ["SovnetGuestCommands", "SovnetGuest"],
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                             .when(platforms: [.linux], configuration: .release)),
+            ]
+        ),
         .executableTarget(
             name: "sovnet",
             dependencies: [
-                "SovnetDrivers", "SovnetLink", "SovnetCore",
+                "SovnetDrivers", "SovnetGuest", "SovnetGuestCommands", "SovnetLink", "SovnetCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SovnetGuestCommands
 import Foundation
 import SovnetDrivers
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SovnetGuestCommands
 import Glibc
 import Logging
 import SovnetCore

@@ -4,10 +4,11 @@ import Glibc
 import Logging
 import SovnetDrivers
 import SovnetGuest
+import SovnetGuestCommands
 
 @main
 struct Sovnet: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = SovnetVersion.string
 
     static let configuration = CommandConfiguration(
         commandName: "sovnet",
@@ -33,6 +34,7 @@ struct Sovnet: AsyncParsableCommand {
     /// Swift reads the command line from /proc/self/cmdline, which the
     /// kernel's first process does not have yet: PID 1 without one is the init.
     static func main() async {
+        CommandRoot.current = Sovnet.self
         let arguments = CommandLine.arguments
         let invokedAs = arguments.first?.split(separator: "/").last.map(String.init)
         if invokedAs == GuestLayout.initName || arguments.isEmpty && getpid() == 1 {

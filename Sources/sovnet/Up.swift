@@ -2,6 +2,7 @@
 // Options and the configuration file become a `LaunchConfiguration`; the
 // drivers (`Launcher`, `ReachabilityChecks`, `KernelCheck`) do the work.
 import ArgumentParser
+import SovnetGuestCommands
 import Foundation
 import Glibc
 import SovnetDrivers

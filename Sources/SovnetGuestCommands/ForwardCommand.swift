@@ -1,15 +1,16 @@
 import ArgumentParser
 import Glibc
 import Logging
-import SovnetDrivers
 import SovnetGuest
 import SovnetLink
 import SovnetWire
 
 /// `sovnet forward`, flag-compatible with gvforwarder: every gvforwarder
 /// flag is accepted with one dash (`-url`) as well as two (`--url`).
-struct ForwardCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct ForwardCommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "forward",
         abstract: "Guest side: move frames between a tap device and the host, with a built-in DHCP client.",
         discussion: """
@@ -73,7 +74,7 @@ struct ForwardCommand: ParsableCommand {
     @Option(name: .customLong("pcap-filter"), help: "Only record frames matching this BPF expression.")
     var pcapFilter: String?
 
-    func validate() throws {
+    public func validate() throws {
         if staticAddress != nil, gateway == nil { throw ValidationError("--static needs --gateway") }
         if gateway != nil, staticAddress == nil { throw ValidationError("--gateway is only used with --static") }
         guard (68...65521).contains(mtu) else { throw ValidationError("-mtu must be between 68 and 65521 (a frame must fit the 16-bit framing)") }
@@ -81,7 +82,7 @@ struct ForwardCommand: ParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    func run() throws {
+    public func run() throws {
         try Self.reportingUsage { try logging.bootstrap(default: debug ? .debug : .info) }
         let options = try Self.reportingUsage(makeOptions)
         let forwarder = Forwarder(options: options, logger: Logger(label: "sovnet.forward"))

@@ -4,12 +4,13 @@
 // flag wins over the environment, which wins over the command's own default
 // (`-debug`, gvproxy's configuration file).
 import ArgumentParser
-import Foundation
+import Glibc
 import Logging
-import SovnetDrivers
 import SovnetGuest
 
-struct LoggingOptions: ParsableArguments {
+public struct LoggingOptions: ParsableArguments {
+    public init() {}
+
     @Option(name: [.customLong("log-level", withSingleDash: true), .customLong("log-level")],
             help: "The least severe events logged: trace, debug, info, notice, warning, error or critical (env SOVNET_LOG_LEVEL).")
     var level: String?
@@ -18,7 +19,7 @@ struct LoggingOptions: ParsableArguments {
     var format: String?
 
     /// The level: the flag's, the environment's, else `fallback`.
-    func level(default fallback: Logger.Level) throws -> Logger.Level {
+    public func level(default fallback: Logger.Level) throws -> Logger.Level {
         guard let text = level ?? Self.environment("SOVNET_LOG_LEVEL") else { return fallback }
         guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
             throw ValidationError("--log-level must be one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
@@ -28,7 +29,7 @@ struct LoggingOptions: ParsableArguments {
     }
 
     /// The format: the flag's, the environment's, else text.
-    func logFormat() throws -> LogFormat {
+    public func logFormat() throws -> LogFormat {
         guard let text = format ?? Self.environment("SOVNET_LOG_FORMAT") else { return .text }
         guard let parsed = LogFormat(rawValue: text.lowercased()) else {
             throw ValidationError("--log-format must be text or json; not '\(text)'")
@@ -37,13 +38,13 @@ struct LoggingOptions: ParsableArguments {
     }
 
     /// Sends every logger's events to standard error at the chosen level and format.
-    func bootstrap(default fallback: Logger.Level) throws {
+    public func bootstrap(default fallback: Logger.Level) throws {
         let level = try level(default: fallback)
         let format = try logFormat()
         LoggingSystem.bootstrap { label in SovnetLogHandler(label: label, level: level, format: format) }
     }
 
     private static func environment(_ name: String) -> String? {
-        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 }
