@@ -76,6 +76,10 @@ struct ProxyCommand: ParsableCommand {
             help: "The host alias the gateway answers ARP for, named host.containers.internal (default: the subnet's .254).")
     var hostIP: String?
 
+    @Flag(name: .customLong("no-ipv6"),
+          help: "The gateway speaks no IPv6, as gvproxy: no router advertisements, DHCPv6, IPv6 DNS or IPv6 NAT (guests still reach each other over IPv6).")
+    var noIPv6 = false
+
     @Flag(name: .customLong("dhcpv6-addresses"),
           help: "Hand out IPv6 addresses by DHCPv6 too (::1:0 to ::1:ffff of the prefix), and say so in router advertisements; DHCPv6 always serves DNS servers statelessly.")
     var dhcpv6Addresses = false
@@ -292,6 +296,7 @@ struct ProxyCommand: ParsableCommand {
             configuration.staticBindings = configuration.staticBindings.mapValues { _ in device }
         }
         if dhcpv6Addresses { configuration.dhcpv6Pool = VirtualNetworkConfiguration.defaultDHCPv6Pool }
+        if noIPv6 { configuration.ipv6 = false }
         if let ipv6Prefix {
             guard let network = VirtualNetworkConfiguration.ipv6Network(ipv6Prefix) else {
                 throw ValidationError("--ipv6-prefix wants a unicast /64 such as fd00::/64, not '\(ipv6Prefix)'")

@@ -152,6 +152,14 @@ final class ProxyTests {
         #expect(resolv.contains("nameserver 192.168.127.1\nnameserver fd00::1\n"), "the advertisement's DNS server after the lease's: \(resolv)")
     }
 
+    /// `--no-ipv6`: the gateway is silent over IPv6, as gvproxy's is.
+    @Test func withoutIPv6TheGatewayIsSilentOverIt() throws {
+        let lab = try ProxyLab("pno6", proxyArguments: { _ in "--no-ipv6" })
+        let addresses = (try? lab.guest.run("sleep 3; ip -6 -br addr show dev tap0 scope global")) ?? ""
+        #expect(!addresses.contains("fd00::"), "no advertisement, no SLAAC address: \(addresses)")
+        #expect(!(try lab.guest.run("ping -6 -c 1 -W 1 -I tap0 fe80::5894:efff:fee4:cdd || true")).contains(" 0% packet loss"))
+    }
+
     @Test func anUnreachableUpstreamResolver() throws {
         let extra = try Spawned("ip netns exec \(host.name) \(CommandLineTests.binary.path) proxy -listen unix://\(work)/noroute.sock "
                                 + "--dns-upstream 10.255.255.53 -ssh-port -1", log: "\(work)/noroute.log")

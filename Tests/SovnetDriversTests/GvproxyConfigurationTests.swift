@@ -144,6 +144,9 @@ import Testing
         #expect(nat.policy.translations[.v6(IPv6Address("fd42:1:2:3::253")!)] == .v4(IPv4Address(127, 0, 0, 1)),
                 "a translation may change the family")
         #expect(throws: ConfigurationProblem.self) { try GvproxyConfiguration.parse("stack:\n  ipv6Prefix: fe80::/64\n") }
+        var off = VirtualNetworkConfiguration()
+        try GvproxyConfiguration.parse("stack:\n  ipv6: false\n").apply(to: &off)
+        #expect(!off.ipv6)
         #expect(throws: ConfigurationProblem.self) { try GvproxyConfiguration.parse("stack:\n  ipv6Prefix: fd00::/48\n") }
     }
 

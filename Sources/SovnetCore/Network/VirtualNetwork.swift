@@ -435,7 +435,7 @@ public final class VirtualNetwork {
             deliveries += arp(request, ethernet, from: port)
         } else if let ip {
             ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
-        } else if ethernet.etherType == .ipv6 {
+        } else if ethernet.etherType == .ipv6, configuration.ipv6 {
             guard let ipv6 else { return counters.drop(.malformedIPv6) }
             gatewayIPv6(ipv6, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.destination == configuration.gatewayMAC {

@@ -78,6 +78,9 @@ public struct VirtualNetworkConfiguration: Sendable {
     /// DNS queries waiting for an upstream, in all and from one port.
     public var maximumPendingQueries = 4096
     public var maximumPendingQueriesPerPort = 256
+    /// Whether the gateway speaks IPv6 (`--no-ipv6`: not, as gvproxy; IPv6
+    /// frames are still switched between guests, their sources still checked).
+    public var ipv6 = true
     /// The /64 guests configure IPv6 addresses in by SLAAC (a unique local prefix).
     public var ipv6Prefix = IPv6Address(high: 0xFD00 << 48, low: 0)
     /// The host alias over IPv6 (::254 of the prefix; the NAT translates it to the host's ::1).

@@ -29,6 +29,7 @@
 //     dhcpStaticLeases: {"192.168.127.2": "5a:94:ef:e4:0c:ee"}
 //     vpnKitUUIDMacAddresses: {…}   (read and checked; HyperKit is not on Linux)
 //     debug: false   capture-file: /tmp/switch.pcap   ec2MetadataAccess: false
+//     ipv6: true                    (sovnet's: false is --no-ipv6, gvproxy's IPv4 only)
 //     ipv6Prefix: fd00::/64         (sovnet's: the guests' IPv6 /64, as --ipv6-prefix)
 //     dhcpv6Addresses: false        (sovnet's: addresses by DHCPv6 too, as --dhcpv6-addresses)
 //
@@ -92,6 +93,7 @@ public struct GvproxyConfiguration: Sendable {
     public var searchDomains: [DNSName]?
     public var forwards: [PortForward] = []
     public var nat: [IPAddress: IPAddress]?
+    public var ipv6: Bool?
     public var ipv6Prefix: IPv6Address?
     public var dhcpv6Addresses: Bool?
     public var gatewayVirtualIPs: [IPv4Address]?
@@ -101,7 +103,7 @@ public struct GvproxyConfiguration: Sendable {
                              "ec2-metadata-access", "notification"]
     static let stackKeys = ["debug", "capture-file", "mtu", "subnet", "gatewayIP", "deviceIP", "hostIP", "gatewayMacAddress",
                             "dns", "dnsSearchDomains", "forwards", "nat", "gatewayVirtualIPs", "dhcpStaticLeases",
-                            "vpnKitUUIDMacAddresses", "ec2MetadataAccess", "ipv6Prefix", "dhcpv6Addresses"]
+                            "vpnKitUUIDMacAddresses", "ec2MetadataAccess", "ipv6", "ipv6Prefix", "dhcpv6Addresses"]
     static let logLevels: [String: Logger.Level] = [
         "trace": .trace, "debug": .debug, "info": .info, "warn": .warning, "warning": .warning, "error": .error,
         "fatal": .critical, "panic": .critical,
@@ -199,6 +201,7 @@ public struct GvproxyConfiguration: Sendable {
             ipv6Prefix = network
         }
         if let node = fields["dhcpv6Addresses"] { dhcpv6Addresses = try Reader.bool(node, path + "dhcpv6Addresses") }
+        if let node = fields["ipv6"] { ipv6 = try Reader.bool(node, path + "ipv6") }
         if let node = fields["gatewayIP"] { gatewayIP = try address(node, "gatewayIP") }
         if let node = fields["deviceIP"] { deviceIP = try address(node, "deviceIP") }
         if let node = fields["hostIP"] { hostIP = try address(node, "hostIP") }
@@ -319,6 +322,7 @@ public struct GvproxyConfiguration: Sendable {
         if let gatewayVirtualIPs { network.virtualAddresses = gatewayVirtualIPs }
         if let staticLeases { network.staticBindings = staticLeases }
         if let searchDomains { network.searchDomains = searchDomains }
+        if let ipv6 { network.ipv6 = ipv6 }
         if let ipv6Prefix { network.useIPv6Network(ipv6Prefix) }
         if let dhcpv6Addresses { network.dhcpv6Pool = dhcpv6Addresses ? VirtualNetworkConfiguration.defaultDHCPv6Pool : nil }
         network.dnsZones += dnsZones
