@@ -238,10 +238,11 @@ final class NetworkTarget {
     /// sequence sent, updating the checksum (RFC 1624).
     private func adoptAcknowledgment(_ frame: inout [UInt8]) {
         let found: (offset: Int, acknowledgment: UInt32, end: UInt32)? = frame.withUnsafeBytes { raw in
-            guard let packet = Packet(raw), packet.protocol == .tcp, !packet.isFragment, let tcp = try? TCPView(packet.transport),
+            guard let (packet, offset) = Self.packet(raw), packet.protocol == .tcp, !packet.isFragment,
+                  let tcp = try? TCPView(packet.transport),
                   let end = sentEnd[FlowKey(guest: packet.source, guestPort: tcp.sourcePort, remote: packet.destination,
                                             remotePort: tcp.destinationPort)] else { return nil }
-            return (packet.transportOffset, tcp.acknowledgmentNumber, end)
+            return (offset, tcp.acknowledgmentNumber, end)
         }
         guard let found else { return }
         let checksum = UInt16(frame[found.offset + 16]) << 8 | UInt16(frame[found.offset + 17])
@@ -287,38 +288,16 @@ final class NetworkTarget {
 
     /// The TCP payload a frame may carry: a segment's, or a fragment's whole payload.
     private static func tcpPayloadLength(_ frame: UnsafeRawBufferPointer) -> Int {
-        guard let packet = Packet(frame), packet.protocol == .tcp else { return 0 }
+        guard let (packet, _) = Self.packet(frame), packet.protocol == .tcp else { return 0 }
         if packet.isFragment { return packet.transport.count }
         return (try? TCPView(packet.transport))?.payload.count ?? 0
     }
 
-    /// An IPv4 or IPv6 packet in a frame, as the checks read it.
-    private struct Packet {
-        var source: IPAddress
-        var destination: IPAddress
-        var `protocol`: IPProtocol
-        /// Where the transport header begins in the frame.
-        var transportOffset: Int
-        var transport: UnsafeRawBufferPointer
-        var isFragment: Bool
-
-        /// Nil for a frame of another EtherType or one that does not parse
-        /// (IPv4 header checksums are checked only with `verifyChecksum`).
-        init?(_ frame: UnsafeRawBufferPointer, verifyChecksum: Bool = false) {
-            guard let ethernet = try? EthernetView(frame) else { return nil }
-            if ethernet.etherType == .ipv4 {
-                guard let ip = try? IPv4View(ethernet.payload, verifyChecksum: verifyChecksum) else { return nil }
-                (source, destination, self.protocol) = (.v4(ip.source), .v4(ip.destination), ip.protocol)
-                (transportOffset, transport, isFragment) = (ethernet.payloadOffset + ip.headerLength, ip.payload, ip.isFragment)
-            } else if ethernet.etherType == .ipv6 {
-                guard let ip = try? IPv6View(ethernet.payload), let upper = try? ip.upperLayer() else { return nil }
-                (source, destination, self.protocol) = (.v6(ip.source), .v6(ip.destination), upper.protocol)
-                transportOffset = ethernet.payloadOffset + ip.bytes.count - upper.payload.count
-                (transport, isFragment) = (upper.payload, upper.fragment != nil)
-            } else {
-                return nil
-            }
-        }
+    /// The IPv4 or IPv6 packet of a frame, and where its transport header is in the frame.
+    private static func packet(_ frame: UnsafeRawBufferPointer, verifyChecksum: Bool = false) -> (IPPacket, transportOffset: Int)? {
+        guard let ethernet = try? EthernetView(frame),
+              let packet = IPPacket(ethernet.payload, etherType: ethernet.etherType, verifyChecksum: verifyChecksum) else { return nil }
+        return (packet, ethernet.payloadOffset + packet.transportOffset)
     }
 
     /// Every frame the NAT made for guests parses.
@@ -335,7 +314,7 @@ final class NetworkTarget {
 
     private func recordSent(_ bytes: ArraySlice<UInt8>) {
         bytes.withUnsafeBytes { raw in
-            guard let packet = Packet(raw), packet.protocol == .tcp, !packet.isFragment,
+            guard let (packet, _) = Self.packet(raw), packet.protocol == .tcp, !packet.isFragment,
                   let tcp = try? TCPView(packet.transport) else { return }
             let flags = tcp.flags
             let length = tcp.payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
@@ -350,7 +329,7 @@ final class NetworkTarget {
             let ethernet = try? EthernetView(raw)
             expect(ethernet != nil, "a frame for a guest is not Ethernet")
             guard let ethernet, ethernet.etherType == .ipv4 || ethernet.etherType == .ipv6 else { return }
-            let packet = Packet(raw, verifyChecksum: true)
+            let packet = Self.packet(raw, verifyChecksum: true)?.0
             expect(packet != nil, "an IP packet for a guest does not parse, or its IPv4 header checksum is wrong")
             guard let packet, !packet.isFragment else { return }
             switch packet.protocol {

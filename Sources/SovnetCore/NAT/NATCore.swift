@@ -154,17 +154,18 @@ public final class NATCore {
             case .refuse(let reason): return drop(reason)
             }
         }
-        let packet = Packet(source: .v4(ip.source), destination: .v4(ip.destination), protocol: ip.protocol,
-                            bytes: ip.bytes, transportOffset: ip.headerLength)
-        receive(packet, link: link, target: target, checksumTrusted: checksumTrusted, now: now)
+        receive(IPPacket(ip), link: link, target: target, checksumTrusted: checksumTrusted, now: now)
     }
 
     /// An IPv6 packet from the guest at `link` that the virtual network
     /// marked for the NAT: to an address beyond the link, or to the
-    /// gateway's own addresses. As for IPv4, `checksumTrusted` says a TCP
-    /// checksum was left to complete by a kernel on this host.
-    public func receive(_ ip: IPv6View, from link: GuestLink, checksumTrusted: Bool = false, now: ContinuousClock.Instant) {
-        guard let upper = try? ip.upperLayer() else { return drop(.malformedIPv6) }
+    /// gateway's own addresses; `upper` is its upper layer as the caller
+    /// found it (nil: found here, or malformed). As for IPv4,
+    /// `checksumTrusted` says a TCP checksum was left to complete by a
+    /// kernel on this host.
+    public func receive(_ ip: IPv6View, upper: IPv6View.UpperLayer? = nil, from link: GuestLink, checksumTrusted: Bool = false,
+                        now: ContinuousClock.Instant) {
+        guard let upper = upper ?? (try? ip.upperLayer()) else { return drop(.malformedIPv6) }
         if let fragment = upper.fragment, fragment.offset != 0 || fragment.moreFragments {
             switch reassemblerIPv6.add(ip, fragment, now: now) {
             case .incomplete:
@@ -188,34 +189,17 @@ public final class NATCore {
             case .refuse(let reason): return drop(reason)
             }
         }
-        let packet = Packet(source: .v6(ip.source), destination: .v6(ip.destination), protocol: upper.protocol,
-                            bytes: ip.bytes, transportOffset: ip.bytes.count - upper.payload.count)
-        receive(packet, link: link, target: target, checksumTrusted: checksumTrusted, now: now)
-    }
-
-    /// A guest's packet of either family, as the flow tables need it.
-    private struct Packet {
-        var source: IPAddress
-        var destination: IPAddress
-        var `protocol`: IPProtocol
-        /// The whole IP packet.
-        var bytes: UnsafeRawBufferPointer
-        /// Where the transport header begins in `bytes`.
-        var transportOffset: Int
-
-        var payload: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[transportOffset...]) }
-        /// The IP headers and the transport's first 8 bytes, which an ICMP error quotes.
-        var quote: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes.prefix(transportOffset + 8)) }
+        receive(IPPacket(ip, upper), link: link, target: target, checksumTrusted: checksumTrusted, now: now)
     }
 
     /// A whole packet to its flow table; `target` is where a new flow goes
     /// on the host (nil: the packet is for the gateway itself).
-    private func receive(_ packet: Packet, link: GuestLink, target: IPAddress?, checksumTrusted: Bool,
+    private func receive(_ packet: IPPacket, link: GuestLink, target: IPAddress?, checksumTrusted: Bool,
                          now: ContinuousClock.Instant) {
         switch packet.protocol {
         case .tcp:
-            let parsed = checksumTrusted ? try? TCPView(packet.payload)
-                : try? TCPView(packet.payload, source: packet.source, destination: packet.destination)
+            let parsed = checksumTrusted ? try? TCPView(packet.transport)
+                : try? TCPView(packet.transport, source: packet.source, destination: packet.destination)
             guard let segment = parsed else { return drop(.badChecksum) }
             let key = FlowKey(guest: packet.source, guestPort: segment.sourcePort, remote: packet.destination,
                               remotePort: segment.destinationPort)
@@ -230,7 +214,7 @@ public final class NATCore {
                 drop(reason)
             }
         case .udp:
-            guard let datagram = try? UDPView(packet.payload, source: packet.source, destination: packet.destination) else {
+            guard let datagram = try? UDPView(packet.transport, source: packet.source, destination: packet.destination) else {
                 return drop(.badChecksum)
             }
             let key = FlowKey(guest: packet.source, guestPort: datagram.sourcePort, remote: packet.destination,
@@ -240,14 +224,14 @@ public final class NATCore {
                 drop(reason)
             }
         case .icmp where !packet.source.isIPv6:
-            guard let message = try? ICMPv4View(packet.payload) else { return drop(.malformedICMP) }
+            guard let message = try? ICMPv4View(packet.transport) else { return drop(.malformedICMP) }
             guard message.type == .echoRequest, let target else { return drop(.noService) }
             if let reason = echo.send(message.bytes, identifier: message.identifier, quote: packet.quote, from: packet.source,
                                       to: packet.destination, link: link, target: target, now: now) {
                 drop(reason)
             }
         case .icmpv6 where packet.source.isIPv6:
-            guard let message = try? ICMPv6View(packet.payload, source: packet.source.asIPv6,
+            guard let message = try? ICMPv6View(packet.transport, source: packet.source.asIPv6,
                                                 destination: packet.destination.asIPv6) else { return drop(.malformedICMP) }
             guard message.type == .echoRequest, let request = try? message.echo(), let target else { return drop(.noService) }
             if let reason = echo.send(message.bytes, identifier: request.identifier, quote: packet.quote, from: packet.source,

@@ -23,16 +23,15 @@ enum GatewayIPv6 {
     }
 
     /// Whether a packet is a router's message (advertisement or redirect), which guests may not send.
-    static func isRouterMessage(_ ip: IPv6View) -> Bool {
-        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, let type = upper.payload.first else { return false }
+    static func isRouterMessage(_ upper: IPv6View.UpperLayer) -> Bool {
+        guard upper.protocol == .icmpv6, let type = upper.payload.first else { return false }
         return type == ICMPv6Type.routerAdvertisement.rawValue || type == ICMPv6Type.redirect.rawValue
     }
 
-    /// The answer to a packet from the guest with MAC `sender`.
+    /// The answer to a packet (`upper`: its upper layer) from the guest with MAC `sender`.
     /// - Parameter searchDomains: the DNS search list advertisements carry (DNSSL), as DHCP hands it out now.
-    static func answer(_ ip: IPv6View, from sender: MACAddress, _ configuration: VirtualNetworkConfiguration,
-                       searchDomains: [DNSName] = []) -> Outcome {
-        guard let upper = try? ip.upperLayer() else { return .drop(.malformedIPv6) }
+    static func answer(_ ip: IPv6View, _ upper: IPv6View.UpperLayer, from sender: MACAddress,
+                       _ configuration: VirtualNetworkConfiguration, searchDomains: [DNSName] = []) -> Outcome {
         let own = configuration.gatewayIPv6Addresses
         let listened = own + own.map(\.solicitedNode) + [.allNodes, .allRouters]
         guard listened.contains(ip.destination) else { return .ignore }

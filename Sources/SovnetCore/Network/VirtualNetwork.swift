@@ -295,9 +295,10 @@ public final class VirtualNetwork {
             macCounts[port, default: 0] += 1
             dhcp.takeBack(mac: source, to: port)
         }
-        // IPv4, IPv6 and ARP are parsed once, here, for the checks, the switch and the gateway.
+        // IPv4, IPv6 (to its upper layer) and ARP are parsed once, here, for the checks, the switch, the gateway and the NAT.
         var ip: IPv4View?
         var ipv6: IPv6View?
+        var ipv6Upper: IPv6View.UpperLayer?
         var arp: ARPPacket?
         switch ethernet.etherType {
         case .ipv4:
@@ -306,14 +307,15 @@ public final class VirtualNetwork {
         case .ipv6:
             // One that does not parse is still switched, as any EtherType the gateway does not speak.
             ipv6 = try? IPv6View(ethernet.payload)
-            if let ipv6, GatewayIPv6.isRouterMessage(ipv6) { return counters.drop(.guestRouterMessage) }
+            ipv6Upper = ipv6.flatMap { try? $0.upperLayer() }
+            if let ipv6Upper, GatewayIPv6.isRouterMessage(ipv6Upper) { return counters.drop(.guestRouterMessage) }
         case .arp:
             arp = try? ARPPacket.parse(ethernet.payload)
             if arp == nil { return counters.drop(.malformedARP) }
         default:
             break
         }
-        if let refusal = checkSource(ethernet, ip: ip, ipv6: ipv6, arp: arp, port: port, now: now) {
+        if let refusal = checkSource(ethernet, ip: ip, ipv6: ipv6, ipv6Upper: ipv6Upper, arp: arp, port: port, now: now) {
             counters.drop(refusal)
             return
         }
@@ -326,10 +328,10 @@ public final class VirtualNetwork {
         if destination.isMulticast {
             let others = ports.records.keys.filter { $0 != port }.sorted()
             if !others.isEmpty { deliveries.append(.forward(others)) }
-            gateway(ethernet, ip: ip, ipv6: ipv6, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
+            gateway(ethernet, ip: ip, ipv6: ipv6, ipv6Upper: ipv6Upper, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
                     checksumTrusted: checksumTrusted)
         } else if destination == configuration.gatewayMAC {
-            gateway(ethernet, ip: ip, ipv6: ipv6, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
+            gateway(ethernet, ip: ip, ipv6: ipv6, ipv6Upper: ipv6Upper, arp: arp, from: port, now: now, into: &deliveries, nat: nat,
                     checksumTrusted: checksumTrusted)
         } else if let owner = macTable[destination], ports.contains(owner) {
             if owner != port { deliveries.append(.forward([owner])) }
@@ -358,9 +360,10 @@ public final class VirtualNetwork {
 
     /// Why a frame's IPv4 source or ARP sender may not be used on `port`, if
     /// it may not (see the top of the file); nil for other EtherTypes.
-    private func checkSource(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, arp: ARPPacket?, port: PortID,
+    private func checkSource(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, ipv6Upper: IPv6View.UpperLayer?,
+                             arp: ARPPacket?, port: PortID,
                              now: ContinuousClock.Instant) -> DropReason? {
-        if let ipv6 { return checkSource(ipv6, mac: ethernet.source, port: port, now: now) }
+        if let ipv6 { return checkSource(ipv6, ipv6Upper, mac: ethernet.source, port: port, now: now) }
         if let ip {
             if ip.source == .any { return Self.isDHCPToServer(ip) ? nil : .spoofedAddress }
             return mayUse(ip.source, mac: ethernet.source, port: port, now: now) ? nil : .spoofedAddress
@@ -428,7 +431,8 @@ public final class VirtualNetwork {
 
     // MARK: The gateway
 
-    private func gateway(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, arp request: ARPPacket?, from port: PortID,
+    private func gateway(_ ethernet: EthernetView, ip: IPv4View?, ipv6: IPv6View?, ipv6Upper: IPv6View.UpperLayer?,
+                         arp request: ARPPacket?, from port: PortID,
                          now: ContinuousClock.Instant, into deliveries: inout [Delivery], nat: NATCore?,
                          checksumTrusted: Bool) {
         if let request {
@@ -437,7 +441,7 @@ public final class VirtualNetwork {
             ipv4(ip, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.etherType == .ipv6, configuration.ipv6 {
             guard let ipv6 else { return counters.drop(.malformedIPv6) }
-            gatewayIPv6(ipv6, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
+            gatewayIPv6(ipv6, ipv6Upper, ethernet, from: port, now: now, into: &deliveries, nat: nat, checksumTrusted: checksumTrusted)
         } else if ethernet.destination == configuration.gatewayMAC {
             // Multicast of other kinds was switched already; the gateway does not speak them.
             counters.drop(.unknownEtherType)

@@ -16,11 +16,12 @@ import SovnetWire
 
 extension VirtualNetwork {
     /// Why an IPv6 frame's source may not be used on `port`, if it may not.
-    func checkSource(_ ip: IPv6View, mac: MACAddress, port: PortID, now: ContinuousClock.Instant) -> DropReason? {
-        let neighborDiscovery = Self.neighborDiscovery(ip)
+    func checkSource(_ ip: IPv6View, _ upper: IPv6View.UpperLayer?, mac: MACAddress, port: PortID,
+                     now: ContinuousClock.Instant) -> DropReason? {
+        let neighborDiscovery = Self.neighborDiscovery(upper)
         if let message = neighborDiscovery, !Self.linkLayerOptionsName(mac, message) { return .spoofedAddress }
         if ip.source == .any {
-            let type = neighborDiscovery?.type ?? Self.icmpv6Type(ip)
+            let type = neighborDiscovery?.type ?? Self.icmpv6Type(upper)
             let allowed: [ICMPv6Type] = [.neighborSolicitation, .routerSolicitation, .multicastListenerReportV2]
             return type.map(allowed.contains) == true ? nil : .spoofedAddress
         }
@@ -50,15 +51,15 @@ extension VirtualNetwork {
     }
 
     /// A neighbour discovery message (solicitations, advertisements), checksum unchecked.
-    private static func neighborDiscovery(_ ip: IPv6View) -> ICMPv6View? {
-        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, upper.fragment == nil,
+    private static func neighborDiscovery(_ upper: IPv6View.UpperLayer?) -> ICMPv6View? {
+        guard let upper, upper.protocol == .icmpv6, upper.fragment == nil,
               let message = try? ICMPv6View(upper.payload, source: nil, destination: nil) else { return nil }
         let types: [ICMPv6Type] = [.routerSolicitation, .neighborSolicitation, .neighborAdvertisement]
         return types.contains(message.type) ? message : nil
     }
 
-    private static func icmpv6Type(_ ip: IPv6View) -> ICMPv6Type? {
-        guard let upper = try? ip.upperLayer(), upper.protocol == .icmpv6, let type = upper.payload.first else { return nil }
+    private static func icmpv6Type(_ upper: IPv6View.UpperLayer?) -> ICMPv6Type? {
+        guard let upper, upper.protocol == .icmpv6, let type = upper.payload.first else { return nil }
         return ICMPv6Type(rawValue: type)
     }
 
@@ -108,24 +109,26 @@ extension VirtualNetwork {
     }
 
     /// An IPv6 packet the gateway takes: see the top of the file.
-    func gatewayIPv6(_ ip: IPv6View, _ ethernet: EthernetView, from port: PortID, now: ContinuousClock.Instant,
+    func gatewayIPv6(_ ip: IPv6View, _ upper: IPv6View.UpperLayer?, _ ethernet: EthernetView, from port: PortID,
+                     now: ContinuousClock.Instant,
                      into deliveries: inout [Delivery], nat: NATCore?, checksumTrusted: Bool) {
         func toNAT() {
             guard let nat else { return deliveries.append(.nat) }
             let link = GuestLink(port: port, mac: ethernet.source, offload: ports[port]?.offload ?? false)
-            nat.receive(ip, from: link, checksumTrusted: checksumTrusted, now: now)
+            nat.receive(ip, upper: upper, from: link, checksumTrusted: checksumTrusted, now: now)
         }
         let destination = ip.destination
         let isOwn = destination == configuration.gatewayIPv6 || destination == configuration.gatewayLinkLocal
         let isAlias = configuration.ipv6VirtualAddresses.contains(destination)
-        let upper = try? ip.upperLayer()
-        if isOwn, upper?.protocol == .icmpv6, Self.icmpv6Type(ip) == .echoReply, let payload = upper?.payload,
+        if isOwn, Self.icmpv6Type(upper) == .echoReply, let payload = upper?.payload,
            let reply = try? ICMPv6View(payload, source: ip.source, destination: destination), let echo = try? reply.echo(),
            keepEchoReply(from: .v6(ip.source), identifier: echo.identifier, sequence: echo.sequence, now: now) {
             return
         }
-        if upper?.protocol == .icmpv6, isOwn || destination.isMulticast || (isAlias && Self.icmpv6Type(ip) != .echoRequest) {
-            switch GatewayIPv6.answer(ip, from: ethernet.source, configuration, searchDomains: dhcp.configuration.searchDomains) {
+        if let upper, upper.protocol == .icmpv6,
+           isOwn || destination.isMulticast || (isAlias && Self.icmpv6Type(upper) != .echoRequest) {
+            switch GatewayIPv6.answer(ip, upper, from: ethernet.source, configuration,
+                                      searchDomains: dhcp.configuration.searchDomains) {
             case .reply(let frame): deliveries.append(.send(frame, to: port))
             case .drop(let reason): counters.drop(reason)
             case .ignore: break
