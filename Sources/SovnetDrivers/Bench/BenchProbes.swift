@@ -11,6 +11,7 @@
 import Foundation
 import Glibc
 import Histogram
+import SovnetWire
 
 /// Latency percentiles in microseconds.
 public struct LatencySummary: Codable, Sendable, Equatable {
@@ -184,23 +185,8 @@ enum BenchProbes {
 
     /// The socket address of `host` (IPv4 or IPv6 text) and `port`.
     static func socketAddress(_ host: String, _ port: UInt16) throws -> (sockaddr_storage, socklen_t) {
-        var storage = sockaddr_storage()
-        let parsed = withUnsafeMutablePointer(to: &storage) { pointer -> socklen_t? in
-            if family(of: host) == AF_INET6 {
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                    $0.pointee.sin6_family = sa_family_t(AF_INET6)
-                    $0.pointee.sin6_port = port.bigEndian
-                    return inet_pton(AF_INET6, host, &$0.pointee.sin6_addr) == 1 ? socklen_t(MemoryLayout<sockaddr_in6>.size) : nil
-                }
-            }
-            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                $0.pointee.sin_family = sa_family_t(AF_INET)
-                $0.pointee.sin_port = port.bigEndian
-                return inet_pton(AF_INET, host, &$0.pointee.sin_addr) == 1 ? socklen_t(MemoryLayout<sockaddr_in>.size) : nil
-            }
-        }
-        guard let parsed else { throw LaunchError("bad address \(host)") }
-        return (storage, parsed)
+        guard let address = IPAddress(host) else { throw LaunchError("bad address \(host)") }
+        return InetAddress.make(address, port)
     }
 
     static func setTimeout(_ fd: Int32, milliseconds: Int) {
