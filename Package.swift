@@ -53,7 +53,11 @@ let package = Package(
 
         // Layer 3: protocol state machines, free of I/O: events and a clock
         // in, actions out.
+        // The host's network (gateway, DHCP and DNS servers, NAT) in SovnetCore;
+        // the guest's (DHCP client, router discovery, service supervision) in
+        // SovnetGuestCore, so that the guest binary carries none of the host's.
         .target(name: "SovnetCore", dependencies: ["SovnetWire"]),
+        .target(name: "SovnetGuestCore", dependencies: ["SovnetWire"]),
 
         // Layer 4: drivers that put the layers to work. The guest side's
         // (sovnet forward, sovnet init, rtnetlink, the log format) link no
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "SovnetGuest",
             dependencies: [
-                "SovnetWire", "SovnetLink", "SovnetCore", "CSovnetShim", "CZlib", "CLzma",
+                "SovnetWire", "SovnetLink", "SovnetGuestCore", "CSovnetShim", "CZlib", "CLzma",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -71,7 +75,7 @@ let package = Package(
         .target(
             name: "SovnetDrivers",
             dependencies: [
-                "SovnetWire", "SovnetLink", "SovnetCore", "SovnetGuest", "CSovnetShim", "CZlib", "CLzma",
+                "SovnetWire", "SovnetLink", "SovnetCore", "SovnetGuestCore", "SovnetGuest", "CSovnetShim", "CZlib", "CLzma",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -85,12 +89,12 @@ let package = Package(
 
         // Layer 5: the command line; parses options and calls the drivers.
         // The guest's commands (forward, init) are shared by `sovnet` and
-        // the small `sovnet-guest`, which links neither Foundation nor SwiftNIO.
+        // the small `sovnet-guest`, which links neither Foundation nor SwiftNIO
+        // nor swift-argument-parser (it parses its own command lines).
         .target(
             name: "SovnetGuestCommands",
             dependencies: [
                 "SovnetGuest", "SovnetLink", "SovnetWire",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -98,14 +102,14 @@ let package = Package(
             name: "sovnet-guest",
             dependencies: ["SovnetGuestCommands", "SovnetGuest"],
             linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
         .executableTarget(
             name: "sovnet",
             dependencies: [
-                "SovnetDrivers", "SovnetGuest", "SovnetGuestCommands", "SovnetLink", "SovnetCore",
+                "SovnetDrivers", "SovnetGuest", "SovnetGuestCommands", "SovnetLink", "SovnetCore", "SovnetGuestCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,7 +117,7 @@ let package = Package(
             // glibc 2.36+): the loader then reads 40 KB of them instead of
             // 2 MB, and touches fewer pages (benchmarks/README.md).
             linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
@@ -121,14 +125,14 @@ let package = Package(
         // Fuzz targets for every parser, framing decoder and state machine,
         // and the proxy's frame input (docs/reliability.md). No package
         // dependencies, so that a sanitized build of them is quick.
-        .target(name: "SovnetFuzz", dependencies: ["SovnetWire", "SovnetFraming", "SovnetCore"]),
+        .target(name: "SovnetFuzz", dependencies: ["SovnetWire", "SovnetFraming", "SovnetCore", "SovnetGuestCore"]),
         // Their program: a libFuzzer binary when built by scripts/fuzz, a
         // replay and seeding tool otherwise.
         .executableTarget(name: "sovnet-fuzz", dependencies: ["SovnetFuzz", "CPcap"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
         .testTarget(name: "SovnetWireTests", dependencies: ["SovnetWire", "SovnetLink"]),
-        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetWire", "SovnetLink", "SovnetFuzz"],
+        .testTarget(name: "SovnetCoreTests", dependencies: ["SovnetCore", "SovnetGuestCore", "SovnetWire", "SovnetLink", "SovnetFuzz"],
                     exclude: ["FuzzRegressions"]),
         .testTarget(name: "SovnetFramingTests", dependencies: ["SovnetFraming"]),
         .testTarget(
@@ -137,12 +141,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SovnetGuestTests",
-            dependencies: ["SovnetGuest", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim",
+            dependencies: ["SovnetGuest", "SovnetGuestCommands", "SovnetLink", "SovnetWire", "SovnetGuestCore", "CSovnetShim",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SovnetDriversTests",
-            dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "CSovnetShim"],
+            dependencies: ["SovnetDrivers", "SovnetLink", "SovnetWire", "SovnetCore", "SovnetGuestCore", "CSovnetShim"],
             exclude: ["Golden"]
         ),
         .testTarget(name: "SovnetCLITests", dependencies: ["sovnet", "SovnetLink", "SovnetDrivers", "CSovnetShim"],

@@ -7,6 +7,7 @@
 // back, or a release. Every frame the client sends must be a well-formed
 // DHCP request, checksums right, and every lease it applies must be usable.
 import SovnetCore
+import SovnetGuestCore
 import SovnetWire
 
 enum DHCPClientTarget {

@@ -1,33 +1,64 @@
 // `sovnet-guest`: the guest's half of sovnet alone, for small guests (a
-// phone's VM): `sovnet forward` and `sovnet init`, the same commands as in
-// `sovnet`, without the host's (proxy, up, bench), so it links neither
-// Foundation nor SwiftNIO. Run as `sovnet-init` (or as PID 1 with no
-// command line) it is the guest's init; run as `gvforwarder` it is
+// phone's VM): `forward` and `init`, the same commands as in `sovnet`,
+// without the host's (proxy, up, bench), so it links neither Foundation nor
+// SwiftNIO nor swift-argument-parser. Run as `sovnet-init` (or as PID 1 with
+// no command line) it is the guest's init; run as `gvforwarder` it is
 // `forward` with gvforwarder's command line.
-import ArgumentParser
 import Glibc
 import SovnetGuest
 import SovnetGuestCommands
 
 @main
-struct SovnetGuestProgram: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sovnet-guest",
-        abstract: "The guest side of sovnet: forward (replaces gvforwarder) and init (PID 1).",
-        version: SovnetVersion.string,
-        subcommands: [ForwardCommand.self, InitCommand.self]
-    )
+enum SovnetGuestProgram {
+    static let name = "sovnet-guest"
 
     static func main() {
-        CommandRoot.current = SovnetGuestProgram.self
         let arguments = CommandLine.arguments
         let invokedAs = arguments.first?.split(separator: "/").last.map(String.init)
         if invokedAs == GuestLayout.initName || arguments.isEmpty && getpid() == 1 {
-            main(["init"] + arguments.dropFirst())
-        } else if invokedAs == "gvforwarder" {
-            main(["forward"] + arguments.dropFirst())
-        } else {
-            main(nil)
+            InitCommand.command.main(Array(arguments.dropFirst()), program: name)
         }
+        if invokedAs == "gvforwarder" {
+            ForwardCommand.command.main(Array(arguments.dropFirst()), program: name)
+        }
+        let words = Array(arguments.dropFirst())
+        switch words.first {
+        case "-h", "--help", "-help":
+            Output.write(1, help)
+            exit(0)
+        case "--version", "-version":
+            Output.write(1, SovnetVersion.string + "\n")
+            exit(0)
+        case "help":
+            guard let name = words.dropFirst().first else {
+                Output.write(1, help)
+                exit(0)
+            }
+            command(name).main(["--help"], program: self.name)
+        case let name?:
+            command(name).main(Array(words.dropFirst()), program: self.name)
+        case nil:
+            Output.write(2, "Error: a command is needed\n" + usage)
+            exit(64)
+        }
+    }
+
+    /// The command `name`, or a usage error that lists them.
+    static func command(_ name: String) -> RunnableCommand {
+        if let command = RunnableCommand.named(name) { return command }
+        let names = RunnableCommand.all.map(\.spec.name).joined(separator: ", ")
+        Output.write(2, "Error: no command '\(name)'; there are \(names)\n" + usage)
+        exit(64)
+    }
+
+    static let usage = "Usage: \(name) <command> [<options>]\n  See '\(name) --help' for more information.\n"
+
+    static var help: String {
+        var text = "OVERVIEW: The guest side of sovnet: forward (replaces gvforwarder) and init (PID 1).\n\n"
+            + "USAGE: \(name) <command> [<options>]\n\nOPTIONS:\n"
+            + "  --version               Show the version.\n  -h, --help              Show help information.\n\n"
+            + "SUBCOMMANDS:\n"
+        for command in RunnableCommand.all { text += HelpLayout.entry(command.spec.name, command.spec.abstract) }
+        return text + "\n  See '\(name) help <command>' for detailed help.\n"
     }
 }

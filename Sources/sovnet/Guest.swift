@@ -4,6 +4,7 @@ import SovnetCore
 import SovnetDrivers
 import SovnetGuest
 import SovnetGuestCommands
+import SovnetGuestCore
 import SovnetLink
 
 /// `sovnet guest`: putting sovnet into a guest.

@@ -20,9 +20,9 @@ struct Sovnet: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            ForwardCommand.self, ProxyCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self,
+            ForwardEntry.self, ProxyCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self,
             CheckCommand.self, DoctorCommand.self, PcapCommand.self, BenchCommand.self, GuestCommand.self,
-            InitCommand.self,
+            InitEntry.self,
         ]
     )
 
@@ -42,6 +42,9 @@ struct Sovnet: AsyncParsableCommand {
         } else if let subcommand = invokedAs.flatMap({ Self.standIns[$0] }) {
             if subcommand == "proxy", arguments.contains("--drop-capabilities") { dropCapabilities() }
             await main([subcommand] + arguments.dropFirst())
+        } else if arguments.dropFirst().first == "help", let name = arguments.dropFirst(2).first,
+                  let guestCommand = RunnableCommand.named(name) {
+            guestCommand.main(["--help"], program: "sovnet")
         } else if arguments.dropFirst().first == "help", let name = arguments.dropFirst(2).first, !name.hasPrefix("-"),
                   !configuration.subcommands.contains(where: { $0._commandName == name }) {
             let names = configuration.subcommands.map { $0._commandName }.joined(separator: ", ")

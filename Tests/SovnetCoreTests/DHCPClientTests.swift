@@ -2,7 +2,7 @@ import Foundation
 import SovnetLink
 import SovnetWire
 import Testing
-@testable import SovnetCore
+@testable import SovnetGuestCore
 
 /// The DHCP client driven by a fake clock and by server replies recorded
 /// from dnsmasq (captures/dhcp-udhcpc.pcap) and gvproxy. The recorded replies

@@ -1,5 +1,6 @@
 import Foundation
 @testable import SovnetCore
+import SovnetWire
 import SovnetLink
 import Testing
 import SovnetFuzz

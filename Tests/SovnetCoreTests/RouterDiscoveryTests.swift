@@ -1,6 +1,7 @@
 import SovnetWire
 import Testing
 @testable import SovnetCore
+@testable import SovnetGuestCore
 
 /// The guest side's router discovery against the gateway itself: its
 /// solicitation gets the gateway's advertisement, whose DNS servers are

@@ -3,6 +3,7 @@ import SovnetLink
 import SovnetWire
 import Testing
 @testable import SovnetCore
+import SovnetGuestCore
 
 /// The virtual network core fed with frames recorded from a real guest of
 /// gvproxy, compared with what gvproxy answered, and with sovnet's own DHCP

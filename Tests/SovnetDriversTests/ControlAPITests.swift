@@ -3,6 +3,7 @@ import SovnetCore
 import SovnetWire
 import Testing
 @testable import SovnetDrivers
+import SovnetGuestCore
 
 /// The control API's routes and JSON shapes, on a network that sovnet's own
 /// DHCP client has taken a lease from.

@@ -1,7 +1,7 @@
 import Foundation
 import SovnetWire
 import Testing
-@testable import SovnetCore
+@testable import SovnetGuestCore
 @testable import SovnetGuest
 
 @Suite struct ResolvConfTests {

@@ -17,6 +17,7 @@
 import Foundation
 import Glibc
 import SovnetGuest
+import SovnetGuestCore
 
 /// Installs sovnet into a root file system.
 public enum GuestInstall {

@@ -4,7 +4,6 @@
 // are ignored. Output is capped so a hostile file cannot exhaust memory.
 import CLzma
 import CZlib
-import SovnetGuest
 
 public enum Decompression {
     /// The largest output accepted (a kernel image is far smaller).

@@ -31,7 +31,7 @@
 import CSovnetShim
 import Glibc
 import Logging
-import SovnetCore
+import SovnetGuestCore
 import SovnetLink
 import SovnetWire
 

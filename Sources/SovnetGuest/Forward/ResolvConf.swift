@@ -5,7 +5,7 @@
 //
 // The file is replaced with `AtomicFile`, which copes with /etc/resolv.conf
 // being a bind mount inside `ip netns exec`.
-import SovnetCore
+import SovnetGuestCore
 import SovnetLink
 import SovnetWire
 

@@ -22,7 +22,7 @@
 import CSovnetShim
 import Glibc
 import Logging
-import SovnetCore
+import SovnetGuestCore
 import SovnetLink
 
 /// The guest's init.

@@ -21,7 +21,7 @@ public final class PowerButton {
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard name.hasPrefix("event"), let label = Self.firstLine("/sys/class/input/\(name)/device/name"),
-                  label.contains("Power Button") else { continue }
+                  label.hasSuffix("Power Button") else { continue }
             let fd = open("/dev/input/\(name)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { continue }
             descriptor = fd

@@ -31,7 +31,7 @@ public enum ServiceFiles {
         description="sovnet forward"
         supervisor=supervise-daemon
         command=\(GuestLayout.binary)
-        command_args="forward \(forwardArguments.replacing("\"", with: "\\\""))"
+        command_args="forward \(forwardArguments.map { $0 == "\"" ? "\\\"" : String($0) }.joined())"
         respawn_delay=1
         respawn_max=0
 

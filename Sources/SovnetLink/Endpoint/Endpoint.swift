@@ -30,11 +30,11 @@ public enum Endpoint: Hashable, Sendable, CustomStringConvertible {
             self = .stdio
             return
         }
-        guard let schemeEnd = url.firstRange(of: "://") else {
+        guard let colon = url.firstIndex(of: ":"), url[colon...].hasPrefix("://") else {
             throw EndpointError(url: url, reason: "expected SCHEME://ADDRESS")
         }
-        let scheme = url[..<schemeEnd.lowerBound].lowercased()
-        let rest = String(url[schemeEnd.upperBound...])
+        let scheme = url[..<colon].lowercased()
+        let rest = String(url[colon...].dropFirst(3))
         switch scheme {
         case "unix", "unixpacket", "unixgram":
             guard rest.hasPrefix("/"), rest.count > 1 else {

@@ -24,7 +24,7 @@ public enum OffloadLink {
 
     /// Whether a response head accepts the offload.
     public static func accepts(_ head: String) -> Bool {
-        head.hasPrefix("HTTP/1.1 200 ") && head.contains("\r\nSovnet-Offload: virtio-net-hdr\r\n")
+        head.hasPrefix("HTTP/1.1 200 ") && head.split(separator: "\r\n").dropFirst().contains("Sovnet-Offload: virtio-net-hdr")
     }
 
     /// The largest frame an offloading link carries: a TCP superframe with

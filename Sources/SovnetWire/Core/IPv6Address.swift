@@ -20,8 +20,14 @@ public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertib
     /// (`::ffff:192.0.2.1`); nil if malformed. A zone (`%eth0`) is not an address's part.
     public init?(_ text: some StringProtocol) {
         let whole = String(text)
-        let halves = whole.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false).map { String($0) }
-        guard halves.count <= 2, !whole.contains(":::") else { return nil }
+        // The halves around the one "::" allowed (":::" holds two).
+        let bytes = Array(whole.utf8)
+        let colon = UInt8(ascii: ":")
+        let doubleColons = bytes.indices.dropLast().filter { bytes[$0] == colon && bytes[$0 + 1] == colon }
+        guard doubleColons.count <= 1 else { return nil }
+        let halves = doubleColons.first.map {
+            [String(decoding: bytes[..<$0], as: UTF8.self), String(decoding: bytes[($0 + 2)...], as: UTF8.self)]
+        } ?? [whole]
         func groups(_ part: String, allowsIPv4: Bool) -> [UInt16]? {
             guard !part.isEmpty else { return [] }
             let pieces = part.split(separator: ":", omittingEmptySubsequences: false)

@@ -1,5 +1,5 @@
 import Testing
-@testable import SovnetCore
+@testable import SovnetGuestCore
 
 /// `sovnet-init`'s supervision driven by a fake clock: order, the network
 /// gate, restarts with backoff, and shutdown in reverse order.

@@ -1,5 +1,5 @@
 import Testing
-@testable import SovnetCore
+@testable import SovnetGuestCore
 
 /// `/etc/sovnet/services`: words split as a shell would, without one.
 @Suite struct ServiceListTests {

@@ -1,4 +1,5 @@
-// How the commands say what went wrong. A usage error (a flag or its value,
+// How the host's commands say what went wrong (the guest's, forward and
+// init, say it the same way: SovnetGuestCommands' GuestProgram). A usage error (a flag or its value,
 // ArgumentParser's `ValidationError`) prints the subcommand's own usage line
 // and exits 64 (EX_USAGE), also when it is found while running. A failure
 // while running (a file that cannot be read, a socket that cannot be bound)
@@ -8,15 +9,20 @@ import ArgumentParser
 import Glibc
 
 /// A failure while running, not of the command line: one line, exit status 1.
-public struct RuntimeFailure: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+struct RuntimeFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The top command of the program running, set once at start by its `main`.
+enum CommandRoot {
+    nonisolated(unsafe) static var current: ParsableCommand.Type = Sovnet.self
 }
 
 extension ParsableCommand {
     /// Runs `body`; a usage error it finds is reported as this command's:
     /// the message, its usage line, and exit status 64.
-    public static func reportingUsage<Value>(_ body: () throws -> Value) throws -> Value {
+    static func reportingUsage<Value>(_ body: () throws -> Value) throws -> Value {
         do {
             return try body()
         } catch let error as ValidationError {
