@@ -29,7 +29,8 @@ let package = Package(
 
         // C declarations Swift cannot spell: ioctls, sockaddr_vm, sendmmsg.
         .target(name: "CSovnetShim"),
-        // libpcap, found through pkg-config (Debian: libpcap-dev).
+        // libpcap, found through pkg-config (Debian: libpcap-dev), for the fuzz
+        // program's seeds; sovnet itself loads it at run time (CSovnetShim).
         .systemLibrary(
             name: "CPcap",
             pkgConfig: "libpcap",
@@ -45,7 +46,7 @@ let package = Package(
         .target(
             name: "SovnetLink",
             dependencies: [
-                "SovnetWire", "SovnetFraming", "CSovnetShim", "CPcap",
+                "SovnetWire", "SovnetFraming", "CSovnetShim",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

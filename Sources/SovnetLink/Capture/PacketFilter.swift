@@ -1,41 +1,40 @@
 // BPF filters compiled by libpcap from tcpdump's filter language, applied to
 // frames in memory (pcap_offline_filter) rather than to a live device.
-import CPcap
+// libpcap is loaded when the first filter is compiled (Libpcap).
+import CSovnetShim
 
 /// A compiled BPF program for Ethernet frames, such as `udp port 67 or arp`.
 public final class PacketFilter {
     /// The expression it was compiled from.
     public let expression: String
-    private var program = bpf_program()
+    private var program = sovnet_bpf_program()
+    private let functions: sovnet_libpcap
 
-    /// Compiles `expression`; throws `CaptureError.badFilter` with libpcap's message.
+    /// Compiles `expression`; throws `CaptureError.badFilter` with libpcap's
+    /// message, or `.libpcap` if libpcap is not installed.
     public init(_ expression: String, snapshotLength: Int32 = 262_144) throws(CaptureError) {
         self.expression = expression
-        guard let handle = pcap_open_dead(DLT_EN10MB, snapshotLength) else {
+        functions = try Libpcap.functions()
+        guard let handle = functions.open_dead(Libpcap.ethernet, snapshotLength) else {
             throw CaptureError.libpcap("pcap_open_dead failed")
         }
-        defer { pcap_close(handle) }
-        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-            throw CaptureError.badFilter(expression: expression, reason: String(cString: pcap_geterr(handle)))
+        defer { functions.close(handle) }
+        guard functions.compile(handle, &program, expression, 1, Libpcap.netmaskUnknown) == 0 else {
+            throw CaptureError.badFilter(expression: expression, reason: Libpcap.lastError(functions, handle))
         }
     }
 
     deinit {
-        pcap_freecode(&program)
+        functions.freecode(&program)
     }
 
     /// Whether the frame in `bytes` passes the filter.
     public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return false }
-        var header = pcap_pkthdr()
-        header.caplen = bpf_u_int32(bytes.count)
-        header.len = bpf_u_int32(bytes.count)
-        return pcap_offline_filter(&program, &header, base.assumingMemoryBound(to: UInt8.self)) != 0
-    }
-
-    /// The underlying program, for installing on a pcap handle.
-    func withProgram<R>(_ body: (UnsafeMutablePointer<bpf_program>) -> R) -> R {
-        body(&program)
+        var header = sovnet_pcap_pkthdr()
+        header.caplen = UInt32(bytes.count)
+        header.len = UInt32(bytes.count)
+        return functions.offline_filter(&program, &header, base.assumingMemoryBound(to: UInt8.self)) != 0
     }
 }
 

@@ -1,6 +1,7 @@
-// Reads frames back from a pcap (or pcapng) file through libpcap, with an
-// optional BPF filter, for `sovnet pcap` and for tests.
-import CPcap
+// Reads frames back from a pcap (or pcapng) file through libpcap, loaded at
+// run time (Libpcap), with an optional BPF filter, for `sovnet pcap` and for
+// tests.
+import CSovnetShim
 
 /// One frame read from a capture file.
 public struct CapturedFrame: Sendable {
@@ -17,44 +18,47 @@ public final class PcapReader: Sequence, IteratorProtocol {
     public let path: String
     /// The file's link-layer type (`DLT_EN10MB` = 1 for Ethernet).
     public let linkType: Int32
-    private let handle: OpaquePointer
+    private let functions: sovnet_libpcap
+    private let handle: UnsafeMutableRawPointer
     /// The last read error, if reading stopped early.
     public private(set) var failure: CaptureError?
 
     public init(path: String, filter: String? = nil) throws(CaptureError) {
-        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-        guard let handle = pcap_open_offline(path, &errorBuffer) else {
+        let functions = try Libpcap.functions()
+        var errorBuffer = [CChar](repeating: 0, count: Libpcap.errorBufferSize)
+        guard let handle = functions.open_offline(path, &errorBuffer) else {
             throw CaptureError.cannotOpen(path: path, reason: String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         self.path = path
+        self.functions = functions
         self.handle = handle
-        linkType = pcap_datalink(handle)
+        linkType = functions.datalink(handle)
         // Every stored property is set, so from here a throw runs deinit,
         // which closes the handle.
         if let filter {
-            var program = bpf_program()
-            guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-                throw CaptureError.badFilter(expression: filter, reason: String(cString: pcap_geterr(handle)))
+            var program = sovnet_bpf_program()
+            guard functions.compile(handle, &program, filter, 1, Libpcap.netmaskUnknown) == 0 else {
+                throw CaptureError.badFilter(expression: filter, reason: Libpcap.lastError(functions, handle))
             }
-            defer { pcap_freecode(&program) }
-            guard pcap_setfilter(handle, &program) == 0 else {
-                throw CaptureError.badFilter(expression: filter, reason: String(cString: pcap_geterr(handle)))
+            defer { functions.freecode(&program) }
+            guard functions.setfilter(handle, &program) == 0 else {
+                throw CaptureError.badFilter(expression: filter, reason: Libpcap.lastError(functions, handle))
             }
         }
     }
 
     deinit {
-        pcap_close(handle)
+        functions.close(handle)
     }
 
     /// The next frame, or nil at the end of the file or on an error (see `failure`).
     public func next() -> CapturedFrame? {
-        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var header: UnsafeMutablePointer<sovnet_pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
-        let result = pcap_next_ex(handle, &header, &data)
+        let result = functions.next_ex(handle, &header, &data)
         guard result == 1, let header, let data else {
-            if result == PCAP_ERROR {
-                failure = .cannotOpen(path: path, reason: String(cString: pcap_geterr(handle)))
+            if result == Libpcap.error {
+                failure = .cannotOpen(path: path, reason: Libpcap.lastError(functions, handle))
             }
             return nil
         }

@@ -1,11 +1,14 @@
-// Writes Ethernet frames to a pcap file through libpcap: a "dead" handle of
-// link type EN10MB, pcap_dump for each frame, and a flush after each batch so
-// a killed process leaves a readable file. An optional BPF filter chooses the
-// frames that are written.
-import CPcap
+// Writes Ethernet frames to a pcap file in libpcap's classic savefile format,
+// which tcpdump, tshark and Wireshark read: a 24-byte file header (magic
+// a1b2c3d4 in this machine's byte order, version 2.4, snapshot length, link
+// type 1 for Ethernet), then per frame a 16-byte record header (seconds,
+// microseconds, captured and original lengths) and the captured bytes. No
+// library is needed to write it. Records gather in a buffer that flush()
+// writes out after each batch (or when it fills), so a killed process leaves
+// a readable file. An optional BPF filter chooses the frames that are written.
 import Glibc
 
-/// A pcap file being written, for `--pcap FILE`.
+/// A pcap file being written, for `--pcap FILE` (`-` for standard output).
 ///
 /// Not thread-safe: one writer per packet loop. After a write error the
 /// writer stops writing and remembers the error (`failure`); callers log it
@@ -24,47 +27,52 @@ public final class PcapWriter {
     /// owner can say the capture stopped; the traffic is not the capture's.
     public var onFailure: ((CaptureError) -> Void)?
 
-    private let handle: OpaquePointer
-    private let dumper: OpaquePointer
+    private let descriptor: Int32
+    private var buffer: [UInt8] = []
+    /// Records are written out when the buffer holds this much, flush or not.
+    private static let bufferLimit = 256 << 10
 
     public init(path: String, filter: PacketFilter? = nil, snapshotLength: Int = 262_144) throws(CaptureError) {
-        guard let handle = pcap_open_dead(DLT_EN10MB, Int32(snapshotLength)) else {
-            throw CaptureError.libpcap("pcap_open_dead failed")
-        }
-        guard let dumper = pcap_dump_open(handle, path) else {
-            let reason = String(cString: pcap_geterr(handle))
-            pcap_close(handle)
-            throw CaptureError.cannotOpen(path: path, reason: reason)
-        }
+        // "-" is standard output, as for tcpdump -w - (to pipe into tcpdump -r - or Wireshark).
+        let descriptor = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard descriptor >= 0 else { throw CaptureError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         self.path = path
         self.filter = filter
         self.snapshotLength = snapshotLength
-        self.handle = handle
-        self.dumper = dumper
+        self.descriptor = descriptor
+        buffer.reserveCapacity(Self.bufferLimit + 65_536)
+        append(UInt32(0xa1b2_c3d4))
+        append(UInt16(2))
+        append(UInt16(4))
+        append(Int32(0))
+        append(UInt32(0))
+        append(UInt32(truncatingIfNeeded: snapshotLength))
+        append(UInt32(1))
+        if let error = flush() { throw error }
     }
 
     deinit {
-        pcap_dump_close(dumper)
-        pcap_close(handle)
+        flush()
+        close(descriptor)
     }
 
     /// Appends one frame stamped with `time` (now by default). Call `flush()`
     /// after a batch.
     public func write(_ frame: UnsafeRawBufferPointer, time: timeval? = nil) {
-        guard failure == nil, let base = frame.baseAddress else { return }
+        guard failure == nil else { return }
         if let filter, !filter.matches(frame) {
             filteredOut += 1
             return
         }
-        var header = pcap_pkthdr()
-        header.ts = time ?? Self.now()
-        header.len = bpf_u_int32(frame.count)
-        header.caplen = bpf_u_int32(min(frame.count, snapshotLength))
-        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
-                  base.assumingMemoryBound(to: UInt8.self))
-        // stdio writes out a full buffer here: its errno is only good now.
-        if ferror(pcap_dump_file(dumper)) != 0 { return fail() }
+        let stamp = time ?? Self.now()
+        let captured = min(frame.count, snapshotLength)
+        append(UInt32(truncatingIfNeeded: stamp.tv_sec))
+        append(UInt32(truncatingIfNeeded: stamp.tv_usec))
+        append(UInt32(captured))
+        append(UInt32(frame.count))
+        buffer.append(contentsOf: frame.prefix(captured))
         written += 1
+        if buffer.count >= Self.bufferLimit { flush() }
     }
 
     /// Appends one frame held in an array.
@@ -72,19 +80,29 @@ public final class PcapWriter {
         frame.withUnsafeBytes { write($0, time: time) }
     }
 
-    /// Pushes buffered frames to the file; records the first failure.
+    /// Writes the buffered records to the file; records the first failure.
     @discardableResult
     public func flush() -> CaptureError? {
         guard failure == nil else { return failure }
-        if pcap_dump_flush(dumper) != 0 || ferror(pcap_dump_file(dumper)) != 0 { fail() }
-        return failure
+        var offset = 0
+        while offset < buffer.count {
+            let count = buffer.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                let error = CaptureError.cannotWrite(path: path, reason: String(cString: strerror(count < 0 ? errno : ENOSPC)))
+                failure = error
+                buffer = []
+                onFailure?(error)
+                return error
+            }
+            offset += count
+        }
+        buffer.removeAll(keepingCapacity: true)
+        return nil
     }
 
-    /// Records the write error in errno and stops writing.
-    private func fail() {
-        let error = CaptureError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
-        failure = error
-        onFailure?(error)
+    private func append<Field: FixedWidthInteger>(_ field: Field) {
+        withUnsafeBytes(of: field) { buffer.append(contentsOf: $0) }
     }
 
     private static func now() -> timeval {
