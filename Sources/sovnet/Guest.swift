@@ -20,9 +20,10 @@ struct GuestCommand: ParsableCommand {
 struct GuestInstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
-        abstract: "Copy this sovnet binary (and what it links) into a root file system and make it start first.",
+        abstract: "Copy sovnet's guest program (and what it links) into a root file system and make it start first.",
         discussion: """
-            --init sovnet (the default) links /sbin/sovnet-init and writes /etc/sovnet/forward, \
+            The program is sovnet-guest (forward and init alone) when it was built beside this sovnet, \
+            else this sovnet; it is installed as /usr/bin/sovnet, stripped. --init sovnet (the default) links /sbin/sovnet-init and writes /etc/sovnet/forward, \
             /etc/sovnet/services and /etc/sovnet/modules where they are missing; openrc and systemd \
             write and enable a service for sovnet forward instead. Prints the kernel parameters to boot with.
             """
@@ -44,6 +45,14 @@ struct GuestInstallCommand: ParsableCommand {
     @Flag(name: .customLong("no-libraries"), help: "Do not copy the dynamic loader and shared libraries.")
     var noLibraries = false
 
+    @Option(name: .customLong("binary"),
+            help: "The program to install (default: sovnet-guest beside this sovnet, else this sovnet), e.g. one built for the guest's processor.",
+            completion: .file())
+    var binary: String?
+
+    @Flag(name: .customLong("no-strip"), help: "Install the program with its symbols and debug information.")
+    var noStrip = false
+
     func validate() throws {
         guard GuestInstall.InitKind(rawValue: initKind) != nil else { throw ValidationError("--init must be sovnet, openrc or systemd") }
         if url != nil, forwardArguments != nil { throw ValidationError("give --url or --forward-args, not both") }
@@ -64,6 +73,8 @@ struct GuestInstallCommand: ParsableCommand {
         var options = GuestInstall.Options(root: rootfs)
         options.initKind = GuestInstall.InitKind(rawValue: initKind) ?? .sovnet
         options.copyLibraries = !noLibraries
+        options.strip = !noStrip
+        if let binary { options.binary = binary }
         if let url { options.forwardArguments = ["-url", url] }
         if let forwardArguments {
             do {

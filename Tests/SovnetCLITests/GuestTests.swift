@@ -37,9 +37,15 @@ final class GuestTests {
         #expect(contents("/etc/sovnet/forward") == "-url serial:///dev/hvc1\n")
         #expect(contents("/etc/sovnet/modules").contains("\ntun\n"))
         #expect(contents("/etc/sovnet/services").hasPrefix("# Services sovnet-init starts"))
-        // Every library the binary needs is in the tree, under the name the
-        // loader asks for: ldd, pointed at the tree, finds them all there.
-        let needed = try shell("ldd \(CommandLineTests.binary.path)").split(separator: "\n").compactMap { line -> String? in
+        // The program installed is sovnet-guest, stripped: the guest's commands alone.
+        let installed = root + "/usr/bin/sovnet"
+        #expect(output.contains("installed stripped; \(GuestBinaryTests.binary) keeps the symbols"), "\(output)")
+        #expect(try shell("readelf -S \(installed) | grep -c -E 'symtab|debug_info' || true")
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(try !shell("\(installed) --help").contains("proxy"))
+        // Every library it needs is in the tree, under the name the loader
+        // asks for.
+        let needed = try shell("ldd \(installed)").split(separator: "\n").compactMap { line -> String? in
             let words = line.split(separator: " ")
             return words.count >= 3 && words[1] == "=>" ? String(words[0].trimmingCharacters(in: .whitespaces)) : nil
         }
@@ -55,6 +61,10 @@ final class GuestTests {
         #expect(contents("/etc/sovnet/forward") == "-url vsock://2:1024/connect -mtu 4000\n")
         #expect(contents("/etc/sovnet/services") == "tailscaled\n")
         #expect(again.contains("kept the root file system's"), "its libraries are there already: \(again)")
+        // Another program, with its symbols, when asked.
+        try install("--binary \(CommandLineTests.binary.path) --no-strip")
+        #expect(try shell("\(installed) --help").contains("proxy"))
+        #expect(try shell("readelf -S \(installed) | grep -c symtab").trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 
     @Test(.enabled(if: geteuid() == 0, "needs root for chroot and unshare"))

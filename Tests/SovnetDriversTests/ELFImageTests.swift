@@ -16,40 +16,69 @@ import Testing
         #expect(image.soname == nil)
     }
 
+    /// The libraries of this test program (a debug build: the Swift
+    /// runtime comes from the toolchain through its RUNPATH), found as the
+    /// loader finds them.
+    static func neededByThisProgram() throws -> [GuestInstall.NeededLibrary] {
+        try GuestInstall.neededLibraries(of: "/proc/self/exe", image: try ELFImage(try bytes("/proc/self/exe")))
+    }
+
     @Test func librariesNameThemselves() throws {
-        let libc = try #require(GuestInstall.mappedLibraries().first { $0.contains("/libc.so") })
-        #expect(try ELFImage(try Self.bytes(libc)).soname == "libc.so.6")
-        let swiftCore = try #require(GuestInstall.mappedLibraries().first { $0.hasSuffix("/libswiftCore.so") })
-        let image = try ELFImage(try Self.bytes(swiftCore))
-        #expect(image.soname == "libswiftCore.so" && image.interpreter == nil)
+        let needed = try Self.neededByThisProgram()
+        let libc = try #require(needed.first { $0.target.hasSuffix("/libc.so.6") })
+        #expect(try ELFImage(try Self.bytes(libc.source)).soname == "libc.so.6")
+        let swiftCore = try #require(needed.first { $0.target.hasSuffix("/libswiftCore.so") })
+        let image = try ELFImage(try Self.bytes(swiftCore.source))
+        #expect(image.soname == "libswiftCore.so" && image.interpreter == nil && image.machine == 62)
+    }
+
+    /// Every library ldd lists is found, in the directory ldd found it in,
+    /// the loader never among them (it is copied by its own path).
+    @Test func theLibrariesFoundAreTheOnesTheLoaderLoads() throws {
+        let needed = try Self.neededByThisProgram()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+        process.arguments = ["/proc/\(getpid())/exe"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let ldd = output.split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            return words.count >= 3 && words[1] == "=>" ? GuestInstall.realPath(String(words[2])) : nil
+        }
+        #expect(Set(needed.map(\.source)) == Set(ldd), "\(needed) against \(ldd)")
+        #expect(!needed.contains { $0.target.contains("ld-linux") })
     }
 
     @Test func aProgramNamesWhereItsLibrariesAre() throws {
         let image = try ELFImage(try Self.bytes("/proc/self/exe"))
-        let swiftCore = try #require(GuestInstall.mappedLibraries().first { $0.hasSuffix("/libswiftCore.so") })
-        let directory = (swiftCore as NSString).deletingLastPathComponent
+        let swiftCore = try #require(try Self.neededByThisProgram().first { $0.target.hasSuffix("/libswiftCore.so") })
+        let directory = (swiftCore.source as NSString).deletingLastPathComponent
         #expect(image.searchPath.contains { GuestInstall.realPath($0) == directory }, "\(image.searchPath)")
         #expect(try ELFImage(try Self.bytes("/bin/sh")).searchPath.isEmpty)
     }
 
-    /// A library found through a RUNPATH entry that is a symlink goes where
-    /// the entry says, so the guest's loader finds it by the same name.
-    @Test func librariesGoWhereTheRunpathLooks() throws {
-        let work = NSTemporaryDirectory() + "sovnet-runpath-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        try FileManager.default.createDirectory(atPath: work + "/toolchain-6.3/lib", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: work + "/toolchain", withDestinationPath: work + "/toolchain-6.3")
-        let library = GuestInstall.realPath(work + "/toolchain-6.3/lib") + "/libswiftCore.so"
+    /// A RUNPATH entry that is a symlink is kept as written in the guest, so
+    /// the guest's loader finds the library by the same name; `$ORIGIN` is
+    /// the object's directory, on this machine and in the guest.
+    @Test func runpathEntriesKeepTheirNamesInTheGuest() throws {
         let origins = (host: "/build/debug", guest: "/usr/bin")
-        #expect(GuestInstall.libraryDirectory(library, searchPath: [work + "/toolchain/lib", "$ORIGIN"], origins: origins)
-                == work + "/toolchain/lib")
-        #expect(GuestInstall.libraryDirectory(library, searchPath: ["/nowhere"], origins: origins)
-                == GuestInstall.realPath(work + "/toolchain-6.3/lib"))
-        let beside = GuestInstall.realPath(work) + "/libbeside.so"
-        #expect(GuestInstall.libraryDirectory(beside, searchPath: ["$ORIGIN/../lib", "${ORIGIN}"],
-                                              origins: (host: GuestInstall.realPath(work), guest: "/usr/bin")) == "/usr/bin")
-        #expect(GuestInstall.libraryDirectory("/usr/lib/x86_64-linux-gnu/libc.so.6", searchPath: [], origins: origins)
-                == "/usr/lib/x86_64-linux-gnu")
+        let directories = GuestInstall.searchDirectories(["/opt/toolchain/lib", "$ORIGIN/../lib", "${ORIGIN}", "relative/lib"],
+                                                         origins: origins)
+        #expect(directories.map(\.host) == ["/opt/toolchain/lib", "/build/debug/../lib", "/build/debug"])
+        #expect(directories.map(\.guest) == ["/opt/toolchain/lib", "/usr/lib", "/usr/bin"])
+    }
+
+    @Test func aLibraryForAnotherProcessorIsNotTaken() throws {
+        #expect(GuestInstall.multiarchDirectories(machine: 183).first == "/lib/aarch64-linux-gnu")
+        var bytes = try Self.bytes("/proc/self/exe")
+        bytes[0x12] = 183
+        bytes[0x13] = 0
+        let foreign = try ELFImage(bytes)
+        #expect(foreign.machine == 183)
+        #expect(throws: GuestInstall.Problem.self) { try GuestInstall.neededLibraries(of: "/proc/self/exe", image: foreign) }
     }
 
     @Test func badBytesAreErrors() throws {

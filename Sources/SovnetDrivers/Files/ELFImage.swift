@@ -9,6 +9,8 @@
 public struct ELFImage: Sendable, Equatable {
     /// The dynamic loader a program asks for; nil for a static program or a library.
     public let interpreter: String?
+    /// The processor it is for (e_machine: 62 x86-64, 183 AArch64).
+    public let machine: Int
     /// A shared library's own name (DT_SONAME).
     public let soname: String?
     /// The libraries it needs (DT_NEEDED), in order.
@@ -43,6 +45,7 @@ public struct ELFImage: Sendable, Equatable {
             guard let end = bytes[offset...].firstIndex(of: 0) else { throw Problem(description: "unterminated string") }
             return String(decoding: bytes[offset..<end], as: UTF8.self)
         }
+        machine = try u16(0x12)
         let programHeaders = try u64(0x20)
         let entrySize = try u16(0x36)
         let entries = try u16(0x38)

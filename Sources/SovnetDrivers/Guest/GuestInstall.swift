@@ -1,14 +1,15 @@
-// `sovnet guest install`: puts the running sovnet binary into a guest's root
+// `sovnet guest install`: puts sovnet's guest program into a guest's root
 // file system and makes it start first.
 //
-// The binary goes to /usr/bin/sovnet. A dynamically linked one brings what
-// it links: the loader at the path it names (PT_INTERP), and each shared
-// library mapped into this process, under its SONAME, in the directory the
-// loader will look in: the binary's RUNPATH entry that leads to the
-// library's directory, as written (a symlinked toolchain directory stays a
-// name the guest's loader can follow), else the directory the library came
-// from (a system directory the loader searches); unless the root file
-// system has it already.
+// The program is `sovnet-guest` (forward and init alone) when it was built
+// beside the running sovnet, else sovnet itself, or the one given; it goes
+// to /usr/bin/sovnet, stripped (the build it came from keeps the symbols). A
+// dynamically linked one brings what it links: the loader at the path it
+// names (PT_INTERP), and each shared library it needs (DT_NEEDED, and
+// theirs), under its SONAME, in the directory the loader will look in: the
+// RUNPATH entry it was found through, as written (a symlinked toolchain
+// directory stays a name the guest's loader can follow), else the system
+// directory it came from; unless the root file system has it already.
 //
 // Then the init: `sovnet` links /sbin/sovnet-init to the binary and writes
 // /etc/sovnet/{forward,services,modules} where they are missing; `openrc`
@@ -33,8 +34,12 @@ public enum GuestInstall {
         public var forwardArguments: [String]?
         /// Copy the loader and shared libraries of a dynamically linked binary.
         public var copyLibraries = true
-        /// The binary to install (the running one).
-        public var binary = Executable.current
+        /// The binary to install: `sovnet-guest` (the guest's commands alone)
+        /// beside the running program, else the running program.
+        public var binary = Executable.guestProgram
+        /// Install it without symbols and debug information; the binary it
+        /// was copied from keeps them (the same build ID), to read a crash with.
+        public var strip = true
 
         public init(root: String) {
             self.root = root
@@ -64,13 +69,16 @@ public enum GuestInstall {
         }
         var report = Report()
         let root = options.root.hasSuffix("/") ? String(options.root.dropLast()) : options.root
-        try copy(options.binary, to: root + GuestLayout.binary, mode: 0o755)
+        if options.strip, let stripped = try strippedCopy(of: options.binary, report: &report) {
+            defer { unlink(stripped) }
+            try copy(stripped, to: root + GuestLayout.binary, mode: 0o755)
+        } else {
+            try copy(options.binary, to: root + GuestLayout.binary, mode: 0o755)
+        }
         report.written.append(GuestLayout.binary)
         let image = try ELFImage(readAll(options.binary))
         if options.copyLibraries, let interpreter = image.interpreter {
-            let origins = (host: (realPath(options.binary) as NSString).deletingLastPathComponent,
-                           guest: (GuestLayout.binary as NSString).deletingLastPathComponent)
-            try copyRuntime(interpreter: interpreter, searchPath: image.searchPath, origins: origins, root: root, report: &report)
+            try copyRuntime(binary: options.binary, image: image, interpreter: interpreter, root: root, report: &report)
         }
         let forwardLine = options.forwardArguments.map(commandLine)
         switch options.initKind {
@@ -109,55 +117,120 @@ public enum GuestInstall {
         return report
     }
 
-    /// The loader and every shared library this process has mapped.
-    static func copyRuntime(interpreter: String, searchPath: [String], origins: (host: String, guest: String),
-                            root: String, report: inout Report) throws {
+    /// The loader and every shared library `binary` needs.
+    static func copyRuntime(binary: String, image: ELFImage, interpreter: String, root: String, report: inout Report) throws {
         let loader = realPath(interpreter)
         if try install(loader, at: root + interpreter) {
             report.libraries.append(interpreter)
         } else {
             report.kept.append(interpreter)
         }
-        for library in mappedLibraries() where library != loader {
-            let soname = (try? ELFImage(readAll(library)))?.soname ?? (library as NSString).lastPathComponent
-            let target = libraryDirectory(library, searchPath: searchPath, origins: origins) + "/" + soname
-            if try install(library, at: root + target) {
-                report.libraries.append(target)
+        for library in try neededLibraries(of: binary, image: image) {
+            if try install(library.source, at: root + library.target) {
+                report.libraries.append(library.target)
             } else {
-                report.kept.append(target)
+                report.kept.append(library.target)
             }
         }
     }
 
-    /// Where the guest's loader will look for `library` (a real path): the
-    /// first RUNPATH entry whose directory, `$ORIGIN` read as the host
-    /// binary's, is the library's; that entry with `$ORIGIN` read as the
-    /// guest binary's. Else the library's own directory.
-    static func libraryDirectory(_ library: String, searchPath: [String], origins: (host: String, guest: String)) -> String {
-        let directory = (library as NSString).deletingLastPathComponent
-        for entry in searchPath {
+    /// A shared library a program needs: where it is on this machine, and
+    /// the path the guest's loader will look for it at.
+    struct NeededLibrary: Equatable {
+        let source: String
+        let target: String
+    }
+
+    /// The libraries `program` needs (DT_NEEDED), directly or through one
+    /// another, found as the loader finds them: breadth first, each in the
+    /// RUNPATH of the object that needs it or in the loader's directory and
+    /// the system's, or already found for another object (the loader takes
+    /// a library it has loaded by its name). Each must be for the program's
+    /// processor.
+    static func neededLibraries(of program: String, image: ELFImage) throws -> [NeededLibrary] {
+        let systemDirectories = (image.interpreter.map { [(realPath($0) as NSString).deletingLastPathComponent] } ?? [])
+            + multiarchDirectories(machine: image.machine)
+        var found: [String: NeededLibrary] = [:]
+        var order: [String] = []
+        var missing: [(name: String, neededBy: String)] = []
+        let loaderName = image.interpreter.map { ($0 as NSString).lastPathComponent }
+        var queue = [(path: program, image: image,
+                      origins: (host: (realPath(program) as NSString).deletingLastPathComponent,
+                                guest: (GuestLayout.binary as NSString).deletingLastPathComponent))]
+        var next = 0
+        while next < queue.count {
+            let object = queue[next]
+            next += 1
+            for name in object.image.needed where name != loaderName && found[name] == nil {
+                let directories = searchDirectories(object.image.searchPath, origins: object.origins)
+                    + systemDirectories.map { (host: $0, guest: realPath($0)) }
+                let match = directories.lazy.compactMap { directory -> ((host: String, guest: String), ELFImage)? in
+                    guard let library = try? ELFImage(readAll(directory.host + "/" + name)), library.machine == image.machine else {
+                        return nil
+                    }
+                    return (directory, library)
+                }.first
+                guard let (directory, library) = match else {
+                    missing.append((name, object.path))
+                    continue
+                }
+                let source = realPath(directory.host + "/" + name)
+                found[name] = NeededLibrary(source: source, target: directory.guest + "/" + (library.soname ?? name))
+                order.append(name)
+                queue.append((source, library, (host: (source as NSString).deletingLastPathComponent, guest: directory.guest)))
+            }
+        }
+        if let absent = missing.first(where: { found[$0.name] == nil }) {
+            throw Problem(description: "\(absent.name), which \(absent.neededBy) needs, is not on this machine for the guest's "
+                          + "processor; build the guest program statically (docs/guest.md) or give --no-libraries")
+        }
+        return order.compactMap { found[$0] }
+    }
+
+    /// A RUNPATH's directories on this machine and in the guest: `$ORIGIN`
+    /// read as the host's and the guest's copy of the object's directory;
+    /// an entry is kept as written in the guest (a symlinked toolchain
+    /// directory stays a name the guest's loader can follow).
+    static func searchDirectories(_ searchPath: [String], origins: (host: String, guest: String)) -> [(host: String, guest: String)] {
+        searchPath.compactMap { entry in
             func expanded(_ origin: String) -> String {
                 entry.replacingOccurrences(of: "${ORIGIN}", with: origin).replacingOccurrences(of: "$ORIGIN", with: origin)
             }
             let host = expanded(origins.host)
-            if host.hasPrefix("/"), realPath(host) == directory { return expanded(origins.guest) }
+            return host.hasPrefix("/") ? (host, (expanded(origins.guest) as NSString).standardizingPath) : nil
         }
-        return directory
     }
 
-    /// The shared objects mapped into this process (`/proc/self/maps`), by real path.
-    static func mappedLibraries() -> [String] {
-        // Read to the end with stdio: /proc files have no size, and Foundation stops short.
-        guard let maps = GuestInit.readFile("/proc/self/maps") else { return [] }
-        var seen: [String] = []
-        for line in maps.split(separator: "\n") {
-            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count == 6 else { continue }
-            let path = fields[5].trimmingCharacters(in: .whitespaces)
-            guard path.hasPrefix("/"), path.contains(".so"), !seen.contains(path) else { continue }
-            seen.append(path)
+    /// The system's library directories for a processor, as Debian and
+    /// others lay them out.
+    static func multiarchDirectories(machine: Int) -> [String] {
+        let triple = machine == 183 ? "aarch64-linux-gnu" : "x86_64-linux-gnu"
+        return ["/lib/\(triple)", "/usr/lib/\(triple)", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    }
+
+    /// A copy of `binary` without symbols or debug information, made by
+    /// llvm-objcopy (Swift's toolchain has it; it reads any processor's ELF)
+    /// or binutils' objcopy, in a temporary file; nil, with a note, when
+    /// neither can.
+    static func strippedCopy(of binary: String, report: inout Report) throws -> String? {
+        guard let tool = Executable.find("llvm-objcopy") ?? Executable.find("objcopy") else {
+            report.notes.append("installed with its symbols: neither llvm-objcopy nor objcopy was found to strip it")
+            return nil
         }
-        return seen
+        let output = NSTemporaryDirectory() + "sovnet-guest-stripped-\(getpid())"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["--strip-all", binary, output]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            unlink(output)
+            report.notes.append("installed with its symbols: \(tool) --strip-all \(binary) failed")
+            return nil
+        }
+        report.notes.append("installed stripped; \(binary) keeps the symbols and debug information (same build ID)")
+        return output
     }
 
     /// Copies `source` to `target` unless something is there already; true when copied.

@@ -99,6 +99,13 @@ public enum Executable {
 
     /// This program's own path, to start `sovnet forward` with.
     public static var current: String { OwnProgram.path }
+
+    /// The guest's program to install: `sovnet-guest` built beside this
+    /// one, else this one (which has the guest's commands too).
+    public static var guestProgram: String {
+        let sibling = (current as NSString).deletingLastPathComponent + "/sovnet-guest"
+        return access(sibling, X_OK) == 0 ? sibling : current
+    }
 }
 
 /// A launch failure with a message for the user.
