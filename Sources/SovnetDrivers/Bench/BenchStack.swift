@@ -3,8 +3,10 @@
 // interface it makes) in `guest`. Each says where the guest reaches the
 // host's 127.0.0.1 and which address its gateway answers pings on.
 //
-//   sovnet       sovnet proxy -listen unix://… in host; sovnet forward in
-//                guest; over IPv6 too, fd00::254 being the host's ::1
+//   sovnet       sovnet proxy -listen unix://… in host; sovnet-guest forward
+//                (what guest install puts in a guest; sovnet forward if it
+//                was not built) in guest; over IPv6 too, fd00::254 being the
+//                host's ::1
 //   gvisor       gvproxy and gvforwarder, the same way (the user's binaries)
 //   pasta        pasta --config-net --netns guest, run in host; the gateway
 //                address is remapped to the host's loopback
@@ -45,7 +47,9 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
             throw LaunchError("\(description): \(program) is not installed")
         }
         let logName = "\(self)-\(mtu)"
-        let started = ContinuousClock.now
+        // The clock for "address after start" starts with the process that
+        // gives the guest its address: the forwarder, pasta, slirp4netns.
+        var started = ContinuousClock.now
         var running: RunningStack
         switch self {
         case .sovnet(let binary), .gvisor(let binary, _):
@@ -60,11 +64,12 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
                 running.stop()
                 throw LaunchError("\(description): the proxy did not listen: \(proxy.tail(5))")
             }
-            var forwarderArguments = [binary, "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
+            var forwarderArguments = [Executable.guestProgram(beside: binary), "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
                                       "-stop-if-exist", "", "--resolv-conf", "none"]
             if case .gvisor(_, let forwarder) = self {
                 forwarderArguments = [forwarder, "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)", "-stop-if-exist", ""]
             }
+            started = ContinuousClock.now
             running.guest = try ChildProcess(topology.inNamespace(topology.guest, forwarderArguments), log: directory + "/\(logName)-guest.log")
         case .pasta:
             let pasta = try ChildProcess(topology.inNamespace(topology.host, [

@@ -36,7 +36,7 @@ public enum GuestInstall {
         public var copyLibraries = true
         /// The binary to install: `sovnet-guest` (the guest's commands alone)
         /// beside the running program, else the running program.
-        public var binary = Executable.guestProgram
+        public var binary = Executable.guestProgram()
         /// Install it without symbols and debug information; the binary it
         /// was copied from keeps them (the same build ID), to read a crash with.
         public var strip = true

@@ -100,11 +100,11 @@ public enum Executable {
     /// This program's own path, to start `sovnet forward` with.
     public static var current: String { OwnProgram.path }
 
-    /// The guest's program to install: `sovnet-guest` built beside this
-    /// one, else this one (which has the guest's commands too).
-    public static var guestProgram: String {
-        let sibling = (current as NSString).deletingLastPathComponent + "/sovnet-guest"
-        return access(sibling, X_OK) == 0 ? sibling : current
+    /// The guest's program: `sovnet-guest` built beside `program` (this
+    /// one by default), else `program` (sovnet has the guest's commands too).
+    public static func guestProgram(beside program: String = current) -> String {
+        let sibling = (program as NSString).deletingLastPathComponent + "/sovnet-guest"
+        return access(sibling, X_OK) == 0 ? sibling : program
     }
 }
 
