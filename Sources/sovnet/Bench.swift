@@ -13,7 +13,9 @@ struct BenchCommand: ParsableCommand {
             A guest namespace runs sovnet forward, another runs sovnet proxy with iperf3 and echo servers on \
             its 127.0.0.1, reached from the guest through the host alias; a third is the only place the host \
             side's route leads to, so nothing leaves the machine. --compare runs the same against pasta and \
-            slirp4netns, --gvproxy/--gvforwarder against gvisor-tap-vsock. See benchmarks/README.md.
+            slirp4netns, --gvproxy/--gvforwarder against gvisor-tap-vsock. Every run also measures the \
+            floor, "kernel": the guest namespace routed to the host's over a veth pair, no user-mode stack. \
+            See benchmarks/README.md.
             """
     )
 
@@ -88,6 +90,7 @@ struct BenchCommand: ParsableCommand {
         var stacks: [BenchStack] = [.sovnet(binary: Executable.current)]
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
+        stacks.append(.kernel)
         var options = Bench.Options(stacks: stacks)
         options.mtus = mtus
         options.runs = runs

@@ -197,19 +197,20 @@ public final class Bench {
         stage("\(subject.label): start", into: &subject.errors) {
             let topology = try BenchTopology(prefix: "svbench\(getpid() % 100_000)s\(index)")
             subject.topology = topology
+            let running = try subject.stack.start(in: topology, mtu: mtu, directory: directory)
+            subject.running = running
+            let addresses = running.serverAddresses
             subject.servers = try NamespaceThread.run(in: topology.host) {
-                try ["127.0.0.1", "::1"].map { try BenchEchoServers(address: $0, tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort) }
+                try addresses.map { try BenchEchoServers(address: $0, tcpPort: Self.tcpEchoPort, udpPort: Self.udpEchoPort) }
             }
-            for (address, port) in [("127.0.0.1", Self.iperfPort), ("::1", Self.iperfPortIPv6)] {
+            for (address, port) in zip(addresses, [Self.iperfPort, Self.iperfPortIPv6]) {
                 subject.iperf.append(try ChildProcess(topology.inNamespace(topology.host, [options.iperf, "-s", "-B", address,
                                                                                            "-p", "\(port)"]),
                                                       log: directory + "/iperf-server-\(index)-\(port).log"))
             }
-            let running = try subject.stack.start(in: topology, mtu: mtu, directory: directory)
-            subject.running = running
-            subject.result.addressMilliseconds = running.addressAfter.milliseconds
+            subject.result.addressMilliseconds = running.addressAfter?.milliseconds
             subject.result.leaseMilliseconds = running.leaseMilliseconds
-            return "address after \(BenchReport.number(subject.result.addressMilliseconds, 1)) ms"
+            return running.addressAfter == nil ? "linked" : "address after \(BenchReport.number(subject.result.addressMilliseconds, 1)) ms"
         }
         return subject
     }

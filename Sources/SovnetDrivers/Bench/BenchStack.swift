@@ -12,6 +12,9 @@
 //                address is remapped to the host's loopback
 //   slirp4netns  slirp4netns --configure, run in host; 10.0.2.2 is the
 //                host's loopback and answers pings
+//   kernel       the floor: no user-mode stack, the guest routed to the
+//                host over a veth pair (10.78.0.2 → 10.78.0.1, fd78::2 →
+//                fd78::1), the servers on the host's end of it
 import Foundation
 import Glibc
 
@@ -21,6 +24,8 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
     case gvisor(proxy: String, forwarder: String)
     case pasta
     case slirp4netns
+    /// The kernel's own path, what every figure is measured against.
+    case kernel
 
     public var description: String {
         switch self {
@@ -28,6 +33,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
         case .gvisor: "gvisor-tap-vsock"
         case .pasta: "pasta"
         case .slirp4netns: "slirp4netns"
+        case .kernel: "kernel"
         }
     }
 
@@ -38,6 +44,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
         case .gvisor(let proxy, let forwarder): [proxy, forwarder]
         case .pasta: ["pasta"]
         case .slirp4netns: ["slirp4netns"]
+        case .kernel: []
         }
     }
 
@@ -82,6 +89,12 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
                 "slirp4netns", "--configure", "--mtu=\(mtu)", "--netns-type=path", "/run/netns/\(topology.guest)", "tap0",
             ]), log: directory + "/\(logName)-host.log")
             running = RunningStack(stack: self, hostAlias: "10.0.2.2", gateway: "10.0.2.2", host: slirp)
+        case .kernel:
+            try Self.link(topology, mtu: mtu)
+            var floor = RunningStack(stack: self, hostAlias: Self.floorHost.v4, gateway: Self.floorHost.v4, host: nil)
+            floor.hostAliasIPv6 = Self.floorHost.v6
+            floor.serverAddresses = [Self.floorHost.v4, Self.floorHost.v6]
+            return floor
         }
         let guest = topology.guest
         let gotAddress = Self.wait(seconds: 20) {
@@ -100,6 +113,25 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
             running.leaseMilliseconds = Self.leaseMilliseconds(inLog: log)
         }
         return running
+    }
+
+    /// The host's end of the floor's veth pair.
+    static let floorHost = (v4: "10.78.0.1", v6: "fd78::1")
+
+    /// The floor: a veth pair from the guest's tap0 to the host namespace,
+    /// addressed at once (no duplicate address detection to wait for), the
+    /// guest's default routes through it.
+    private static func link(_ topology: BenchTopology, mtu: Int) throws {
+        try BenchTopology.run(["ip", "link", "add", "tap0", "netns", topology.guest, "mtu", "\(mtu)", "type", "veth",
+                               "peer", "name", "svb-f0", "netns", topology.host, "mtu", "\(mtu)"])
+        for (namespace, device, v4, v6) in [(topology.host, "svb-f0", floorHost.v4, floorHost.v6),
+                                            (topology.guest, "tap0", "10.78.0.2", "fd78::2")] {
+            try BenchTopology.run(["ip", "-n", namespace, "addr", "add", v4 + "/24", "dev", device])
+            try BenchTopology.run(["ip", "-n", namespace, "addr", "add", v6 + "/64", "dev", device, "nodad"])
+            try BenchTopology.run(["ip", "-n", namespace, "link", "set", device, "up"])
+        }
+        try BenchTopology.run(["ip", "-n", topology.guest, "route", "add", "default", "via", floorHost.v4])
+        try BenchTopology.run(["ip", "-n", topology.guest, "-6", "route", "add", "default", "via", floorHost.v6])
     }
 
     /// The `in X ms` of sovnet forward's `lease obtained` line.
@@ -126,6 +158,9 @@ struct RunningStack {
     let stack: BenchStack
     /// The address the guest reaches the host's 127.0.0.1 at.
     let hostAlias: String
+    /// Where the servers listen in the host namespace: its loopback, which
+    /// the stacks map an address to; the floor's veth end.
+    var serverAddresses = ["127.0.0.1", "::1"]
     /// The address that answers the guest's pings.
     let gateway: String
     /// Where the guest reaches the host's ::1, for stacks that carry IPv6.
@@ -134,12 +169,13 @@ struct RunningStack {
     var host: ChildProcess?
     /// The guest side's process (the forwarder), where there is one.
     var guest: ChildProcess?
-    /// From starting the stack to the guest's interface having an address.
-    var addressAfter: Duration = .zero
+    /// From starting the process that gives the guest its address to the
+    /// guest's interface having one; nil for the floor (no such process).
+    var addressAfter: Duration?
     /// The forwarder's own account of its DHCP exchange.
     var leaseMilliseconds: Double?
 
-    init(stack: BenchStack, hostAlias: String, gateway: String, host: ChildProcess) {
+    init(stack: BenchStack, hostAlias: String, gateway: String, host: ChildProcess?) {
         self.stack = stack
         self.hostAlias = hostAlias
         self.gateway = gateway
