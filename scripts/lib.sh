@@ -32,6 +32,19 @@ build_packages=(libpcap-dev pkg-config zlib1g-dev liblzma-dev)
 # What the tests use as real peers and references.
 test_packages=(tshark tcpdump iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
 
+# check_embedded_wire: SovnetWire, the packet formats, compiles as Embedded
+# Swift (no runtime linked at all), the way to a guest program under the
+# static runtime's 6 MB floor (docs/guest.md). Key paths, existentials and
+# reflection would break it.
+check_embedded_wire() {
+    local out
+    out=$(mktemp -d)
+    swiftc -target "$(uname -m)-unknown-linux-gnu" -enable-experimental-feature Embedded -wmo -parse-as-library \
+        -suppress-warnings -module-name SovnetWire Sources/SovnetWire/*/*.swift -c -o "$out/SovnetWire.o"
+    rm -rf "$out"
+    echo "SovnetWire compiles as Embedded Swift"
+}
+
 # check_release_binary PATH: the release build runs and links no Swift runtime library.
 check_release_binary() {
     "$1" --version >/dev/null

@@ -22,7 +22,7 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
         guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
         for part in parts {
-            guard (1...3).contains(part.count), part.allSatisfy(\.isASCIIDigit),
+            guard (1...3).contains(part.count), part.allSatisfy { $0.isASCIIDigit },
                   let octet = UInt8(part) else { return nil }
             value = value << 8 | UInt32(octet)
         }

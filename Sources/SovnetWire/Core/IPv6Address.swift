@@ -37,7 +37,7 @@ public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertib
                     guard let v4 = IPv4Address(piece) else { return nil }
                     result += [UInt16(truncatingIfNeeded: v4.rawValue >> 16), UInt16(truncatingIfNeeded: v4.rawValue)]
                 } else {
-                    guard (1...4).contains(piece.count), piece.allSatisfy(\.isHexDigit),
+                    guard (1...4).contains(piece.count), piece.allSatisfy { $0.isHexDigit },
                           let group = UInt16(piece, radix: 16) else { return nil }
                     result.append(group)
                 }

@@ -165,7 +165,7 @@ public struct DHCPOptions: Hashable, Sendable, Sequence {
 
     public var parameterRequestList: [DHCPOptionCode] {
         get { (self[.parameterRequestList] ?? []).map(DHCPOptionCode.init(rawValue:)) }
-        set { self[.parameterRequestList] = newValue.isEmpty ? nil : newValue.map(\.rawValue) }
+        set { self[.parameterRequestList] = newValue.isEmpty ? nil : newValue.map { $0.rawValue } }
     }
 
     /// T1, in seconds.
@@ -306,7 +306,7 @@ public struct DHCPOptions: Hashable, Sendable, Sequence {
     }
 
     private mutating func setAddresses(_ code: DHCPOptionCode, _ values: [IPv4Address]) {
-        self[code] = values.isEmpty ? nil : values.flatMap(\.octets)
+        self[code] = values.isEmpty ? nil : values.flatMap { $0.octets }
     }
 
     private func seconds(_ code: DHCPOptionCode) -> UInt32? {
