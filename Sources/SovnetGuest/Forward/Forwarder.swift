@@ -186,8 +186,9 @@ public final class Forwarder {
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
             }
             if descriptors[0].revents != 0 { return true }
-            if let dhcp = self.dhcp, let deadline = dhcp.nextDeadline, ContinuousClock.now >= deadline {
-                perform(self.dhcp!.tick(now: ContinuousClock.now))
+            // Read in place: binding the client (`if let`) would copy it, leases and all, every turn.
+            if let deadline = dhcp?.nextDeadline, ContinuousClock.now >= deadline, let actions = dhcp?.tick(now: .now) {
+                perform(actions)
             }
             if let deadline = routerDiscovery.nextDeadline, ContinuousClock.now >= deadline,
                routerDiscovery.expire(now: .now) {
