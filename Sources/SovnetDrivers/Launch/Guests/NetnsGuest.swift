@@ -1,5 +1,5 @@
 // The `netns` guest: a fresh network namespace (`ip netns add`, so the
-// user can `ip netns exec sovnet-NAME …` into it) holding `sovnet forward`
+// user can `ip netns exec sovnet-NAME …` into it) holding `sovnet-guest forward`
 // on tap0, connected to the proxy's unix socket, and the services listed in
 // the configuration, started once the lease is in. Its resolv.conf is
 // /etc/netns/NAME/resolv.conf, so the forwarder never touches the host's.
@@ -40,7 +40,7 @@ public final class NetnsGuest: LaunchedGuest {
         _ = try run(["ip", "-n", namespace, "link", "set", "lo", "up"])
         try FileManager.default.createDirectory(atPath: resolvConfDirectory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: resolvConfDirectory + "/resolv.conf", contents: Data())
-        process = try ChildProcess(["ip", "netns", "exec", namespace, Executable.current, "forward",
+        process = try ChildProcess(["ip", "netns", "exec", namespace, Executable.guestProgram(), "forward",
                                     "-url", networkURL, "-iface", "tap0", "-mac", configuration.guestMAC.description],
                                    log: runDirectory + "/guest.log")
     }
