@@ -1,5 +1,5 @@
-// Loads libpcap at run time; see sovnet_shim.h.
-#include "sovnet_shim.h"
+// Loads libpcap at run time; see sovnet_libpcap.h.
+#include "sovnet_libpcap.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
