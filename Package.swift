@@ -5,6 +5,16 @@
 // each depends only on the layers above it.
 import PackageDescription
 
+// How the executables' release builds link: with lld, packing relative
+// relocations (RELR, glibc 2.36+: the loader reads 40 KB of them instead of
+// 2 MB and touches fewer pages, benchmarks/README.md), and exporting no
+// symbols (the static runtime's link arguments would export every public
+// one, 0.5 MB of sovnet-guest).
+let releaseLinking: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                 .when(platforms: [.linux], configuration: .release)),
+]
+
 let package = Package(
     name: "sovnet",
     platforms: [.macOS(.v15)],
@@ -102,10 +112,7 @@ let package = Package(
         .executableTarget(
             name: "sovnet-guest",
             dependencies: ["SovnetGuestCommands", "SovnetGuest"],
-            linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
-                             .when(platforms: [.linux], configuration: .release)),
-            ]
+            linkerSettings: releaseLinking
         ),
         .executableTarget(
             name: "sovnet",
@@ -114,13 +121,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // Release builds link with lld and pack relative relocations (RELR,
-            // glibc 2.36+): the loader then reads 40 KB of them instead of
-            // 2 MB, and touches fewer pages (benchmarks/README.md).
-            linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
-                             .when(platforms: [.linux], configuration: .release)),
-            ]
+            linkerSettings: releaseLinking
         ),
 
         // Fuzz targets for every parser, framing decoder and state machine,

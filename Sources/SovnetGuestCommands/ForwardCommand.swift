@@ -8,6 +8,16 @@ import SovnetWire
 
 /// `sovnet forward`: its command line, and the forwarder it starts.
 public enum ForwardCommand {
+    /// gvforwarder's defaults, shown by the help and used when a flag is not given.
+    enum Default {
+        static let url = "vsock://2:1024/connect"
+        static let iface = "tap0"
+        static let mac = "5a:94:ef:e4:0c:ee"
+        static let mtu = 1500
+        static let stopIfExist = "eth0,ens3,enp0s1"
+        static let resolvConf = "/etc/resolv.conf"
+    }
+
     public static let spec = CommandSpec(
         name: "forward",
         abstract: "Guest side: move frames between a tap device and the host, with a built-in DHCP client.",
@@ -18,21 +28,21 @@ public enum ForwardCommand {
             OptionSpec("url", singleDash: true, .value(placeholder: "url"),
                        help: "Where the host listens: vsock://CID:PORT/connect, unix:///PATH, tcp://HOST:PORT, stdio:, "
                            + "or serial:///dev/hvc1 (a virtio console port).",
-                       default: "vsock://2:1024/connect"),
+                       default: Default.url),
             OptionSpec("protocol", .value(placeholder: "protocol"),
                        help: "Framing: vm (gvproxy -listen), qemu (passt, QEMU stream), stdio. Default: vm, or stdio for stdio:."),
-            OptionSpec("iface", singleDash: true, .value(placeholder: "iface"), help: "Tap interface name.", default: "tap0"),
+            OptionSpec("iface", singleDash: true, .value(placeholder: "iface"), help: "Tap interface name.", default: Default.iface),
             OptionSpec("mac", singleDash: true, .value(placeholder: "mac"), help: "MAC address of the tap.",
-                       default: "5a:94:ef:e4:0c:ee"),
-            OptionSpec("mtu", singleDash: true, .value(placeholder: "mtu"), help: "Link MTU.", default: "1500"),
+                       default: Default.mac),
+            OptionSpec("mtu", singleDash: true, .value(placeholder: "mtu"), help: "Link MTU.", default: "\(Default.mtu)"),
             OptionSpec("preexisting", singleDash: true, .toggle,
                        help: "Attach to an existing, configured tap and change nothing (no DHCP)."),
             OptionSpec("stop-if-exist", singleDash: true, .value(placeholder: "stop-if-exist"),
                        help: "Exit 0 at once if one of these interfaces exists (comma-separated; empty disables).",
-                       default: "eth0,ens3,enp0s1"),
+                       default: Default.stopIfExist),
             OptionSpec("debug", singleDash: true, .toggle, help: "Log every frame as a one-line summary."),
             OptionSpec("resolv-conf", .value(placeholder: "resolv-conf"),
-                       help: "File for DNS servers and search domains, or 'none'.", default: "/etc/resolv.conf"),
+                       help: "File for DNS servers and search domains, or 'none'.", default: Default.resolvConf),
             OptionSpec("static", .value(placeholder: "static"), help: "Use ADDR/PREFIX instead of DHCP (needs --gateway)."),
             OptionSpec("gateway", .value(placeholder: "gateway"), help: "Default gateway with --static."),
             OptionSpec("dns", .repeatedValue(placeholder: "dns"), help: "DNS server with --static (repeatable)."),
@@ -55,13 +65,13 @@ public enum ForwardCommand {
 
     /// What the forwarder is to do, from the command line; usage errors for what cannot be.
     public static func forwarderOptions(_ options: ParsedOptions) throws(UsageError) -> ForwarderOptions {
-        let mtu = try options.integer("mtu") ?? 1500
+        let mtu = try options.integer("mtu") ?? Default.mtu
         guard (68...65521).contains(mtu) else {
             throw UsageError("-mtu must be between 68 and 65521 (a frame must fit the 16-bit framing)")
         }
         let endpoint: Endpoint
         do {
-            endpoint = try Endpoint(url: options.value("url") ?? "vsock://2:1024/connect")
+            endpoint = try Endpoint(url: options.value("url") ?? Default.url)
         } catch {
             throw UsageError(error.description)
         }
@@ -74,17 +84,17 @@ public enum ForwardCommand {
         } else {
             framing = endpoint == .stdio ? .stdio : .vm
         }
-        let mac = options.value("mac") ?? "5a:94:ef:e4:0c:ee"
+        let mac = options.value("mac") ?? Default.mac
         guard let macAddress = MACAddress(mac) else {
             throw UsageError("bad -mac '\(mac)': want six hexadecimal pairs, such as 5a:94:ef:e4:0c:ee")
         }
         let fixed = try staticAddress(options)
         let preexisting = options.isOn("preexisting")
-        let resolvConf = options.value("resolv-conf") ?? "/etc/resolv.conf"
+        let resolvConf = options.value("resolv-conf") ?? Default.resolvConf
         var forwarderOptions = ForwarderOptions(
-            endpoint: endpoint, framing: framing, interface: options.value("iface") ?? "tap0", mac: macAddress, mtu: mtu,
+            endpoint: endpoint, framing: framing, interface: options.value("iface") ?? Default.iface, mac: macAddress, mtu: mtu,
             preexisting: preexisting,
-            stopIfExist: (options.value("stop-if-exist") ?? "eth0,ens3,enp0s1").split(separator: ",")
+            stopIfExist: (options.value("stop-if-exist") ?? Default.stopIfExist).split(separator: ",")
                 .map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty },
             resolvConf: resolvConf == "none" ? nil : resolvConf, staticAddress: fixed,
             hostName: options.value("hostname") ?? systemHostName(), pcapPath: options.value("pcap"),

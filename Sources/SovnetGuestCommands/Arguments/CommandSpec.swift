@@ -80,19 +80,19 @@ public struct CommandSpec: Sendable {
             }
             guard word.hasPrefix("-"), word != "-" else { throw UsageError("unexpected argument '\(word)'") }
             let dashes = word.hasPrefix("--") ? 2 : 1
-            let body = word.dropFirst(dashes)
-            let name = String(body.prefix { $0 != "=" })
-            let attached: String? = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
+            let flag = word.prefix { $0 != "=" }
+            let name = String(flag.dropFirst(dashes))
+            let attached: String? = word.firstIndex(of: "=").map { String(word[word.index(after: $0)...]) }
             if ["h", "help"].contains(name), attached == nil { return .help }
             guard let option = options.first(where: { $0.name == name }), dashes == 2 || option.singleDash else {
-                throw UsageError("unknown option '\(word.prefix { $0 != "=" })'")
+                throw UsageError("unknown option '\(flag)'")
             }
             switch option.kind {
             case .toggle:
                 switch attached {
                 case nil, "true", "1": parsed.values[name] = ["true"]
                 case "false", "0": parsed.values[name] = ["false"]
-                case let other?: throw UsageError("\(word.prefix { $0 != "=" }) is a switch: '=\(other)' should be =true or =false")
+                case let other?: throw UsageError("\(flag) is a switch: '=\(other)' should be =true or =false")
                 }
             case .value, .repeatedValue:
                 let value: String
