@@ -16,6 +16,7 @@ public enum ForwardCommand {
         static let mtu = 1500
         static let stopIfExist = "eth0,ens3,enp0s1"
         static let resolvConf = "/etc/resolv.conf"
+        static let busyPollMicroseconds = Int(BusyPoll.defaultWindow / .microseconds(1))
     }
 
     public static let spec = CommandSpec(
@@ -50,6 +51,9 @@ public enum ForwardCommand {
                        help: "Host name sent to the DHCP server (default: this host's name)."),
             OptionSpec("no-offload", .toggle,
                        help: "Do not ask the host for offloads (TCP superframes and unfinished checksums between tap and proxy)."),
+            OptionSpec("busy-poll", .value(placeholder: "microseconds"),
+                       help: "Keep polling this long after work before sleeping, 0 to 10000; 0: never.",
+                       default: "\(Default.busyPollMicroseconds)"),
             OptionSpec("pcap", .value(placeholder: "pcap"),
                        help: "Record every frame crossing in either direction to this pcap file."),
             OptionSpec("pcap-filter", .value(placeholder: "pcap-filter"),
@@ -99,6 +103,11 @@ public enum ForwardCommand {
             resolvConf: resolvConf == "none" ? nil : resolvConf, staticAddress: fixed,
             hostName: options.value("hostname") ?? systemHostName(), pcapPath: options.value("pcap"),
             pcapFilter: options.value("pcap-filter"), debug: options.isOn("debug"))
+        let busyPoll = try options.integer("busy-poll") ?? Default.busyPollMicroseconds
+        guard BusyPoll.allowedMicroseconds.contains(busyPoll) else {
+            throw UsageError("--busy-poll must be 0 to 10000 microseconds")
+        }
+        forwarderOptions.busyPoll = .microseconds(busyPoll)
         // Offloads need a vm socket, a tap of our own, and frames whose header still fits the 16-bit length.
         forwarderOptions.offload = !options.isOn("no-offload") && framing == .vm && endpoint.isStreamSocket && !preexisting
             && forwarderOptions.maximumFrameLength <= OffloadLink.superframeLimit

@@ -181,6 +181,11 @@ struct ProxyCommand: ParsableCommand {
           help: "Refuse sovnet forward's requests for offloads (TCP superframes, checksums left to complete), as gvproxy does.")
     var noOffload = false
 
+    @Option(name: .customLong("busy-poll"),
+            help: ArgumentHelp("How long the loop keeps polling after work before it sleeps, 0 to 10000; 0: never.",
+                               valueName: "microseconds"))
+    var busyPoll = Int(BusyPoll.defaultWindow / .microseconds(1))
+
     @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
     var allowLinkLocal = false
 
@@ -248,6 +253,7 @@ struct ProxyCommand: ParsableCommand {
         guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode wants an octal mode") }
         if let listenStdio, listenStdio != "accept" { throw ValidationError("-listen-stdio takes 'accept'") }
         if let leaseTime, leaseTime < 10 { throw ValidationError("--lease-time must be at least 10 seconds") }
+        if !BusyPoll.allowedMicroseconds.contains(busyPoll) { throw ValidationError("--busy-poll must be 0 to 10000 microseconds") }
     }
 
     /// The virtual network: gvproxy's defaults, then the -config file, then
@@ -431,6 +437,7 @@ struct ProxyCommand: ParsableCommand {
         options.services = try services.map(endpoint)
         options.listenSerial = try listenSerial.map(endpoint)
         options.offload = !noOffload
+        options.busyPoll = .microseconds(busyPoll)
         options.nat = try natConfiguration(file: file, network: network)
         options.nat.guestAPI = !noGuestAPI
         options.guestForwards.maximumForwardsPerGuest = guestForwards

@@ -77,6 +77,8 @@ import Testing
         let bench = try run(["bench", "--json", "/nonexistent-sovnet-dir/bench.json"])
         #expect(bench.status == 1 && bench.error.contains("cannot write --json /nonexistent-sovnet-dir/bench.json"),
                 "checked before the run: \(bench)")
+        let busyPoll = try run(["proxy", "-listen", "unix:///tmp/sovnet-unused.sock", "--busy-poll", "10001"])
+        #expect(busyPoll.status == 64 && busyPoll.error.contains("--busy-poll must be 0 to 10000 microseconds"), "\(busyPoll)")
         let help = try run(["help", "nosuch"])
         #expect(help.status == 64 && help.error.contains("no subcommand 'nosuch'"), "\(help)")
         #expect(try run(["help", "proxy"]).status == 0)

@@ -73,13 +73,16 @@ import Testing
         #expect(usageError(["--gateway", "10.0.0.1"]) == "--gateway is only used with --static")
         #expect(usageError(["--protocol", "bess"]) == "--protocol must be vm, qemu or stdio")
         #expect(usageError(["-url", "ftp://x"])?.contains("ftp://x") == true)
+        #expect(usageError(["--busy-poll", "10001"]) == "--busy-poll must be 0 to 10000 microseconds")
+        #expect(usageError(["--busy-poll=-1"]) == "--busy-poll must be 0 to 10000 microseconds")
     }
 
     @Test func defaultsAreGvforwardersAndOffloadsNeedAVmSocket() throws {
         let defaults = try ForwardCommand.forwarderOptions(parsed(["-url", "unix:///a.sock"]))
         #expect(defaults.interface == "tap0" && defaults.mtu == 1500 && defaults.mac == MACAddress("5a:94:ef:e4:0c:ee"))
         #expect(defaults.stopIfExist == ["eth0", "ens3", "enp0s1"] && defaults.resolvConf == "/etc/resolv.conf")
-        #expect(defaults.framing == .vm && defaults.offload)
+        #expect(defaults.framing == .vm && defaults.offload && defaults.busyPoll == .microseconds(50))
+        #expect(try ForwardCommand.forwarderOptions(parsed(["--busy-poll", "0"])).busyPoll == .zero)
         #expect(try !ForwardCommand.forwarderOptions(parsed(["-url", "unix:///a.sock", "--no-offload"])).offload)
         #expect(try !ForwardCommand.forwarderOptions(parsed(["-url", "stdio:"])).offload)
         let qemu = try ForwardCommand.forwarderOptions(parsed(["-url", "unix:///a.sock", "--protocol", "qemu",

@@ -12,6 +12,8 @@
 //
 // The loop's timeout is the nearest of the network core's deadline (DNS
 // retries), the NAT's timer tick, and the next publication of statistics.
+// For `--busy-poll` after a turn that found work, the loop polls instead of
+// sleeping (`BusyPoll`), so that a reply is read without a wake-up.
 //
 // A `-listen` connection whose first request is not `POST /connect` is an
 // HTTP control API call: it is handed to `ControlServer` (SwiftNIO, its own
@@ -192,15 +194,18 @@ public final class Proxy {
             try AtomicFile(path: pidFile).write("\(getpid())\n")
         }
         notifications?.send(.ready)
+        var poller = BusyPoll(window: options.busyPoll)
         while !stopping {
             epoch.advance()
             for (index, entry) in listeners.enumerated() where entry.listener.endpoint == .stdio {
                 if !guests.values.contains(where: { $0.listener == index }) { accept(index) }
             }
-            try epoll.wait(milliseconds: timeout()) { raw, events in
-                guard let token = LoopToken(rawValue: raw) else { return }
-                unpublished = true
-                try handle(token, events)
+            try poller.wait(idle: timeout()) { milliseconds in
+                try epoll.wait(milliseconds: milliseconds) { raw, events in
+                    guard let token = LoopToken(rawValue: raw) else { return }
+                    unpublished = true
+                    try handle(token, events)
+                }
             }
             for port in pendingPorts.sorted() where pendingPorts.remove(port) != nil {
                 if !serve(port), try disconnect(port) { stopping = true }

@@ -43,6 +43,8 @@ public struct ProxyOptions: Sendable {
     public var sshForwards: [SSHTunnelSpec] = []
     /// Verify the guests' SSH host keys against this known_hosts file instead of accepting them.
     public var sshKnownHosts: String?
+    /// How long the loop keeps polling after work before it sleeps (`BusyPoll`); zero: never.
+    public var busyPoll = BusyPoll.defaultWindow
 
     public init(listen: [Endpoint], singleGuest: [(Endpoint, Framing)], network: VirtualNetworkConfiguration,
                 exitOnDisconnect: Bool, socketMode: UInt32, pcapPath: String?, pcapFilter: String?, pidFile: String?,

@@ -7,7 +7,8 @@
 // The DHCP client (SovnetCore) sees every frame from the host first and
 // keeps the replies meant for it; its frames go straight to the host, and its
 // leases are applied through rtnetlink and resolv.conf. The poll timeout is
-// the client's next deadline.
+// the client's next deadline. After work the loop polls for `--busy-poll`
+// before it sleeps again (`BusyPoll`), so a reply is taken without a wake-up.
 //
 // IPv6 is the guest kernel's own SLAAC from the gateway's router
 // advertisements; the forwarder solicits one each time the host link comes
@@ -177,10 +178,11 @@ public final class Forwarder {
             pollfd(fd: connection.readDescriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: tap.readDescriptor, events: Int16(POLLIN), revents: 0),
         ]
+        var poller = BusyPoll(window: options.busyPoll)
         while true {
             let deadlines = [dhcp?.nextDeadline, connection.linkDeadline, routerDiscovery.nextDeadline]
             let timeout = PollTimeout.milliseconds(until: deadlines.compactMap { $0 }.min())
-            let ready = poll(&descriptors, 3, timeout)
+            let ready = poller.wait(idle: timeout) { Int(poll(&descriptors, 3, $0)) }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))

@@ -24,6 +24,8 @@ public struct ForwarderOptions: Sendable {
     /// Ask the host for offloads (`OffloadLink`): open the tap with
     /// virtio-net headers and pass TCP superframes through when granted.
     public var offload = true
+    /// How long the loop keeps polling after work before it sleeps (`BusyPoll`); zero: never.
+    public var busyPoll = BusyPoll.defaultWindow
 
     /// `--static ADDR/PREFIX --gateway IP [--dns IP]`.
     public struct StaticAddress: Sendable {

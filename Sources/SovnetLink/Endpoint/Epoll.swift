@@ -58,17 +58,19 @@ public final class Epoll: @unchecked Sendable {
     }
 
     /// Waits up to `milliseconds` (-1: forever) and calls `body` for each ready
-    /// descriptor. An interrupted wait returns with no events.
-    public func wait(milliseconds: Int32, _ body: (UInt64, Events) throws -> Void) throws {
+    /// descriptor; returns how many there were. An interrupted wait returns 0.
+    @discardableResult
+    public func wait(milliseconds: Int32, _ body: (UInt64, Events) throws -> Void) throws -> Int {
         let count = ready.withUnsafeMutableBufferPointer {
             epoll_wait(descriptor, $0.baseAddress, Int32($0.count), milliseconds)
         }
         if count < 0 {
-            if errno == EINTR { return }
+            if errno == EINTR { return 0 }
             throw LinkError.system(operation: "epoll_wait", errno: .init(rawValue: errno))
         }
         for index in 0..<Int(count) {
             try body(ready[index].data.u64, Events(rawValue: ready[index].events))
         }
+        return Int(count)
     }
 }
