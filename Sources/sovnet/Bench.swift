@@ -2,6 +2,7 @@ import ArgumentParser
 import SovnetGuestCommands
 import Foundation
 import SovnetDrivers
+import SovnetLink
 
 /// `sovnet bench`: throughput, latency, connection rate, lease time and
 /// memory through the stack, side by side with other stacks.
@@ -34,6 +35,11 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("compare"), help: "Other stacks to measure the same way: pasta, slirp4netns (comma-separated).")
     var compare: String?
 
+    @Option(name: .customLong("busy-poll"),
+            help: ArgumentHelp("Measure sovnet once per --busy-poll window given to its proxy and forwarder (comma-separated; "
+                               + "default: theirs).", valueName: "microseconds"))
+    var busyPoll: String?
+
     @Option(name: .customLong("gvproxy"), help: "gvisor-tap-vsock's gvproxy, to measure with --gvforwarder.", completion: .file())
     var gvproxy: String?
 
@@ -57,6 +63,10 @@ struct BenchCommand: ParsableCommand {
         guard (1...20).contains(runs), (1...60).contains(seconds), (10...1_000_000).contains(samples) else {
             throw ValidationError("--runs 1-20, --time 1-60 and --samples 10-1000000")
         }
+        if let busyPoll, busyPollWindows.count != busyPoll.split(separator: ",", omittingEmptySubsequences: false).count
+            || !busyPollWindows.allSatisfy(BusyPoll.allowedMicroseconds.contains) {
+            throw ValidationError("--busy-poll wants windows of 0 to 10000 microseconds, comma-separated")
+        }
         if (gvproxy == nil) != (gvforwarder == nil) { throw ValidationError("--gvproxy and --gvforwarder go together") }
         for name in compared where !["pasta", "slirp4netns"].contains(name) {
             throw ValidationError("--compare knows pasta and slirp4netns, not '\(name)'")
@@ -64,6 +74,9 @@ struct BenchCommand: ParsableCommand {
     }
 
     var mtus: [Int] { mtu.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    var busyPollWindows: [Int] {
+        busyPoll?.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? []
+    }
     var compared: [String] { compare?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [] }
 
     func run() throws {
@@ -87,7 +100,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func measure() throws -> BenchReport {
-        var stacks: [BenchStack] = [.sovnet(binary: Executable.current)]
+        var stacks: [BenchStack] = busyPoll == nil ? [.sovnet(binary: Executable.current)]
+            : busyPollWindows.map { .sovnet(binary: Executable.current, busyPoll: $0) }
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
         stacks.append(.kernel)

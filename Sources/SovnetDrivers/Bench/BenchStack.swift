@@ -6,7 +6,7 @@
 //   sovnet       sovnet proxy -listen unix://… in host; sovnet-guest forward
 //                (what guest install puts in a guest; sovnet forward if it
 //                was not built) in guest; over IPv6 too, fd00::254 being the
-//                host's ::1
+//                host's ::1. With a busy-poll window, both get --busy-poll.
 //   gvisor       gvproxy and gvforwarder, the same way (the user's binaries)
 //   pasta        pasta --config-net --netns guest, run in host; the gateway
 //                address is remapped to the host's loopback
@@ -20,7 +20,8 @@ import Glibc
 
 /// A stack to measure.
 public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
-    case sovnet(binary: String)
+    /// `busyPoll`: microseconds for both sides' `--busy-poll`; nil, their default.
+    case sovnet(binary: String, busyPoll: Int? = nil)
     case gvisor(proxy: String, forwarder: String)
     case pasta
     case slirp4netns
@@ -29,6 +30,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .sovnet(_, let busyPoll?): "sovnet --busy-poll \(busyPoll)"
         case .sovnet: "sovnet"
         case .gvisor: "gvisor-tap-vsock"
         case .pasta: "pasta"
@@ -40,7 +42,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
     /// The programs it needs, for a clear error when one is missing.
     public var programs: [String] {
         switch self {
-        case .sovnet(let binary): [binary]
+        case .sovnet(let binary, _): [binary]
         case .gvisor(let proxy, let forwarder): [proxy, forwarder]
         case .pasta: ["pasta"]
         case .slirp4netns: ["slirp4netns"]
@@ -59,11 +61,13 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
         var started = ContinuousClock.now
         var running: RunningStack
         switch self {
-        case .sovnet(let binary), .gvisor(let binary, _):
+        case .sovnet(let binary, _), .gvisor(let binary, _):
             let socket = directory + "/vm.sock"
             unlink(socket)
             var proxyArguments = [binary, "proxy", "-listen", "unix://\(socket)", "-mtu", "\(mtu)"]
             if case .gvisor(let proxy, _) = self { proxyArguments = [proxy, "-listen", "unix://\(socket)", "-mtu", "\(mtu)"] }
+            let busyPoll: [String] = if case .sovnet(_, let window?) = self { ["--busy-poll", "\(window)"] } else { [] }
+            proxyArguments += busyPoll
             let proxy = try ChildProcess(topology.inNamespace(topology.host, proxyArguments), log: directory + "/\(logName)-host.log")
             running = RunningStack(stack: self, hostAlias: "192.168.127.254", gateway: "192.168.127.1", host: proxy)
             if case .sovnet = self { running.hostAliasIPv6 = "fd00::254" }
@@ -72,7 +76,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
                 throw LaunchError("\(description): the proxy did not listen: \(proxy.tail(5))")
             }
             var forwarderArguments = [Executable.guestProgram(beside: binary), "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
-                                      "-stop-if-exist", "", "--resolv-conf", "none"]
+                                      "-stop-if-exist", "", "--resolv-conf", "none"] + busyPoll
             if case .gvisor(_, let forwarder) = self {
                 forwarderArguments = [forwarder, "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)", "-stop-if-exist", ""]
             }
