@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <linux/if_tun.h>
 #include <linux/module.h>
 #include <linux/vm_sockets.h>
@@ -161,11 +162,25 @@ int sovnet_signal_pipe(void) {
     return sovnet_signal_pipe_with(numbers, 3);
 }
 
+/* Descriptors from 3 up are not passed on to a spawned program. glibc
+   (2.34 and later) closes them in the child; C libraries without that
+   action (musl) get them marked close-on-exec in the parent instead, with
+   close_range(2) (Linux 5.11), which changes nothing for descriptors sovnet
+   opened: they are all close-on-exec already. */
+static void close_from_three(posix_spawn_file_actions_t *actions) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(actions, 3);
+#else
+    (void)actions;
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+#endif
+}
+
 int sovnet_spawn_service(const char *file, char *const argv[], char *const envp[]) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    close_from_three(&actions);
     return spawn_clean(file, 1, &actions, POSIX_SPAWN_SETSID, argv, envp);
 }
 
@@ -197,7 +212,7 @@ int sovnet_spawn(const char *path, char *const argv[], const char *output_path) 
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, output_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    close_from_three(&actions);
     return spawn_clean(path, 0, &actions, 0, argv, environ);
 }
 

@@ -15,7 +15,11 @@
 // again until the next marker, counting what it dropped instead of throwing.
 
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Decodes length-prefixed frames from a stream.
 public final class FrameStreamDecoder {

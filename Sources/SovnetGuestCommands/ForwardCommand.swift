@@ -1,6 +1,10 @@
 // `sovnet forward`, flag-compatible with gvforwarder: every gvforwarder flag
 // is accepted with one dash (`-url`) as well as two (`--url`).
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import SovnetGuest
 import SovnetLink

@@ -4,7 +4,12 @@
 // error, also one found while running (a bad -mac), is the message, the
 // command's usage lines and exit status 64 (EX_USAGE). A failure while
 // running (a socket that cannot be reached) is one line and exit status 1.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import SovnetLink
 
 /// sovnet's version, the same in every program it builds.
 public enum SovnetVersion {
@@ -64,7 +69,7 @@ public enum Output {
     public static func write(_ descriptor: Int32, _ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
             if written < 0, errno == EINTR { continue }
             guard written > 0 else { return }
             bytes = bytes.dropFirst(written)

@@ -4,7 +4,11 @@
 // wins over the environment, which wins over the command's own default
 // (`-debug`, gvproxy's configuration file). The host's commands take the
 // same flags through swift-argument-parser and resolve them here.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import SovnetGuest
 

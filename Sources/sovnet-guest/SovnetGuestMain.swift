@@ -5,7 +5,11 @@
 // no command line) it is the guest's init; run as `gvforwarder` it is
 // `forward` with gvforwarder's command line. `sovnet guest install` puts it
 // in a guest as /usr/bin/sovnet, and its usage lines then say `sovnet`.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SovnetGuest
 import SovnetGuestCommands
 

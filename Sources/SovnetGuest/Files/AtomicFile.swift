@@ -3,7 +3,11 @@
 // inside `ip netns exec` (a bind mount of /etc/netns/NAME/resolv.conf),
 // rename fails with EBUSY and the file is rewritten in place instead; the
 // same happens when the directory is read-only but the file is writable.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SovnetLink
 import SystemPackage
 
@@ -42,7 +46,7 @@ public struct AtomicFile {
         let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let count = bytes[offset...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw LinkError.system(operation: "write \(path)", errno: Errno(rawValue: errno))

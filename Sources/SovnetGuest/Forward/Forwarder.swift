@@ -30,7 +30,11 @@
 // the link's markers name the host's session, and a new session (the proxy
 // restarted, or the hypervisor reconnected) is what confirms the lease again.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import SovnetGuestCore
 import SovnetLink

@@ -2,7 +2,12 @@
 // /sys, /dev (devtmpfs, so device nodes appear as drivers load), /dev/pts,
 // /dev/shm and /run. One already mounted (by an initramfs, or a container's
 // runtime) is left as it is.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import SovnetLink
 
 /// Mounts the early file systems.
 public enum EarlyMounts {
@@ -46,7 +51,7 @@ public enum EarlyMounts {
         if access(mount.target, F_OK) != 0, mkdir(mount.target, 0o755) != 0, errno != EEXIST {
             return .failed("mkdir \(mount.target): \(String(cString: strerror(errno)))")
         }
-        let result = Glibc.mount(mount.source, mount.target, mount.type, mount.flags, mount.options)
+        let result = systemMount(mount.source, mount.target, mount.type, mount.flags, mount.options)
         if result == 0 { return .mounted }
         if errno == EBUSY { return .alreadyMounted }
         return .failed(String(cString: strerror(errno)))

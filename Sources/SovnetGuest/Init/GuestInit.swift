@@ -20,7 +20,11 @@
 // whatever else still runs, syncs, remounts / read-only and calls reboot(2).
 // PID 1 must never exit, so no error ends it: each is logged instead.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import SovnetGuestCore
 import SovnetLink
@@ -331,7 +335,7 @@ public final class GuestInit {
         kill(-1, SIGKILL)
         reap()
         sync()
-        if Glibc.mount(nil, "/", nil, UInt(MS_REMOUNT | MS_RDONLY), nil) != 0 {
+        if systemMount(nil, "/", nil, UInt(MS_REMOUNT | MS_RDONLY), nil) != 0 {
             logger.debug("/ stays writable: \(Self.lastError)")
         }
         sync()

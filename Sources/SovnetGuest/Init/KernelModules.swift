@@ -6,7 +6,12 @@
 // 5.17 and later); a kernel that cannot gets xz and gzip modules
 // decompressed here and loaded with init_module.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import SovnetLink
 
 /// The modules of the running kernel under `/lib/modules/RELEASE`.
 public struct KernelModules {
@@ -129,7 +134,7 @@ public struct KernelModules {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else { return nil }
             if count == 0 { return bytes }

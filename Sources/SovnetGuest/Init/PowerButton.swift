@@ -3,7 +3,11 @@
 // the press into a KEY_POWER input event on a device named "Power Button";
 // with evdev loaded it appears as /dev/input/eventN. Read with the input
 // event layout of a 64-bit kernel: a timeval, then type, code and value.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// An open power button.
 public final class PowerButton {

@@ -14,7 +14,11 @@
 // Each line is one write(2), so lines from several threads do not mix.
 // JSON is written here (keys sorted, strings escaped as RFC 8259 asks), so
 // the guest side links no Foundation.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// How log lines are written.

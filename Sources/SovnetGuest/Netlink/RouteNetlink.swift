@@ -5,7 +5,11 @@
 // dump reads routes back: the `local` ones (`ip route show table local type
 // local`), for the proxy's list of its host's own addresses.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SovnetLink
 import SovnetWire
 import SystemPackage
@@ -16,7 +20,7 @@ public final class RouteNetlink {
     private var sequence: UInt32 = 1
 
     public init() throws(LinkError) {
-        fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        fd = socket(AF_NETLINK, SocketType.raw | SocketType.closeOnExec, 0)
         guard fd >= 0 else { throw LinkError.system(operation: "netlink socket", errno: Errno(rawValue: errno)) }
     }
 

@@ -1,7 +1,11 @@
 // The running program's own path, read from /proc/self/exe: what `sovnet
 // init` starts `sovnet forward` with, and what `sovnet up` and `sovnet
 // bench` start guests' forwarders with.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// This program, as the kernel ran it.
 public enum OwnProgram {

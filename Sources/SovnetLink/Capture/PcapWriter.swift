@@ -6,7 +6,11 @@
 // library is needed to write it. Records gather in a buffer that flush()
 // writes out after each batch (or when it fills), so a killed process leaves
 // a readable file. An optional BPF filter chooses the frames that are written.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// A pcap file being written, for `--pcap FILE` (`-` for standard output).
 ///
@@ -86,7 +90,7 @@ public final class PcapWriter {
         guard failure == nil else { return failure }
         var offset = 0
         while offset < buffer.count {
-            let count = buffer.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            let count = buffer.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else {
                 let error = CaptureError.cannotWrite(path: path, reason: String(cString: strerror(count < 0 ? errno : ENOSPC)))

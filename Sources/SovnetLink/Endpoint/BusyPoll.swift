@@ -12,7 +12,11 @@
 // with none lets the loop block as before. An idle loop never polls, so a
 // quiet guest costs nothing; a busy one spends at most the window's CPU time
 // after each burst. A window of zero turns polling off.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// When a packet loop waits without blocking, and the yield between polls.
 public struct BusyPoll: Sendable {

@@ -3,7 +3,11 @@
 // epoll_ctl may be called from any thread, so another thread can add or
 // remove a descriptor while the loop waits.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// An epoll instance.
 public final class Epoll: @unchecked Sendable {
@@ -12,12 +16,12 @@ public final class Epoll: @unchecked Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-        public static let readable = Events(rawValue: EPOLLIN.rawValue)
-        public static let writable = Events(rawValue: EPOLLOUT.rawValue)
-        public static let error = Events(rawValue: EPOLLERR.rawValue)
-        public static let hangUp = Events(rawValue: EPOLLHUP.rawValue)
-        public static let peerClosed = Events(rawValue: EPOLLRDHUP.rawValue)
-        public static let edgeTriggered = Events(rawValue: EPOLLET.rawValue)
+        public static let readable = Events(rawValue: eventBits(EPOLLIN))
+        public static let writable = Events(rawValue: eventBits(EPOLLOUT))
+        public static let error = Events(rawValue: eventBits(EPOLLERR))
+        public static let hangUp = Events(rawValue: eventBits(EPOLLHUP))
+        public static let peerClosed = Events(rawValue: eventBits(EPOLLRDHUP))
+        public static let edgeTriggered = Events(rawValue: eventBits(EPOLLET))
     }
 
     private let descriptor: Int32
@@ -74,3 +78,10 @@ public final class Epoll: @unchecked Sendable {
         return Int(count)
     }
 }
+
+// glibc declares the events as an enum, musl as integers.
+#if canImport(Glibc)
+private func eventBits(_ event: EPOLL_EVENTS) -> UInt32 { event.rawValue }
+#else
+private func eventBits<Bits: BinaryInteger>(_ event: Bits) -> UInt32 { UInt32(truncatingIfNeeded: event) }
+#endif

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// A failure of a socket, device or framed connection.
@@ -33,5 +37,5 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
 }
 
 extension Errno {
-    static var current: Errno { Errno(rawValue: Glibc.errno) }
+    static var current: Errno { Errno(rawValue: systemErrno) }
 }

@@ -2,7 +2,11 @@
 // the stale-socket probe that replaces "Address already in use" after a crash
 // with either a silent clean-up (nobody listens) or a clear error (someone does).
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Opens a listening socket for `endpoint` (the stale-socket probe and the
 /// mode included), for servers that run their own accept loop.
@@ -19,9 +23,9 @@ enum Sockets {
     /// The socket type an endpoint uses.
     static func type(of endpoint: Endpoint) -> Int32 {
         switch endpoint {
-        case .unixPacket: Int32(SOCK_SEQPACKET.rawValue)
-        case .unixDatagram: Int32(SOCK_DGRAM.rawValue)
-        default: Int32(SOCK_STREAM.rawValue)
+        case .unixPacket: SocketType.sequencedPacket
+        case .unixDatagram: SocketType.datagram
+        default: SocketType.stream
         }
     }
 
@@ -37,19 +41,19 @@ enum Sockets {
                 var family = sa_family_t(AF_UNIX)
                 let bound = withUnsafePointer(to: &family) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sa_family_t>.size))
+                        systemBind(fd, $0, socklen_t(MemoryLayout<sa_family_t>.size))
                     }
                 }
                 guard bound == 0 else { throw LinkError.lastError("bind (autobind)") }
             }
             try withAddress(of: endpoint) { (address, length) throws(LinkError) in
-                while Glibc.connect(fd, address, length) != 0 {
+                while systemConnect(fd, address, length) != 0 {
                     guard errno == EINTR else { throw LinkError.lastError("connect \(endpoint)") }
                 }
             }
             return fd
         } catch {
-            Glibc.close(fd)
+            systemClose(fd)
             throw error
         }
     }
@@ -69,7 +73,7 @@ enum Sockets {
                 let temporary = temporaryName(for: path)
                 let bindable: Endpoint = .unix(path: temporary)
                 try withAddress(of: bindable) { (address, length) throws(LinkError) in
-                    guard Glibc.bind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(path)") }
+                    guard systemBind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(path)") }
                 }
                 guard chmod(temporary, mode) == 0, rename(temporary, path) == 0 else {
                     let error = LinkError.lastError("create \(path)")
@@ -78,15 +82,15 @@ enum Sockets {
                 }
             } else {
                 try withAddress(of: endpoint) { (address, length) throws(LinkError) in
-                    guard Glibc.bind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(endpoint)") }
+                    guard systemBind(fd, address, length) == 0 else { throw LinkError.lastError("bind \(endpoint)") }
                 }
             }
-            if type(of: endpoint) != Int32(SOCK_DGRAM.rawValue) {
-                guard Glibc.listen(fd, backlog) == 0 else { throw LinkError.lastError("listen \(endpoint)") }
+            if type(of: endpoint) != SocketType.datagram {
+                guard systemListen(fd, backlog) == 0 else { throw LinkError.lastError("listen \(endpoint)") }
             }
             return fd
         } catch {
-            Glibc.close(fd)
+            systemClose(fd)
             throw error
         }
     }
@@ -108,13 +112,13 @@ enum Sockets {
             return
         }
         guard status.st_mode & S_IFMT == S_IFSOCK else { throw LinkError.notASocket(path: path) }
-        let probe = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let probe = socket(AF_UNIX, type | SocketType.closeOnExec, 0)
         guard probe >= 0 else { throw LinkError.lastError("socket") }
-        defer { Glibc.close(probe) }
+        defer { systemClose(probe) }
         var result: Int32 = 0
         var probeError: Int32 = 0
         try withAddress(of: .unix(path: path)) { (address, length) in
-            result = Glibc.connect(probe, address, length)
+            result = systemConnect(probe, address, length)
             probeError = errno
         }
         if result == 0 { throw LinkError.addressInUse(path: path) }
@@ -140,14 +144,14 @@ enum Sockets {
         case .stdio: throw LinkError.unsupported("stdio is not a socket")
         case .serial(let path): throw LinkError.unsupported("\(path) is a device, not a socket")
         }
-        let fd = socket(family, type(of: endpoint) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(family, type(of: endpoint) | SocketType.closeOnExec, 0)
         guard fd >= 0 else { throw LinkError.lastError("socket for \(endpoint)") }
         return fd
     }
 
     private static func connectTCP(host: String, port: UInt16) throws(LinkError) -> Int32 {
         var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = SocketType.stream
         hints.ai_flags = AI_NUMERICSERV
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
@@ -158,15 +162,15 @@ enum Sockets {
         var lastError = LinkError.unsupported("no address for \(host)")
         var entry: UnsafeMutablePointer<addrinfo>? = list
         while let current = entry {
-            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype | SocketType.closeOnExec, 0)
             if fd >= 0 {
-                if Glibc.connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen) == 0 {
+                if systemConnect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen) == 0 {
                     var one: Int32 = 1
                     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                     return fd
                 }
                 lastError = LinkError.lastError("connect tcp://\(host):\(port)")
-                Glibc.close(fd)
+                systemClose(fd)
             }
             entry = current.pointee.ai_next
         }
@@ -195,7 +199,7 @@ enum Sockets {
         case .tcp(let host, let port):
             var hints = addrinfo()
             hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_socktype = SocketType.stream
             var list: UnsafeMutablePointer<addrinfo>?
             guard getaddrinfo(host, String(port), &hints, &list) == 0, let list else {
                 throw LinkError.unsupported("listening needs a numeric address, not '\(host)'")

@@ -1,6 +1,10 @@
 // Small helpers over file descriptors shared by the framed connections and
 // the tap device: retrying interrupted calls and waiting for writability.
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 enum Descriptor {
     /// Waits until `fd` is writable (the back-pressure path of `send`).

@@ -1,7 +1,11 @@
 // Opening framed connections from endpoint URLs, on both sides: `connect`
 // for the side that dials (gvforwarder's role, or a test's QEMU stand-in) and
 // `FrameListener` for the side that serves (gvproxy's `-listen*` flags).
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// Dials framed connections.
@@ -167,7 +171,7 @@ public final class FrameListener {
     public func close() {
         guard !closed else { return }
         closed = true
-        if descriptor >= 0 { Glibc.close(descriptor) }
+        if descriptor >= 0 { systemClose(descriptor) }
         if let path = endpoint.path { unlink(path) }
     }
 }

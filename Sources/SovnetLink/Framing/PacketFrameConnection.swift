@@ -7,7 +7,11 @@
 // vfkit's serving side is not connected: it learns its peer from the first
 // datagram, which may be the 4-byte `VFKT` greeting, and answers there.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// A connection over a seqpacket or datagram socket.
@@ -169,7 +173,7 @@ public final class PacketFrameConnection: FrameEndpoint {
     /// Sends vfkit's greeting, so a serving side learns this socket's address.
     func sendGreeting() throws {
         try Framing.vfkitMagic.withUnsafeBytes { raw in
-            guard Glibc.send(readDescriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) == raw.count else {
+            guard systemSend(readDescriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) == raw.count else {
                 throw LinkError.lastError("send VFKT")
             }
         }
@@ -178,6 +182,6 @@ public final class PacketFrameConnection: FrameEndpoint {
     public func close() {
         guard !closed else { return }
         closed = true
-        Glibc.close(readDescriptor)
+        systemClose(readDescriptor)
     }
 }

@@ -18,7 +18,11 @@
 // With offloads (`OffloadLink`) frames carry a virtio-net header: the
 // serving side answers an offload request before anything else it sends;
 // the dialling side awaits that answer (`awaitOffloadAnswer`).
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// A connection speaking a length-prefixed framing.
@@ -337,7 +341,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     public func close() {
         guard !closed else { return }
         closed = true
-        Glibc.close(readDescriptor)
-        if writeDescriptor != readDescriptor { Glibc.close(writeDescriptor) }
+        systemClose(readDescriptor)
+        if writeDescriptor != readDescriptor { systemClose(writeDescriptor) }
     }
 }

@@ -13,7 +13,11 @@
 // given room for the largest frame, so small frames pack many to a batch
 // and the frames of a batch stay valid until the next `receive`.
 import CSovnetShim
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SovnetWire
 
 /// An open tap interface.
@@ -41,18 +45,18 @@ public final class TapDevice: FrameEndpoint {
     /// Opens (creating if needed) the tap interface `name`, non-blocking.
     public init(name: String, maximumFrameLength: Int = FrameTransport.defaultMaximumFrameLength,
                 virtioHeaders: Bool = false) throws(LinkError) {
-        let fd = Glibc.open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        let fd = systemOpen("/dev/net/tun", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw LinkError.lastError("open /dev/net/tun") }
         var actual = [CChar](repeating: 0, count: 16)
         guard sovnet_tap_attach(fd, name, &actual, virtioHeaders ? 1 : 0) == 0 else {
             let error = LinkError.lastError("TUNSETIFF \(name)")
-            Glibc.close(fd)
+            systemClose(fd)
             throw error
         }
         do throws(LinkError) {
             try Descriptor.setNonBlocking(fd, true)
         } catch {
-            Glibc.close(fd)
+            systemClose(fd)
             throw error
         }
         self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -175,6 +179,6 @@ public final class TapDevice: FrameEndpoint {
     public func close() {
         guard !closed else { return }
         closed = true
-        Glibc.close(readDescriptor)
+        systemClose(readDescriptor)
     }
 }
