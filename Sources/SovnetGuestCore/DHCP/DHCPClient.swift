@@ -82,7 +82,7 @@ public enum DHCPClientEvent: Equatable, Sendable, CustomStringConvertible {
         case .stateChanged(let from, let to): "DHCP \(from.rawValue) -> \(to.rawValue)"
         case .bound(let lease, let elapsed):
             "lease obtained: \(lease.address)/\(lease.prefixLength) router \(lease.router.map { "\($0)" } ?? "none") "
-                + "dns \(lease.dnsServers.map(\.description).joined(separator: ",")) lease \(lease.leaseTime)s "
+                + "dns \(lease.dnsServers.map { $0.description }.joined(separator: ",")) lease \(lease.leaseTime)s "
                 + "from \(lease.server) in \(Self.milliseconds(elapsed)) ms"
         case .renewed(let lease): "lease renewed: \(lease.address) for \(lease.leaseTime)s"
         case .nak(let server, let message): "DHCPNAK from \(server)" + (message.map { ": \($0)" } ?? "")
@@ -106,13 +106,13 @@ public struct DHCPClient: Sendable {
     /// The lease in force, if any.
     public private(set) var lease: DHCPLease?
     /// When `tick` must next be called; nil when nothing is pending.
-    public private(set) var nextDeadline: ContinuousClock.Instant?
+    public private(set) var nextDeadline: GuestInstant?
 
     private var random: SplitMix
     private var transactionID: UInt32 = 0
     /// When the current exchange began (`secs` and the lease's start).
-    private var exchangeStart: ContinuousClock.Instant?
-    private var requestSentAt: ContinuousClock.Instant?
+    private var exchangeStart: GuestInstant?
+    private var requestSentAt: GuestInstant?
     private var attempts = 0
     private var retransmitDelay: Duration = .zero
     /// The offer being requested in REQUESTING.
@@ -126,7 +126,7 @@ public struct DHCPClient: Sendable {
     // MARK: Events
 
     /// Starts: INIT-REBOOT when a lease is held, INIT otherwise.
-    public mutating func start(now: ContinuousClock.Instant) -> [DHCPClientAction] {
+    public mutating func start(now: GuestInstant) -> [DHCPClientAction] {
         var actions: [DHCPClientAction] = []
         if let lease, now < lease.expiresAt {
             beginExchange(now: now)
@@ -140,13 +140,13 @@ public struct DHCPClient: Sendable {
     }
 
     /// The connection to the server came back: re-confirm the lease (INIT-REBOOT).
-    public mutating func linkRestored(now: ContinuousClock.Instant) -> [DHCPClientAction] {
+    public mutating func linkRestored(now: GuestInstant) -> [DHCPClientAction] {
         guard state != .stopped else { return [] }
         return start(now: now)
     }
 
     /// Releases the lease (on a clean shutdown) and stops.
-    public mutating func release(now: ContinuousClock.Instant) -> [DHCPClientAction] {
+    public mutating func release(now: GuestInstant) -> [DHCPClientAction] {
         var actions: [DHCPClientAction] = []
         if let lease, [.bound, .renewing, .rebinding].contains(state) {
             transactionID = random.next32()
@@ -165,7 +165,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// Handles timers due at or before `now`.
-    public mutating func tick(now: ContinuousClock.Instant) -> [DHCPClientAction] {
+    public mutating func tick(now: GuestInstant) -> [DHCPClientAction] {
         guard let deadline = nextDeadline, now >= deadline else { return [] }
         var actions: [DHCPClientAction] = []
         switch state {
@@ -203,7 +203,7 @@ public struct DHCPClient: Sendable {
 
     /// Handles a frame from the network. Returns nil when the frame is not a
     /// DHCP reply for this client (the driver passes it on), or the actions.
-    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: ContinuousClock.Instant) -> [DHCPClientAction]? {
+    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: GuestInstant) -> [DHCPClientAction]? {
         guard let reply = Self.dhcpReply(in: frame, for: configuration.mac) else { return nil }
         var actions: [DHCPClientAction] = []
         let (message, serverMAC) = reply
@@ -230,7 +230,7 @@ public struct DHCPClient: Sendable {
 
     // MARK: Transitions
 
-    private mutating func discover(now: ContinuousClock.Instant, _ actions: inout [DHCPClientAction]) {
+    private mutating func discover(now: GuestInstant, _ actions: inout [DHCPClientAction]) {
         beginExchange(now: now)
         offer = nil
         transition(to: .selecting, &actions)
@@ -238,7 +238,7 @@ public struct DHCPClient: Sendable {
         scheduleRetransmit(now: now)
     }
 
-    private mutating func handleOffer(_ message: DHCPMessage, now: ContinuousClock.Instant,
+    private mutating func handleOffer(_ message: DHCPMessage, now: GuestInstant,
                                       _ actions: inout [DHCPClientAction]) {
         if let problem = Self.problem(with: message, expecting: nil) {
             actions.append(.event(.ignored(reason: "offer: \(problem)")))
@@ -253,7 +253,7 @@ public struct DHCPClient: Sendable {
         scheduleRetransmit(now: now)
     }
 
-    private mutating func handleAck(_ message: DHCPMessage, serverMAC: MACAddress, now: ContinuousClock.Instant,
+    private mutating func handleAck(_ message: DHCPMessage, serverMAC: MACAddress, now: GuestInstant,
                                     _ actions: inout [DHCPClientAction]) {
         let expected: IPv4Address? = switch state {
         case .requesting: offer?.address
@@ -281,7 +281,7 @@ public struct DHCPClient: Sendable {
         offer = nil
     }
 
-    private mutating func handleNak(_ message: DHCPMessage, now: ContinuousClock.Instant,
+    private mutating func handleNak(_ message: DHCPMessage, now: GuestInstant,
                                     _ actions: inout [DHCPClientAction]) {
         let server = message.options.serverIdentifier ?? .any
         let text = message.options[.message].map { String(decoding: $0, as: UTF8.self) }
@@ -303,7 +303,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// A new transaction: a fresh xid, and retransmissions counted from zero.
-    private mutating func beginExchange(now: ContinuousClock.Instant) {
+    private mutating func beginExchange(now: GuestInstant) {
         transactionID = random.next32()
         exchangeStart = now
         attempts = 0
@@ -311,7 +311,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// §4.1: 4 s, 8 s, … 64 s, each ±1 s.
-    private mutating func scheduleRetransmit(now: ContinuousClock.Instant) {
+    private mutating func scheduleRetransmit(now: GuestInstant) {
         attempts += 1
         retransmitDelay = retransmitDelay == .zero
             ? configuration.initialRetransmitDelay
@@ -322,7 +322,7 @@ public struct DHCPClient: Sendable {
 
     /// Enters RENEWING or REBINDING (a new exchange) if not there yet, sends
     /// a REQUEST and schedules the next one before `until`.
-    private mutating func extend(_ next: DHCPClientState, until: ContinuousClock.Instant, now: ContinuousClock.Instant,
+    private mutating func extend(_ next: DHCPClientState, until: GuestInstant, now: GuestInstant,
                                  _ actions: inout [DHCPClientAction]) {
         if state != next {
             transition(to: next, &actions)
@@ -333,7 +333,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// §4.4.5: half the time remaining until `until`, at least 60 s, never past it.
-    private mutating func scheduleLeaseRetransmit(now: ContinuousClock.Instant, until: ContinuousClock.Instant) {
+    private mutating func scheduleLeaseRetransmit(now: GuestInstant, until: GuestInstant) {
         let half = (until - now) / 2
         nextDeadline = min(now + max(half, .seconds(60)), until)
     }
@@ -344,7 +344,7 @@ public struct DHCPClient: Sendable {
         case requesting, rebooting, renewing, rebinding
     }
 
-    private func baseMessage(now: ContinuousClock.Instant) -> DHCPMessage {
+    private func baseMessage(now: GuestInstant) -> DHCPMessage {
         var message = DHCPMessage(operation: .request, transactionID: transactionID, clientMAC: configuration.mac)
         if let start = exchangeStart {
             message.seconds = UInt16(clamping: (now - start).components.seconds)
@@ -353,7 +353,7 @@ public struct DHCPClient: Sendable {
         return message
     }
 
-    private mutating func discoverFrame(now: ContinuousClock.Instant) -> [UInt8] {
+    private mutating func discoverFrame(now: GuestInstant) -> [UInt8] {
         var message = baseMessage(now: now)
         message.options.messageType = .discover
         if let lease { message.options.requestedIPAddress = lease.address }
@@ -361,7 +361,7 @@ public struct DHCPClient: Sendable {
         return frame(message, from: .any, to: .broadcast, mac: .broadcast)
     }
 
-    private mutating func request(kind: DHCPClientState, now: ContinuousClock.Instant) -> [UInt8] {
+    private mutating func request(kind: DHCPClientState, now: GuestInstant) -> [UInt8] {
         requestSentAt = now
         var message = baseMessage(now: now)
         message.options.messageType = .request
@@ -438,7 +438,7 @@ public struct DHCPClient: Sendable {
         return nil
     }
 
-    static func lease(from message: DHCPMessage, serverMAC: MACAddress, start: ContinuousClock.Instant) -> DHCPLease {
+    static func lease(from message: DHCPMessage, serverMAC: MACAddress, start: GuestInstant) -> DHCPLease {
         let options = message.options
         let leaseTime = options.leaseTime ?? 0
         var renewal = options.renewalTime ?? leaseTime / 2

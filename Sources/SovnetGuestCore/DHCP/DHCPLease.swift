@@ -18,12 +18,12 @@ public struct DHCPLease: Hashable, Sendable {
     public var renewalTime: UInt32
     public var rebindingTime: UInt32
     /// When the request that led to this lease was sent; the times count from it.
-    public var start: ContinuousClock.Instant
+    public var start: GuestInstant
 
     /// The instants at which to renew, rebind and give the address up.
-    public var renewAt: ContinuousClock.Instant { start + .seconds(Int64(renewalTime)) }
-    public var rebindAt: ContinuousClock.Instant { start + .seconds(Int64(rebindingTime)) }
-    public var expiresAt: ContinuousClock.Instant { start + .seconds(Int64(leaseTime)) }
+    public var renewAt: GuestInstant { start + .seconds(Int64(renewalTime)) }
+    public var rebindAt: GuestInstant { start + .seconds(Int64(rebindingTime)) }
+    public var expiresAt: GuestInstant { start + .seconds(Int64(leaseTime)) }
 
     /// Whether two leases configure the interface the same way (times aside).
     public func sameConfiguration(as other: DHCPLease) -> Bool {

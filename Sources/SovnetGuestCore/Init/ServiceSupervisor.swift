@@ -81,17 +81,17 @@ public struct ServiceSupervisor: Sendable {
         case pending
         /// Asked the driver to start it.
         case starting
-        case running(pid: Int32, since: ContinuousClock.Instant)
+        case running(pid: Int32, since: GuestInstant)
         /// Waiting to be started again.
-        case backingOff(until: ContinuousClock.Instant)
+        case backingOff(until: GuestInstant)
         /// SIGTERM sent; SIGKILL at `killAt`.
-        case stopping(pid: Int32, since: ContinuousClock.Instant, killAt: ContinuousClock.Instant)
+        case stopping(pid: Int32, since: GuestInstant, killAt: GuestInstant)
         case stopped
     }
 
     private var states: [State]
     private var delays: [Duration]
-    private var networkDeadline: ContinuousClock.Instant?
+    private var networkDeadline: GuestInstant?
     public private(set) var isShuttingDown = false
     private var finishedReported = false
 
@@ -120,7 +120,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// Starts the ungated services; the others wait for the network.
-    public mutating func start(now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func start(now: GuestInstant) -> [SupervisorAction] {
         networkDeadline = ungated < count ? now + policy.networkWait : nil
         return (0..<ungated).map { index in
             states[index] = .starting
@@ -129,7 +129,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// The network is up: the gated services start.
-    public mutating func networkReady(now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func networkReady(now: GuestInstant) -> [SupervisorAction] {
         guard networkDeadline != nil else { return [] }
         networkDeadline = nil
         return startPending()
@@ -138,13 +138,13 @@ public struct ServiceSupervisor: Sendable {
     /// Whether gated services are still waiting for the network.
     public var awaitingNetwork: Bool { networkDeadline != nil }
 
-    public mutating func started(_ index: Int, pid: Int32, now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func started(_ index: Int, pid: Int32, now: GuestInstant) -> [SupervisorAction] {
         states[index] = .running(pid: pid, since: now)
         let actions: [SupervisorAction] = [.event(.started(service: index, pid: pid))]
         return isShuttingDown ? actions + stopNext(now: now) : actions
     }
 
-    public mutating func failedToStart(_ index: Int, reason: String, now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func failedToStart(_ index: Int, reason: String, now: GuestInstant) -> [SupervisorAction] {
         if isShuttingDown {
             states[index] = .stopped
             return stopNext(now: now)
@@ -156,7 +156,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// A process ended. Returns nothing for a PID that is not a service's (an orphan).
-    public mutating func exited(pid: Int32, exit: ProcessExit, now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func exited(pid: Int32, exit: ProcessExit, now: GuestInstant) -> [SupervisorAction] {
         guard let index = service(withPID: pid) else { return [] }
         var ranFor = Duration.zero
         switch states[index] {
@@ -175,8 +175,8 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// When `tick` must be called next.
-    public var nextDeadline: ContinuousClock.Instant? {
-        var deadlines = states.compactMap { state -> ContinuousClock.Instant? in
+    public var nextDeadline: GuestInstant? {
+        var deadlines = states.compactMap { state -> GuestInstant? in
             switch state {
             case .backingOff(let until): until
             case .stopping(_, _, let killAt): killAt
@@ -187,7 +187,7 @@ public struct ServiceSupervisor: Sendable {
         return deadlines.min()
     }
 
-    public mutating func tick(now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func tick(now: GuestInstant) -> [SupervisorAction] {
         var actions: [SupervisorAction] = []
         if let deadline = networkDeadline, now >= deadline {
             networkDeadline = nil
@@ -210,7 +210,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// Stops every service, last first.
-    public mutating func shutDown(now: ContinuousClock.Instant) -> [SupervisorAction] {
+    public mutating func shutDown(now: GuestInstant) -> [SupervisorAction] {
         guard !isShuttingDown else { return [] }
         isShuttingDown = true
         networkDeadline = nil
@@ -224,7 +224,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// SIGTERM to the last service still running, or `finished`.
-    private mutating func stopNext(now: ContinuousClock.Instant) -> [SupervisorAction] {
+    private mutating func stopNext(now: GuestInstant) -> [SupervisorAction] {
         for index in states.indices.reversed() {
             switch states[index] {
             case .stopping, .starting:
