@@ -15,11 +15,6 @@
 // again until the next marker, counting what it dropped instead of throwing.
 
 import CSovnetShim
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Decodes length-prefixed frames from a stream.
 public final class FrameStreamDecoder {
@@ -216,9 +211,8 @@ public final class FrameStreamDecoder {
     private func markerAtStart(_ marker: SerialMarker) -> MarkerMatch {
         let available = end - start
         let compared = min(available, marker.prefix.count)
-        let matches = marker.prefix.withUnsafeBytes { expected in
-            memcmp(storage.baseAddress! + start, expected.baseAddress!, compared) == 0
-        }
+        let matches = UnsafeRawBufferPointer(start: storage.baseAddress! + start, count: compared)
+            .elementsEqual(marker.prefix[..<compared])
         guard matches else { return .none }
         return available >= marker.length ? .whole : .partial
     }
