@@ -25,7 +25,6 @@ public struct BusyPoll: Sendable {
     /// Polls that found nothing, after which the CPU was given away.
     public private(set) var yields = 0
     private var lastWork: ContinuousClock.Instant?
-    private let yieldProcessor: @Sendable () -> Void
 
     /// The window Linux suggests for its own socket busy polling
     /// (`net.core.busy_poll`): 50 µs.
@@ -33,10 +32,8 @@ public struct BusyPoll: Sendable {
     /// The windows the commands accept, in microseconds: up to 10 ms.
     public static let allowedMicroseconds = 0...10_000
 
-    /// `yield` gives the processor away between empty polls (sched_yield(2)).
-    public init(window: Duration, yield: @escaping @Sendable () -> Void = { _ = sched_yield() }) {
+    public init(window: Duration) {
         self.window = max(.zero, window)
-        self.yieldProcessor = yield
     }
 
     /// Waits through `wait` (given a timeout in milliseconds, returning how
@@ -49,7 +46,7 @@ public struct BusyPoll: Sendable {
             lastWork = .now
         } else if ready == 0, polling {
             yields += 1
-            yieldProcessor()
+            sched_yield()
         }
         return ready
     }
