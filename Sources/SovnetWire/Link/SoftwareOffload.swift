@@ -4,7 +4,6 @@
 // only the pseudo-header's sum is completed, and a TCP superframe is cut
 // into the segments it stands for, each with its own IP (v4 or v6) and TCP
 // headers and checksums, as Linux's software GSO does.
-import SovnetWire
 
 /// How a frame switched between two guests changes on the way.
 public enum FrameConversion: Equatable, Sendable {
