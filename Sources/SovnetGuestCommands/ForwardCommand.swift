@@ -20,7 +20,7 @@ public enum ForwardCommand {
         static let mtu = 1500
         static let stopIfExist = "eth0,ens3,enp0s1"
         static let resolvConf = "/etc/resolv.conf"
-        static let busyPollMicroseconds = Int(BusyPoll.defaultWindow / .microseconds(1))
+        static let busyPollMicroseconds = BusyPoll.defaultMicroseconds
     }
 
     public static let spec = CommandSpec(

@@ -184,7 +184,7 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("busy-poll"),
             help: ArgumentHelp("How long the loop keeps polling after work before it sleeps, 0 to 10000; 0: never.",
                                valueName: "microseconds"))
-    var busyPoll = Int(BusyPoll.defaultWindow / .microseconds(1))
+    var busyPoll = BusyPoll.defaultMicroseconds
 
     @Flag(name: .customLong("allow-link-local"), help: "Let guests reach 169.254.0.0/16 on the host's network.")
     var allowLinkLocal = false

@@ -184,9 +184,9 @@ public final class Forwarder {
         ]
         var poller = BusyPoll(window: options.busyPoll)
         while true {
-            let deadlines = [dhcp?.nextDeadline, connection.linkDeadline, routerDiscovery.nextDeadline]
-            let timeout = PollTimeout.milliseconds(until: deadlines.compactMap { $0 }.min())
-            let ready = poller.wait(idle: timeout) { Int(poll(&descriptors, 3, $0)) }
+            let ready = poller.wait(idle: PollTimeout.milliseconds(
+                until: [dhcp?.nextDeadline, connection.linkDeadline, routerDiscovery.nextDeadline].compactMap { $0 }.min()
+            )) { Int(poll(&descriptors, 3, $0)) }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))

@@ -28,7 +28,9 @@ public struct BusyPoll: Sendable {
 
     /// The window Linux suggests for its own socket busy polling
     /// (`net.core.busy_poll`): 50 µs.
-    public static let defaultWindow = Duration.microseconds(50)
+    public static let defaultMicroseconds = 50
+    /// The same window as a duration.
+    public static let defaultWindow = Duration.microseconds(defaultMicroseconds)
     /// The windows the commands accept, in microseconds: up to 10 ms.
     public static let allowedMicroseconds = 0...10_000
 
@@ -38,10 +40,11 @@ public struct BusyPoll: Sendable {
 
     /// Waits through `wait` (given a timeout in milliseconds, returning how
     /// many descriptors are ready, or a negative number for none): with
-    /// timeout 0 within the window after the last work, else `idle`.
-    public mutating func wait(idle: Int32, _ wait: (Int32) throws -> Int) rethrows -> Int {
+    /// timeout 0 within the window after the last work, else `idle`, which
+    /// is only worked out then (not on every poll).
+    public mutating func wait(idle: @autoclosure () -> Int32, _ wait: (Int32) throws -> Int) rethrows -> Int {
         let polling = isPolling(now: .now)
-        let ready = try wait(polling ? 0 : idle)
+        let ready = try wait(polling ? 0 : idle())
         if ready > 0 {
             lastWork = .now
         } else if ready == 0, polling {
