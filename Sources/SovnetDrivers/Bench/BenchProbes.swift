@@ -11,6 +11,7 @@
 import Foundation
 import Glibc
 import Histogram
+import SovnetLink
 import SovnetWire
 
 /// Latency percentiles in microseconds.
@@ -51,7 +52,7 @@ enum BenchProbes {
 
     /// Echo requests to `gateway` through a ping socket, one per millisecond.
     static func icmpEcho(gateway: String, samples: Int, deadline: Duration) throws -> LatencySummary {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), Int32(IPPROTO_ICMP))
+        let fd = socket(AF_INET, SocketType.datagram, Int32(IPPROTO_ICMP))
         guard fd >= 0 else { throw LaunchError("ping socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         try connectTo(fd, gateway, 0)
@@ -84,7 +85,7 @@ enum BenchProbes {
 
     /// 64-byte datagrams to a UDP echo server, one answer awaited each.
     static func udpEcho(host: String, port: UInt16, samples: Int, deadline: Duration) throws -> LatencySummary {
-        let fd = socket(family(of: host), Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(family(of: host), SocketType.datagram, 0)
         guard fd >= 0 else { throw LaunchError("udp socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         try connectTo(fd, host, port)
@@ -159,7 +160,7 @@ enum BenchProbes {
     }
 
     static func tcpConnect(_ host: String, _ port: UInt16) throws -> Int32 {
-        let fd = socket(family(of: host), Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(family(of: host), SocketType.stream, 0)
         guard fd >= 0 else { throw LaunchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -207,8 +208,8 @@ final class BenchEchoServers: @unchecked Sendable {
     init(address: String, tcpPort: UInt16, udpPort: UInt16) throws {
         self.tcpPort = tcpPort
         self.udpPort = udpPort
-        tcpListener = try Self.bound(Int32(SOCK_STREAM.rawValue), address, tcpPort)
-        udpSocket = try Self.bound(Int32(SOCK_DGRAM.rawValue), address, udpPort)
+        tcpListener = try Self.bound(SocketType.stream, address, tcpPort)
+        udpSocket = try Self.bound(SocketType.datagram, address, udpPort)
         guard listen(tcpListener, 1024) == 0 else { throw LaunchError("listen: \(String(cString: strerror(errno)))") }
         let listener = tcpListener
         let udp = udpSocket
@@ -258,7 +259,7 @@ final class BenchEchoServers: @unchecked Sendable {
 
     private static func bound(_ type: Int32, _ host: String, _ port: UInt16) throws -> Int32 {
         var (address, length) = try BenchProbes.socketAddress(host, port)
-        let fd = socket(BenchProbes.family(of: host), type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(BenchProbes.family(of: host), type | SocketType.closeOnExec, 0)
         guard fd >= 0 else { throw LaunchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

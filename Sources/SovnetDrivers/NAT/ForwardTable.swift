@@ -99,7 +99,7 @@ final class ForwardTable {
         }
         guard let (address, port) = forward.localAddress else { throw PortForwardError("bad local '\(forward.local)'") }
         let fd: Int32
-        switch InetAddress.socket(for: address, forward.kind == .tcp ? SOCK_STREAM : SOCK_DGRAM) {
+        switch InetAddress.socket(for: address, forward.kind == .tcp ? SocketType.stream : SocketType.datagram) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error): throw PortForwardError("socket for \(forward.local): \(error)")
         }

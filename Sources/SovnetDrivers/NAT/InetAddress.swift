@@ -1,6 +1,7 @@
 // IPv4 and IPv6 socket addresses and the socket options the NAT sets, in one place.
 import CSovnetShim
 import Glibc
+import SovnetLink
 import SovnetWire
 import SystemPackage
 
@@ -119,9 +120,9 @@ enum InetAddress {
     }
 
     /// A non-blocking, close-on-exec socket of `address`'s family, or an errno value.
-    static func socket(for address: IPAddress, _ type: __socket_type, _ protocol: Int32 = 0) -> Result<Int32, Errno> {
+    static func socket(for address: IPAddress, _ type: Int32, _ protocol: Int32 = 0) -> Result<Int32, Errno> {
         let family = address.isIPv6 ? AF_INET6 : AF_INET
-        let fd = Glibc.socket(family, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), `protocol`)
+        let fd = Glibc.socket(family, type | SocketType.nonBlocking | SocketType.closeOnExec, `protocol`)
         return fd >= 0 ? .success(fd) : .failure(Errno(rawValue: errno))
     }
 }

@@ -162,7 +162,7 @@ final class NATSockets: NATHost {
 
     func connectTCP(_ id: FlowID, to address: IPAddress, port: UInt16) -> TCPConnectStart {
         let fd: Int32
-        switch InetAddress.socket(for: address, SOCK_STREAM) {
+        switch InetAddress.socket(for: address, SocketType.stream) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error):
             warnings.warning("tcp-socket", "TCP to \(address.with(port: port)): no host socket: \(error)")
@@ -208,7 +208,7 @@ final class NATSockets: NATHost {
     func openDatagram(_ id: FlowID, _ kind: DatagramKind, to address: IPAddress, port: UInt16) -> DatagramOpening {
         let fd: Int32
         let echoProtocol = address.isIPv6 ? Int32(IPPROTO_ICMPV6) : Int32(IPPROTO_ICMP)
-        switch InetAddress.socket(for: address, SOCK_DGRAM, kind == .echo ? echoProtocol : 0) {
+        switch InetAddress.socket(for: address, SocketType.datagram, kind == .echo ? echoProtocol : 0) {
         case .success(let descriptor): fd = descriptor
         case .failure(let error):
             if kind == .echo, error.rawValue == EACCES || error.rawValue == EPERM {
@@ -271,7 +271,7 @@ final class NATSockets: NATHost {
     /// A connected, non-blocking stream socketpair, or nil (errno set).
     private static func socketPair() -> (Int32, Int32)? {
         var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+        guard socketpair(AF_UNIX, SocketType.stream | SocketType.nonBlocking | SocketType.closeOnExec,
                          0, &pair) == 0 else { return nil }
         return (pair[0], pair[1])
     }

@@ -7,6 +7,7 @@
 // reports it only if the nameservers or search domains are not what they were.
 import CSovnetShim
 import Glibc
+import SovnetLink
 import SovnetWire
 import SystemPackage
 
@@ -58,12 +59,12 @@ public struct ResolverAddress: Hashable, Sendable, CustomStringConvertible {
     public func connectedUDPSocket() -> Result<Int32, Errno> {
         var hints = addrinfo()
         hints.ai_family = isIPv6 ? AF_INET6 : AF_INET
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_socktype = SocketType.datagram
         hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
         var found: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, "\(port)", &hints, &found) == 0, let info = found else { return .failure(Errno(rawValue: EINVAL)) }
         defer { freeaddrinfo(found) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(info.pointee.ai_family, SocketType.datagram | SocketType.closeOnExec, 0)
         guard fd >= 0 else { return .failure(Errno(rawValue: errno)) }
         guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             let error = errno

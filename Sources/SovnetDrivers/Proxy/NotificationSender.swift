@@ -13,10 +13,11 @@
 // bounded by a one-second timeout, so a supervisor that does not read never
 // slows the network. At most 64 messages wait; past that new ones are
 // dropped, and how many is logged.
-import Foundation
 import CSovnetShim
+import Foundation
 import Glibc
 import Logging
+import SovnetLink
 
 /// Sends gvproxy's lifecycle notifications to a unix socket.
 public final class NotificationSender: @unchecked Sendable {
@@ -103,7 +104,7 @@ public final class NotificationSender: @unchecked Sendable {
 
     /// Connects, writes `message` whole and closes; nil or what went wrong.
     private func deliver(_ message: [UInt8]) -> String? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0)
         guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
         defer { close(fd) }
         var limit = timeval(tv_sec: 1, tv_usec: 0)

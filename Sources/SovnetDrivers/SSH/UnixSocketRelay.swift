@@ -106,7 +106,7 @@ final class UnixSocketRelay: @unchecked Sendable {
 
     /// A socket connected to the tunnel's end, or nil while it is not up.
     private func connectTarget() -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0)
         guard fd >= 0 else { return nil }
         guard SocketProbe.connect(fd, unixPath: target) == 0 else {
             close(fd)

@@ -28,12 +28,14 @@ public enum SocketType {
     public static let sequencedPacket = Int32(SOCK_SEQPACKET.rawValue)
     public static let raw = Int32(SOCK_RAW.rawValue)
     public static let closeOnExec = Int32(SOCK_CLOEXEC.rawValue)
+    public static let nonBlocking = Int32(SOCK_NONBLOCK.rawValue)
     #else
     public static let stream = Int32(SOCK_STREAM)
     public static let datagram = Int32(SOCK_DGRAM)
     public static let sequencedPacket = Int32(SOCK_SEQPACKET)
     public static let raw = Int32(SOCK_RAW)
     public static let closeOnExec = Int32(SOCK_CLOEXEC)
+    public static let nonBlocking = Int32(SOCK_NONBLOCK)
     #endif
 }
 

@@ -5,6 +5,7 @@
 // found through /proc/net/unix and the owners' /proc/PID/fd links).
 import Foundation
 import Glibc
+import SovnetLink
 
 /// What a socket path holds.
 public enum SocketPathState: Equatable, Sendable {
@@ -23,7 +24,7 @@ public enum SocketProbe {
         var info = stat()
         guard lstat(path, &info) == 0 else { return .absent }
         guard info.st_mode & S_IFMT == S_IFSOCK else { return .notASocket }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0)
         guard fd >= 0 else { return .live(owner: nil) }
         defer { close(fd) }
         if connect(fd, unixPath: path) == 0 { return .live(owner: owner(of: path)) }
