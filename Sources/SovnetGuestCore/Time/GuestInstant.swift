@@ -20,16 +20,8 @@ public struct GuestInstant: Comparable, Hashable, Sendable {
         GuestInstant(nanoseconds: instant.nanoseconds &+ duration.nanoseconds)
     }
 
-    public static func - (instant: GuestInstant, duration: Duration) -> GuestInstant {
-        GuestInstant(nanoseconds: instant.nanoseconds &- duration.nanoseconds)
-    }
-
     public static func - (later: GuestInstant, earlier: GuestInstant) -> Duration {
         .nanoseconds(later.nanoseconds &- earlier.nanoseconds)
-    }
-
-    public static func += (instant: inout GuestInstant, duration: Duration) {
-        instant = instant + duration
     }
 }
 
