@@ -50,15 +50,18 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
 
+        // Points in time, for code that is also built as Embedded Swift
+        // (ContinuousClock's instants, or CLOCK_MONOTONIC's there).
+        .target(name: "SovnetTime", dependencies: ["CSovnetShim"]),
+
         // Layer 2: how frames travel. The framings, pure (length prefixes,
         // the stream decoder, serial markers); then endpoints, tap, capture.
         .target(name: "SovnetFraming", dependencies: ["CSovnetShim"]),
         .target(
             name: "SovnetLink",
             dependencies: [
-                "SovnetWire", "SovnetFraming", "CSovnetShim",
+                "SovnetWire", "SovnetFraming", "SovnetTime", "CSovnetShim",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
 
@@ -68,7 +71,7 @@ let package = Package(
         // the guest's (DHCP client, router discovery, service supervision) in
         // SovnetGuestCore, so that the guest binary carries none of the host's.
         .target(name: "SovnetCore", dependencies: ["SovnetWire"]),
-        .target(name: "SovnetGuestCore", dependencies: ["SovnetWire"]),
+        .target(name: "SovnetGuestCore", dependencies: ["SovnetWire", "SovnetTime"]),
 
         // Layer 4: drivers that put the layers to work. The guest side's
         // (sovnet forward, sovnet init, rtnetlink, the log format) link no
@@ -78,7 +81,6 @@ let package = Package(
             dependencies: [
                 "SovnetWire", "SovnetLink", "SovnetGuestCore", "CSovnetShim", "CZlib", "CLzma",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The host side's: SwiftNIO serves the control API and DNS over TCP;

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int copy_name(struct ifreq *request, const char *name) {
@@ -259,6 +260,12 @@ int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int f
 
 const void *sovnet_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
     return memmem(haystack, haystack_length, needle, needle_length);
+}
+
+int64_t sovnet_monotonic_nanoseconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
 int sovnet_open_pty(char *slave_path, size_t length) {

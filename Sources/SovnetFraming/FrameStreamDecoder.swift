@@ -120,12 +120,17 @@ public final class FrameStreamDecoder {
     }
 
     /// Calls `body` with each complete frame; the bytes stay valid until the
-    /// next `writableSpace` or `append`. Returns the number of frames. Throws when the stream breaks
-    /// the framing; the connection must then be closed.
+    /// next `writableSpace` or `append`. Returns the number of frames. Throws
+    /// what `body` throws, and `E(framing:)` when the stream breaks the
+    /// framing; the connection must then be closed.
     @discardableResult
-    public func forEachFrame(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
-        if !isReadingFrames {
-            guard try readRequestHead() else { return 0 }
+    public func forEachFrame<E: FramingErrorCarrying>(_ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) -> Int {
+        do throws(FramingError) {
+            if !isReadingFrames {
+                guard try readRequestHead() else { return 0 }
+            }
+        } catch {
+            throw E(framing: error)
         }
         var frames = 0
         let base = UnsafeRawPointer(storage.baseAddress!)
@@ -152,7 +157,11 @@ public final class FrameStreamDecoder {
                 lostSynchronization += 1
                 continue
             }
-            try FramingError.check(length: length, maximum: maximumFrameLength)
+            do throws(FramingError) {
+                try FramingError.check(length: length, maximum: maximumFrameLength)
+            } catch {
+                throw E(framing: error)
+            }
             let frameStart = start + prefix.size
             guard end - frameStart >= length else { break }
             start = frameStart + length
@@ -164,6 +173,12 @@ public final class FrameStreamDecoder {
             end = 0
         }
         return frames
+    }
+
+    /// `forEachFrame` for a body that cannot fail.
+    @discardableResult
+    public func forEachFrame(_ body: (UnsafeRawBufferPointer) -> Void) throws(FramingError) -> Int {
+        try forEachFrame { (frame) throws(FramingError) in body(frame) }
     }
 
     /// Takes an HTTP response head at the start of the buffered bytes (the

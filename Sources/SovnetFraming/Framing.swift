@@ -114,3 +114,16 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
         if length > maximum { throw FramingError.oversizedFrame(length: length, maximum: maximum) }
     }
 }
+
+/// An error type that can carry a `FramingError`: what
+/// `FrameStreamDecoder.forEachFrame` throws, so that the stream's errors and
+/// those of the caller's body travel as one typed error.
+public protocol FramingErrorCarrying: Error {
+    init(framing: FramingError)
+}
+
+extension FramingError: FramingErrorCarrying {
+    public init(framing: FramingError) {
+        self = framing
+    }
+}

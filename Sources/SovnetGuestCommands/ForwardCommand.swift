@@ -65,10 +65,19 @@ public enum ForwardCommand {
         ] + LogSettings.options
     )
 
-    public static let command = RunnableCommand(spec: spec) { options in
-        try LogSettings.bootstrap(options, default: options.isOn("debug") ? .debug : .info)
-        let forwarder = Forwarder(options: try forwarderOptions(options), logger: Logger(label: "sovnet.forward"))
-        return try forwarder.run()
+    public static let command = RunnableCommand(spec: spec) { (options) throws(CommandFailure) in
+        let forwarder: Forwarder
+        do throws(UsageError) {
+            try LogSettings.bootstrap(options, default: options.isOn("debug") ? .debug : .info)
+            forwarder = Forwarder(options: try forwarderOptions(options), logger: Logger(label: "sovnet.forward"))
+        } catch {
+            throw .usage(error)
+        }
+        do throws(Forwarder.Failure) {
+            return try forwarder.run()
+        } catch {
+            throw .failed(error.description)
+        }
     }
 
     /// What the forwarder is to do, from the command line; usage errors for what cannot be.

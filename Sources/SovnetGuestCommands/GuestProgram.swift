@@ -20,9 +20,9 @@ public enum SovnetVersion {
 public struct RunnableCommand: Sendable {
     public let spec: CommandSpec
     /// Runs with the parsed options; returns the exit status.
-    let body: @Sendable (ParsedOptions) throws -> Int32
+    let body: @Sendable (ParsedOptions) throws(CommandFailure) -> Int32
 
-    init(spec: CommandSpec, body: @escaping @Sendable (ParsedOptions) throws -> Int32) {
+    init(spec: CommandSpec, body: @escaping @Sendable (ParsedOptions) throws(CommandFailure) -> Int32) {
         self.spec = spec
         self.body = body
     }
@@ -49,11 +49,14 @@ public struct RunnableCommand: Sendable {
         case .run(let options):
             do {
                 exit(try body(options))
-            } catch let error as UsageError {
-                exitWithUsage(error, program: program)
             } catch {
-                Output.write(2, "Error: \(error)\n")
-                exit(1)
+                switch error {
+                case .usage(let usage):
+                    exitWithUsage(usage, program: program)
+                case .failed(let reason):
+                    Output.write(2, "Error: \(reason)\n")
+                    exit(1)
+                }
             }
         }
     }
@@ -62,6 +65,14 @@ public struct RunnableCommand: Sendable {
         Output.write(2, "Error: \(error.message)\n" + spec.usageLines(program: program))
         exit(64)
     }
+}
+
+/// Why a guest command did not run to its end.
+enum CommandFailure: Error {
+    /// The command line asks for something that cannot be (a bad -mac).
+    case usage(UsageError)
+    /// Running failed (a socket that cannot be reached).
+    case failed(String)
 }
 
 /// Text to standard output or error, unbuffered (the process may exit next).

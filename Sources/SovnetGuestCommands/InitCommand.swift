@@ -15,8 +15,16 @@ public enum InitCommand {
         options: [OptionSpec("debug", .toggle, help: "Log every reaped orphan and other details.")] + LogSettings.options
     )
 
-    public static let command = RunnableCommand(spec: spec) { options in
-        try LogSettings.bootstrap(options, default: options.isOn("debug") ? .debug : .info)
-        try GuestInit(logger: Logger(label: "sovnet.init"), version: SovnetVersion.string).run()
+    public static let command = RunnableCommand(spec: spec) { (options) throws(CommandFailure) in
+        do throws(UsageError) {
+            try LogSettings.bootstrap(options, default: options.isOn("debug") ? .debug : .info)
+        } catch {
+            throw .usage(error)
+        }
+        do throws(GuestInit.Failure) {
+            try GuestInit(logger: Logger(label: "sovnet.init"), version: SovnetVersion.string).run()
+        } catch {
+            throw .failed(error.description)
+        }
     }
 }

@@ -2,8 +2,9 @@
 // `swift test`: SovnetWire and SovnetGuestCore compiled as Embedded Swift and
 // linked into this program, whose DHCP client must send a DISCOVER for its
 // MAC and set its first retransmission 3 to 5 s on (4 s, ±1 s of jitter),
-// counted in the Embedded build's own `GuestInstant`.
+// counted in the Embedded build's own `MonotonicInstant`.
 import SovnetGuestCore
+import SovnetTime
 import SovnetWire
 
 @main
@@ -11,7 +12,7 @@ struct GuestCoreInEmbedded {
     static func main() {
         guard let mac = MACAddress("5a:94:ef:e4:0c:ee") else { fatalError("MAC text not read") }
         var client = DHCPClient(configuration: DHCPClientConfiguration(mac: mac, hostName: "embedded"), seed: 7)
-        let start = GuestInstant(nanoseconds: 5_000_000_000)
+        let start = MonotonicInstant(nanoseconds: 5_000_000_000)
         var sent: [UInt8]?
         for action in client.start(now: start) {
             if case .send(let frame) = action, sent == nil { sent = frame }

@@ -120,6 +120,9 @@ int sovnet_sendmmsg(int fd, struct sovnet_mmsg *slots, unsigned int count, int f
 /// memmem(3): the first occurrence of `needle` in `haystack`, or NULL.
 const void *sovnet_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 
+/// CLOCK_MONOTONIC in nanoseconds (Embedded Swift has no ContinuousClock).
+int64_t sovnet_monotonic_nanoseconds(void);
+
 /// Opens a pseudo-terminal's master side (posix_openpt, grantpt, unlockpt,
 /// which glibc declares only under _XOPEN_SOURCE) and writes the slave's path
 /// into `slave_path` (`length` bytes). Returns the master, or -1 with errno.

@@ -201,11 +201,14 @@ public final class Proxy {
                 if !guests.values.contains(where: { $0.listener == index }) { accept(index) }
             }
             try poller.wait(idle: timeout()) { milliseconds in
-                try epoll.wait(milliseconds: milliseconds) { raw, events in
-                    guard let token = LoopToken(rawValue: raw) else { return }
+                let ready = try epoll.wait(milliseconds: milliseconds)
+                for index in 0..<ready {
+                    let (raw, events) = epoll.ready(index)
+                    guard let token = LoopToken(rawValue: raw) else { continue }
                     unpublished = true
                     try handle(token, events)
                 }
+                return ready
             }
             for port in pendingPorts.sorted() where pendingPorts.remove(port) != nil {
                 if !serve(port), try disconnect(port) { stopping = true }

@@ -9,7 +9,6 @@ import Glibc
 import Musl
 #endif
 import SovnetLink
-import SystemPackage
 
 /// A file that is written whole.
 public struct AtomicFile {
@@ -28,11 +27,11 @@ public struct AtomicFile {
             let reason = errno
             unlink(temporary)
             guard reason == EBUSY || reason == EXDEV else {
-                throw LinkError.system(operation: "rename \(temporary) to \(path)", errno: Errno(rawValue: reason))
+                throw LinkError.system(operation: "rename \(temporary) to \(path)", errno: ErrorNumber(rawValue: reason))
             }
         } catch {
             unlink(temporary)
-            guard case .system(_, let reason) = error, [.readOnlyFileSystem, .permissionDenied].contains(reason) else {
+            guard case .system(_, let reason) = error, [EROFS, EACCES].contains(reason.rawValue) else {
                 throw error
             }
         }
@@ -41,7 +40,7 @@ public struct AtomicFile {
 
     private static func writeFile(_ path: String, _ text: String, flags: Int32) throws(LinkError) {
         let fd = open(path, flags | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LinkError.system(operation: "open \(path)", errno: Errno(rawValue: errno)) }
+        guard fd >= 0 else { throw LinkError.system(operation: "open \(path)", errno: ErrorNumber(rawValue: errno)) }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         var offset = 0
@@ -49,12 +48,12 @@ public struct AtomicFile {
             let count = bytes[offset...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw LinkError.system(operation: "write \(path)", errno: Errno(rawValue: errno))
+                throw LinkError.system(operation: "write \(path)", errno: ErrorNumber(rawValue: errno))
             }
             offset += count
         }
         guard fsync(fd) == 0 || errno == EINVAL else {
-            throw LinkError.system(operation: "fsync \(path)", errno: Errno(rawValue: errno))
+            throw LinkError.system(operation: "fsync \(path)", errno: ErrorNumber(rawValue: errno))
         }
     }
 }

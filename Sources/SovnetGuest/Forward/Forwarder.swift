@@ -76,13 +76,21 @@ public final class Forwarder {
         batch.reserveCapacity(256)
     }
 
-    /// Why `sovnet forward` cannot start.
-    public struct StartError: Error, CustomStringConvertible {
+    /// Why `sovnet forward` could not start, or stopped with an error.
+    public struct Failure: Error, CustomStringConvertible {
         public let description: String
+
+        init(description: String) {
+            self.description = description
+        }
+
+        init(_ error: some Error & CustomStringConvertible) {
+            description = error.description
+        }
     }
 
     /// Runs until SIGTERM/SIGINT (returns 0) or a fatal error (throws).
-    public func run() throws -> Int32 {
+    public func run() throws(Failure) -> Int32 {
         if let present = options.stopIfExist.first(where: { RouteNetlink.interfaceIndex($0) != nil }) {
             logger.notice("interface \(present) exists: this guest already has a network; exiting")
             return 0
@@ -90,7 +98,13 @@ public final class Forwarder {
         signals = sovnet_signal_pipe()
         try openTap()
         if let path = options.pcapPath {
-            capture = try PcapWriter(path: path, filter: options.pcapFilter.map { try PacketFilter($0) })
+            do throws(CaptureError) {
+                capture = try PcapWriter(path: path, filter: options.pcapFilter.map { (expression) throws(CaptureError) in
+                    try PacketFilter(expression)
+                })
+            } catch {
+                throw Failure(error)
+            }
             capture?.onFailure = { [logger] error in logger.error("capture stopped: \(error); traffic goes on") }
         }
         if !options.preexisting {
@@ -98,27 +112,27 @@ public final class Forwarder {
                 applyStatic(fixed)
             } else {
                 dhcp = DHCPClient(configuration: DHCPClientConfiguration(mac: options.mac, hostName: options.hostName),
-                                  seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue) ^ UInt64(getpid()))
+                                  seed: UInt64(truncatingIfNeeded: MonotonicInstant.now.hashValue) ^ UInt64(getpid()))
             }
         }
         var backoff = Duration.milliseconds(100)
         var everConnected = false
         while true {
-            if try waitForSignal(timeout: .zero) { return shutDown() }
-            do {
+            if waitForSignal(timeout: .zero) { return shutDown() }
+            do throws(LinkError) {
                 connection = try FrameTransport.connect(to: options.endpoint, framing: options.framing,
                                                         maximumFrameLength: options.maximumFrameLength,
                                                         offload: tap.virtioHeaders, logger: logger)
                 try useOffloads((connection as? StreamFrameConnection)?.virtioHeaders ?? false)
             } catch {
                 logger.warning("cannot reach host at \(options.endpoint): \(error); retrying in \(backoff)")
-                if try idle(for: backoff) { return shutDown() }
+                if idle(for: backoff) { return shutDown() }
                 backoff = min(backoff * 2, .seconds(5))
                 continue
             }
             backoff = .milliseconds(100)
             logger.notice("connected to \(options.endpoint) (\(options.framing) framing\(linkHeaders ? ", offloads" : ""))")
-            let now = ContinuousClock.now
+            let now = MonotonicInstant.now
             if !everConnected, let actions = dhcp?.start(now: now) {
                 perform(actions)
             } else if everConnected, !isSerial, let actions = dhcp?.linkRestored(now: now) {
@@ -126,7 +140,11 @@ public final class Forwarder {
             }
             everConnected = true
             if !options.preexisting { solicitRouter() }
-            if try pump() { return shutDown() }
+            do {
+                if try pump() { return shutDown() }
+            } catch {
+                throw Failure(error)
+            }
             connection?.close()
             connection = nil
             logger.warning("connection to host lost; reconnecting")
@@ -140,34 +158,42 @@ public final class Forwarder {
 
     // MARK: Setup
 
-    private func openTap() throws {
-        do {
+    private func openTap() throws(Failure) {
+        do throws(LinkError) {
             tap = try TapDevice(name: options.interface, maximumFrameLength: options.maximumFrameLength,
                                 virtioHeaders: options.offload)
         } catch {
             if case .system(_, let errno) = error, errno.rawValue == ENOENT || errno.rawValue == ENODEV {
-                throw StartError(description: "cannot open /dev/net/tun (\(errno)): the kernel needs CONFIG_TUN "
+                throw Failure(description: "cannot open /dev/net/tun (\(errno)): the kernel needs CONFIG_TUN "
                                  + "(tun module) and the /dev/net/tun device node")
             }
-            if case .system(_, let errno) = error, errno == .permissionDenied || errno == .notPermitted {
-                throw StartError(description: "cannot create \(options.interface): \(errno); "
+            if case .system(_, let errno) = error, errno.rawValue == EACCES || errno.rawValue == EPERM {
+                throw Failure(description: "cannot create \(options.interface): \(errno); "
                                  + "sovnet forward needs root or CAP_NET_ADMIN")
             }
-            throw error
+            throw Failure(error)
         }
         guard !options.preexisting else { return }
-        try tap.setMACAddress(options.mac)
-        netlink = try RouteNetlink()
+        do throws(LinkError) {
+            try tap.setMACAddress(options.mac)
+            netlink = try RouteNetlink()
+        } catch {
+            throw Failure(error)
+        }
         guard let index = RouteNetlink.interfaceIndex(tap.name) else {
-            throw StartError(description: "tap \(tap.name) vanished after creation")
+            throw Failure(description: "tap \(tap.name) vanished after creation")
         }
         interfaceIndex = index
-        try netlink?.setLinkUp(index: index, mtu: options.mtu)
-        if tap.virtioHeaders { try netlink?.setSegmentationLimit(index: index, bytes: OffloadLink.superframeLimit) }
+        do throws(LinkError) {
+            try netlink?.setLinkUp(index: index, mtu: options.mtu)
+            if tap.virtioHeaders { try netlink?.setSegmentationLimit(index: index, bytes: OffloadLink.superframeLimit) }
+        } catch {
+            throw Failure(error)
+        }
     }
 
     /// Turns the tap's offloads on or off to match what the host granted.
-    private func useOffloads(_ granted: Bool) throws {
+    private func useOffloads(_ granted: Bool) throws(LinkError) {
         linkHeaders = granted
         if tap.virtioHeaders { try tap.setOffload(granted) }
     }
@@ -175,7 +201,7 @@ public final class Forwarder {
     // MARK: The loop
 
     /// Moves frames until the connection ends (false) or a signal asks to stop (true).
-    private func pump() throws -> Bool {
+    private func pump() throws(LinkError) -> Bool {
         guard let connection else { return false }
         var descriptors = [
             pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
@@ -193,10 +219,10 @@ public final class Forwarder {
             }
             if descriptors[0].revents != 0 { return true }
             // Read in place: binding the client (`if let`) would copy it, leases and all, every turn.
-            if let deadline = dhcp?.nextDeadline, ContinuousClock.now >= deadline, let actions = dhcp?.tick(now: .now) {
+            if let deadline = dhcp?.nextDeadline, MonotonicInstant.now >= deadline, let actions = dhcp?.tick(now: .now) {
                 perform(actions)
             }
-            if let deadline = routerDiscovery.nextDeadline, ContinuousClock.now >= deadline,
+            if let deadline = routerDiscovery.nextDeadline, MonotonicInstant.now >= deadline,
                routerDiscovery.expire(now: .now) {
                 writeResolvConf()
             }
@@ -218,7 +244,7 @@ public final class Forwarder {
             if descriptors[2].revents != 0 {
                 do {
                     try fromTap(to: connection)
-                } catch let error as LinkError {
+                } catch {
                     if case .system(let operation, _) = error, operation.hasPrefix("read") { throw error }
                     logger.warning("host connection: \(error)")
                     return false
@@ -228,9 +254,9 @@ public final class Forwarder {
     }
 
     /// Frames from the host: DHCP replies to the client, the rest to the tap.
-    private func fromHost(_ connection: FrameEndpoint) throws -> ReceiveStatus {
+    private func fromHost(_ connection: FrameEndpoint) throws(LinkError) -> ReceiveStatus {
         batch.removeAll(keepingCapacity: true)
-        let now = ContinuousClock.now
+        let now = MonotonicInstant.now
         var dhcpActions: [DHCPClientAction] = []
         var dnsChanged = false
         let headerLength = linkHeaders ? VirtioNetHeader.size : 0
@@ -276,7 +302,7 @@ public final class Forwarder {
     }
 
     /// Frames from the guest kernel, to the host in one batch.
-    private func fromTap(to connection: FrameEndpoint) throws {
+    private func fromTap(to connection: FrameEndpoint) throws(LinkError) {
         batch.removeAll(keepingCapacity: true)
         var finished: [[UInt8]] = []
         let headerLength = tap.virtioHeaders ? VirtioNetHeader.size : 0
@@ -315,20 +341,20 @@ public final class Forwarder {
 
     /// Waits up to `timeout` for a signal, running DHCP timers meanwhile
     /// (with no host to send to). True when a signal arrived.
-    private func idle(for timeout: Duration) throws -> Bool {
-        let end = ContinuousClock.now + timeout
-        while ContinuousClock.now < end {
-            if try waitForSignal(timeout: min(end - ContinuousClock.now, .milliseconds(Int64(max(dhcpTimeout(), 1))))) {
+    private func idle(for timeout: Duration) -> Bool {
+        let end = MonotonicInstant.now + timeout
+        while MonotonicInstant.now < end {
+            if waitForSignal(timeout: min(end - MonotonicInstant.now, .milliseconds(Int64(max(dhcpTimeout(), 1))))) {
                 return true
             }
-            if let deadline = dhcp?.nextDeadline, ContinuousClock.now >= deadline {
-                perform(dhcp!.tick(now: ContinuousClock.now))
+            if let deadline = dhcp?.nextDeadline, MonotonicInstant.now >= deadline {
+                perform(dhcp!.tick(now: MonotonicInstant.now))
             }
         }
         return false
     }
 
-    private func waitForSignal(timeout: Duration) throws -> Bool {
+    private func waitForSignal(timeout: Duration) -> Bool {
         var descriptor = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, PollTimeout.milliseconds(timeout)) > 0
     }
@@ -393,7 +419,7 @@ public final class Forwarder {
 
     /// Writes resolv.conf with the lease's DNS servers and those router advertisements named.
     private func writeResolvConf() {
-        let now = ContinuousClock.now
+        let now = MonotonicInstant.now
         let servers = ipv4DNS.servers.map(IPAddress.v4) + routerDiscovery.dnsServers(now: now).map(IPAddress.v6)
         let advertised = routerDiscovery.searchDomains(now: now).map { String($0.description.dropLast()) }
         let search = ipv4DNS.search + advertised.filter { !ipv4DNS.search.contains($0) }
@@ -420,7 +446,7 @@ public final class Forwarder {
     private func shutDown() -> Int32 {
         logger.notice("stopping")
         if var client = dhcp {
-            perform(client.release(now: ContinuousClock.now))
+            perform(client.release(now: MonotonicInstant.now))
             dhcp = client
         }
         connection?.close()

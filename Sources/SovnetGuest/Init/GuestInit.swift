@@ -36,9 +36,9 @@ public final class GuestInit {
     private var supervisor = ServiceSupervisor(count: 0, ungated: 0)
     private var signals: Int32 = -1
     private var powerButton: PowerButton?
-    private var nextButtonScan = ContinuousClock.now
+    private var nextButtonScan = MonotonicInstant.now
     private var shutdown: Shutdown?
-    private var shutdownDeadline: ContinuousClock.Instant?
+    private var shutdownDeadline: MonotonicInstant?
     private var orphansReaped = 0
     /// Every service has stopped.
     private var allStopped = false
@@ -50,7 +50,7 @@ public final class GuestInit {
     }
 
     /// Why `sovnet init` refused to start.
-    public struct StartError: Error, CustomStringConvertible {
+    public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
@@ -61,9 +61,9 @@ public final class GuestInit {
     }
 
     /// Runs as PID 1 until the guest powers off or restarts.
-    public func run() throws -> Never {
+    public func run() throws(Failure) -> Never {
         guard getpid() == 1 else {
-            throw StartError(description: "sovnet init runs as PID 1 only (boot with init=\(GuestLayout.initLink)); "
+            throw Failure(description: "sovnet init runs as PID 1 only (boot with init=\(GuestLayout.initLink)); "
                              + "this is PID \(getpid())")
         }
         umask(0o022)
@@ -166,8 +166,11 @@ public final class GuestInit {
     }
 
     private func bringUpLoopback() {
-        do {
-            guard let index = RouteNetlink.interfaceIndex("lo") else { throw StartError(description: "no lo interface") }
+        guard let index = RouteNetlink.interfaceIndex("lo") else {
+            logger.warning("cannot bring up lo: no lo interface")
+            return
+        }
+        do throws(LinkError) {
             try RouteNetlink().setLinkUp(index: index, mtu: nil)
         } catch {
             logger.warning("cannot bring up lo: \(error)")
@@ -178,8 +181,9 @@ public final class GuestInit {
         var list: [ServiceDefinition] = []
         let forwardText = Self.readFile(GuestLayout.forwardArguments)?.trimmingSpaces
         if forwardText != "none" {
-            do {
-                let arguments = try forwardText.map { try ServiceList.split($0) } ?? GuestLayout.defaultForwardArguments
+            do throws(ServiceListError) {
+                let arguments = try forwardText.map { (line) throws(ServiceListError) in try ServiceList.split(line) }
+                    ?? GuestLayout.defaultForwardArguments
                 list.append(ServiceDefinition(arguments: [OwnProgram.path, "forward"] + arguments))
             } catch {
                 logger.error("\(GuestLayout.forwardArguments): \(error); sovnet forward not started")
@@ -187,7 +191,7 @@ public final class GuestInit {
         }
         let ungated = list.count
         if let text = Self.readFile(GuestLayout.services) {
-            do {
+            do throws(ServiceListError) {
                 list += try ServiceList.parse(text)
             } catch {
                 logger.error("\(GuestLayout.services): \(error); no services started")
@@ -210,7 +214,7 @@ public final class GuestInit {
             if ready < 0, errno != EINTR { logger.error("poll: \(Self.lastError)") }
             drainSignals()
             reap()
-            let now = ContinuousClock.now
+            let now = MonotonicInstant.now
             if descriptors.count > 1, descriptors[1].revents != 0, powerButton?.pressed() == true {
                 logger.notice("power button pressed")
                 request(.powerOff)
@@ -327,8 +331,8 @@ public final class GuestInit {
     /// Ends what still runs, syncs, and powers off or restarts.
     private func finish() -> Never {
         kill(-1, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(3)
-        while ContinuousClock.now < deadline, Self.hasChildren() {
+        let deadline = MonotonicInstant.now + .seconds(3)
+        while MonotonicInstant.now < deadline, Self.hasChildren() {
             reap()
             usleep(50_000)
         }

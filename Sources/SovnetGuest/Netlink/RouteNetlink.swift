@@ -12,7 +12,6 @@ import Musl
 #endif
 import SovnetLink
 import SovnetWire
-import SystemPackage
 
 /// A NETLINK_ROUTE socket for configuring interfaces in the caller's network namespace.
 public final class RouteNetlink {
@@ -21,7 +20,7 @@ public final class RouteNetlink {
 
     public init() throws(LinkError) {
         fd = socket(AF_NETLINK, SocketType.raw | SocketType.closeOnExec, 0)
-        guard fd >= 0 else { throw LinkError.system(operation: "netlink socket", errno: Errno(rawValue: errno)) }
+        guard fd >= 0 else { throw LinkError.system(operation: "netlink socket", errno: ErrorNumber(rawValue: errno)) }
     }
 
     deinit {
@@ -155,13 +154,13 @@ public final class RouteNetlink {
         var bytes = message.finished()
         // Without an address, a netlink socket sends to the kernel (port 0).
         let sent = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        guard sent == bytes.count else { throw LinkError.system(operation: "netlink \(what)", errno: Errno(rawValue: errno)) }
+        guard sent == bytes.count else { throw LinkError.system(operation: "netlink \(what)", errno: ErrorNumber(rawValue: errno)) }
         var buffer = [UInt8](repeating: 0, count: 8192)
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw LinkError.system(operation: "netlink \(what)", errno: Errno(rawValue: errno))
+                throw LinkError.system(operation: "netlink \(what)", errno: ErrorNumber(rawValue: errno))
             }
             var offset = 0
             while offset + 16 <= count {
@@ -174,7 +173,7 @@ public final class RouteNetlink {
                 if type == Self.errorMessage, seq == message.sequence, length >= 20 {
                     let code = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self) }
                     if code == 0 || ignoring.contains(-code) { return }
-                    throw LinkError.system(operation: "netlink \(what)", errno: Errno(rawValue: -code))
+                    throw LinkError.system(operation: "netlink \(what)", errno: ErrorNumber(rawValue: -code))
                 }
                 offset += (length + 3) & ~3
             }

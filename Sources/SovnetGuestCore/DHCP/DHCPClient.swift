@@ -18,6 +18,7 @@
 // Retransmissions back off exponentially from 4 s to 64 s with ±1 s of
 // jitter (§4.1); in RENEWING and REBINDING the wait is half the time left to
 // T2 or to expiry, at least 60 s (§4.4.5), but never past the deadline.
+import SovnetTime
 import SovnetWire
 
 /// The configuration of a DHCP client.
@@ -106,13 +107,13 @@ public struct DHCPClient: Sendable {
     /// The lease in force, if any.
     public private(set) var lease: DHCPLease?
     /// When `tick` must next be called; nil when nothing is pending.
-    public private(set) var nextDeadline: GuestInstant?
+    public private(set) var nextDeadline: MonotonicInstant?
 
     private var random: SplitMix
     private var transactionID: UInt32 = 0
     /// When the current exchange began (`secs` and the lease's start).
-    private var exchangeStart: GuestInstant?
-    private var requestSentAt: GuestInstant?
+    private var exchangeStart: MonotonicInstant?
+    private var requestSentAt: MonotonicInstant?
     private var attempts = 0
     private var retransmitDelay: Duration = .zero
     /// The offer being requested in REQUESTING.
@@ -126,7 +127,7 @@ public struct DHCPClient: Sendable {
     // MARK: Events
 
     /// Starts: INIT-REBOOT when a lease is held, INIT otherwise.
-    public mutating func start(now: GuestInstant) -> [DHCPClientAction] {
+    public mutating func start(now: MonotonicInstant) -> [DHCPClientAction] {
         var actions: [DHCPClientAction] = []
         if let lease, now < lease.expiresAt {
             beginExchange(now: now)
@@ -140,13 +141,13 @@ public struct DHCPClient: Sendable {
     }
 
     /// The connection to the server came back: re-confirm the lease (INIT-REBOOT).
-    public mutating func linkRestored(now: GuestInstant) -> [DHCPClientAction] {
+    public mutating func linkRestored(now: MonotonicInstant) -> [DHCPClientAction] {
         guard state != .stopped else { return [] }
         return start(now: now)
     }
 
     /// Releases the lease (on a clean shutdown) and stops.
-    public mutating func release(now: GuestInstant) -> [DHCPClientAction] {
+    public mutating func release(now: MonotonicInstant) -> [DHCPClientAction] {
         var actions: [DHCPClientAction] = []
         if let lease, [.bound, .renewing, .rebinding].contains(state) {
             transactionID = random.next32()
@@ -165,7 +166,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// Handles timers due at or before `now`.
-    public mutating func tick(now: GuestInstant) -> [DHCPClientAction] {
+    public mutating func tick(now: MonotonicInstant) -> [DHCPClientAction] {
         guard let deadline = nextDeadline, now >= deadline else { return [] }
         var actions: [DHCPClientAction] = []
         switch state {
@@ -203,7 +204,7 @@ public struct DHCPClient: Sendable {
 
     /// Handles a frame from the network. Returns nil when the frame is not a
     /// DHCP reply for this client (the driver passes it on), or the actions.
-    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: GuestInstant) -> [DHCPClientAction]? {
+    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: MonotonicInstant) -> [DHCPClientAction]? {
         guard let reply = Self.dhcpReply(in: frame, for: configuration.mac) else { return nil }
         var actions: [DHCPClientAction] = []
         let (message, serverMAC) = reply
@@ -230,7 +231,7 @@ public struct DHCPClient: Sendable {
 
     // MARK: Transitions
 
-    private mutating func discover(now: GuestInstant, _ actions: inout [DHCPClientAction]) {
+    private mutating func discover(now: MonotonicInstant, _ actions: inout [DHCPClientAction]) {
         beginExchange(now: now)
         offer = nil
         transition(to: .selecting, &actions)
@@ -238,7 +239,7 @@ public struct DHCPClient: Sendable {
         scheduleRetransmit(now: now)
     }
 
-    private mutating func handleOffer(_ message: DHCPMessage, now: GuestInstant,
+    private mutating func handleOffer(_ message: DHCPMessage, now: MonotonicInstant,
                                       _ actions: inout [DHCPClientAction]) {
         if let problem = Self.problem(with: message, expecting: nil) {
             actions.append(.event(.ignored(reason: "offer: \(problem)")))
@@ -253,7 +254,7 @@ public struct DHCPClient: Sendable {
         scheduleRetransmit(now: now)
     }
 
-    private mutating func handleAck(_ message: DHCPMessage, serverMAC: MACAddress, now: GuestInstant,
+    private mutating func handleAck(_ message: DHCPMessage, serverMAC: MACAddress, now: MonotonicInstant,
                                     _ actions: inout [DHCPClientAction]) {
         let expected: IPv4Address? = switch state {
         case .requesting: offer?.address
@@ -281,7 +282,7 @@ public struct DHCPClient: Sendable {
         offer = nil
     }
 
-    private mutating func handleNak(_ message: DHCPMessage, now: GuestInstant,
+    private mutating func handleNak(_ message: DHCPMessage, now: MonotonicInstant,
                                     _ actions: inout [DHCPClientAction]) {
         let server = message.options.serverIdentifier ?? .any
         let text = message.options[.message].map { String(decoding: $0, as: UTF8.self) }
@@ -303,7 +304,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// A new transaction: a fresh xid, and retransmissions counted from zero.
-    private mutating func beginExchange(now: GuestInstant) {
+    private mutating func beginExchange(now: MonotonicInstant) {
         transactionID = random.next32()
         exchangeStart = now
         attempts = 0
@@ -311,7 +312,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// §4.1: 4 s, 8 s, … 64 s, each ±1 s.
-    private mutating func scheduleRetransmit(now: GuestInstant) {
+    private mutating func scheduleRetransmit(now: MonotonicInstant) {
         attempts += 1
         retransmitDelay = retransmitDelay == .zero
             ? configuration.initialRetransmitDelay
@@ -322,7 +323,7 @@ public struct DHCPClient: Sendable {
 
     /// Enters RENEWING or REBINDING (a new exchange) if not there yet, sends
     /// a REQUEST and schedules the next one before `until`.
-    private mutating func extend(_ next: DHCPClientState, until: GuestInstant, now: GuestInstant,
+    private mutating func extend(_ next: DHCPClientState, until: MonotonicInstant, now: MonotonicInstant,
                                  _ actions: inout [DHCPClientAction]) {
         if state != next {
             transition(to: next, &actions)
@@ -333,7 +334,7 @@ public struct DHCPClient: Sendable {
     }
 
     /// §4.4.5: half the time remaining until `until`, at least 60 s, never past it.
-    private mutating func scheduleLeaseRetransmit(now: GuestInstant, until: GuestInstant) {
+    private mutating func scheduleLeaseRetransmit(now: MonotonicInstant, until: MonotonicInstant) {
         let half = (until - now) / 2
         nextDeadline = min(now + max(half, .seconds(60)), until)
     }
@@ -344,7 +345,7 @@ public struct DHCPClient: Sendable {
         case requesting, rebooting, renewing, rebinding
     }
 
-    private func baseMessage(now: GuestInstant) -> DHCPMessage {
+    private func baseMessage(now: MonotonicInstant) -> DHCPMessage {
         var message = DHCPMessage(operation: .request, transactionID: transactionID, clientMAC: configuration.mac)
         if let start = exchangeStart {
             message.seconds = UInt16(clamping: (now - start).components.seconds)
@@ -353,7 +354,7 @@ public struct DHCPClient: Sendable {
         return message
     }
 
-    private mutating func discoverFrame(now: GuestInstant) -> [UInt8] {
+    private mutating func discoverFrame(now: MonotonicInstant) -> [UInt8] {
         var message = baseMessage(now: now)
         message.options.messageType = .discover
         if let lease { message.options.requestedIPAddress = lease.address }
@@ -361,7 +362,7 @@ public struct DHCPClient: Sendable {
         return frame(message, from: .any, to: .broadcast, mac: .broadcast)
     }
 
-    private mutating func request(kind: DHCPClientState, now: GuestInstant) -> [UInt8] {
+    private mutating func request(kind: DHCPClientState, now: MonotonicInstant) -> [UInt8] {
         requestSentAt = now
         var message = baseMessage(now: now)
         message.options.messageType = .request
@@ -438,7 +439,7 @@ public struct DHCPClient: Sendable {
         return nil
     }
 
-    static func lease(from message: DHCPMessage, serverMAC: MACAddress, start: GuestInstant) -> DHCPLease {
+    static func lease(from message: DHCPMessage, serverMAC: MACAddress, start: MonotonicInstant) -> DHCPLease {
         let options = message.options
         let leaseTime = options.leaseTime ?? 0
         var renewal = options.renewalTime ?? leaseTime / 2

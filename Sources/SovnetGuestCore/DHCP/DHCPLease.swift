@@ -1,3 +1,4 @@
+import SovnetTime
 import SovnetWire
 
 /// What a DHCP server granted: the address and the settings that come with it.
@@ -18,12 +19,12 @@ public struct DHCPLease: Hashable, Sendable {
     public var renewalTime: UInt32
     public var rebindingTime: UInt32
     /// When the request that led to this lease was sent; the times count from it.
-    public var start: GuestInstant
+    public var start: MonotonicInstant
 
     /// The instants at which to renew, rebind and give the address up.
-    public var renewAt: GuestInstant { start + .seconds(Int64(renewalTime)) }
-    public var rebindAt: GuestInstant { start + .seconds(Int64(rebindingTime)) }
-    public var expiresAt: GuestInstant { start + .seconds(Int64(leaseTime)) }
+    public var renewAt: MonotonicInstant { start + .seconds(Int64(renewalTime)) }
+    public var rebindAt: MonotonicInstant { start + .seconds(Int64(rebindingTime)) }
+    public var expiresAt: MonotonicInstant { start + .seconds(Int64(leaseTime)) }
 
     /// Whether two leases configure the interface the same way (times aside).
     public func sameConfiguration(as other: DHCPLease) -> Bool {

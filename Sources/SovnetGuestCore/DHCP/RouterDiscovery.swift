@@ -13,34 +13,35 @@
 //   an advertisement from a router (hop limit 255, a link-local source, RFC
 //   4861 §6.1.2), kept for their lifetime, so they can be written to
 //   resolv.conf beside the DHCPv4 lease's. A lifetime of 0 removes them.
+import SovnetTime
 import SovnetWire
 
 /// DNS servers learned from router advertisements, and the solicitation that asks for one.
 public struct RouterDiscovery: Sendable {
     /// The servers and when each stops being valid.
-    private var servers: [(address: IPv6Address, until: GuestInstant)] = []
+    private var servers: [(address: IPv6Address, until: MonotonicInstant)] = []
     /// The search domains and when they stop being valid.
-    private var search: (names: [DNSName], until: GuestInstant)?
+    private var search: (names: [DNSName], until: MonotonicInstant)?
     /// The most servers kept (RFC 8106 §5.3.1 suggests three).
     public static let maximumServers = 3
 
     public init() {}
 
     /// The DNS servers valid now, in the order the router gave them.
-    public func dnsServers(now: GuestInstant) -> [IPv6Address] {
+    public func dnsServers(now: MonotonicInstant) -> [IPv6Address] {
         servers.filter { $0.until > now }.map { $0.address }
     }
 
     /// The search domains valid now.
-    public func searchDomains(now: GuestInstant) -> [DNSName] {
+    public func searchDomains(now: MonotonicInstant) -> [DNSName] {
         search.flatMap { $0.until > now ? $0.names : nil } ?? []
     }
 
     /// When the next server or the search list expires, if any will.
-    public var nextDeadline: GuestInstant? { (servers.map { $0.until } + [search?.until].compactMap { $0 }).min() }
+    public var nextDeadline: MonotonicInstant? { (servers.map { $0.until } + [search?.until].compactMap { $0 }).min() }
 
     /// Forgets expired servers and search domains; true when they changed.
-    public mutating func expire(now: GuestInstant) -> Bool {
+    public mutating func expire(now: MonotonicInstant) -> Bool {
         let before = servers.count
         servers.removeAll { $0.until <= now }
         let searchExpired = search.map { $0.until <= now } ?? false
@@ -50,7 +51,7 @@ public struct RouterDiscovery: Sendable {
 
     /// Takes a frame from the host; true when it was a router advertisement
     /// that changed the DNS servers or search domains.
-    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: GuestInstant) -> Bool {
+    public mutating func receive(_ frame: UnsafeRawBufferPointer, now: MonotonicInstant) -> Bool {
         // Most frames are not IPv6 with ICMPv6 right after the header: one look at three bytes says so.
         guard frame.count > 54, frame[12] == 0x86, frame[13] == 0xDD, frame[20] == IPProtocol.icmpv6.rawValue,
               let ethernet = try? EthernetView(frame), ethernet.etherType == .ipv6, let ip = try? IPv6View(ethernet.payload),

@@ -14,6 +14,8 @@
 // the service's process group, SIGKILL after `stopGrace`, then the next.
 // `finished` comes once the last (the first started) has exited.
 
+import SovnetTime
+
 /// How a process ended.
 public enum ProcessExit: Equatable, Sendable, CustomStringConvertible {
     case exited(Int32)
@@ -81,17 +83,17 @@ public struct ServiceSupervisor: Sendable {
         case pending
         /// Asked the driver to start it.
         case starting
-        case running(pid: Int32, since: GuestInstant)
+        case running(pid: Int32, since: MonotonicInstant)
         /// Waiting to be started again.
-        case backingOff(until: GuestInstant)
+        case backingOff(until: MonotonicInstant)
         /// SIGTERM sent; SIGKILL at `killAt`.
-        case stopping(pid: Int32, since: GuestInstant, killAt: GuestInstant)
+        case stopping(pid: Int32, since: MonotonicInstant, killAt: MonotonicInstant)
         case stopped
     }
 
     private var states: [State]
     private var delays: [Duration]
-    private var networkDeadline: GuestInstant?
+    private var networkDeadline: MonotonicInstant?
     public private(set) var isShuttingDown = false
     private var finishedReported = false
 
@@ -120,7 +122,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// Starts the ungated services; the others wait for the network.
-    public mutating func start(now: GuestInstant) -> [SupervisorAction] {
+    public mutating func start(now: MonotonicInstant) -> [SupervisorAction] {
         networkDeadline = ungated < count ? now + policy.networkWait : nil
         return (0..<ungated).map { index in
             states[index] = .starting
@@ -129,7 +131,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// The network is up: the gated services start.
-    public mutating func networkReady(now: GuestInstant) -> [SupervisorAction] {
+    public mutating func networkReady(now: MonotonicInstant) -> [SupervisorAction] {
         guard networkDeadline != nil else { return [] }
         networkDeadline = nil
         return startPending()
@@ -138,13 +140,13 @@ public struct ServiceSupervisor: Sendable {
     /// Whether gated services are still waiting for the network.
     public var awaitingNetwork: Bool { networkDeadline != nil }
 
-    public mutating func started(_ index: Int, pid: Int32, now: GuestInstant) -> [SupervisorAction] {
+    public mutating func started(_ index: Int, pid: Int32, now: MonotonicInstant) -> [SupervisorAction] {
         states[index] = .running(pid: pid, since: now)
         let actions: [SupervisorAction] = [.event(.started(service: index, pid: pid))]
         return isShuttingDown ? actions + stopNext(now: now) : actions
     }
 
-    public mutating func failedToStart(_ index: Int, reason: String, now: GuestInstant) -> [SupervisorAction] {
+    public mutating func failedToStart(_ index: Int, reason: String, now: MonotonicInstant) -> [SupervisorAction] {
         if isShuttingDown {
             states[index] = .stopped
             return stopNext(now: now)
@@ -156,7 +158,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// A process ended. Returns nothing for a PID that is not a service's (an orphan).
-    public mutating func exited(pid: Int32, exit: ProcessExit, now: GuestInstant) -> [SupervisorAction] {
+    public mutating func exited(pid: Int32, exit: ProcessExit, now: MonotonicInstant) -> [SupervisorAction] {
         guard let index = service(withPID: pid) else { return [] }
         var ranFor = Duration.zero
         switch states[index] {
@@ -175,8 +177,8 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// When `tick` must be called next.
-    public var nextDeadline: GuestInstant? {
-        var deadlines = states.compactMap { state -> GuestInstant? in
+    public var nextDeadline: MonotonicInstant? {
+        var deadlines = states.compactMap { state -> MonotonicInstant? in
             switch state {
             case .backingOff(let until): until
             case .stopping(_, _, let killAt): killAt
@@ -187,7 +189,7 @@ public struct ServiceSupervisor: Sendable {
         return deadlines.min()
     }
 
-    public mutating func tick(now: GuestInstant) -> [SupervisorAction] {
+    public mutating func tick(now: MonotonicInstant) -> [SupervisorAction] {
         var actions: [SupervisorAction] = []
         if let deadline = networkDeadline, now >= deadline {
             networkDeadline = nil
@@ -210,7 +212,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// Stops every service, last first.
-    public mutating func shutDown(now: GuestInstant) -> [SupervisorAction] {
+    public mutating func shutDown(now: MonotonicInstant) -> [SupervisorAction] {
         guard !isShuttingDown else { return [] }
         isShuttingDown = true
         networkDeadline = nil
@@ -224,7 +226,7 @@ public struct ServiceSupervisor: Sendable {
     }
 
     /// SIGTERM to the last service still running, or `finished`.
-    private mutating func stopNext(now: GuestInstant) -> [SupervisorAction] {
+    private mutating func stopNext(now: MonotonicInstant) -> [SupervisorAction] {
         for index in states.indices.reversed() {
             switch states[index] {
             case .stopping, .starting:

@@ -53,7 +53,7 @@ public final class FrameSummary {
         }
     }
 
-    private func describe(_ raw: UnsafeRawBufferPointer) throws -> (text: String, kind: FrameKind) {
+    private func describe(_ raw: UnsafeRawBufferPointer) throws(WireError) -> (text: String, kind: FrameKind) {
         let ethernet = try EthernetView(raw)
         let type = ethernet.etherType
         let link = style.linkHeader
@@ -84,7 +84,7 @@ public final class FrameSummary {
 
     // MARK: IPv4 and IPv6
 
-    private func describeIPv4(_ ip: IPv4View, prefix: String) throws -> (text: String, kind: FrameKind) {
+    private func describeIPv4(_ ip: IPv4View, prefix: String) throws(WireError) -> (text: String, kind: FrameKind) {
         var head = prefix
         if style.verbose {
             let flags = [ip.moreFragments ? "+" : nil, ip.dontFragment ? "DF" : nil].compactMap { $0 }
@@ -112,7 +112,7 @@ public final class FrameSummary {
         }
     }
 
-    private func describeIPv6(_ ip: IPv6View, prefix: String) throws -> (text: String, kind: FrameKind) {
+    private func describeIPv6(_ ip: IPv6View, prefix: String) throws(WireError) -> (text: String, kind: FrameKind) {
         var head = prefix
         if style.verbose {
             head = "\(prefix)(hlim \(ip.hopLimit), next-header \(Self.name(of: ip.nextHeader)) (\(ip.nextHeader.rawValue)) "
@@ -140,7 +140,7 @@ public final class FrameSummary {
 
     /// A TCP or UDP line after the IP addresses are known; nil for other protocols.
     private func describeTransport(_ proto: IPProtocol, _ payload: UnsafeRawBufferPointer, _ source: String,
-                                   _ destination: String) throws -> String? {
+                                   _ destination: String) throws(WireError) -> String? {
         switch proto {
         case .tcp:
             return try describeTCP(try TCPView(payload), source, destination)
@@ -153,7 +153,7 @@ public final class FrameSummary {
     }
 
     /// `1.2.3.4.80 > 5.6.7.8.40000: Flags [P.], seq 1:101, ack 1, win 502, options [nop,nop,TS val 1 ecr 2], length 100`.
-    private func describeTCP(_ tcp: TCPView, _ source: String, _ destination: String) throws -> String {
+    private func describeTCP(_ tcp: TCPView, _ source: String, _ destination: String) throws(WireError) -> String {
         let flags = tcp.flags
         let length = tcp.payload.count
         var seq = tcp.sequenceNumber

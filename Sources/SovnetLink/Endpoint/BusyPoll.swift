@@ -24,7 +24,7 @@ public struct BusyPoll: Sendable {
     public let window: Duration
     /// Polls that found nothing, after which the CPU was given away.
     public private(set) var yields = 0
-    private var lastWork: ContinuousClock.Instant?
+    private var lastWork: MonotonicInstant?
 
     /// The window Linux suggests for its own socket busy polling
     /// (`net.core.busy_poll`): 50 µs.
@@ -42,7 +42,8 @@ public struct BusyPoll: Sendable {
     /// many descriptors are ready, or a negative number for none): with
     /// timeout 0 within the window after the last work, else `idle`, which
     /// is only worked out then (not on every poll).
-    public mutating func wait(idle: @autoclosure () -> Int32, _ wait: (Int32) throws -> Int) rethrows -> Int {
+    public mutating func wait<Failure: Error>(idle: @autoclosure () -> Int32,
+                                             _ wait: (Int32) throws(Failure) -> Int) throws(Failure) -> Int {
         let polling = isPolling(now: .now)
         let ready = try wait(polling ? 0 : idle())
         if ready > 0 {
@@ -55,7 +56,7 @@ public struct BusyPoll: Sendable {
     }
 
     /// Whether a wait at `now` polls instead of blocking.
-    public func isPolling(now: ContinuousClock.Instant) -> Bool {
+    public func isPolling(now: MonotonicInstant) -> Bool {
         guard let lastWork, window > .zero else { return false }
         return now - lastWork < window
     }

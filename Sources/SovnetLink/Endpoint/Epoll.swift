@@ -25,24 +25,24 @@ public final class Epoll: @unchecked Sendable {
     }
 
     private let descriptor: Int32
-    private var ready: [epoll_event]
+    private var readyEvents: [epoll_event]
 
     /// Creates the instance; `capacity` is how many events one `wait` returns at most.
-    public init(capacity: Int = 256) throws {
+    public init(capacity: Int = 256) throws(LinkError) {
         descriptor = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard descriptor >= 0 else { throw LinkError.system(operation: "epoll_create1", errno: .init(rawValue: errno)) }
-        ready = [epoll_event](repeating: epoll_event(), count: capacity)
+        readyEvents = [epoll_event](repeating: epoll_event(), count: capacity)
     }
 
     deinit { close(descriptor) }
 
     /// Registers `fd` for `events`, reported with `token`.
-    public func add(_ fd: Int32, _ events: Events, token: UInt64) throws {
+    public func add(_ fd: Int32, _ events: Events, token: UInt64) throws(LinkError) {
         try control(EPOLL_CTL_ADD, fd, events, token, "epoll_ctl add")
     }
 
     /// Changes what `fd` is watched for.
-    public func modify(_ fd: Int32, _ events: Events, token: UInt64) throws {
+    public func modify(_ fd: Int32, _ events: Events, token: UInt64) throws(LinkError) {
         try control(EPOLL_CTL_MOD, fd, events, token, "epoll_ctl modify")
     }
 
@@ -52,7 +52,7 @@ public final class Epoll: @unchecked Sendable {
         _ = epoll_ctl(descriptor, EPOLL_CTL_DEL, fd, &event)
     }
 
-    private func control(_ operation: Int32, _ fd: Int32, _ events: Events, _ token: UInt64, _ name: String) throws {
+    private func control(_ operation: Int32, _ fd: Int32, _ events: Events, _ token: UInt64, _ name: String) throws(LinkError) {
         var event = epoll_event()
         event.events = events.rawValue
         event.data.u64 = token
@@ -61,21 +61,22 @@ public final class Epoll: @unchecked Sendable {
         }
     }
 
-    /// Waits up to `milliseconds` (-1: forever) and calls `body` for each ready
-    /// descriptor; returns how many there were. An interrupted wait returns 0.
-    @discardableResult
-    public func wait(milliseconds: Int32, _ body: (UInt64, Events) throws -> Void) throws -> Int {
-        let count = ready.withUnsafeMutableBufferPointer {
+    /// Waits up to `milliseconds` (-1: forever); returns how many descriptors
+    /// are ready, each then read with `ready(_:)`. An interrupted wait returns 0.
+    public func wait(milliseconds: Int32) throws(LinkError) -> Int {
+        let count = readyEvents.withUnsafeMutableBufferPointer {
             epoll_wait(descriptor, $0.baseAddress, Int32($0.count), milliseconds)
         }
         if count < 0 {
             if errno == EINTR { return 0 }
             throw LinkError.system(operation: "epoll_wait", errno: .init(rawValue: errno))
         }
-        for index in 0..<Int(count) {
-            try body(ready[index].data.u64, Events(rawValue: ready[index].events))
-        }
         return Int(count)
+    }
+
+    /// The token and events of the `index`th descriptor the last `wait` found ready.
+    public func ready(_ index: Int) -> (token: UInt64, events: Events) {
+        (readyEvents[index].data.u64, Events(rawValue: readyEvents[index].events))
     }
 }
 

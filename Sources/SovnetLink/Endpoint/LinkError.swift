@@ -3,12 +3,12 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import SystemPackage
+import SovnetFraming
 
 /// A failure of a socket, device or framed connection.
 public enum LinkError: Error, Equatable, CustomStringConvertible {
     /// A system call failed.
-    case system(operation: String, errno: Errno)
+    case system(operation: String, errno: ErrorNumber)
     /// The peer broke the framing; the connection was closed.
     case framing(FramingError)
     /// A live process is listening on the socket path.
@@ -32,10 +32,26 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
 
     /// The error of the last failed system call.
     static func lastError(_ operation: String) -> LinkError {
-        .system(operation: operation, errno: Errno.current)
+        .system(operation: operation, errno: ErrorNumber(rawValue: systemErrno))
     }
 }
 
-extension Errno {
-    static var current: Errno { Errno(rawValue: systemErrno) }
+extension LinkError: FramingErrorCarrying {
+    public init(framing: FramingError) {
+        self = .framing(framing)
+    }
+}
+
+/// An errno value, described as strerror(3) describes it.
+public struct ErrorNumber: RawRepresentable, Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+
+    public init(rawValue: Int32) {
+        self.rawValue = rawValue
+    }
+
+    public var description: String {
+        guard let text = strerror(rawValue) else { return "error \(rawValue)" }
+        return String(cString: text)
+    }
 }

@@ -4,8 +4,8 @@
 /// Milliseconds for poll(2) and epoll_wait(2).
 public enum PollTimeout {
     /// Until `deadline`: 0 once it has passed, -1 (for ever) without one.
-    public static func milliseconds(until deadline: ContinuousClock.Instant?,
-                                    now: ContinuousClock.Instant = .now) -> Int32 {
+    public static func milliseconds(until deadline: MonotonicInstant?,
+                                    now: MonotonicInstant = .now) -> Int32 {
         guard let deadline else { return -1 }
         return milliseconds(deadline - now)
     }

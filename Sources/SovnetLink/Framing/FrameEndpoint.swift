@@ -9,9 +9,9 @@ public protocol FrameEndpoint: AnyObject {
     /// The descriptor to poll for readability.
     var readDescriptor: Int32 { get }
     /// Reads one batch; blocks only if the descriptor blocks and nothing is ready.
-    func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus
+    func receive(_ body: (UnsafeRawBufferPointer) throws(LinkError) -> Void) throws(LinkError) -> ReceiveStatus
     /// Sends `frames` in order.
-    func send(_ frames: [UnsafeRawBufferPointer]) throws
+    func send(_ frames: [UnsafeRawBufferPointer]) throws(LinkError)
     /// Closes the descriptors; further calls fail.
     func close()
 
@@ -19,48 +19,48 @@ public protocol FrameEndpoint: AnyObject {
     /// kept, in order, and written by `flushBacklog` once the descriptor is
     /// writable. Frames that would grow the backlog past its limit are
     /// dropped and counted (`DropCounters.backlogFull`).
-    func enqueue(_ frames: [UnsafeRawBufferPointer]) throws
+    func enqueue(_ frames: [UnsafeRawBufferPointer]) throws(LinkError)
     /// Writes as much of the backlog as the kernel takes now.
-    func flushBacklog() throws
+    func flushBacklog() throws(LinkError)
     /// Whether frames are waiting for the descriptor to become writable.
     var hasBacklog: Bool { get }
     /// The descriptor to watch for writability while there is a backlog.
     var sendDescriptor: Int32 { get }
 
     /// When the link needs `linkTimer` called (a serial line's next head); nil for never.
-    var linkDeadline: ContinuousClock.Instant? { get }
+    var linkDeadline: MonotonicInstant? { get }
     /// Does the link's timed work that is due at `now`.
-    func linkTimer(now: ContinuousClock.Instant) throws
+    func linkTimer(now: MonotonicInstant) throws(LinkError)
 }
 
 extension FrameEndpoint {
-    public var linkDeadline: ContinuousClock.Instant? { nil }
-    public func linkTimer(now: ContinuousClock.Instant) throws {}
+    public var linkDeadline: MonotonicInstant? { nil }
+    public func linkTimer(now: MonotonicInstant) throws(LinkError) {}
 
     /// Sends one frame.
-    public func send(_ frame: UnsafeRawBufferPointer) throws {
+    public func send(_ frame: UnsafeRawBufferPointer) throws(LinkError) {
         try send([frame])
     }
 
     /// Sends one frame held in an array.
-    public func send(_ frame: [UInt8]) throws {
-        try frame.withUnsafeBytes { try send([$0]) }
+    public func send(_ frame: [UInt8]) throws(LinkError) {
+        try frame.withRawBytes { (bytes) throws(LinkError) in try send([bytes]) }
     }
 
     /// Queues one frame held in an array.
-    public func enqueue(_ frame: [UInt8]) throws {
-        try frame.withUnsafeBytes { try enqueue([$0]) }
+    public func enqueue(_ frame: [UInt8]) throws(LinkError) {
+        try frame.withRawBytes { (bytes) throws(LinkError) in try enqueue([bytes]) }
     }
 }
 
 extension Array where Element == [UInt8] {
     /// Calls `body` with a buffer pointer for each element (a few dozen at most: it nests).
-    func withUnsafeBufferPointers<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+    func withUnsafeBufferPointers<R>(_ body: ([UnsafeRawBufferPointer]) throws(LinkError) -> R) throws(LinkError) -> R {
         var pointers: [UnsafeRawBufferPointer] = []
         pointers.reserveCapacity(count)
-        func nest(_ index: Int) throws -> R {
+        func nest(_ index: Int) throws(LinkError) -> R {
             guard index < count else { return try body(pointers) }
-            return try self[index].withUnsafeBytes { bytes in
+            return try self[index].withRawBytes { (bytes) throws(LinkError) in
                 pointers.append(bytes)
                 return try nest(index + 1)
             }

@@ -20,7 +20,7 @@ public enum FrameTransport {
     /// plainly; the connection's `virtioHeaders` says which it got.
     public static func connect(to endpoint: Endpoint, framing: Framing,
                                maximumFrameLength: Int = defaultMaximumFrameLength, offload: Bool = false,
-                               logger: Logger = Logger(label: "sovnet.link")) throws -> FrameEndpoint {
+                               logger: Logger = Logger(label: "sovnet.link")) throws(LinkError) -> FrameEndpoint {
         try checkCompatible(endpoint, framing)
         if offload, framing == .vm, endpoint.isStreamSocket, let offloading = try connectOffloading(to: endpoint, logger: logger) {
             return offloading
@@ -58,7 +58,7 @@ public enum FrameTransport {
 
     /// Asks `endpoint` for offloads; the connection if they were granted, nil
     /// (the socket closed) otherwise.
-    private static func connectOffloading(to endpoint: Endpoint, logger: Logger) throws -> StreamFrameConnection? {
+    private static func connectOffloading(to endpoint: Endpoint, logger: Logger) throws(LinkError) -> StreamFrameConnection? {
         let fd = try Sockets.connect(to: endpoint)
         let connection = StreamFrameConnection(framing: .vm, readDescriptor: fd, writeDescriptor: fd,
                                                maximumFrameLength: OffloadLink.maximumFrameLength, logger: logger)
@@ -110,7 +110,7 @@ public final class FrameListener {
 
     public init(endpoint: Endpoint, framing: Framing, maximumFrameLength: Int = FrameTransport.defaultMaximumFrameLength,
                 socketMode: mode_t = 0o600, serial: Bool = false, acceptsOffload: Bool = false,
-                logger: Logger = Logger(label: "sovnet.link")) throws {
+                logger: Logger = Logger(label: "sovnet.link")) throws(LinkError) {
         self.endpoint = endpoint
         self.framing = framing
         self.maximumFrameLength = maximumFrameLength
@@ -132,7 +132,7 @@ public final class FrameListener {
     }
 
     /// Waits for the next peer and returns its connection.
-    public func accept() throws -> FrameEndpoint {
+    public func accept() throws(LinkError) -> FrameEndpoint {
         switch (endpoint, framing) {
         case (.stdio, _), (.unixDatagram, _):
             guard !handedOutSinglePeer else {

@@ -57,7 +57,7 @@ public final class PacketFrameConnection: FrameEndpoint {
     /// Whether a vfkit peer has been learned (always true when connected).
     public var hasPeer: Bool { !learnsPeer || peer != nil }
 
-    public func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus {
+    public func receive(_ body: (UnsafeRawBufferPointer) throws(LinkError) -> Void) throws(LinkError) -> ReceiveStatus {
         for index in 0..<Self.batch {
             slots[index].iov = iovec(iov_base: buffers + index * slotSize, iov_len: slotSize)
             slots[index].address_length = 0
@@ -96,13 +96,13 @@ public final class PacketFrameConnection: FrameEndpoint {
         return .frames(delivered)
     }
 
-    public func send(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func send(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         _ = try transmit(frames, waiting: true)
     }
 
     /// Sends in batches of `sendmmsg`; without `waiting`, stops when the
     /// socket is full and returns how many frames went.
-    private func transmit(_ frames: [UnsafeRawBufferPointer], waiting: Bool) throws -> Int {
+    private func transmit(_ frames: [UnsafeRawBufferPointer], waiting: Bool) throws(LinkError) -> Int {
         guard hasPeer else {
             drops.noPeer += frames.count
             return frames.count
@@ -147,7 +147,7 @@ public final class PacketFrameConnection: FrameEndpoint {
     public var hasBacklog: Bool { !backlog.isEmpty }
     public var sendDescriptor: Int32 { readDescriptor }
 
-    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         let sent = hasBacklog ? 0 : try transmit(frames, waiting: false)
         for frame in frames[sent...] {
             guard backlogBytes + frame.count <= backlogLimit else {
@@ -160,10 +160,10 @@ public final class PacketFrameConnection: FrameEndpoint {
         if sent == 0, !frames.isEmpty { try flushBacklog() }
     }
 
-    public func flushBacklog() throws {
+    public func flushBacklog() throws(LinkError) {
         while hasBacklog {
             let chunk = Array(backlog.prefix(Self.batch))
-            let sent = try chunk.withUnsafeBufferPointers { try transmit($0, waiting: false) }
+            let sent = try chunk.withUnsafeBufferPointers { (frames) throws(LinkError) in try transmit(frames, waiting: false) }
             backlogBytes -= chunk[..<sent].reduce(0) { $0 + $1.count }
             backlog.removeFirst(sent)
             if sent < chunk.count { return }
@@ -171,8 +171,8 @@ public final class PacketFrameConnection: FrameEndpoint {
     }
 
     /// Sends vfkit's greeting, so a serving side learns this socket's address.
-    func sendGreeting() throws {
-        try Framing.vfkitMagic.withUnsafeBytes { raw in
+    func sendGreeting() throws(LinkError) {
+        try Framing.vfkitMagic.withRawBytes { (raw) throws(LinkError) in
             guard systemSend(readDescriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) == raw.count else {
                 throw LinkError.lastError("send VFKT")
             }

@@ -46,7 +46,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     public private(set) var peerSession: UInt64?
     private var markersHandled = 0
     private var discardsReported = 0
-    private var nextHead: ContinuousClock.Instant?
+    private var nextHead: MonotonicInstant?
     private var offloadAnswered = false
     /// Frames begin with a virtio-net header: the peer asked for it (serving
     /// side) or agreed to it (dialling side).
@@ -90,7 +90,7 @@ public final class StreamFrameConnection: FrameEndpoint {
         prefixes.deallocate()
     }
 
-    public func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus {
+    public func receive(_ body: (UnsafeRawBufferPointer) throws(LinkError) -> Void) throws(LinkError) -> ReceiveStatus {
         if !decoder.hasCompleteFrame {
             let space = decoder.writableSpace
             var count: Int
@@ -112,11 +112,11 @@ public final class StreamFrameConnection: FrameEndpoint {
             }
             decoder.commit(count)
         }
-        do {
+        do throws(LinkError) {
             let frames: Int
             if decoder.offloadRequestPath != nil, !offloadAnswered {
                 // The answer goes out before anything the frames make the peer be sent.
-                frames = try decoder.forEachFrame { frame in
+                frames = try decoder.forEachFrame { (frame) throws(LinkError) in
                     try answerOffload()
                     try body(frame)
                 }
@@ -126,13 +126,15 @@ public final class StreamFrameConnection: FrameEndpoint {
             }
             if serial != nil, decoder.markersRead != markersHandled { try markersArrived() }
             return .frames(frames)
-        } catch let error as FramingError {
-            if error != .otherRequest { logger.warning("closing \(framing) connection: \(error)") }
-            throw LinkError.framing(error)
+        } catch {
+            if case .framing(let framingError) = error, framingError != .otherRequest {
+                logger.warning("closing \(framing) connection: \(framingError)")
+            }
+            throw error
         }
     }
 
-    public func send(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func send(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         var index = 0
         while index < frames.count {
             let batch = min(frames.count - index, Self.sendBatch)
@@ -144,7 +146,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     }
 
     /// Fills one iovec pair (prefix, frame) per frame; returns the bytes they describe.
-    private func prepareVectors(_ frames: ArraySlice<UnsafeRawBufferPointer>) throws -> Int {
+    private func prepareVectors(_ frames: ArraySlice<UnsafeRawBufferPointer>) throws(LinkError) -> Int {
         var total = 0
         for (slot, frame) in frames.enumerated() {
             guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
@@ -162,7 +164,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     public var hasBacklog: Bool { backlogStart < backlog.count }
     public var sendDescriptor: Int32 { writeDescriptor }
 
-    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         if hasBacklog {
             for frame in frames { try keep(frame) }
             try flushBacklog()
@@ -196,7 +198,7 @@ public final class StreamFrameConnection: FrameEndpoint {
 
     /// Adds a frame to the backlog, less its first `skipping` framed bytes;
     /// a frame already partly written is kept whatever the limit (`force`).
-    private func keep(_ frame: UnsafeRawBufferPointer, skipping: Int = 0, force: Bool = false) throws {
+    private func keep(_ frame: UnsafeRawBufferPointer, skipping: Int = 0, force: Bool = false) throws(LinkError) {
         guard frame.count <= decoder.maximumFrameLength, frame.count > 0 else {
             throw LinkError.framing(.oversizedFrame(length: frame.count, maximum: decoder.maximumFrameLength))
         }
@@ -216,12 +218,12 @@ public final class StreamFrameConnection: FrameEndpoint {
         }
     }
 
-    public func flushBacklog() throws {
+    public func flushBacklog() throws(LinkError) {
         while hasBacklog {
-            let written = try backlog.withUnsafeMutableBytes { raw in
+            let written = try backlog.withMutableRawBytes { (raw) throws(LinkError) in
                 var vector = iovec(iov_base: raw.baseAddress! + backlogStart, iov_len: raw.count - backlogStart)
-                return try withUnsafeMutablePointer(to: &vector) {
-                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: $0, count: 1), isSocket: writesToSocket)
+                return try withUnsafeMutablePointer(to: &vector) { (vector) throws(LinkError) in
+                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: vector, count: 1), isSocket: writesToSocket)
                 }
             }
             guard written > 0 else { return }
@@ -234,7 +236,7 @@ public final class StreamFrameConnection: FrameEndpoint {
     // MARK: Offloads
 
     /// Sends the 200 once the peer's head asked for offloads.
-    private func answerOffload() throws {
+    private func answerOffload() throws(LinkError) {
         guard decoder.offloadRequested, !offloadAnswered else { return }
         offloadAnswered = true
         try enqueueRaw(OffloadLink.reply)
@@ -243,8 +245,8 @@ public final class StreamFrameConnection: FrameEndpoint {
     /// The dialling side's wait for the answer to its offload request:
     /// true once the 200 came (frames carry headers from then on), false
     /// for any other answer, a closed connection or no answer in time.
-    func awaitOffloadAnswer(timeout: Duration) throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
+    func awaitOffloadAnswer(timeout: Duration) throws(LinkError) -> Bool {
+        let deadline = MonotonicInstant.now + timeout
         while true {
             do {
                 if let head = try decoder.takeResponseHead() {
@@ -270,25 +272,25 @@ public final class StreamFrameConnection: FrameEndpoint {
     // MARK: Serial line
 
     /// When `linkTimer` must run next: the guest end's next head.
-    public var linkDeadline: ContinuousClock.Instant? { nextHead }
+    public var linkDeadline: MonotonicInstant? { nextHead }
 
     /// Writes the guest end's head when it is due: every 2 s, or every
     /// 250 ms while the host's replies are not being read.
-    public func linkTimer(now: ContinuousClock.Instant) throws {
+    public func linkTimer(now: MonotonicInstant) throws(LinkError) {
         guard case .guest(let path) = serial, let due = nextHead, now >= due else { return }
         try sendRaw(Framing.vmRequestHead(path: path))
         nextHead = now + (decoder.isSynchronized ? SerialRole.headInterval : SerialRole.unsynchronisedHeadInterval)
     }
 
     /// Opens the guest end of a serial line: the first head goes out now.
-    func beginSerialLink() throws {
+    func beginSerialLink() throws(LinkError) {
         guard case .guest(let path) = serial else { return }
         try sendRaw(Framing.vmRequestHead(path: path))
         nextHead = .now + SerialRole.unsynchronisedHeadInterval
     }
 
     /// The host end answers heads; the guest end learns the host's session.
-    private func markersArrived() throws {
+    private func markersArrived() throws(LinkError) {
         markersHandled = decoder.markersRead
         if decoder.discardedBytes > discardsReported, decoder.isSynchronized {
             let lost = decoder.lostSynchronization > 0 ? " (step lost \(decoder.lostSynchronization) times so far)" : ""
@@ -306,12 +308,12 @@ public final class StreamFrameConnection: FrameEndpoint {
     }
 
     /// Queues raw bytes between two frames, whatever the backlog's limit.
-    private func enqueueRaw(_ bytes: [UInt8]) throws {
+    private func enqueueRaw(_ bytes: [UInt8]) throws(LinkError) {
         if !hasBacklog {
-            let written = try bytes.withUnsafeBytes { raw in
+            let written = try bytes.withRawBytes { (raw) throws(LinkError) in
                 var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress!), iov_len: raw.count)
-                return try withUnsafeMutablePointer(to: &vector) {
-                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: $0, count: 1), isSocket: writesToSocket)
+                return try withUnsafeMutablePointer(to: &vector) { (vector) throws(LinkError) in
+                    try Descriptor.writeSome(writeDescriptor, UnsafeMutableBufferPointer(start: vector, count: 1), isSocket: writesToSocket)
                 }
             }
             if written == bytes.count { return }
@@ -322,9 +324,9 @@ public final class StreamFrameConnection: FrameEndpoint {
     }
 
     /// Writes raw bytes between frames (the `vm` request head).
-    func sendRaw(_ bytes: [UInt8]) throws {
+    func sendRaw(_ bytes: [UInt8]) throws(LinkError) {
         var copy = bytes
-        try copy.withUnsafeMutableBytes { raw in
+        try copy.withMutableRawBytes { (raw) throws(LinkError) in
             vectors[0] = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
             try Descriptor.writeAll(writeDescriptor, UnsafeMutableBufferPointer(rebasing: vectors[..<1]),
                                     isSocket: writesToSocket)

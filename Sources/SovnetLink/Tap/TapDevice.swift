@@ -102,7 +102,7 @@ public final class TapDevice: FrameEndpoint {
 
     /// Reads frames until none is ready, the batch is full or the buffer is.
     /// With virtio-net headers, each frame handed over starts with its header.
-    public func receive(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReceiveStatus {
+    public func receive(_ body: (UnsafeRawBufferPointer) throws(LinkError) -> Void) throws(LinkError) -> ReceiveStatus {
         var frames = 0
         var offset = 0
         let headerLength = virtioHeaders ? VirtioNetHeader.size : 0
@@ -132,7 +132,7 @@ public final class TapDevice: FrameEndpoint {
     /// Writes each frame; a tap takes one frame per write. With virtio-net
     /// headers, each frame must start with its header. A frame the kernel
     /// refuses (EINVAL) is counted in `drops.refused`; only a failing tap throws.
-    public func send(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func send(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         for frame in frames {
             try deliver { write(readDescriptor, frame.baseAddress, frame.count) }
         }
@@ -140,9 +140,9 @@ public final class TapDevice: FrameEndpoint {
 
     /// Writes frames that carry no virtio-net header: with headers on, each
     /// gets a plain one in front (a two-part write, nothing copied).
-    public func send(plain frames: [UnsafeRawBufferPointer]) throws {
+    public func send(plain frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         guard virtioHeaders else { return try send(frames) }
-        try VirtioNetHeader.plain.withUnsafeBytes { header in
+        try VirtioNetHeader.plain.withRawBytes { (header) throws(LinkError) in
             var vectors = [iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
                            iovec(iov_base: nil, iov_len: 0)]
             for frame in frames {
@@ -154,7 +154,7 @@ public final class TapDevice: FrameEndpoint {
 
     /// Repeats one frame's write until the tap takes it; a frame the kernel
     /// refuses is counted and skipped.
-    private func deliver(_ write: () -> Int) throws {
+    private func deliver(_ write: () -> Int) throws(LinkError) {
         while write() < 0 {
             switch errno {
             case EINTR: continue
@@ -168,11 +168,11 @@ public final class TapDevice: FrameEndpoint {
     }
 
     /// A tap takes frames as fast as the kernel queues them; queueing is sending.
-    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws {
+    public func enqueue(_ frames: [UnsafeRawBufferPointer]) throws(LinkError) {
         try send(frames)
     }
 
-    public func flushBacklog() throws {}
+    public func flushBacklog() throws(LinkError) {}
     public var hasBacklog: Bool { false }
     public var sendDescriptor: Int32 { readDescriptor }
 
