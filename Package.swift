@@ -113,7 +113,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "sovnet-guest",
-            dependencies: ["SovnetGuestCommands", "SovnetGuest"],
+            dependencies: ["SovnetGuestCommands", "SovnetGuest", "SovnetLink"],
             linkerSettings: releaseLinking
         ),
         .executableTarget(

@@ -323,3 +323,23 @@ int sovnet_keep_capabilities(unsigned long long keep_mask) {
     }
     return (int)syscall(SYS_capset, &header, data);
 }
+
+int sovnet_errno(void) {
+    return errno;
+}
+
+void sovnet_set_errno(int value) {
+    errno = value;
+}
+
+char **sovnet_environment(void) {
+    return environ;
+}
+
+int sovnet_open(const char *path, int flags, unsigned int mode) {
+    return open(path, flags, (mode_t)mode);
+}
+
+int sovnet_fcntl(int fd, int command, int argument) {
+    return fcntl(fd, command, argument);
+}

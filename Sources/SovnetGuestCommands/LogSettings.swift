@@ -8,6 +8,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import Logging
 import SovnetGuest
@@ -27,7 +29,7 @@ public enum LogSettings {
     public static func level(_ flag: String?, default fallback: Logger.Level) throws(UsageError) -> Logger.Level {
         guard let text = flag ?? environment("SOVNET_LOG_LEVEL") else { return fallback }
         guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
-            throw UsageError("--log-level must be one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw UsageError("--log-level must be one of " + Logger.Level.allCases.map { $0.rawValue }.joined(separator: ", ")
                              + "; not '\(text)'")
         }
         return parsed

@@ -9,9 +9,12 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import SovnetGuest
 import SovnetGuestCommands
+import SovnetLink
 
 @main
 enum SovnetGuestProgram {
@@ -55,7 +58,7 @@ enum SovnetGuestProgram {
     /// The command `name`, or a usage error that lists them.
     static func command(_ name: String, _ program: String) -> RunnableCommand {
         if let command = RunnableCommand.named(name) { return command }
-        let names = RunnableCommand.all.map(\.spec.name).joined(separator: ", ")
+        let names = RunnableCommand.all.map { $0.spec.name }.joined(separator: ", ")
         Output.write(2, "Error: no command '\(name)'; there are \(names)\n" + usage(program))
         exit(64)
     }

@@ -137,5 +137,6 @@ int sovnet_keep_capabilities(unsigned long long keep_mask);
 // libpcap loaded at run time, in a header of its own (its pointers are
 // annotated for nullability, the rest of this file's are not).
 #include "sovnet_libpcap.h"
+#include "sovnet_libc.h"
 
 #endif

@@ -7,6 +7,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import SovnetLink
 
@@ -39,7 +41,7 @@ public struct AtomicFile {
     }
 
     private static func writeFile(_ path: String, _ text: String, flags: Int32) throws(LinkError) {
-        let fd = open(path, flags | O_CLOEXEC, 0o644)
+        let fd = systemOpen(path, flags | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LinkError.system(operation: "open \(path)", errno: ErrorNumber(rawValue: errno)) }
         defer { close(fd) }
         let bytes = Array(text.utf8)

@@ -34,6 +34,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import Logging
 import SovnetGuestCore
@@ -125,7 +127,7 @@ public final class Forwarder {
                                                         offload: tap.virtioHeaders, logger: logger)
                 try useOffloads((connection as? StreamFrameConnection)?.virtioHeaders ?? false)
             } catch {
-                logger.warning("cannot reach host at \(options.endpoint): \(error); retrying in \(backoff)")
+                logger.warning("cannot reach host at \(options.endpoint): \(error); retrying in \(backoff.secondsText)")
                 if idle(for: backoff) { return shutDown() }
                 backoff = min(backoff * 2, .seconds(5))
                 continue

@@ -24,6 +24,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import Logging
 import SovnetGuestCore
@@ -149,7 +151,7 @@ public final class GuestInit {
             if wanted == nil || registered.contains(where: { $0 == wanted! }) { break }
             usleep(100_000)
         }
-        let fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        let fd = systemOpen("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { return }
         for target in Int32(0)...2 { dup2(fd, target) }
         if fd > 2 { close(fd) }
@@ -313,12 +315,12 @@ public final class GuestInit {
         case .started(let index, let pid):
             logger.info("started \(name(index)), pid \(pid)")
         case .failedToStart(let index, let reason, let delay):
-            logger.error("cannot start \(name(index)): \(reason); retrying in \(Self.seconds(delay))")
+            logger.error("cannot start \(name(index)): \(reason); retrying in \(delay.secondsText)")
         case .exited(let index, let pid, let exit, let ranFor, let restartIn):
-            let restart = restartIn.map { "; restarting in \(Self.seconds($0))" } ?? ""
-            logger.notice("\(name(index)) (pid \(pid)) exited with \(exit) after \(Self.seconds(ranFor))\(restart)")
+            let restart = restartIn.map { "; restarting in \($0.secondsText)" } ?? ""
+            logger.notice("\(name(index)) (pid \(pid)) exited with \(exit) after \(ranFor.secondsText)\(restart)")
         case .networkWaitExpired(let wait):
-            logger.warning("no default route after \(Self.seconds(wait)): starting services anyway")
+            logger.warning("no default route after \(wait.secondsText): starting services anyway")
         case .stopping(let index, let pid):
             logger.notice("stopping \(name(index)) (pid \(pid))")
         case .killing(let index, let pid):
@@ -394,7 +396,7 @@ public final class GuestInit {
     /// Points descriptors 0 to 2 (the shim's placeholders, where the kernel
     /// gave init none) at /dev/null until the console can be opened.
     static func nullStandardDescriptors() {
-        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let null = systemOpen("/dev/null", O_RDWR | O_CLOEXEC)
         guard null >= 0 else { return }
         for fd in Int32(0)...2 { dup2(null, fd) }
         close(null)
@@ -414,18 +416,12 @@ public final class GuestInit {
     }
 
     static var lastError: String { String(cString: strerror(errno)) }
-
-    /// `0.25 s`, `12 s`: a duration for a log line.
-    static func seconds(_ duration: Duration) -> String {
-        let tenths = Int((duration.milliseconds / 100).rounded())
-        return tenths < 100 ? "\(tenths / 10).\(tenths % 10) s" : "\(tenths / 10) s"
-    }
 }
 
 extension Substring {
     /// Without leading and trailing white space.
     var trimmingSpaces: String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
 

@@ -10,6 +10,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import SovnetLink
 
@@ -104,7 +106,7 @@ public struct KernelModules {
 
     /// Hands one module file to the kernel.
     private func insert(_ file: String, parameters: String) -> Outcome {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        let fd = systemOpen(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failed("open \(file): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let compressed = [".xz", ".gz", ".zst"].contains { file.hasSuffix($0) }
@@ -124,7 +126,7 @@ public struct KernelModules {
     }
 
     private static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = systemOpen(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         return readBytes(fd).map { String(decoding: $0, as: UTF8.self) }

@@ -7,7 +7,10 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
+import SovnetLink
 
 /// An open power button.
 public final class PowerButton {
@@ -26,7 +29,7 @@ public final class PowerButton {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard name.hasPrefix("event"), let label = Self.firstLine("/sys/class/input/\(name)/device/name"),
                   label.hasSuffix("Power Button") else { continue }
-            let fd = open("/dev/input/\(name)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            let fd = systemOpen("/dev/input/\(name)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { continue }
             descriptor = fd
             device = "/dev/input/\(name)"

@@ -18,8 +18,11 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import Logging
+import SovnetLink
 
 /// How log lines are written.
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -45,7 +48,7 @@ public struct SovnetLogHandler: LogHandler {
     /// Logs to the file at `path` (created, appended to); to standard error
     /// if it cannot be opened.
     public init(label: String, path: String, level: Logger.Level, format: LogFormat = .text) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = systemOpen(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         self.init(label: label, descriptor: fd >= 0 ? fd : 2, level: level, format: format)
     }
 
@@ -55,8 +58,9 @@ public struct SovnetLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = metadata.merging(event.metadata ?? [:]) { $1 }
-        let subsystem = fields.removeValue(forKey: "subsystem").map { "\($0)" }
+        var fields = metadata
+        for (key, value) in event.metadata ?? [:] { fields[key] = value }
+        let subsystem = fields.removeValue(forKey: "subsystem").map { $0.description }
             ?? String(label.split(separator: ".").last ?? Substring(label))
         let time = Self.timestamp()
         let line: String

@@ -4,6 +4,7 @@
 // of warning, the first `burst` in each `interval` are logged, the rest are
 // counted and reported with the next one logged after the interval.
 import Logging
+import SovnetLink
 
 /// Logs warnings by kind, at most `burst` of a kind per `interval`.
 public final class WarningLimiter {
@@ -11,7 +12,7 @@ public final class WarningLimiter {
     let burst: Int
     let interval: Duration
     private struct Window {
-        var start: ContinuousClock.Instant
+        var start: MonotonicInstant
         var logged = 0
         var suppressed = 0
     }
@@ -25,7 +26,7 @@ public final class WarningLimiter {
 
     /// Logs `message` as a warning of kind `kind`, unless that kind has had
     /// its `burst` in this interval already.
-    public func warning(_ kind: String, _ message: @autoclosure () -> Logger.Message, now: ContinuousClock.Instant = .now) {
+    public func warning(_ kind: String, _ message: @autoclosure () -> Logger.Message, now: MonotonicInstant = .now) {
         var window = windows[kind] ?? Window(start: now)
         if now - window.start >= interval {
             if window.suppressed > 0 {

@@ -9,6 +9,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 import SovnetLink
 import SovnetWire

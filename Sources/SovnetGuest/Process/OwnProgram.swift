@@ -5,7 +5,10 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
+import SovnetLink
 
 /// This program, as the kernel ran it.
 public enum OwnProgram {

@@ -45,7 +45,7 @@ public final class FrameSummary {
     /// The description of the next frame and its kind.
     public func describe(_ frame: [UInt8]) -> (text: String, kind: FrameKind) {
         frame.withUnsafeBytes { raw in
-            do {
+            do throws(WireError) {
                 return try describe(raw)
             } catch {
                 return ("malformed: \(error)", .malformed)
@@ -181,7 +181,7 @@ public final class FrameSummary {
     static func letters(_ flags: TCPFlags) -> String {
         let table: [(TCPFlags, String)] = [(.fin, "F"), (.syn, "S"), (.rst, "R"), (.psh, "P"), (.ack, "."), (.urg, "U"),
                                            (.ece, "E"), (.cwr, "W")]
-        let text = table.filter { flags.contains($0.0) }.map(\.1).joined()
+        let text = table.filter { flags.contains($0.0) }.map { $0.1 }.joined()
         return text.isEmpty ? "none" : text
     }
 
@@ -208,7 +208,7 @@ public final class FrameSummary {
         let length = ", length \(udp.payload.count)"
         if ports.contains(67) || ports.contains(68) {
             guard let message = try? DHCPMessage.parse(udp.payload) else { return "DHCP (malformed)" + length }
-            var text = "DHCP \(message.messageType.map(String.init(describing:)) ?? "BOOTP")"
+            var text = "DHCP \(message.messageType?.description ?? "BOOTP")"
             text += " xid 0x" + String(message.transactionID, radix: 16)
             if let mac = message.clientMAC, message.operation == .request { text += " from \(mac)" }
             if message.yourAddress != .any { text += " yiaddr \(message.yourAddress)" }

@@ -10,6 +10,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 /// A pcap file being written, for `--pcap FILE` (`-` for standard output).
@@ -38,7 +40,7 @@ public final class PcapWriter {
 
     public init(path: String, filter: PacketFilter? = nil, snapshotLength: Int = 262_144) throws(CaptureError) {
         // "-" is standard output, as for tcpdump -w - (to pipe into tcpdump -r - or Wireshark).
-        let descriptor = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        let descriptor = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : systemOpen(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard descriptor >= 0 else { throw CaptureError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         self.path = path
         self.filter = filter

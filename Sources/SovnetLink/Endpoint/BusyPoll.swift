@@ -16,6 +16,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 /// When a packet loop waits without blocking, and the yield between polls.

@@ -7,6 +7,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 /// An epoll instance.
@@ -16,12 +18,12 @@ public final class Epoll: @unchecked Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-        public static let readable = Events(rawValue: eventBits(EPOLLIN))
-        public static let writable = Events(rawValue: eventBits(EPOLLOUT))
-        public static let error = Events(rawValue: eventBits(EPOLLERR))
-        public static let hangUp = Events(rawValue: eventBits(EPOLLHUP))
-        public static let peerClosed = Events(rawValue: eventBits(EPOLLRDHUP))
-        public static let edgeTriggered = Events(rawValue: eventBits(EPOLLET))
+        public static let readable = Events(rawValue: cInteger(EPOLLIN))
+        public static let writable = Events(rawValue: cInteger(EPOLLOUT))
+        public static let error = Events(rawValue: cInteger(EPOLLERR))
+        public static let hangUp = Events(rawValue: cInteger(EPOLLHUP))
+        public static let peerClosed = Events(rawValue: cInteger(EPOLLRDHUP))
+        public static let edgeTriggered = Events(rawValue: cInteger(EPOLLET))
     }
 
     private let descriptor: Int32
@@ -79,10 +81,3 @@ public final class Epoll: @unchecked Sendable {
         (readyEvents[index].data.u64, Events(rawValue: readyEvents[index].events))
     }
 }
-
-// glibc declares the events as an enum, musl as integers.
-#if canImport(Glibc)
-private func eventBits(_ event: EPOLL_EVENTS) -> UInt32 { event.rawValue }
-#else
-private func eventBits<Bits: BinaryInteger>(_ event: Bits) -> UInt32 { UInt32(truncatingIfNeeded: event) }
-#endif

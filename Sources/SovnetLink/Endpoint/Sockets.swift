@@ -6,6 +6,8 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 /// Opens a listening socket for `endpoint` (the stale-socket probe and the
@@ -111,7 +113,7 @@ enum Sockets {
             guard errno == ENOENT else { throw LinkError.lastError("stat \(path)") }
             return
         }
-        guard status.st_mode & S_IFMT == S_IFSOCK else { throw LinkError.notASocket(path: path) }
+        guard hasFileType(status.st_mode, S_IFSOCK) else { throw LinkError.notASocket(path: path) }
         let probe = socket(AF_UNIX, type | SocketType.closeOnExec, 0)
         guard probe >= 0 else { throw LinkError.lastError("socket") }
         defer { systemClose(probe) }

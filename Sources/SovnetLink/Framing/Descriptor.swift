@@ -4,6 +4,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 enum Descriptor {
@@ -18,7 +20,7 @@ enum Descriptor {
     /// Whether `fd` is a socket (sockets get MSG_NOSIGNAL; pipes get writev).
     static func isSocket(_ fd: Int32) -> Bool {
         var status = stat()
-        return fstat(fd, &status) == 0 && status.st_mode & S_IFMT == S_IFSOCK
+        return fstat(fd, &status) == 0 && hasFileType(status.st_mode, S_IFSOCK)
     }
 
     /// Sets or clears O_NONBLOCK.

@@ -5,6 +5,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif hasFeature(Embedded)
+import CSovnetShim
 #endif
 
 /// Opening the guest's end of a serial line.
@@ -16,7 +18,7 @@ public enum SerialDevice {
         let fd = systemOpen(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { throw LinkError.lastError("open \(path)") }
         var status = stat()
-        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFCHR else {
+        guard fstat(fd, &status) == 0, hasFileType(status.st_mode, S_IFCHR) else {
             systemClose(fd)
             throw LinkError.unsupported("\(path) is not a character device")
         }
