@@ -30,7 +30,7 @@ public final class WarningLimiter {
         var window = windows[kind] ?? Window(start: now)
         if now - window.start >= interval {
             if window.suppressed > 0 {
-                logger.warning("\(window.suppressed) more warnings like the next were not logged in the last \(interval)")
+                logger.warning("\(window.suppressed) more warnings like the next were not logged in the last \(interval.secondsText)")
             }
             window = Window(start: now)
         }

@@ -27,6 +27,17 @@ public protocol FrameEndpoint: AnyObject {
     /// The descriptor to watch for writability while there is a backlog.
     var sendDescriptor: Int32 { get }
 
+    // The one-frame forms, given by the extension below. They are
+    // requirements so that calls on an existential from another module go
+    // through the conformance: Embedded Swift (scripts/build-guest-embedded)
+    // miscompiles such calls of a protocol extension's own methods.
+    /// Sends one frame.
+    func send(_ frame: UnsafeRawBufferPointer) throws(LinkError)
+    /// Sends one frame held in an array.
+    func send(_ frame: [UInt8]) throws(LinkError)
+    /// Queues one frame held in an array.
+    func enqueue(_ frame: [UInt8]) throws(LinkError)
+
     /// When the link needs `linkTimer` called (a serial line's next head); nil for never.
     var linkDeadline: MonotonicInstant? { get }
     /// Does the link's timed work that is due at `now`.
