@@ -32,28 +32,6 @@ build_packages=(libpcap-dev pkg-config zlib1g-dev liblzma-dev)
 # What the tests use as real peers and references.
 test_packages=(musl-dev linux-libc-dev tshark tcpdump iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
 
-# check_embedded: SovnetWire (the packet formats) and SovnetGuestCore (the
-# guest's DHCP client, router discovery and service supervision) compile as
-# Embedded Swift, no runtime linked at all: the way to a guest program under
-# the static runtime's 6 MB floor (issue #19, docs/guest.md). Key paths,
-# existentials, reflection and ContinuousClock would break it. A program
-# linked from both (Tests/Embedded) runs the DHCP client's first step.
-check_embedded() {
-    local out target flags
-    out=$(mktemp -d)
-    target="$(uname -m)-unknown-linux-gnu"
-    flags=(-target "$target" -enable-experimental-feature Embedded -wmo -suppress-warnings -I "$out")
-    swiftc "${flags[@]}" -parse-as-library -module-name SovnetWire Sources/SovnetWire/*/*.swift \
-        -emit-module -emit-module-path "$out/SovnetWire.swiftmodule" -c -o "$out/SovnetWire.o"
-    swiftc "${flags[@]}" -parse-as-library -module-name SovnetGuestCore $(find Sources/SovnetGuestCore -name '*.swift') \
-        -emit-module -emit-module-path "$out/SovnetGuestCore.swiftmodule" -c -o "$out/SovnetGuestCore.o"
-    swiftc "${flags[@]}" -parse-as-library Tests/Embedded/GuestCoreInEmbedded.swift "$out/SovnetWire.o" "$out/SovnetGuestCore.o" \
-        "$(dirname "$(readlink -f "$(command -v swiftc)")")/../lib/swift/embedded/$target/libswiftUnicodeDataTables.a" \
-        -lm -o "$out/guest-core-in-embedded"
-    "$out/guest-core-in-embedded" || { rm -rf "$out"; return 1; }
-    rm -rf "$out"
-}
-
 # check_libc_portability: the guest side keeps to what musl (Alpine) has as
 # well as glibc (issue #19, docs/guest.md). Its Swift sources import the C
 # library only as `#if canImport(Glibc) … #elseif canImport(Musl)` and never

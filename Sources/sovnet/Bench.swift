@@ -40,6 +40,12 @@ struct BenchCommand: ParsableCommand {
                                + "default: theirs).", valueName: "microseconds"))
     var busyPoll: String?
 
+    @Option(name: .customLong("guest-program"),
+            help: ArgumentHelp("Measure sovnet once more with each of these as the guest side (comma-separated), such as "
+                               + "the Embedded build of scripts/build-guest-embedded.", valueName: "path"),
+            completion: .file())
+    var guestProgram: String?
+
     @Option(name: .customLong("gvproxy"), help: "gvisor-tap-vsock's gvproxy, to measure with --gvforwarder.", completion: .file())
     var gvproxy: String?
 
@@ -100,8 +106,11 @@ struct BenchCommand: ParsableCommand {
     }
 
     func measure() throws -> BenchReport {
-        var stacks: [BenchStack] = busyPoll == nil ? [.sovnet(binary: Executable.current)]
-            : busyPollWindows.map { .sovnet(binary: Executable.current, busyPoll: $0) }
+        let windows: [Int?] = busyPoll == nil ? [nil] : busyPollWindows
+        let guestPrograms: [String?] = [nil] + (guestProgram?.split(separator: ",").map(String.init) ?? [])
+        var stacks: [BenchStack] = windows.flatMap { window in
+            guestPrograms.map { .sovnet(binary: Executable.current, busyPoll: window, guestProgram: $0) }
+        }
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }
         stacks.append(.kernel)

@@ -52,4 +52,26 @@ import Testing
         #expect(forward.stop() == 0)
         #expect(forward.output.contains("released"), "the lease given back on SIGTERM: \(forward.output)")
     }
+
+    /// With no DHCP server answering, the DISCOVERs go out again 3 to 5 s
+    /// apart (RFC 2131 §4.1: 4 s ± 1 s): the timers run on the Embedded
+    /// build's own monotonic clock. tshark reads the capture it wrote.
+    @Test(.enabled(if: built && geteuid() == 0, "needs the Embedded build and root for a network namespace"))
+    func itRetransmitsDiscoversOnItsOwnClock() throws {
+        let work = uniqueTemporaryPath("emb-dhcp")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let sink = try Spawned("socat -u UNIX-LISTEN:\(work)/vm.sock,fork /dev/null", log: work + "/sink.log")
+        defer { sink.stop() }
+        #expect(waitUntil(5) { FileManager.default.fileExists(atPath: work + "/vm.sock") })
+        _ = try shell("unshare -n timeout -s TERM 6 \(Self.binary) forward -stop-if-exist '' -url unix://\(work)/vm.sock "
+                      + "--no-offload --resolv-conf none -mac 02:00:00:00:00:63 --pcap \(work)/dhcp.pcap 2>&1; echo status $?", seconds: 20)
+        let discovers = try shell("tshark -r \(work)/dhcp.pcap -Y 'dhcp.option.dhcp == 1' -T fields "
+                                  + "-e frame.time_relative -e dhcp.hw.mac_addr -E occurrence=f 2>/dev/null")
+            .split(separator: "\n").map { $0.split(separator: "\t") }
+        try #require(discovers.count >= 2 && discovers.allSatisfy { $0.count == 2 }, "\(discovers)")
+        #expect(discovers.allSatisfy { $0[1] == "02:00:00:00:00:63" }, "\(discovers)")
+        let gap = try #require(Double(discovers[1][0])) - (try #require(Double(discovers[0][0])))
+        #expect((3.0...5.0).contains(gap), "the second DISCOVER \(gap) s after the first")
+    }
 }

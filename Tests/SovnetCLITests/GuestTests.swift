@@ -114,9 +114,23 @@ final class GuestTests {
     /// the forwarder last (which releases its lease), then powers off.
     @Test(.enabled(if: canMakeNamespaces, "needs root and iproute2 to make network namespaces"))
     func initRunsForwarderAndServicesAndShutsDownInOrder() throws {
+        try runInit(install: "--url unix:///host/network.sock")
+    }
+
+    /// The same with the Embedded build of the guest program (EmbeddedGuestTests).
+    @Test(.enabled(if: canMakeNamespaces && EmbeddedGuestTests.built, "needs namespaces and scripts/build-guest-embedded"))
+    func theEmbeddedBuildRunsAsInitToo() throws {
+        try runInit(install: "--url unix:///host/network.sock --binary \(EmbeddedGuestTests.binary)")
+        #expect(try shell("ldd \(root)/usr/bin/sovnet 2>&1 || true").contains("not a dynamic executable"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/lib64"), "a static binary needs no loader copied")
+    }
+
+    /// Installs with `install`, boots the tree with sovnet-init as PID 1 and
+    /// checks what it does up to its power-off.
+    private func runInit(install installArguments: String) throws {
         try shell("cp /bin/busybox \(root)/bin/ && for tool in sh nc sleep cat echo grep; do ln -sf busybox \(root)/bin/$tool; done")
         try FileManager.default.createDirectory(atPath: root + "/host", withIntermediateDirectories: true)
-        try install("--url unix:///host/network.sock")
+        try install(installArguments)
         try "probe-guest\n".write(toFile: root + "/etc/hostname", atomically: true, encoding: .utf8)
         try """
             nc -ll -p 8080 -e /bin/cat

@@ -6,7 +6,8 @@
 //   sovnet       sovnet proxy -listen unix://… in host; sovnet-guest forward
 //                (what guest install puts in a guest; sovnet forward if it
 //                was not built) in guest; over IPv6 too, fd00::254 being the
-//                host's ::1. With a busy-poll window, both get --busy-poll.
+//                host's ::1. With a busy-poll window, both get --busy-poll;
+//                with a guest program, it runs the guest side instead.
 //   gvisor       gvproxy and gvforwarder, the same way (the user's binaries)
 //   pasta        pasta --config-net --netns guest, run in host; the gateway
 //                address is remapped to the host's loopback
@@ -20,8 +21,10 @@ import Glibc
 
 /// A stack to measure.
 public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
-    /// `busyPoll`: microseconds for both sides' `--busy-poll`; nil, their default.
-    case sovnet(binary: String, busyPoll: Int? = nil)
+    /// `busyPoll`: microseconds for both sides' `--busy-poll`; nil, their
+    /// default. `guestProgram`: the forwarder's binary (the Embedded build,
+    /// scripts/build-guest-embedded); nil, the one beside `binary`.
+    case sovnet(binary: String, busyPoll: Int? = nil, guestProgram: String? = nil)
     case gvisor(proxy: String, forwarder: String)
     case pasta
     case slirp4netns
@@ -30,8 +33,8 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .sovnet(_, let busyPoll?): "sovnet --busy-poll \(busyPoll)"
-        case .sovnet: "sovnet"
+        case .sovnet(_, let busyPoll, let guestProgram):
+            "sovnet" + (busyPoll.map { " --busy-poll \($0)" } ?? "") + (guestProgram.map { ", guest \($0)" } ?? "")
         case .gvisor: "gvisor-tap-vsock"
         case .pasta: "pasta"
         case .slirp4netns: "slirp4netns"
@@ -42,7 +45,7 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
     /// The programs it needs, for a clear error when one is missing.
     public var programs: [String] {
         switch self {
-        case .sovnet(let binary, _): [binary]
+        case .sovnet(let binary, _, let guestProgram): [binary] + (guestProgram.map { [$0] } ?? [])
         case .gvisor(let proxy, let forwarder): [proxy, forwarder]
         case .pasta: ["pasta"]
         case .slirp4netns: ["slirp4netns"]
@@ -55,18 +58,18 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
         for program in programs where Executable.find(program) == nil {
             throw LaunchError("\(description): \(program) is not installed")
         }
-        let logName = "\(self)-\(mtu)"
+        let logName = String("\(self)-\(mtu)".map { "/ ,".contains($0) ? "-" : $0 })
         // The clock for "address after start" starts with the process that
         // gives the guest its address: the forwarder, pasta, slirp4netns.
         var started = ContinuousClock.now
         var running: RunningStack
         switch self {
-        case .sovnet(let binary, _), .gvisor(let binary, _):
+        case .sovnet(let binary, _, _), .gvisor(let binary, _):
             let socket = directory + "/vm.sock"
             unlink(socket)
             var proxyArguments = [binary, "proxy", "-listen", "unix://\(socket)", "-mtu", "\(mtu)"]
             if case .gvisor(let proxy, _) = self { proxyArguments = [proxy, "-listen", "unix://\(socket)", "-mtu", "\(mtu)"] }
-            let busyPoll: [String] = if case .sovnet(_, let window?) = self { ["--busy-poll", "\(window)"] } else { [] }
+            let busyPoll: [String] = if case .sovnet(_, let window?, _) = self { ["--busy-poll", "\(window)"] } else { [] }
             proxyArguments += busyPoll
             let proxy = try ChildProcess(topology.inNamespace(topology.host, proxyArguments), log: directory + "/\(logName)-host.log")
             running = RunningStack(stack: self, hostAlias: "192.168.127.254", gateway: "192.168.127.1", host: proxy)
@@ -75,7 +78,9 @@ public enum BenchStack: Sendable, Equatable, CustomStringConvertible {
                 running.stop()
                 throw LaunchError("\(description): the proxy did not listen: \(proxy.tail(5))")
             }
-            var forwarderArguments = [Executable.guestProgram(beside: binary), "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
+            var guestProgram = Executable.guestProgram(beside: binary)
+            if case .sovnet(_, _, let chosen?) = self { guestProgram = chosen }
+            var forwarderArguments = [guestProgram, "forward", "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)",
                                       "-stop-if-exist", "", "--resolv-conf", "none"] + busyPoll
             if case .gvisor(_, let forwarder) = self {
                 forwarderArguments = [forwarder, "-url", "unix://\(socket)", "-iface", "tap0", "-mtu", "\(mtu)", "-stop-if-exist", ""]
