@@ -343,3 +343,21 @@ int sovnet_open(const char *path, int flags, unsigned int mode) {
 int sovnet_fcntl(int fd, int command, int argument) {
     return fcntl(fd, command, argument);
 }
+
+#if !defined(__GLIBC__)
+#include <sys/random.h>
+// Embedded Swift seeds its hashing with arc4random_buf, which glibc (2.36)
+// has and musl does not: from getrandom(2) here.
+void arc4random_buf(void *buffer, size_t length) {
+    unsigned char *bytes = buffer;
+    while (length > 0) {
+        ssize_t got = getrandom(bytes, length, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            abort();
+        }
+        bytes += got;
+        length -= (size_t)got;
+    }
+}
+#endif

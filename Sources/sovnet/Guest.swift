@@ -22,8 +22,8 @@ struct GuestInstallCommand: ParsableCommand {
         commandName: "install",
         abstract: "Copy sovnet's guest program (and what it links) into a root file system and make it start first.",
         discussion: """
-            The program is sovnet-guest (forward and init alone) when it was built beside this sovnet, \
-            else this sovnet; it is installed as /usr/bin/sovnet, stripped. --init sovnet (the default) links /sbin/sovnet-init and writes /etc/sovnet/forward, \
+            The program is sovnet-guest-embedded (scripts/build-guest-embedded), else sovnet-guest \
+            (forward and init alone), when it was built beside this sovnet, else this sovnet; it is installed as /usr/bin/sovnet, stripped. --init sovnet (the default) links /sbin/sovnet-init and writes /etc/sovnet/forward, \
             /etc/sovnet/services and /etc/sovnet/modules where they are missing; openrc and systemd \
             write and enable a service for sovnet forward instead. Prints the kernel parameters to boot with.
             """
@@ -46,7 +46,8 @@ struct GuestInstallCommand: ParsableCommand {
     var noLibraries = false
 
     @Option(name: .customLong("binary"),
-            help: "The program to install (default: sovnet-guest beside this sovnet, else this sovnet), e.g. one built for the guest's processor.",
+            help: ArgumentHelp("The program to install (default: sovnet-guest-embedded or sovnet-guest beside this sovnet, "
+                               + "else this sovnet), e.g. one built for the guest's processor."),
             completion: .file())
     var binary: String?
 

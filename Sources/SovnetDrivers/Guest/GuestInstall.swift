@@ -1,8 +1,9 @@
 // `sovnet guest install`: puts sovnet's guest program into a guest's root
 // file system and makes it start first.
 //
-// The program is `sovnet-guest` (forward and init alone) when it was built
-// beside the running sovnet, else sovnet itself, or the one given; it goes
+// The program is `sovnet-guest-embedded` (forward and init alone, Embedded
+// Swift, static) or else `sovnet-guest` when it was built beside the running
+// sovnet, else sovnet itself, or the one given; it goes
 // to /usr/bin/sovnet, stripped (the build it came from keeps the symbols). A
 // dynamically linked one brings what it links: the loader at the path it
 // names (PT_INTERP), and each shared library it needs (DT_NEEDED, and
@@ -34,8 +35,8 @@ public enum GuestInstall {
         public var forwardArguments: [String]?
         /// Copy the loader and shared libraries of a dynamically linked binary.
         public var copyLibraries = true
-        /// The binary to install: `sovnet-guest` (the guest's commands alone)
-        /// beside the running program, else the running program.
+        /// The binary to install: the guest's program beside the running one
+        /// (`Executable.guestProgram`), else the running program.
         public var binary = Executable.guestProgram()
         /// Install it without symbols and debug information; the binary it
         /// was copied from keeps them (the same build ID), to read a crash with.

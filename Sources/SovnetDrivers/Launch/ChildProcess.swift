@@ -100,11 +100,16 @@ public enum Executable {
     /// This program's own path, to start `sovnet forward` with.
     public static var current: String { OwnProgram.path }
 
-    /// The guest's program: `sovnet-guest` built beside `program` (this
-    /// one by default), else `program` (sovnet has the guest's commands too).
+    /// The guest's program, built beside `program` (this one by default):
+    /// `sovnet-guest-embedded` (scripts/build-guest-embedded, 3.5 MB and
+    /// static), else `sovnet-guest`, else `program` (sovnet has the guest's
+    /// commands too).
     public static func guestProgram(beside program: String = current) -> String {
-        let sibling = (program as NSString).deletingLastPathComponent + "/sovnet-guest"
-        return access(sibling, X_OK) == 0 ? sibling : program
+        let directory = (program as NSString).deletingLastPathComponent
+        for name in ["sovnet-guest-embedded", "sovnet-guest"] where access(directory + "/" + name, X_OK) == 0 {
+            return directory + "/" + name
+        }
+        return program
     }
 }
 

@@ -39,7 +39,7 @@ enum Descriptor {
             if isSocket {
                 var message = msghdr()
                 message.msg_iov = vectors.baseAddress
-                message.msg_iovlen = vectors.count
+                message.msg_iovlen = .init(vectors.count)
                 written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             } else {
                 written = writev(fd, vectors.baseAddress, Int32(vectors.count))
@@ -63,7 +63,7 @@ enum Descriptor {
             if isSocket {
                 var message = msghdr()
                 message.msg_iov = pending.baseAddress
-                message.msg_iovlen = pending.count
+                message.msg_iovlen = .init(pending.count)
                 written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
             } else {
                 written = writev(fd, pending.baseAddress, Int32(pending.count))
