@@ -127,6 +127,8 @@ struct QemuGuestTests {
     /// so that it stops the guest only once the probe has printed. `sovnet up` stops the guest with its power
     /// button (QMP system_powerdown): the init stops the services in reverse
     /// order, the forwarder releases its lease, and the VM powers off.
+    /// The program is the Embedded build, static with musl, when it was built
+    /// (scripts/test builds it): what the release's `guest install` puts in.
     @Test func sovnetInitGuestOverTheVirtioConsole() throws {
         try shell("\(Self.root)/scripts/guest-image \(Self.root)/.build-guest", seconds: 600)
         let work = NSTemporaryDirectory() + "sovnet-qemu-init-\(getpid())"
@@ -136,7 +138,8 @@ struct QemuGuestTests {
         defer { try? FileManager.default.removeItem(atPath: work) }
         try shell("cp /bin/busybox \(root)/bin/ && for tool in sh nc sleep cat echo grep; do ln -s busybox \(root)/bin/$tool; done "
                   + "&& cp -a \(Self.root)/.build-guest/modules/lib \(root)/")
-        let installed = try shell("\(CommandLineTests.binary.path) guest install --rootfs \(root) --url serial:///dev/hvc1")
+        let program = EmbeddedGuestTests.built ? " --binary \(EmbeddedGuestTests.binary)" : ""
+        let installed = try shell("\(CommandLineTests.binary.path) guest install --rootfs \(root) --url serial:///dev/hvc1\(program)")
         #expect(installed.contains("init=/sbin/sovnet-init"))
         try "vm-guest\n".write(toFile: root + "/etc/hostname", atomically: true, encoding: .utf8)
         try """
