@@ -74,6 +74,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--busy-poll wants windows of 0 to 10000 microseconds, comma-separated")
         }
         if (gvproxy == nil) != (gvforwarder == nil) { throw ValidationError("--gvproxy and --gvforwarder go together") }
+        for program in guestPrograms where access(program, X_OK) != 0 {
+            throw ValidationError("--guest-program \(program) is not an executable file")
+        }
         for name in compared where !["pasta", "slirp4netns"].contains(name) {
             throw ValidationError("--compare knows pasta and slirp4netns, not '\(name)'")
         }
@@ -83,6 +86,7 @@ struct BenchCommand: ParsableCommand {
     var busyPollWindows: [Int] {
         busyPoll?.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? []
     }
+    var guestPrograms: [String] { guestProgram?.split(separator: ",").map(String.init) ?? [] }
     var compared: [String] { compare?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [] }
 
     func run() throws {
@@ -107,9 +111,9 @@ struct BenchCommand: ParsableCommand {
 
     func measure() throws -> BenchReport {
         let windows: [Int?] = busyPoll == nil ? [nil] : busyPollWindows
-        let guestPrograms: [String?] = [nil] + (guestProgram?.split(separator: ",").map(String.init) ?? [])
+        let guests: [String?] = [nil] + guestPrograms
         var stacks: [BenchStack] = windows.flatMap { window in
-            guestPrograms.map { .sovnet(binary: Executable.current, busyPoll: window, guestProgram: $0) }
+            guests.map { .sovnet(binary: Executable.current, busyPoll: window, guestProgram: $0) }
         }
         if let gvproxy, let gvforwarder { stacks.append(.gvisor(proxy: gvproxy, forwarder: gvforwarder)) }
         for name in compared { stacks.append(name == "pasta" ? .pasta : .slirp4netns) }

@@ -20,8 +20,11 @@ struct BenchTests {
                 .write(toFile: "\(work)/\(name)", atomically: true, encoding: .utf8)
             chmod("\(work)/\(name)", 0o755)
         }
-        // sovnet twice, its loops sleeping and polling (--busy-poll).
+        // sovnet four times: its loops sleeping and polling (--busy-poll), each
+        // with the guest program beside it and with sovnet-guest (--guest-program).
+        let guestProgram = GuestBinaryTests.binary
         let bench = try Spawned("\(CommandLineTests.binary.path) bench --mtu 1500 --runs 1 --time 1 --samples 200 --busy-poll 0,50 "
+                                + "--guest-program \(guestProgram) "
                                 + "--compare pasta,slirp4netns --gvproxy \(work)/gvproxy --gvforwarder \(work)/gvforwarder "
                                 + "--json \(work)/bench.json --chart \(work)/bench.svg", log: work + "/bench.log")
         let status = bench.wait(300)
@@ -29,7 +32,8 @@ struct BenchTests {
         let data = try #require(FileManager.default.contents(atPath: work + "/bench.json"))
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let results = try #require(report["results"] as? [[String: Any]])
-        let stacks = ["sovnet --busy-poll 0", "sovnet --busy-poll 50", "gvisor-tap-vsock", "pasta", "slirp4netns", "kernel"]
+        let stacks = ["sovnet --busy-poll 0", "sovnet --busy-poll 0, guest \(guestProgram)", "sovnet --busy-poll 50",
+                      "sovnet --busy-poll 50, guest \(guestProgram)", "gvisor-tap-vsock", "pasta", "slirp4netns", "kernel"]
         #expect(results.compactMap { $0["stack"] as? String } == stacks)
         for result in results {
             let stack = result["stack"] as? String ?? "?"
@@ -76,7 +80,8 @@ struct BenchTests {
     }
 
     @Test func badOptionsAreRefused() throws {
-        for arguments in ["--mtu 100", "--runs 0", "--compare qemu", "--gvproxy /x", "--busy-poll 50,", "--busy-poll 10001"] {
+        for arguments in ["--mtu 100", "--runs 0", "--compare qemu", "--gvproxy /x", "--busy-poll 50,", "--busy-poll 10001",
+                          "--guest-program /nonexistent/sovnet-guest"] {
             let bench = try Spawned("\(CommandLineTests.binary.path) bench \(arguments)", log: NSTemporaryDirectory() + "sovnet-bench-bad-\(getpid()).log")
             #expect(bench.wait(10) == 64, "\(arguments): \(bench.output)")
         }
