@@ -24,8 +24,6 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif hasFeature(Embedded)
-import CSovnetShim
 #endif
 import Logging
 import SovnetGuestCore

@@ -9,8 +9,6 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif hasFeature(Embedded)
-import CSovnetShim
 #endif
 import SovnetLink
 import SovnetWire

@@ -7,8 +7,6 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif hasFeature(Embedded)
-import CSovnetShim
 #endif
 
 /// An epoll instance.

@@ -6,8 +6,6 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif hasFeature(Embedded)
-import CSovnetShim
 #endif
 
 /// Opens a listening socket for `endpoint` (the stale-socket probe and the

@@ -12,9 +12,10 @@
 // - glibc's headers declare the socket types as an enum (`SOCK_STREAM.rawValue`),
 //   musl's as integers: `SocketType` has them as Int32 either way (`cInteger`).
 // - Embedded Swift has no Glibc module: the guest side's files import the C
-//   library through CSovnetShim there (sovnet_libc.h), and what the Glibc
-//   module adds in Swift (errno, open and fcntl, which are variadic in C) is
-//   at the end of this file.
+//   library through CSovnetShim there (sovnet_libc.h); what the Glibc
+//   module adds in Swift (errno, environ, CommandLine, fcntl, which is
+//   variadic in C) is at the end of this file, and open(2), variadic too,
+//   is `systemOpen` in every build.
 // - a call that a type's own method of the same name hides (`close(fd)`
 //   inside a type with a `close()`) cannot be spelled `Glibc.close` without
 //   tying the file to glibc: it is `systemClose(fd)`, and so on.

@@ -17,8 +17,6 @@ import CSovnetShim
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif hasFeature(Embedded)
-import CSovnetShim
 #endif
 import SovnetWire
 
