@@ -21,6 +21,10 @@ import Testing
         #expect(usage.contains("-mtu must be between 68 and 65521") && usage.contains("status 64"), "\(usage)")
         let level = try shell("\(Self.binary) forward --log-level loud 2>&1; echo status $?")
         #expect(level.contains("trace, debug, info, notice, warning, error, critical") && level.contains("status 64"), "\(level)")
+        let filter = try shell("unshare -n \(Self.binary) forward -stop-if-exist '' -url unix:///nonexistent/vm.sock "
+                               + "--resolv-conf none --pcap /dev/null --pcap-filter arp 2>&1; echo status $?")
+        #expect(filter.contains("this static build of the guest program loads no libraries") && filter.contains("status 1"),
+                "\(filter)")
         let missing = try shell("\(Self.binary) nothing 2>&1; echo status $?")
         #expect(missing.contains("no command 'nothing'; there are forward, init") && missing.contains("status 64"), "\(missing)")
     }

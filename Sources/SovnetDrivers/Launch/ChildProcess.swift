@@ -101,7 +101,7 @@ public enum Executable {
     public static var current: String { OwnProgram.path }
 
     /// The guest's program, built beside `program` (this one by default):
-    /// `sovnet-guest-embedded` (scripts/build-guest-embedded, 3.5 MB and
+    /// `sovnet-guest-embedded` (scripts/build-guest-embedded, 2.5 MB and
     /// static), else `sovnet-guest`, else `program` (sovnet has the guest's
     /// commands too).
     public static func guestProgram(beside program: String = current) -> String {

@@ -7,12 +7,18 @@ import CSovnetShim
 enum Libpcap {
     /// The functions, or why libpcap could not be loaded.
     static let loaded: Result<sovnet_libpcap, CaptureError> = {
+        #if hasFeature(Embedded)
+        // The Embedded build is linked statically (scripts/build-guest-embedded): it loads no libraries.
+        return .failure(.libpcap("cannot load libpcap: this static build of the guest program loads no libraries; "
+                                 + "sovnet-guest (the SwiftPM build) does"))
+        #else
         var reason = [CChar](repeating: 0, count: 256)
         guard let functions = sovnet_libpcap_load(&reason, reason.count) else {
             let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             return .failure(.libpcap("cannot load libpcap (install libpcap, e.g. apk add libpcap or apt install libpcap0.8): \(text)"))
         }
         return .success(functions.pointee)
+        #endif
     }()
 
     /// The functions; throws if libpcap is not installed.
