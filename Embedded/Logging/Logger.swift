@@ -151,7 +151,9 @@ public protocol LogHandler {
     func log(event: LogEvent)
 }
 
-/// Where loggers send their events: set once, before the first logger is made.
+/// Where loggers send their events: set once, before the first logger is
+/// made. Unlike swift-log, which writes to standard error until then, a
+/// logger made earlier drops its events; the guest commands bootstrap first.
 public enum LoggingSystem {
     nonisolated(unsafe) private static var factory: (String) -> (level: Logger.Level, log: (LogEvent) -> Void) = { _ in
         (.info, { _ in })
