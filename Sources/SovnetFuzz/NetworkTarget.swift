@@ -195,6 +195,7 @@ final class NetworkTarget {
         }
         for change in network.takeBindingChanges() where change.from != nil { nat.follow(change, now: now) }
         nat.endBatch(now: now)
+        nat.runTurns(now: now)
         host.checkConnections()
         if !host.sockets.isEmpty, nat.statistics.tcpStates["established"] != nil { reached.insert("tcp-open") }
         checkFrames()

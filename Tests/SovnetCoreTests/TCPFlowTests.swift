@@ -17,6 +17,7 @@ final class MemorySocket: FlowSocket {
     var shutDown = false
     var watchingWritable = false
     var rewinds = 0
+    var peeks = 0
     /// What a connect under way ends with (0: connected).
     var connectResult: Int32 = 0
 
@@ -29,6 +30,7 @@ final class MemorySocket: FlowSocket {
     }
 
     func peek(into buffer: UnsafeMutableRawBufferPointer) -> PeekResult {
+        peeks += 1
         if let failure { return .failed(failure) }
         let available = incoming.count - peekOffset
         guard available > 0 else { return endOfStream ? .endOfStream : .wouldBlock }
@@ -214,9 +216,10 @@ final class MemorySocket: FlowSocket {
     @Test func gatheredDataIsWrittenEvenWhenAnAnswerCarriedTheACK() throws {
         let socket = MemorySocket()
         let (flow, frames, seq, ack, ports) = try established(socket: socket)
-        socket.incoming = Array("answer".utf8)
         try Segment([.ack, .psh], seq: seq, ack: ack, payload: Array("question".utf8), sourcePort: ports.0, destinationPort: ports.1)
             .withView { flow.receive($0, now: start) }
+        socket.incoming = Array("answer".utf8)
+        flow.hostReadable(now: start)
         let sent = try Self.drain(frames)
         #expect(sent.first?.payload == Array("answer".utf8) && sent.first?.header.acknowledgmentNumber == seq &+ 8)
         #expect(!flow.acknowledgmentPending && flow.needsFlush, "the answer acknowledged the question, which still waits to be written")
@@ -272,7 +275,42 @@ final class MemorySocket: FlowSocket {
         #expect(sent.flatMap(\.payload) == socket.incoming)
         try Segment([.ack], seq: seq, ack: ack &+ 2920, sourcePort: ports.0, destinationPort: ports.1)
             .withView { flow.receive($0, now: start) }
+        #expect(socket.incoming.count == 4000 && flow.needsFlush, "acknowledged bytes wait for the end of the batch")
+        flow.flushAcknowledgment()
         #expect(socket.incoming.count == 1080, "acknowledged bytes leave the socket's queue")
+    }
+
+    @Test func aPeekThatFoundNothingWaitsForReadabilityAndAShortOneForTheNextTurn() throws {
+        let socket = MemorySocket()
+        let (flow, frames, seq, ack, ports) = try established(socket: socket)
+        let before = socket.peeks
+        socket.incoming = Array("answer".utf8)
+        flow.hostReadable(now: start)
+        #expect(try Self.drain(frames).map(\.payload) == [Array("answer".utf8)])
+        #expect(flow.wantsTurn && socket.peeks == before + 1, "a short peek: the next look after the answer went out")
+        flow.pump(now: start)
+        #expect(!flow.wantsTurn && socket.peeks == before + 2 && frames.isEmpty, "that look found nothing")
+        try Segment([.ack, .psh], seq: seq, ack: ack &+ 6, payload: Array("next".utf8), sourcePort: ports.0, destinationPort: ports.1)
+            .withView { flow.receive($0, now: start) }
+        flow.flushAcknowledgment()
+        #expect(socket.peeks == before + 2, "no readiness since: no peek")
+        #expect(socket.incoming.isEmpty && socket.written == Array("next".utf8))
+        socket.incoming = Array("more".utf8)
+        flow.hostReadable(now: start)
+        let more = try Self.drain(frames)
+        #expect(socket.peeks == before + 3 && more.last?.payload == Array("more".utf8))
+    }
+
+    @Test func aRewindPeeksAgainWithoutReadiness() throws {
+        let socket = MemorySocket()
+        let (flow, frames, _, ack, _) = try established(socket: socket)
+        socket.incoming = [UInt8](repeating: 1, count: 100)
+        flow.hostReadable(now: start)
+        flow.pump(now: start)
+        _ = try Self.drain(frames)
+        flow.tick(now: start + .milliseconds(250))
+        let again = try Self.drain(frames)
+        #expect(socket.rewinds == 1 && again.first?.header.sequenceNumber == ack && again.first?.payload.count == 100)
     }
 
     @Test func aLostSegmentIsSentAgainAfterTheTimeout() throws {
@@ -358,8 +396,9 @@ final class MemorySocket: FlowSocket {
         socket.incoming = Array("bye".utf8)
         socket.endOfStream = true
         flow.hostReadable(now: start)
-        let last = try Self.drain(frames)
-        #expect(last.map(\.header.flags) == [[.ack, .psh], [.fin, .ack]])
+        #expect(try Self.drain(frames).map(\.header.flags) == [[.ack, .psh]])
+        flow.pump(now: start)
+        #expect(try Self.drain(frames).map(\.header.flags) == [[.fin, .ack]], "the end, found on the next turn")
         try Segment([.ack], seq: seq &+ 1, ack: ack &+ 4, sourcePort: ports.0, destinationPort: ports.1)
             .withView { flow.receive($0, now: start) }
         #expect(flow.phase == .closed)

@@ -11,6 +11,10 @@ public enum PeekResult: Equatable, Sendable {
     case data(Int)
     /// Nothing new now; the socket will report readability when there is.
     case wouldBlock
+    /// New bytes may wait beyond what a peek can reach now: the next peek
+    /// after the guest acknowledges some may find them (no readiness comes
+    /// for bytes already queued).
+    case outOfReach
     /// The host closed its sending side, after every byte already peeked.
     case endOfStream
     /// The connection failed (reset or timed out), with its errno.

@@ -348,9 +348,17 @@ public final class NATCore {
 
     // MARK: Turns and timers
 
-    /// After a batch of frames or events: owed ACKs and pending sends.
+    /// After a batch of frames or events: the guest data gathered is
+    /// written and the ACKs owed are made. Send the frames before `runTurns`.
     public func endBatch(now: ContinuousClock.Instant) {
         tcp.endBatch(now: now)
+    }
+
+    /// Another turn for the flows that want one: the rest of a flow's data
+    /// beyond its last turn's share, and the look for more bytes after a
+    /// peek came back short, made once what it read has gone to the guest.
+    public func runTurns(now: ContinuousClock.Instant) {
+        tcp.runTurns(now: now)
     }
 
     /// True when a flow has more to send right away.

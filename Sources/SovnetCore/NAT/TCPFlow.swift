@@ -17,6 +17,12 @@
 //   stands for. A timeout or
 //   three duplicate ACKs rewind the peek and send again (go-back-N). A full
 //   guest window stops the reading, so a slow guest slows the host peer.
+//   The socket reports new bytes edge-triggered (`hostReadable`), so a peek
+//   that found nothing is not repeated until it does; a peek that came back
+//   short leaves the next look for the next turn, after what it read has gone
+//   to the guest. Bytes the guest acknowledges leave the queue when the batch
+//   ends, after the batch's guest data was written: the round trip's write
+//   comes first.
 //
 // Out-of-order segments from the guest are not kept: a duplicate ACK asks for
 // them again, which on a virtual link costs little. Handshakes: a guest SYN is
@@ -57,9 +63,10 @@ public final class TCPFlow {
     public private(set) var endReason: String?
     /// Guest data was taken but not acknowledged yet.
     public private(set) var acknowledgmentPending = false
-    /// Guest data waits to be written or acknowledged: call `flushAcknowledgment`
-    /// once the batch of frames is done.
-    public var needsFlush: Bool { acknowledgmentPending || !gathered.isEmpty }
+    /// Guest data waits to be written or acknowledged, or acknowledged host
+    /// bytes to leave the socket: call `flushAcknowledgment` once the batch
+    /// of frames is done.
+    public var needsFlush: Bool { acknowledgmentPending || !gathered.isEmpty || acknowledgedInQueue > 0 }
 
     // Toward the guest.
     private let initialSequence: UInt32
@@ -79,6 +86,12 @@ public final class TCPFlow {
     private var retransmissionTimeout: Duration
     private var retries = 0
     private var duplicateAcknowledgments = 0
+    /// The last peek found no new bytes and the socket has not reported
+    /// readability since: another peek would find none.
+    private var hostDrained = false
+    /// Bytes the guest acknowledged that are still in the socket's receive
+    /// queue, discarded by `flushAcknowledgment` (or before a rewind).
+    private var acknowledgedInQueue = 0
 
     // From the guest.
     private var receiveNext: UInt32 = 0
@@ -260,6 +273,7 @@ public final class TCPFlow {
 
     /// The host socket has bytes (or EOF, or an error) to read.
     public func hostReadable(now: ContinuousClock.Instant) {
+        hostDrained = false
         pump(now: now)
     }
 
@@ -285,11 +299,19 @@ public final class TCPFlow {
         reopening = false
     }
 
-    /// Writes the guest data gathered in this batch and sends the ACK owed
-    /// for it. Call it before the frames of the batch are released.
+    /// Writes the guest data gathered in this batch, discards the host bytes
+    /// the guest acknowledged, and sends the ACK owed. Call it before the
+    /// frames of the batch are released.
     public func flushAcknowledgment() {
         writeGathered()
+        discardAcknowledged()
         if acknowledgmentPending, phase != .closed { sendAcknowledgment() }
+    }
+
+    private func discardAcknowledged() {
+        guard acknowledgedInQueue > 0 else { return }
+        if phase != .closed { socket.consume(acknowledgedInQueue) }
+        acknowledgedInQueue = 0
     }
 
     /// One write for the batch's guest data; what the socket did not take is kept.
@@ -361,16 +383,20 @@ public final class TCPFlow {
                 sendFIN(now: now)
                 break
             }
+            guard !hostDrained else { return }
             let want = min(room, budget - sent, context.scratch.count)
             switch socket.peek(into: UnsafeMutableRawBufferPointer(rebasing: context.scratch[0..<want])) {
             case .data(let count):
                 sendData(UnsafeRawBufferPointer(rebasing: context.scratch[0..<count]), now: now)
                 sent += count
-                if context.isHeldBack(link.port) {
+                if count < want || context.isHeldBack(link.port) {
                     wantsTurn = true
                     return
                 }
             case .wouldBlock:
+                hostDrained = true
+                return
+            case .outOfReach:
                 return
             case .endOfStream:
                 finSequence = nextToSend
@@ -396,7 +422,7 @@ public final class TCPFlow {
         if TCPSequence.less(unacknowledged, ack) {
             let dataEnd = finSequence.map { TCPSequence.less($0, ack) ? $0 : ack } ?? ack
             let acknowledgedBytes = TCPSequence.distance(from: unacknowledged, to: dataEnd)
-            if acknowledgedBytes > 0 { socket.consume(acknowledgedBytes) }
+            acknowledgedInQueue += acknowledgedBytes
             unacknowledged = ack
             if TCPSequence.less(nextToSend, ack) { nextToSend = ack }
             retries = 0
@@ -534,7 +560,9 @@ public final class TCPFlow {
             return
         }
         context.retransmissions += 1
+        discardAcknowledged()
         socket.rewind()
+        hostDrained = false
         nextToSend = unacknowledged
         duplicateAcknowledgments = 0
         deadline = nil

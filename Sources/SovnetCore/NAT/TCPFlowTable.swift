@@ -170,10 +170,14 @@ final class TCPFlowTable {
         settle(id, flow)
     }
 
-    /// After a batch: ACKs owed, then another turn for flows with more to send.
+    /// After a batch: the guest data gathered written, and the ACKs owed.
     func endBatch(now: ContinuousClock.Instant) {
         for id in owingAcknowledgment { entries[id]?.flushAcknowledgment() }
         owingAcknowledgment.removeAll(keepingCapacity: true)
+    }
+
+    /// Another turn for the flows with more to send, or more to look for.
+    func runTurns(now: ContinuousClock.Instant) {
         let turns = wantingTurn
         wantingTurn.removeAll(keepingCapacity: true)
         for id in turns {

@@ -23,9 +23,12 @@ final class HostTCPSocket: FlowSocket {
     private var truncates = true
     /// The peer's FIN arrived (EPOLLRDHUP); the fallback peek needs it to see the end.
     var peerClosed = false
-    /// Room in the send buffer, worked out once per loop turn (`epoch`).
+    /// Room in the send buffer: as last measured, less what was written since.
     private var space = 0
-    private var spaceEpoch: UInt64 = .max
+    /// What the last measurement found, and in which loop turn (`clock`);
+    /// nil when the next look must measure.
+    private var measuredSpace = 0
+    private var spaceEpoch: UInt64?
     private let clock: LoopEpoch
     /// Called once the socket is closed.
     private let closed: () -> Void
@@ -78,6 +81,9 @@ final class HostTCPSocket: FlowSocket {
         if peekOffset {
             count = recv(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
         } else {
+            // More bytes sent and unacknowledged than the discard buffer holds:
+            // the rest waits until the guest acknowledges some.
+            guard peeked <= DiscardBuffer.shared.count else { return .outOfReach }
             count = peekPastOffset(into: buffer)
         }
         if count > 0 { return .data(count) }
@@ -87,11 +93,7 @@ final class HostTCPSocket: FlowSocket {
 
     /// Peeks `peeked` bytes into the discard buffer and the rest into `buffer`.
     private func peekPastOffset(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let skip = min(peeked, DiscardBuffer.shared.count)
-        guard skip == peeked else {
-            errno = EAGAIN
-            return -1
-        }
+        let skip = peeked
         var vectors = [iovec(iov_base: DiscardBuffer.shared.baseAddress, iov_len: skip),
                        iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)]
         var message = msghdr()
@@ -137,13 +139,24 @@ final class HostTCPSocket: FlowSocket {
         }
     }
 
+    /// The room, measured again (at most once a loop turn) when the writes
+    /// since took half of it or `spaceRefreshTurns` turns have gone by: a
+    /// round trip of small writes measures once in many, where two system
+    /// calls per ACK were a tenth of its time. An estimate that is too high
+    /// costs a short write, which the flow keeps (`unwritten`); one too low
+    /// a smaller window until the next measurement.
     var writeSpace: Int {
-        if spaceEpoch != clock.value {
-            spaceEpoch = clock.value
-            space = measureSpace()
+        let turn = clock.value
+        if spaceEpoch.map({ $0 != turn && (space < max(1, measuredSpace / 2) || turn &- $0 >= Self.spaceRefreshTurns) }) ?? true {
+            spaceEpoch = turn
+            measuredSpace = measureSpace()
+            space = measuredSpace
         }
         return max(0, space)
     }
+
+    /// Loop turns after which the room is measured again in any case.
+    static let spaceRefreshTurns: UInt64 = 64
 
     /// The bytes a write would take now: the send buffer's free memory
     /// (SO_MEMINFO: sndbuf less what is queued, overhead included) scaled by
@@ -167,6 +180,8 @@ final class HostTCPSocket: FlowSocket {
     }
 
     func wantWritable(_ wanted: Bool) {
+        // Asked to stop watching: room opened, so the estimate is stale.
+        if !wanted { spaceEpoch = nil }
         guard wanted != watchingWritable, descriptor >= 0 else { return }
         watchingWritable = wanted
         try? epoll.modify(descriptor, wanted ? Self.dataEvents.union(.writable) : Self.dataEvents, token: token)

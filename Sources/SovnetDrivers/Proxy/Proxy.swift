@@ -8,7 +8,9 @@
 // `framesPerTurn` frames: a port with more buffered is served again on the
 // next turn, after the other ports, listeners and the mailbox had theirs, so
 // a flooding guest cannot keep the loop from them. Frames the NAT made for
-// guests are sent once per loop turn, each port's with one call.
+// guests are sent at the end of a loop turn, each port's with one call: once
+// after the batch's writes and ACKs, and again after the flows' further turns
+// (`NATCore.runTurns`), so that what a turn read goes out before the next look.
 //
 // The loop's timeout is the nearest of the network core's deadline (DNS
 // retries), the NAT's timer tick, and the next publication of statistics.
@@ -223,6 +225,8 @@ public final class Proxy {
                 unpublished = true
             }
             nat.endBatch(now: now)
+            flushNAT()
+            nat.runTurns(now: now)
             flushNAT()
             if unpublished, now - published >= Self.publishInterval {
                 published = now
