@@ -8,10 +8,14 @@
 // (timeout 0) for a short window, and yields the CPU between empty polls:
 // a thread made runnable on this CPU (often the very peer this loop just
 // woke) runs at the next yield instead of waiting for the poller's time
-// slice. Work found within the window starts the window again; a window
-// with none lets the loop block as before. An idle loop never polls, so a
-// quiet guest costs nothing; a busy one spends at most the window's CPU time
-// after each burst. A window of zero turns polling off.
+// slice. The empty polls repeat inside `wait`, not through the caller's
+// loop, so a packet is picked up within one poll and one yield (about a
+// microsecond), not a whole loop turn; a caller with work pending (an idle
+// timeout of 0) gets it back after one empty poll, and its timers wait at
+// most the window. Work found within the window starts the window again; a
+// window with none lets the loop block as before. An idle loop never polls,
+// so a quiet guest costs nothing; a busy one spends at most the window's CPU
+// time after each burst. A window of zero turns polling off.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -41,20 +45,31 @@ public struct BusyPoll: Sendable {
     }
 
     /// Waits through `wait` (given a timeout in milliseconds, returning how
-    /// many descriptors are ready, or a negative number for none): with
-    /// timeout 0 within the window after the last work, else `idle`, which
-    /// is only worked out then (not on every poll).
+    /// many descriptors are ready, or a negative number for none). Within the
+    /// window after the last work it polls with timeout 0, yielding after
+    /// each empty poll, until something is ready or the window ends (then
+    /// 0), or at once when `idle` is 0; otherwise it blocks for `idle`, which
+    /// is worked out only then and after the first empty poll.
     public mutating func wait<Failure: Error>(idle: @autoclosure () -> Int32,
                                              _ wait: (Int32) throws(Failure) -> Int) throws(Failure) -> Int {
-        let polling = isPolling(now: .now)
-        let ready = try wait(polling ? 0 : idle())
-        if ready > 0 {
-            lastWork = .now
-        } else if ready == 0, polling {
+        guard isPolling(now: .now) else {
+            let ready = try wait(idle())
+            if ready > 0 { lastWork = .now }
+            return ready
+        }
+        var first = true
+        while true {
+            let ready = try wait(0)
+            if ready > 0 { lastWork = .now }
+            guard ready == 0 else { return ready }
+            if first {
+                first = false
+                if idle() == 0 { return 0 }
+            }
             yields += 1
             sched_yield()
+            guard isPolling(now: .now) else { return 0 }
         }
-        return ready
     }
 
     /// Whether a wait at `now` polls instead of blocking.
