@@ -45,6 +45,8 @@ final class NATSockets: NATHost {
     private var datagramSockets: [FlowID: Int32] = [:]
     private var addresses = HostAddresses()
     private var buffer = [UInt8](repeating: 0, count: 65_536)
+    /// What the UDP and ping sockets' reads land in.
+    private let datagrams = DatagramBatch()
     private var pingRefusalLogged = false
 
     init(epoll: Epoll, epoch: LoopEpoch, socketMode: mode_t, logger: Logger,
@@ -74,30 +76,29 @@ final class NATSockets: NATHost {
         }
     }
 
+    /// One batch of answers from a UDP flow's socket; the rest, if the
+    /// batch was full, on the next report (level-triggered).
     private func receiveDatagrams(_ id: FlowID, core: NATCore, now: ContinuousClock.Instant) {
         guard let fd = datagramSockets[id] else { return }
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if count < 0 {
-                if errno == ECONNREFUSED {
-                    core.datagramRefused(id)
-                } else if errno != EAGAIN, errno != EWOULDBLOCK {
-                    logger.debug("UDP \(id): \(String(cString: strerror(errno)))")
-                }
-                return
+        switch datagrams.receive(fd) {
+        case .failed(let error):
+            if error == ECONNREFUSED {
+                core.datagramRefused(id)
+            } else if error != EAGAIN, error != EWOULDBLOCK {
+                logger.debug("UDP \(id): \(String(cString: strerror(error)))")
             }
-            buffer.withUnsafeBytes { core.receiveDatagram(UnsafeRawBufferPointer(rebasing: $0[..<count]), on: id, now: now) }
-            guard datagramSockets[id] == fd else { return }
+        case .received(let count):
+            for index in 0..<count where datagramSockets[id] == fd {
+                core.receiveDatagram(datagrams[index], on: id, now: now)
+            }
         }
     }
 
+    /// One batch of echo replies from a ping socket.
     private func receiveEchoes(_ id: FlowID, core: NATCore, now: ContinuousClock.Instant) {
-        guard let fd = datagramSockets[id] else { return }
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            guard count >= 0 else { return }
-            buffer.withUnsafeBytes { core.receiveEcho(UnsafeRawBufferPointer(rebasing: $0[..<count]), on: id, now: now) }
-            guard datagramSockets[id] == fd else { return }
+        guard let fd = datagramSockets[id], case .received(let count) = datagrams.receive(fd) else { return }
+        for index in 0..<count where datagramSockets[id] == fd {
+            core.receiveEcho(datagrams[index], on: id, now: now)
         }
     }
 
