@@ -301,12 +301,15 @@ public final class Forwarder {
         capture?.flush()
     }
 
-    /// Frames from the guest kernel, to the host in one batch.
+    /// Frames from the guest kernel, to the host: the first at once, the
+    /// rest in one batch. Only a read that finds nothing tells that no more
+    /// are ready, and a lone request need not wait for it.
     private func fromTap(to connection: FrameEndpoint) throws(LinkError) {
         batch.removeAll(keepingCapacity: true)
         var finished: [[UInt8]] = []
+        var firstSent = false
         let headerLength = tap.virtioHeaders ? VirtioNetHeader.size : 0
-        _ = try tap.receive { whole in
+        _ = try tap.receive { (whole) throws(LinkError) in
             let frame = UnsafeRawBufferPointer(rebasing: whole[headerLength...])
             capture?.write(frame)
             if options.debug { logger.debug("guest> \(FrameSummary.describe(Array(frame)).text)") }
@@ -317,6 +320,11 @@ public final class Forwarder {
                 finished += SoftwareOffload.frames(of: frame, header: header) ?? []
             } else {
                 batch.append(frame)
+            }
+            if !firstSent, !batch.isEmpty {
+                firstSent = true
+                try connection.send(batch)
+                batch.removeAll(keepingCapacity: true)
             }
         }
         if !batch.isEmpty { try connection.send(batch) }
