@@ -20,6 +20,9 @@ final class DatagramBatch {
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
         buffers = .allocate(byteCount: Self.slotSize * capacity, alignment: 16)
+        for index in 0..<capacity {
+            slots[index].iov = iovec(iov_base: buffers + index * Self.slotSize, iov_len: Self.slotSize)
+        }
     }
 
     deinit {
@@ -37,10 +40,6 @@ final class DatagramBatch {
 
     /// Reads what `descriptor` has, up to `capacity` datagrams, without waiting.
     func receive(_ descriptor: Int32) -> Outcome {
-        for index in 0..<capacity {
-            slots[index].iov = iovec(iov_base: buffers + index * Self.slotSize, iov_len: Self.slotSize)
-            slots[index].address_length = 0
-        }
         var count: Int32
         repeat {
             count = sovnet_recvmmsg(descriptor, slots, UInt32(capacity), Int32(MSG_DONTWAIT))
