@@ -167,6 +167,9 @@ public struct DHCPServer: Sendable {
     /// Bindings held by `port`.
     public func leaseCount(on port: PortID) -> Int { portCounts[port, default: 0] }
 
+    /// Whether a binding went to a new port since the last `takeMoves`.
+    var hasMoves: Bool { !moves.isEmpty }
+
     /// The bindings that went to a new port since the last call (a guest
     /// that came back), each with the port it left.
     public mutating func takeMoves() -> [(lease: DHCPServerLease, from: PortID)] {

@@ -94,6 +94,7 @@ public struct DHCPv6Server: Sendable {
 
     /// The events since the last call.
     public mutating func takeEvents() -> [DHCPv6ServerEvent] {
+        guard !events.isEmpty else { return [] }
         defer { events.removeAll() }
         return events
     }

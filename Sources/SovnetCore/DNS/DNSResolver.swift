@@ -131,7 +131,7 @@ public struct DNSResolver: Sendable {
     }
 
     /// When `tick` must next run, if a query is waiting for upstream.
-    public var nextDeadline: ContinuousClock.Instant? { pending.values.map(\.deadline).min() }
+    public var nextDeadline: ContinuousClock.Instant? { pending.values.lazy.map(\.deadline).min() }
 
     /// What to do with one query, before any forwarding state.
     public enum Decision: Equatable, Sendable {

@@ -19,6 +19,15 @@ public final class GuestFrames {
         public var range: Range<Int>
         /// The virtio-net header's bytes at the start of `range` (0 or 10).
         public var headerLength: Int
+        /// Its port's place in `ports`.
+        var slot: Int
+    }
+
+    /// A port with frames in this batch.
+    private struct PortTotal {
+        var port: PortID
+        var bytes = 0
+        var frames = 0
     }
 
     public let gatewayMAC: MACAddress
@@ -26,8 +35,14 @@ public final class GuestFrames {
     public let mtu: Int
     public private(set) var storage: [UInt8] = []
     public private(set) var frames: [Frame] = []
-    /// Bytes gathered for each port since the last `removeAll`.
-    public private(set) var bytesByPort: [PortID: Int] = [:]
+    /// Each port's place in `ports`.
+    private var slots: [PortID: Int] = [:]
+    /// The ports with frames, in the order of their first frame.
+    private var ports: [PortTotal] = []
+    /// Frame indices grouped by port, and one port's frames: rebuilt by
+    /// `withFramesByPort` in buffers it keeps.
+    private var grouped: [Int] = []
+    private var portFrames: [UnsafeRawBufferPointer] = []
     private var scratch: [UInt8] = []
     private var identification: UInt32 = 0
 
@@ -44,23 +59,62 @@ public final class GuestFrames {
     public func removeAll() {
         storage.removeAll(keepingCapacity: true)
         frames.removeAll(keepingCapacity: true)
-        bytesByPort.removeAll(keepingCapacity: true)
+        slots.removeAll(keepingCapacity: true)
+        ports.removeAll(keepingCapacity: true)
+    }
+
+    /// Bytes gathered for `port` since the last `removeAll`.
+    public func bytes(for port: PortID) -> Int {
+        slot(of: port).map { ports[$0].bytes } ?? 0
+    }
+
+    /// `port`'s place in `ports`: the last port's first, since frames for
+    /// one port come in runs, without hashing.
+    private func slot(of port: PortID) -> Int? {
+        if let last = ports.indices.last, ports[last].port == port { return last }
+        return slots[port]
     }
 
     /// Calls `body` with each port's frames, in the order they were added,
-    /// and the length of the virtio-net header they begin with (0 for none).
-    public func withFramesByPort(_ body: (PortID, [UnsafeRawBufferPointer], Int) -> Void) {
+    /// the length of the virtio-net header they begin with (0 for none) and
+    /// their bytes in all. The frames array is valid only during the call.
+    public func withFramesByPort(_ body: (PortID, [UnsafeRawBufferPointer], Int, Int) -> Void) {
         storage.withUnsafeBytes { bytes in
-            var pending: [PortID: [UnsafeRawBufferPointer]] = [:]
-            var headers: [PortID: Int] = [:]
-            var order: [PortID] = []
-            for frame in frames {
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[frame.range])
-                if pending[frame.port] == nil { order.append(frame.port) }
-                pending[frame.port, default: []].append(slice)
-                headers[frame.port] = frame.headerLength
+            if ports.count == 1 {
+                portFrames.removeAll(keepingCapacity: true)
+                for frame in frames { portFrames.append(UnsafeRawBufferPointer(rebasing: bytes[frame.range])) }
+                body(ports[0].port, portFrames, frames[0].headerLength, ports[0].bytes)
+                return
             }
-            for port in order { body(port, pending[port]!, headers[port] ?? 0) }
+            groupBySlot()
+            var start = 0
+            for total in ports {
+                portFrames.removeAll(keepingCapacity: true)
+                for index in grouped[start..<start + total.frames] {
+                    portFrames.append(UnsafeRawBufferPointer(rebasing: bytes[frames[index].range]))
+                }
+                body(total.port, portFrames, frames[grouped[start]].headerLength, total.bytes)
+                start += total.frames
+            }
+        }
+    }
+
+    /// Fills `grouped` with the frame indices, port after port in the order
+    /// of `ports` and in order within each: one counting pass, however many
+    /// ports there are.
+    private func groupBySlot() {
+        var next: [Int] = []
+        next.reserveCapacity(ports.count)
+        var offset = 0
+        for total in ports {
+            next.append(offset)
+            offset += total.frames
+        }
+        grouped.removeAll(keepingCapacity: true)
+        grouped.append(contentsOf: repeatElement(0, count: frames.count))
+        for (index, frame) in frames.enumerated() {
+            grouped[next[frame.slot]] = index
+            next[frame.slot] += 1
         }
     }
 
@@ -110,8 +164,17 @@ public final class GuestFrames {
     private func end(_ link: GuestLink, from start: Int) {
         let headerLength = link.offload ? VirtioNetHeader.size : 0
         EthernetHeader.padToMinimum(&storage, frameStart: start + headerLength)
-        frames.append(Frame(port: link.port, range: start..<storage.count, headerLength: headerLength))
-        bytesByPort[link.port, default: 0] += storage.count - start
+        let place: Int
+        if let known = slot(of: link.port) {
+            place = known
+        } else {
+            place = ports.count
+            slots[link.port] = place
+            ports.append(PortTotal(port: link.port))
+        }
+        frames.append(Frame(port: link.port, range: start..<storage.count, headerLength: headerLength, slot: place))
+        ports[place].bytes += storage.count - start
+        ports[place].frames += 1
     }
 
     /// A TCP segment from `source` to the guest at `destination`. On an

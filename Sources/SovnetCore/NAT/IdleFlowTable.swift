@@ -50,8 +50,8 @@ struct IdleFlowTable<Flow: IdleFlow> {
 
     /// Changes a flow in place.
     mutating func update(_ id: FlowID, _ change: (inout Flow) -> Void) {
-        guard entries[id] != nil else { return }
-        change(&entries[id]!)
+        guard let index = entries.index(forKey: id) else { return }
+        change(&entries.values[index])
     }
 
     mutating func remove(_ id: FlowID) -> Flow? {

@@ -68,7 +68,7 @@ public final class TCPContext {
 
     /// Whether flows toward `port` must wait.
     func isHeldBack(_ port: PortID) -> Bool {
-        ports.isBacklogged(port) || frames.bytesByPort[port, default: 0] >= batchLimit
+        ports.isBacklogged(port) || frames.bytes(for: port) >= batchLimit
     }
     private var generator: SystemRandomNumberGenerator
 

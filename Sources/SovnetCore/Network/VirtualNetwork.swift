@@ -128,7 +128,8 @@ public final class VirtualNetwork {
     /// The lease events since the last call (at most `maximumLeaseEvents`
     /// wait; more are counted in `/stats` only).
     public func takeLeaseEvents() -> [LeaseEvent] {
-        defer { leaseEvents.removeAll(keepingCapacity: true) }
+        guard !leaseEvents.isEmpty else { return [] }
+        defer { leaseEvents.removeAll() }
         return leaseEvents
     }
 
@@ -142,6 +143,7 @@ public final class VirtualNetwork {
 
     /// The bindings that moved to another port since the last call.
     public func takeBindingChanges() -> [BindingChange] {
+        guard !bindingChanges.isEmpty || dhcp.hasMoves else { return [] }
         defer { bindingChanges.removeAll() }
         return bindingChanges + dhcp.takeMoves().map {
             BindingChange(address: .v4($0.lease.address), link: GuestLink(port: $0.lease.port, mac: $0.lease.mac), from: $0.from)

@@ -270,10 +270,10 @@ public final class Proxy {
     /// Milliseconds until the next deadline, or -1.
     func timeout() -> Int32 {
         if nat.hasWork || !pendingPorts.isEmpty { return 0 }
-        var deadlines = [network.nextDeadline, nat.nextDeadline].compactMap { $0 }
-        if let next = dnsUpstreams.nextCheck { deadlines.append(next) }
-        if unpublished { deadlines.append(published + Self.publishInterval) }
-        return PollTimeout.milliseconds(until: deadlines.min())
+        var nearest = PollTimeout.earlier(network.nextDeadline, nat.nextDeadline)
+        nearest = PollTimeout.earlier(nearest, dnsUpstreams.nextCheck)
+        if unpublished { nearest = PollTimeout.earlier(nearest, published + Self.publishInterval) }
+        return PollTimeout.milliseconds(until: nearest)
     }
 
     /// Reads the answers waiting on an upstream resolver's socket.

@@ -14,9 +14,8 @@ extension Proxy {
     /// virtio-net headers the NAT put before them for an offloading guest).
     func flushNAT() {
         guard !nat.frames.isEmpty else { return }
-        nat.frames.withFramesByPort { port, frames, headerLength in
+        nat.frames.withFramesByPort { port, frames, headerLength, bytes in
             guard guests[port] != nil else { return }
-            let bytes = nat.frames.bytesByPort[port, default: 0]
             network.countDelivered(to: port, frames: frames.count, bytes: bytes)
             for whole in frames {
                 record(UnsafeRawBufferPointer(rebasing: whole[headerLength...]), "nat>\(port)")
@@ -85,7 +84,9 @@ extension Proxy {
         for change in changes { follow(change, now: now) }
         for lease in network.takeLeaseEvents() { log(lease) }
         for event in network.takeDHCPv6Events() { log(event) }
-        for target in Array(outgoing.keys) { deliver(to: target) }
+        if !outgoing.isEmpty {
+            for target in Array(outgoing.keys) { deliver(to: target) }
+        }
         for (bytes, target) in made {
             bytes.withUnsafeBytes { record($0, "gateway>\(target)") }
             transmit(bare: bytes, to: target)

@@ -10,6 +10,13 @@ public enum PollTimeout {
         return milliseconds(deadline - now)
     }
 
+    /// The earlier of two deadlines, either of which may be absent.
+    public static func earlier(_ first: MonotonicInstant?, _ second: MonotonicInstant?) -> MonotonicInstant? {
+        guard let first else { return second }
+        guard let second else { return first }
+        return min(first, second)
+    }
+
     /// `duration`, rounded up; 0 for none or less.
     public static func milliseconds(_ duration: Duration) -> Int32 {
         guard duration > .zero else { return 0 }
