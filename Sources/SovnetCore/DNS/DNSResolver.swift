@@ -131,7 +131,9 @@ public struct DNSResolver: Sendable {
     }
 
     /// When `tick` must next run, if a query is waiting for upstream.
-    public var nextDeadline: ContinuousClock.Instant? { pending.values.lazy.map(\.deadline).min() }
+    public var nextDeadline: ContinuousClock.Instant? {
+        pending.isEmpty ? nil : pending.values.lazy.map(\.deadline).min()
+    }
 
     /// What to do with one query, before any forwarding state.
     public enum Decision: Equatable, Sendable {

@@ -28,6 +28,9 @@ final class TCPFlowTable {
     private var entries: [FlowID: TCPFlow] = [:]
     private var owingAcknowledgment: Set<FlowID> = []
     private var wantingTurn: Set<FlowID> = []
+    /// The flows `runTurns` is giving a turn: `wantingTurn`'s set swapped
+    /// out, so that both keep their storage.
+    private var turning: Set<FlowID> = []
     /// Flows that want a turn but whose guest's port is blocked, by port.
     private var parked: [PortID: Set<FlowID>] = [:]
     private(set) var opened = 0
@@ -172,19 +175,21 @@ final class TCPFlowTable {
 
     /// After a batch: the guest data gathered written, and the ACKs owed.
     func endBatch(now: ContinuousClock.Instant) {
+        guard !owingAcknowledgment.isEmpty else { return }
         for id in owingAcknowledgment { entries[id]?.flushAcknowledgment() }
         owingAcknowledgment.removeAll(keepingCapacity: true)
     }
 
     /// Another turn for the flows with more to send, or more to look for.
     func runTurns(now: ContinuousClock.Instant) {
-        let turns = wantingTurn
-        wantingTurn.removeAll(keepingCapacity: true)
-        for id in turns {
+        guard !wantingTurn.isEmpty else { return }
+        swap(&wantingTurn, &turning)
+        for id in turning {
             guard let flow = entries[id] else { continue }
             flow.pump(now: now)
             settle(id, flow)
         }
+        turning.removeAll(keepingCapacity: true)
     }
 
     /// A guest's port drained its backlog: flows parked on it get their turn back.
