@@ -468,4 +468,25 @@ final class MemorySocket: FlowSocket {
             .withView { refused.receive($0, now: start) }
         #expect(refused.phase == .closed && refusedSocket.closed == true)
     }
+
+    /// RFC 6528: a 4 µs clock plus a keyed hash of the four-tuple. A port
+    /// forward that reuses a four-tuple a second later starts 250,000 above
+    /// the flow before it (so a guest in TIME-WAIT takes its SYN); another
+    /// four-tuple, or another proxy's key, starts elsewhere.
+    @Test func initialSequenceNumbersFollowRFC6528() throws {
+        let frames = GuestFrames(gatewayMAC: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD), mtu: 1500)
+        let context = TCPContext(settings: TCPSettings(mtu: 1500), frames: frames)
+        let key = FlowKey(guest: .v4(Self.guest), guestPort: 8080, remote: .v4(Self.remote), remotePort: 40000)
+        let other = FlowKey(guest: .v4(Self.guest), guestPort: 8080, remote: .v4(Self.remote), remotePort: 40001)
+        func synSequence(_ key: FlowKey, at now: ContinuousClock.Instant, _ context: TCPContext) throws -> UInt32 {
+            _ = TCPFlow(connectingTo: key, link: Self.link, socket: MemorySocket(), context: context, now: now)
+            return try #require(try Self.drain(context.frames).first?.header.sequenceNumber)
+        }
+        let first = try synSequence(key, at: start, context)
+        #expect(try synSequence(key, at: start + .seconds(1), context) &- first == 250_000)
+        #expect(try synSequence(key, at: start + .microseconds(4_000), context) &- first == 1_000)
+        #expect(try synSequence(other, at: start + .seconds(1), context) &- first != 250_000)
+        let elsewhere = TCPContext(settings: TCPSettings(mtu: 1500), frames: frames)
+        #expect(try synSequence(key, at: start, elsewhere) != first)
+    }
 }

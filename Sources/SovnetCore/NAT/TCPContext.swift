@@ -70,20 +70,37 @@ public final class TCPContext {
     func isHeldBack(_ port: PortID) -> Bool {
         ports.isBacklogged(port) || frames.bytes(for: port) >= batchLimit
     }
-    private var generator: SystemRandomNumberGenerator
+    /// The initial sequence numbers' secret key, drawn once.
+    private let sequenceKey: (UInt64, UInt64)
+    /// Where the initial sequence numbers' clock starts: the first flow.
+    private var sequenceEpoch: ContinuousClock.Instant?
 
     public init(settings: TCPSettings, frames: GuestFrames, ports: GuestPorts = GuestPorts()) {
         self.settings = settings
         self.frames = frames
         self.ports = ports
         scratch = .allocate(byteCount: settings.framesPerTurn * settings.maximumSegmentSize, alignment: 16)
-        generator = SystemRandomNumberGenerator()
+        var generator = SystemRandomNumberGenerator()
+        sequenceKey = (generator.next(), generator.next())
     }
 
     deinit { scratch.deallocate() }
 
-    /// An initial sequence number (RFC 6528 asks for unpredictable ones).
-    func initialSequenceNumber() -> UInt32 {
-        UInt32.random(in: .min ... .max, using: &generator)
+    /// The initial sequence number of a flow `key` opened at `now`, as RFC
+    /// 6528 makes them: a 4 µs clock plus a keyed hash of the four-tuple
+    /// (SipHash, keyed with a secret drawn at start). Off-path hosts cannot
+    /// guess one; and a flow that reuses a four-tuple starts above the one
+    /// before it, so a guest whose end of that one is in TIME-WAIT takes the
+    /// new SYN (RFC 9293, 3.4.1).
+    func initialSequenceNumber(for key: FlowKey, now: ContinuousClock.Instant) -> UInt32 {
+        let epoch = sequenceEpoch ?? now
+        if sequenceEpoch == nil { sequenceEpoch = now }
+        let elapsed = (now - epoch).components
+        let ticks = elapsed.seconds &* 250_000 &+ elapsed.attoseconds / 4_000_000_000_000
+        var hasher = Hasher()
+        hasher.combine(sequenceKey.0)
+        hasher.combine(sequenceKey.1)
+        hasher.combine(key)
+        return UInt32(truncatingIfNeeded: ticks) &+ UInt32(truncatingIfNeeded: hasher.finalize())
     }
 }

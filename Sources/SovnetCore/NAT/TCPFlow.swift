@@ -109,13 +109,14 @@ public final class TCPFlow {
     private var reopening = false
 
     /// What both kinds of flow start with.
-    private init(key: FlowKey, link: GuestLink, socket: FlowSocket, context: TCPContext, phase: Phase) {
+    private init(key: FlowKey, link: GuestLink, socket: FlowSocket, context: TCPContext, phase: Phase,
+                 now: ContinuousClock.Instant) {
         self.key = key
         self.link = link
         self.socket = socket
         self.context = context
         self.phase = phase
-        initialSequence = context.initialSequenceNumber()
+        initialSequence = context.initialSequenceNumber(for: key, now: now)
         unacknowledged = initialSequence
         nextToSend = initialSequence
         highestSent = initialSequence
@@ -126,7 +127,7 @@ public final class TCPFlow {
     /// A flow for a guest's SYN; the driver has started connecting `socket`.
     public convenience init(guestSYN segment: TCPView, key: FlowKey, link: GuestLink, socket: FlowSocket,
                             context: TCPContext, now: ContinuousClock.Instant) {
-        self.init(key: key, link: link, socket: socket, context: context, phase: .connecting)
+        self.init(key: key, link: link, socket: socket, context: context, phase: .connecting, now: now)
         adoptOptions(of: segment)
         guestWindow = Int(segment.window)
         deadline = now + context.settings.connectTimeout
@@ -136,7 +137,7 @@ public final class TCPFlow {
     /// A flow the host opened (a port forward): sends a SYN to the guest.
     public convenience init(connectingTo key: FlowKey, link: GuestLink, socket: FlowSocket,
                             context: TCPContext, now: ContinuousClock.Instant) {
-        self.init(key: key, link: link, socket: socket, context: context, phase: .synSent)
+        self.init(key: key, link: link, socket: socket, context: context, phase: .synSent, now: now)
         nextToSend = initialSequence &+ 1
         highestSent = nextToSend
         sendSYN(acknowledging: false)
