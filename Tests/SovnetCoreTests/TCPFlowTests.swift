@@ -469,6 +469,34 @@ final class MemorySocket: FlowSocket {
         #expect(refused.phase == .closed && refusedSocket.closed == true)
     }
 
+    /// A turn sends 64 segments, but no more than `bytesPerTurn`: at MTU
+    /// 1500 that is 64 segments of 1,460 bytes; a jumbo guest's 65,480-byte
+    /// segments would make 4 MB, so its turn is four of them.
+    @Test func aTurnIsBoundedInSegmentsAndInBytes() throws {
+        let socket = MemorySocket()
+        let (flow, frames, _, _, _) = try established(socket: socket)
+        socket.incoming = [UInt8](repeating: 0x61, count: 8 << 20)
+        flow.hostReadable(now: start)
+        #expect(try Self.drain(frames).map(\.payload.count) == Array(repeating: 1460, count: 64))
+        #expect(flow.wantsTurn)
+
+        let jumbo = MemorySocket()
+        let frames65520 = GuestFrames(gatewayMAC: MACAddress(0x5A, 0x94, 0xEF, 0xE4, 0x0C, 0xDD), mtu: 65520)
+        let context = TCPContext(settings: TCPSettings(mtu: 65520), frames: frames65520)
+        let key = FlowKey(guest: .v4(Self.guest), guestPort: 40000, remote: .v4(Self.remote), remotePort: 8080)
+        let flow65520 = try Segment([.syn], seq: 1000, options: TCPOptions(maximumSegmentSize: 65480, windowScale: 7)).withView {
+            TCPFlow(guestSYN: $0, key: key, link: Self.link, socket: jumbo, context: context, now: start)
+        }
+        flow65520.hostConnected(now: start)
+        let synAck = try #require(try Self.drain(frames65520).first)
+        try Segment([.ack], seq: 1001, ack: synAck.header.sequenceNumber &+ 1, window: 65535)
+            .withView { flow65520.receive($0, now: start) }
+        jumbo.incoming = [UInt8](repeating: 0x62, count: 8 << 20)
+        flow65520.hostReadable(now: start)
+        #expect(try Self.drain(frames65520).map(\.payload.count) == Array(repeating: 65480, count: 4))
+        #expect(flow65520.wantsTurn)
+    }
+
     /// RFC 6528: a 4 µs clock plus a keyed hash of the four-tuple. A port
     /// forward that reuses a four-tuple a second later starts 250,000 above
     /// the flow before it (so a guest in TIME-WAIT takes its SYN); another

@@ -20,9 +20,20 @@ public struct TCPSettings: Sendable {
     public var timeWait: Duration = .seconds(5)
     /// Most segments' worth of bytes one flow sends in one go before others get their turn.
     public var framesPerTurn = 64
+    /// Most bytes one flow sends in one turn, whatever its segments' size:
+    /// at a jumbo MTU, 64 segments would be 4 MB a turn, more than the
+    /// caches and the guest connection's socket buffer hold. At least 64 KiB.
+    public var bytesPerTurn = 256 * 1024
 
     public init(mtu: Int) {
         maximumSegmentSize = max(536, mtu - 40)
+    }
+
+    /// The bytes of one turn of a flow whose frames carry `piece` bytes each:
+    /// `framesPerTurn` segments of `segmentSize`, but no more than
+    /// `bytesPerTurn` in whole frames (at least one).
+    func turnBudget(segmentSize: Int, piece: Int) -> Int {
+        min(framesPerTurn * segmentSize, max(piece, bytesPerTurn / piece * piece))
     }
 
     /// The MSS for a flow of either family: IPv6's header is 20 bytes longer.
@@ -79,7 +90,8 @@ public final class TCPContext {
         self.settings = settings
         self.frames = frames
         self.ports = ports
-        scratch = .allocate(byteCount: settings.framesPerTurn * settings.maximumSegmentSize, alignment: 16)
+        scratch = .allocate(byteCount: min(settings.framesPerTurn * settings.maximumSegmentSize, max(settings.bytesPerTurn, 65_536)),
+                            alignment: 16)
         var generator = SystemRandomNumberGenerator()
         sequenceKey = (generator.next(), generator.next())
     }

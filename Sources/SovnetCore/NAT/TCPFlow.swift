@@ -372,7 +372,7 @@ public final class TCPFlow {
             wantsTurn = true
             return
         }
-        let budget = context.settings.framesPerTurn * segmentSize
+        let budget = context.settings.turnBudget(segmentSize: segmentSize, piece: piece)
         var sent = 0
         while sent < budget {
             let room = guestWindow - TCPSequence.distance(from: unacknowledged, to: nextToSend)
@@ -514,10 +514,16 @@ public final class TCPFlow {
 
     /// Cuts `bytes` into segments (superframes of whole segments on an
     /// offloading link) and sends them.
+    /// The payload of one frame to the guest: a segment, or on an offloading
+    /// link a superframe of whole segments.
+    private var piece: Int {
+        let superframe = TCPSettings.superframePayload(ipv6: key.guest.isIPv6)
+        return link.offload ? max(segmentSize, superframe / segmentSize * segmentSize) : segmentSize
+    }
+
     private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) {
         var offset = 0
-        let superframe = TCPSettings.superframePayload(ipv6: key.guest.isIPv6)
-        let piece = link.offload ? max(segmentSize, superframe / segmentSize * segmentSize) : segmentSize
+        let piece = piece
         while offset < bytes.count {
             let length = min(piece, bytes.count - offset)
             let last = offset + length == bytes.count
