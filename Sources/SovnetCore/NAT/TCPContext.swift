@@ -102,8 +102,8 @@ public final class TCPContext {
     /// 6528 makes them: a 4 µs clock plus a keyed hash of the four-tuple
     /// (SipHash, keyed with a secret drawn at start). Off-path hosts cannot
     /// guess one; and a flow that reuses a four-tuple starts above the one
-    /// before it, so a guest whose end of that one is in TIME-WAIT takes the
-    /// new SYN (RFC 9293, 3.4.1).
+    /// before it, so a guest whose end of that one is in TIME-WAIT can take
+    /// the new SYN (RFC 1122, 4.2.2.13; Linux checks the sequence number).
     func initialSequenceNumber(for key: FlowKey, now: ContinuousClock.Instant) -> UInt32 {
         let epoch = sequenceEpoch ?? now
         if sequenceEpoch == nil { sequenceEpoch = now }
