@@ -210,9 +210,9 @@ public final class Forwarder {
         ]
         var poller = BusyPoll(window: options.busyPoll)
         while true {
-            let ready = poller.wait(idle: PollTimeout.milliseconds(
-                until: [dhcp?.nextDeadline, connection.linkDeadline, routerDiscovery.nextDeadline].compactMap { $0 }.min()
-            )) { Int(poll(&descriptors, 3, $0)) }
+            let ready = poller.wait(idle: PollTimeout.milliseconds(until: PollTimeout.earlier(
+                PollTimeout.earlier(dhcp?.nextDeadline, connection.linkDeadline), routerDiscovery.nextDeadline
+            ))) { Int(poll(&descriptors, 3, $0)) }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw LinkError.system(operation: "poll", errno: .init(rawValue: errno))
