@@ -512,8 +512,6 @@ public final class TCPFlow {
 
     // MARK: Sending
 
-    /// Cuts `bytes` into segments (superframes of whole segments on an
-    /// offloading link) and sends them.
     /// The payload of one frame to the guest: a segment, or on an offloading
     /// link a superframe of whole segments.
     private var piece: Int {
@@ -521,6 +519,7 @@ public final class TCPFlow {
         return link.offload ? max(segmentSize, superframe / segmentSize * segmentSize) : segmentSize
     }
 
+    /// Cuts `bytes` into frames of `piece` bytes and sends them.
     private func sendData(_ bytes: UnsafeRawBufferPointer, now: ContinuousClock.Instant) {
         var offset = 0
         let piece = piece
