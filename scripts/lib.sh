@@ -30,7 +30,7 @@ install_packages() {
 # What building sovnet needs besides Swift.
 build_packages=(libpcap-dev pkg-config zlib1g-dev liblzma-dev musl-dev musl-tools gcc)
 # What the tests use as real peers and references.
-test_packages=(linux-libc-dev tshark tcpdump iproute2 passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
+test_packages=(linux-libc-dev tshark tcpdump iproute2 nftables passt dnsmasq-base python3 curl iperf3 iputils-ping util-linux udhcpc isc-dhcp-client dhcpcd-base bind9-dnsutils qemu-system-x86 busybox-static cpio kmod socat slirp4netns openssh-client openssh-server podman)
 
 # check_libc_portability: the guest side keeps to what musl (Alpine) has as
 # well as glibc (issue #19, docs/guest.md), for a build with the Swift Static

@@ -180,6 +180,27 @@ final class NATTests {
         #expect(waitUntil(8) { ((try? lab.stats())?["nat"] as? [String: Any])?["udpFlows"] as? Int == 0 })
     }
 
+    /// The guest's ACK of the SYN-ACK and its first data are lost for 8 s
+    /// (nftables in the guest drops every segment of the connection but the
+    /// SYN), as when a flood overflows the guest's own tap queue: Linux
+    /// counts the connection open and retransmits, the proxy waits in
+    /// SYN-RECEIVED past the 6.2 s it once reset at, and the echoes come back.
+    @Test func aHandshakeWhoseGuestACKsAreLostForSecondsCompletes() throws {
+        try lab.server(host, "echo-server 127.0.0.1 7080")
+        try guest.run("nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0 ; }' "
+                      + "&& nft add rule inet lossy out ip daddr 192.168.127.254 tcp dport 7080 'tcp flags & syn == 0' drop")
+        let echoes = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) steady 192.168.127.254 7080 --count 3 --delay 0.1",
+                                 log: work + "/lossy.log")
+        lab.processes.append(echoes)
+        usleep(7_000_000)
+        let states = ((try? lab.stats())?["nat"] as? [String: Any])?["tcpStates"] as? [String: Int]
+        #expect(states == ["syn-received": 1], "the guest's ACKs are still lost: \(String(describing: states))")
+        usleep(1_000_000)
+        try guest.run("nft delete table inet lossy")
+        #expect(echoes.wait(30) == 0)
+        #expect(echoes.output.contains("3 echoes"), "\(echoes.output)")
+    }
+
     @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
         try lab.server(host, "echo-server 127.0.0.1 7030")
         let held = try lab.client(guest, "hold 192.168.127.254 7030 --count \(Self.maximumFlows + 10) --timeout 5")

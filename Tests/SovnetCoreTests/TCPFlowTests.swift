@@ -197,6 +197,43 @@ final class MemorySocket: FlowSocket {
         #expect(flow.phase == .closed)
     }
 
+    /// A guest whose ACK of the SYN-ACK is lost (its tap queue overflowing
+    /// under its own flood, as in `LoadTests`) already counts the connection
+    /// open: the SYN-ACK is sent again six times, 0.2 s to 12.6 s after the
+    /// first, and the guest's retransmitted data completes the handshake. Only
+    /// a guest silent past 22.6 s is reset.
+    @Test func aHandshakeOutlastsSecondsOfLostGuestACKs() throws {
+        let socket = MemorySocket()
+        let (flow, frames, syn) = try makeFlow(socket: socket)
+        let (guestISN, ports) = try syn.withView { ($0.sequenceNumber, ($0.sourcePort, $0.destinationPort)) }
+        flow.hostConnected(now: start)
+        let synAck = try #require(try Self.drain(frames).first).header
+        var resent: [Double] = []
+        for tenth in 1...225 {
+            let now = start + .milliseconds(100 * tenth)
+            flow.tick(now: now)
+            for sent in try Self.drain(frames) {
+                #expect(sent.header.flags == [.syn, .ack] && sent.header.sequenceNumber == synAck.sequenceNumber)
+                resent.append(Double(tenth) / 10)
+            }
+        }
+        #expect(resent == [0.2, 0.6, 1.4, 3.0, 6.2, 12.6])
+        #expect(flow.stateName == "syn-received")
+        let data = Array("echo 0\n".utf8)
+        try Segment([.ack, .psh], seq: guestISN &+ 1, ack: synAck.sequenceNumber &+ 1, payload: data,
+                    sourcePort: ports.0, destinationPort: ports.1).withView { flow.receive($0, now: start + .milliseconds(22_500)) }
+        flow.flushAcknowledgment()
+        #expect(flow.stateName == "established" && socket.written == data)
+
+        let (silent, silentFrames, _) = try makeFlow(socket: MemorySocket())
+        silent.hostConnected(now: start)
+        for tenth in 1...225 { silent.tick(now: start + .milliseconds(100 * tenth)) }
+        #expect(try Self.drain(silentFrames).allSatisfy { $0.header.flags == [.syn, .ack] })
+        silent.tick(now: start + .milliseconds(22_600))
+        #expect(try Self.drain(silentFrames).map(\.header.flags) == [[.rst, .ack]])
+        #expect(silent.phase == .closed)
+    }
+
     @Test func guestDataIsWrittenAndAcknowledgedOncePerBatch() throws {
         let socket = MemorySocket()
         let (flow, frames, seq, ack, ports) = try established(socket: socket)

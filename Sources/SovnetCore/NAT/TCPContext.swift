@@ -14,6 +14,12 @@ public struct TCPSettings: Sendable {
     public var maximumRetransmissionTimeout: Duration = .seconds(10)
     /// Retransmissions of the same data before the flow is reset.
     public var maximumRetransmissions = 10
+    /// Retransmissions of a SYN or SYN-ACK before the handshake is given up:
+    /// Linux's `tcp_syn_retries`. With the timeouts above the last goes out
+    /// 12.6 s after the first and the flow ends 10 s later, so a guest whose
+    /// ACKs are lost for seconds (its own queue overflowing) keeps its
+    /// connection; its retransmissions complete the handshake.
+    public var maximumHandshakeRetransmissions = 6
     /// How long a host connect may take before the guest gets an RST.
     public var connectTimeout: Duration = .seconds(30)
     /// How long a closed flow keeps answering retransmitted FINs.

@@ -338,7 +338,7 @@ public final class TCPFlow {
             hostConnectFailed(110)  // ETIMEDOUT
         case .synSent, .synReceived:
             retries += 1
-            guard retries <= 4 else {
+            guard retries <= context.settings.maximumHandshakeRetransmissions else {
                 abort(resetGuest: phase == .synReceived, because: "handshake timed out")
                 return
             }
