@@ -201,6 +201,28 @@ final class NATTests {
         #expect(echoes.output.contains("3 echoes"), "\(echoes.output)")
     }
 
+    /// Host connects that have not ended when connect returns: the world
+    /// drops the first SYNs, so the proxy's kernel sends them again a second
+    /// later. The guest gets its SYN-ACK once its connect succeeds, and an RST
+    /// once the other's is refused. (Across a quick link connects end before
+    /// connect returns, and the other tests take that path.)
+    @Test func hostConnectsStillUnderWayEndLater() throws {
+        try lab.server(world, "echo-server 10.55.0.1 7090")
+        try world.run("nft add table inet slow && nft add chain inet slow in '{ type filter hook input priority 0 ; }' "
+                      + "&& nft add rule inet slow in tcp dport '{ 7090, 7091 }' 'tcp flags & (syn | ack) == syn' drop")
+        let echo = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) echo 10.55.0.1 7090 --size 1000",
+                               log: work + "/slow-echo.log")
+        let refused = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) connect 10.55.0.1 7091 --timeout 10",
+                                  log: work + "/slow-refused.log")
+        lab.processes += [echo, refused]
+        #expect(waitUntil(3) { ((try? lab.nat())?["tcpStates"] as? [String: Int]) == ["connecting": 2] },
+                "both connects under way: \(String(describing: try? lab.nat()))")
+        try world.run("nft delete table inet slow")
+        #expect(echo.wait(20) == 0 && echo.output.contains("ok"), "\(echo.output)")
+        #expect(refused.wait(20) == 0 && refused.output.contains("ConnectionRefusedError 111"), "\(refused.output)")
+        #expect(try lab.client(guest, "echo 10.55.0.1 7090 --size 1000") == "ok")
+    }
+
     @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
         try lab.server(host, "echo-server 127.0.0.1 7030")
         let held = try lab.client(guest, "hold 192.168.127.254 7030 --count \(Self.maximumFlows + 10) --timeout 5")

@@ -170,7 +170,15 @@ final class NATSockets: NATHost {
             return .noSocket
         }
         let socket = tcpSocket(fd, id)
-        let result = InetAddress.connect(fd, address, port)
+        var result = InetAddress.connect(fd, address, port)
+        if result == EINPROGRESS {
+            // To loopback or through a veth the handshake has usually ended
+            // by the time connect returns: the SYN-ACK waited in the socket's
+            // backlog until connect released it. Asking again tells, and the
+            // guest gets its SYN-ACK in this loop turn rather than the next.
+            let again = InetAddress.connect(fd, address, port)
+            result = again == EALREADY ? EINPROGRESS : again
+        }
         if result == 0 {
             return (try? socket.watchData()) != nil ? .connected(socket) : .failed(socket, ENOMEM)
         }
