@@ -187,8 +187,7 @@ final class NATTests {
     /// SYN-RECEIVED past the 6.2 s it once reset at, and the echoes come back.
     @Test func aHandshakeWhoseGuestACKsAreLostForSecondsCompletes() throws {
         try lab.server(host, "echo-server 127.0.0.1 7080")
-        try guest.run("nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0 ; }' "
-                      + "&& nft add rule inet lossy out ip daddr 192.168.127.254 tcp dport 7080 'tcp flags & syn == 0' drop")
+        try drop(in: guest, table: "lossy", hook: "output", "ip daddr 192.168.127.254 tcp dport 7080 'tcp flags & syn == 0'")
         let echoes = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) steady 192.168.127.254 7080 --count 3 --delay 0.1",
                                  log: work + "/lossy.log")
         lab.processes.append(echoes)
@@ -208,8 +207,7 @@ final class NATTests {
     /// connect returns, and the other tests take that path.)
     @Test func hostConnectsStillUnderWayEndLater() throws {
         try lab.server(world, "echo-server 10.55.0.1 7090")
-        try world.run("nft add table inet slow && nft add chain inet slow in '{ type filter hook input priority 0 ; }' "
-                      + "&& nft add rule inet slow in tcp dport '{ 7090, 7091 }' 'tcp flags & (syn | ack) == syn' drop")
+        try drop(in: world, table: "slow", hook: "input", "tcp dport '{ 7090, 7091 }' 'tcp flags & (syn | ack) == syn'")
         let echo = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) echo 10.55.0.1 7090 --size 1000",
                                log: work + "/slow-echo.log")
         let refused = try Spawned("ip netns exec \(guest.name) python3 \(Self.peers) connect 10.55.0.1 7091 --timeout 10",
@@ -221,6 +219,13 @@ final class NATTests {
         #expect(echo.wait(20) == 0 && echo.output.contains("ok"), "\(echo.output)")
         #expect(refused.wait(20) == 0 && refused.output.contains("ConnectionRefusedError 111"), "\(refused.output)")
         #expect(try lab.client(guest, "echo 10.55.0.1 7090 --size 1000") == "ok")
+    }
+
+    /// Adds to `namespace` an nftables table whose one chain, on `hook`,
+    /// drops the packets `match` matches; `nft delete table inet TABLE` ends it.
+    private func drop(in namespace: TestNamespace, table: String, hook: String, _ match: String) throws {
+        try namespace.run("nft add table inet \(table) && nft add chain inet \(table) \(hook) "
+                          + "'{ type filter hook \(hook) priority 0 ; }' && nft add rule inet \(table) \(hook) \(match) drop")
     }
 
     @Test func theFlowLimitRefusesNewConnectionsAndRecovers() throws {
