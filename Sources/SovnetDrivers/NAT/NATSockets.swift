@@ -176,8 +176,12 @@ final class NATSockets: NATHost {
             // by the time connect returns: the SYN-ACK waited in the socket's
             // backlog until connect released it. Asking again tells, and the
             // guest gets its SYN-ACK in this loop turn rather than the next.
-            let again = InetAddress.connect(fd, address, port)
-            result = again == EALREADY ? EINPROGRESS : again
+            // Linux says 0 for a connect that ended, POSIX EISCONN.
+            switch InetAddress.connect(fd, address, port) {
+            case EALREADY: break
+            case EISCONN: result = 0
+            case let again: result = again
+            }
         }
         if result == 0 {
             return (try? socket.watchData()) != nil ? .connected(socket) : .failed(socket, ENOMEM)
